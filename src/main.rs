@@ -1,1 +1,94 @@
-fn main() {}
+//! The `anthill` command line: checks domain models (and, in later issues, serves them).
+
+use anthill_compiler::{fs, render};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "anthill", version, about = "Event-sourced business systems from S-expression models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check domain models; print diagnostics and a summary. Exits 1 on any error.
+    Check {
+        /// Model files, or directories whose `*.sexp` files are checked.
+        #[arg(default_value = "domains", env = "ANTHILL_DOMAINS")]
+        paths: Vec<PathBuf>,
+        /// Colour the diagnostics: auto (when stderr is a terminal), always or never.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+        color: String,
+    },
+    /// Explain a diagnostic code, e.g. `anthill explain E0201`.
+    Explain {
+        /// The code, such as E0201 or W0003.
+        code: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { paths, color } => check(&paths, &color),
+        Command::Explain { code } => explain(&code),
+    }
+}
+
+fn check(paths: &[PathBuf], color: &str) -> ExitCode {
+    let files = match fs::model_files(paths) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let compilation = match fs::compile_files(&files) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let color = match color {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stderr().is_terminal(),
+    };
+    render::to_stderr(&compilation.sources, &compilation.diagnostics, color);
+    let (errors, warnings) = (compilation.error_count(), compilation.warning_count());
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "checked {}: {}, {}",
+        plural(compilation.roots, "domain"),
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    );
+    if errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn explain(code: &str) -> ExitCode {
+    match anthill_dsl::codes::find(code) {
+        Some(c) => {
+            let severity = match c.severity {
+                anthill_dsl::Severity::Error => "error",
+                anthill_dsl::Severity::Warning => "warning",
+            };
+            println!("{} ({severity}): {}", c.id, c.title);
+            println!("See docs/diagnostics.md#{} for examples.", c.id.to_ascii_lowercase());
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("error: no diagnostic code `{code}`; codes look like E0201 or W0003");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -104,7 +104,10 @@ pub fn check_domain(
             }
         }
     }
-    checker.event_warnings(&aggregate_decls);
+    // Only on an error-free model: a failed `emit` would otherwise cascade into "never emitted".
+    if !checker.diagnostics.iter().any(Diagnostic::is_error) {
+        checker.event_warnings(&aggregate_decls);
+    }
     domain.types = std::mem::take(&mut checker.types);
     domain.aggregates = std::mem::take(&mut checker.aggregates);
     let mut diagnostics = checker.diagnostics;
