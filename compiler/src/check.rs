@@ -237,8 +237,15 @@ impl Checker {
             }
             let id = TypeId(self.types.len() as u32);
             self.type_index.insert(ident.name.clone(), (id, ident.span));
-            // Placeholder kind until resolved below.
-            self.types.push(TypeDef { name: name(ident), doc: doc(doc_text), kind: TypeDefKind::Alias { ty: Ty::Bool } });
+            // A placeholder of the right category until resolved below, so that uses of a type declared
+            // later resolve to `Ty::Record`/`Ty::Enum`/`Ty::Id` already.
+            let placeholder = match item {
+                ast::Item::Id(_) => TypeDefKind::Id { repr: Ty::String },
+                ast::Item::Enum(_) => TypeDefKind::Enum { variants: Vec::new() },
+                ast::Item::Record(_) => TypeDefKind::Record { fields: Vec::new() },
+                _ => TypeDefKind::Alias { ty: Ty::Bool },
+            };
+            self.types.push(TypeDef { name: name(ident), doc: doc(doc_text), kind: placeholder });
             decls.push(item);
         }
         // Aliases first (with cycle detection), then the rest, which may use aliases.

@@ -32,11 +32,15 @@ pub struct Compilation {
     pub files_read: Vec<String>,
     /// How many root files were compiled, with or without errors.
     pub roots: usize,
+    /// Errors dropped beyond [`ERRORS_PER_FILE_MAX`] per file.
+    pub hidden_errors: usize,
 }
 
 impl Compilation {
+    /// Errors found, including those not shown beyond [`ERRORS_PER_FILE_MAX`] per file.
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.is_error()).count()
+        let shown = self.diagnostics.iter().filter(|d| d.is_error() && d.code != codes::TOO_MANY_ERRORS).count();
+        shown + self.hidden_errors
     }
 
     pub fn warning_count(&self) -> usize {
@@ -84,14 +88,20 @@ pub fn compile(roots: Vec<(String, String)>, load: &mut dyn FnMut(&str) -> Resul
         let parse_failed = diagnostics.iter().any(Diagnostic::is_error);
         let files: Vec<FileId> = modules.iter().map(|m| m.file).collect();
         let items: Vec<&ast::Item> = modules.iter().flat_map(|m| m.items.iter()).filter(|i| !matches!(i, ast::Item::Include(_))).collect();
-        let (domain, check_diagnostics) = check::check_domain(&header, root, files, &items);
+        let (domain, mut check_diagnostics) = check::check_domain(&header, root, files, &items);
+        if parse_failed {
+            // Forms the parser dropped would make these warnings wrong.
+            check_diagnostics.retain(|d| d.code != codes::EVENT_NEVER_EMITTED && d.code != codes::EVENT_NOT_HANDLED);
+        }
         diagnostics.extend(check_diagnostics);
         if let (Some(domain), false) = (domain, parse_failed) {
             compilation.domains.push(domain);
         }
         raw.extend(diagnostics);
     }
-    compilation.diagnostics = sort_and_bound(raw, &compilation.sources);
+    let (diagnostics, hidden_errors) = sort_and_bound(raw, &compilation.sources);
+    compilation.diagnostics = diagnostics;
+    compilation.hidden_errors = hidden_errors;
     compilation
 }
 
@@ -157,8 +167,8 @@ fn collect_includes(
 pub const ERRORS_PER_FILE_MAX: usize = 50;
 
 /// Sorts diagnostics by file and position, drops exact duplicates and keeps at most
-/// [`ERRORS_PER_FILE_MAX`] errors per file.
-fn sort_and_bound(mut diagnostics: Vec<Diagnostic>, sources: &SourceMap) -> Vec<Diagnostic> {
+/// [`ERRORS_PER_FILE_MAX`] errors per file. Returns them and how many errors were dropped.
+fn sort_and_bound(mut diagnostics: Vec<Diagnostic>, sources: &SourceMap) -> (Vec<Diagnostic>, usize) {
     diagnostics.sort_by(|a, b| (a.span.file, a.span.start, a.span.end, a.code.id).cmp(&(b.span.file, b.span.start, b.span.end, b.code.id)));
     diagnostics.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
     let mut out = Vec::with_capacity(diagnostics.len());
@@ -185,5 +195,5 @@ fn sort_and_bound(mut diagnostics: Vec<Diagnostic>, sources: &SourceMap) -> Vec<
             );
         }
     }
-    out
+    (out, dropped.iter().sum())
 }

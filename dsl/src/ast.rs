@@ -117,6 +117,8 @@ pub struct FieldDecl {
     pub ty: TypeExpr,
     /// Only state fields have defaults.
     pub default: Option<Expr>,
+    /// A default was written, even if it did not parse (so "missing default" would be a cascade).
+    pub default_given: bool,
     pub doc: Option<Doc>,
     pub span: Span,
 }

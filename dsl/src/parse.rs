@@ -188,10 +188,12 @@ impl Parser {
                 let name = self.name_at(items, 1, form.span, "the type's name")?;
                 let mut doc = None;
                 let mut ty = None;
+                let mut ty_given = false;
                 for arg in &items[2..] {
                     if arg.head() == Some("doc") {
                         self.set_doc(&mut doc, arg);
-                    } else if ty.is_none() {
+                    } else if !ty_given {
+                        ty_given = true;
                         ty = self.type_expr(arg);
                     } else {
                         self.malformed(
@@ -202,6 +204,9 @@ impl Parser {
                     }
                 }
                 let Some(ty) = ty else {
+                    if ty_given {
+                        return None; // the type itself was reported
+                    }
                     self.missing(
                         form.span,
                         "`type` needs the aliased type",
@@ -431,6 +436,7 @@ impl Parser {
                     };
                     let mut doc = None;
                     let mut expr = None;
+                    let mut expr_given = false;
                     let mut policy = None;
                     for arg in &parts[2..] {
                         match arg.head() {
@@ -446,7 +452,10 @@ impl Parser {
                                 }
                                 self.no_extra(pparts, 2, "`(policy POLICY)`");
                             }
-                            _ if expr.is_none() => expr = self.expr(arg),
+                            _ if !expr_given => {
+                                expr_given = true;
+                                expr = self.expr(arg);
+                            }
                             _ => self.malformed(
                                 arg.span,
                                 "an invariant has one condition",
@@ -455,6 +464,9 @@ impl Parser {
                         }
                     }
                     let Some(expr) = expr else {
+                        if expr_given {
+                            continue; // the condition itself was reported
+                        }
                         self.missing(
                             clause.span,
                             "an invariant needs a condition",
@@ -1199,7 +1211,12 @@ impl Parser {
                 let mut arms = Vec::new();
                 let mut otherwise = Vec::new();
                 for (i, arm) in parts[1..].iter().enumerate() {
-                    let Some(aparts) = self.form(arm, "a `cond` arm: `(COND STMT...)`") else {
+                    let Some(aparts) = arm.as_list().filter(|a| !a.is_empty()) else {
+                        self.malformed(
+                            arm.span,
+                            format!("expected a `cond` arm: `(COND STMT...)`, found {}", arm.describe()),
+                            "write `(cond ((> qty 10) (emit big ...)) (else (emit small ...)))`",
+                        );
                         continue;
                     };
                     if aparts[0].as_symbol() == Some("else") {
@@ -1600,10 +1617,12 @@ impl Parser {
         let ty = self.type_expr(&parts[1]);
         let mut doc = None;
         let mut default = None;
+        let mut default_given = false;
         for extra in &parts[2..] {
             if extra.head() == Some("doc") {
                 self.set_doc(&mut doc, extra);
-            } else if allow_default && default.is_none() {
+            } else if allow_default && !default_given {
+                default_given = true;
                 default = self.expr(extra);
             } else {
                 self.malformed(
@@ -1621,6 +1640,7 @@ impl Parser {
             name: name?,
             ty: ty?,
             default,
+            default_given,
             doc,
             span: sexp.span,
         })

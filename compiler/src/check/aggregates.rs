@@ -180,6 +180,7 @@ impl Checker {
                     let mut scope = Scope::new(Ctx::Default);
                     self.expr(e, Some(&ty), &mut scope)
                 }
+                None if field_decl.default_given => None, // the default itself was reported
                 None => match ty {
                     Ty::Optional(_) => Some(Expr { kind: ExprKind::None, ty: ty.clone(), span: field_decl.span }),
                     Ty::Map(..) | Ty::List(_) | Ty::Set(_) => Some(Expr { kind: ExprKind::Empty, ty: ty.clone(), span: field_decl.span }),

@@ -134,7 +134,7 @@ impl Checker {
                     self.error(
                         Diagnostic::new(codes::AMBIGUOUS_ENUM, span, "cannot tell the type of `none` here")
                             .label("type unknown")
-                            .help("compare the other way round, e.g. `(is-none x)`"),
+                            .help("use `none` where its type is known, e.g. `(set note none)` or `(= note none)`"),
                     );
                     None
                 }
@@ -498,7 +498,7 @@ impl Checker {
             self.error(
                 Diagnostic::new(codes::MISSING_FIELD, span, format!("{what} is missing {list}"))
                     .label(format!("missing {list}"))
-                    .help(format!("add {}", missing.iter().map(|m| format!("({m} ...)")).collect::<Vec<_>>().join(" "))),
+                    .help(format!("add {}", missing.iter().map(|m| format!("`({m} ...)`")).collect::<Vec<_>>().join(" "))),
             );
             return None;
         }
@@ -621,7 +621,12 @@ impl Checker {
             "get" | "put" | "remove" | "contains" | "insert" | "push" | "count" | "sum" | "is-empty" | "first" | "last"
             | "min-key" | "max-key" | "some" | "is-some" | "is-none" | "unwrap-or" => self.builtin(op, args, expected, scope, span),
             _ => {
-                let help = did_you_mean(&op.name, OPERATORS.iter().copied())
+                let reversed: String = op.name.chars().rev().collect();
+                let help = OPERATORS
+                    .iter()
+                    .copied()
+                    .find(|o| *o == reversed && reversed != op.name)
+                    .or_else(|| did_you_mean(&op.name, OPERATORS.iter().copied()))
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| Some("see docs/language.md for the operators and functions".to_string()));
                 self.error(

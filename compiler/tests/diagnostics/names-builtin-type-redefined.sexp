@@ -1,0 +1,2 @@
+(domain shop
+  (type string u64))

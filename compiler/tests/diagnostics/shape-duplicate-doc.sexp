@@ -1,0 +1,3 @@
+(domain shop
+  (doc "one")
+  (doc "two"))

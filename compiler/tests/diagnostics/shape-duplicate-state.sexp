@@ -1,0 +1,3 @@
+(domain shop
+  (id item-id)
+  (aggregate item (key item-id) (state (a u32 0)) (state (b u32 0))))

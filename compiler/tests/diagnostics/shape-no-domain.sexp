@@ -1,0 +1,1 @@
+(aggregate item (key string))

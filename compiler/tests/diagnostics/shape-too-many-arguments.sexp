@@ -1,0 +1,2 @@
+(domain shop
+  (include "a.sexp" "b.sexp"))

@@ -1,0 +1,2 @@
+(domain shop
+  (agregate item (key string)))

@@ -1,0 +1,2 @@
+(domain shop
+  (type prices (vector u32)))

@@ -1,0 +1,2 @@
+(domain shop
+  (aggregate flag (key bool)))

@@ -1,0 +1,3 @@
+(domain shop
+  (id item-id)
+  (aggregate item (key item-id) (state (bins (map (list u32) u32)))))

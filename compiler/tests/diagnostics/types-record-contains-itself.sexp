@@ -1,0 +1,2 @@
+(domain shop
+  (record node (next node)))
