@@ -83,7 +83,7 @@ fn explain(code: &str) -> ExitCode {
                 anthill_dsl::Severity::Warning => "warning",
             };
             println!("{} ({severity}): {}", c.id, c.title);
-            println!("See docs/diagnostics.md#{} for examples.", c.id.to_ascii_lowercase());
+            println!("Examples: docs/diagnostics.md, section {}.", c.id);
             ExitCode::SUCCESS
         }
         None => {

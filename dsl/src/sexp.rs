@@ -72,7 +72,7 @@ pub fn read(file: FileId, source: &SourceFile) -> (Vec<Sexp>, Option<Diagnostic>
         match parser.next_datum() {
             Ok(Some(datum)) => match reader.convert(datum.as_ref(), 0) {
                 Ok(sexp) => forms.push(sexp),
-                Err(diagnostic) => return (forms, Some(diagnostic)),
+                Err(diagnostic) => return (forms, Some(*diagnostic)),
             },
             Ok(None) => return (forms, None),
             Err(error) => return (forms, Some(reader.syntax_error(&error))),
@@ -99,23 +99,25 @@ impl Reader<'_> {
         Span::new(self.file, start, end.max(start))
     }
 
-    fn convert(&self, datum: lexpr::datum::Ref<'_>, depth: usize) -> Result<Sexp, Diagnostic> {
+    fn convert(&self, datum: lexpr::datum::Ref<'_>, depth: usize) -> Result<Sexp, Box<Diagnostic>> {
         let span = self.span(datum.span());
         if depth > NESTING_DEPTH_MAX {
-            return Err(
+            return Err(Box::new(
                 Diagnostic::new(codes::NESTING_TOO_DEEP, span, "nesting too deep")
                     .label("this form nests more than 100 levels")
                     .help("split the expression with `let` bindings"),
-            );
+            ));
         }
         let unsupported = |what: &str, help: &str| {
-            Err(Diagnostic::new(
-                codes::UNSUPPORTED_SYNTAX,
-                span,
-                format!("{what} are not part of the anthill language"),
-            )
-            .label("not supported")
-            .help(help.to_string()))
+            Err(Box::new(
+                Diagnostic::new(
+                    codes::UNSUPPORTED_SYNTAX,
+                    span,
+                    format!("{what} are not part of the anthill language"),
+                )
+                .label("not supported")
+                .help(help.to_string()),
+            ))
         };
         let value = datum.value();
         let kind = match value {
