@@ -48,6 +48,7 @@ pub fn check_domain(
         type_index: HashMap::new(),
         aggregates: Vec::new(),
         facts: Vec::new(),
+        emit_facts: HashMap::new(),
     };
     let mut domain = Domain {
         name: name(&header.name),
@@ -165,6 +166,9 @@ struct Checker {
     aggregates: Vec<Aggregate>,
     /// Known `lhs >= rhs` facts from enclosing guards, for the unsigned-subtraction warning.
     facts: Vec<(Expr, Expr)>,
+    /// Per event: the `lhs >= rhs` facts over state and event fields that hold at every place the event is
+    /// emitted, so that its `on` handler knows the command's guards (`None`: not emitted yet).
+    emit_facts: HashMap<(AggregateId, EventId), Vec<(Expr, Expr)>>,
 }
 
 impl Checker {

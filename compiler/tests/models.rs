@@ -94,3 +94,26 @@ fn two_files_cannot_define_one_domain() {
     let text = render::to_string(&c.sources, &c.diagnostics);
     assert!(text.contains("error[E0202]: domain `shop` is defined in two files"), "{text}");
 }
+
+#[test]
+fn a_command_guard_carries_over_to_the_handler_of_its_event() {
+    let model = |second_command: &str| {
+        format!(
+            r#"(domain shop
+  (id item-id)
+  (aggregate item
+    (key item-id)
+    (state (stock u32 0))
+    (event taken (qty u32))
+    (command take (params (qty u32)) (require (>= stock qty) short "not enough") (emit taken qty))
+    {second_command}
+    (on taken (set stock (- stock qty)))))"#
+        )
+    };
+    assert_clean(&compile_str("guarded.sexp", &model("")));
+    let also_guarded = model(r#"(command take-all (params (n u32)) (require (<= n stock) short "not enough") (emit taken (qty n)))"#);
+    assert_clean(&compile_str("guarded.sexp", &also_guarded));
+    let unguarded = compile_str("unguarded.sexp", &model("(command take-any (params (qty u32)) (emit taken qty))"));
+    let codes: Vec<&str> = unguarded.diagnostics.iter().map(|d| d.code.id).collect();
+    assert_eq!(codes, ["W0003"], "one emit site without the guard brings the warning back");
+}

@@ -163,7 +163,8 @@ impl Checker {
             let mut scope = self.scope_for(Ctx::Evolve, id);
             scope.state = &state;
             scope.event = &fields;
-            let body = self.stmts(&on.body, &mut scope);
+            let guards = self.emit_facts.get(&(id, event)).cloned().unwrap_or_default();
+            let body = self.with_facts(guards, |this| this.stmts(&on.body, &mut scope));
             self.aggregates[a].handlers.push(Handler { event, body });
         }
     }
@@ -221,6 +222,8 @@ impl Checker {
             let requires = self.stmts(&decl.body, &mut scope);
             for e in &decl.emits {
                 if let Some(event) = self.lookup_event(id, e) {
+                    // Nothing is known about the fields a Rust function fills in.
+                    self.emit_facts.insert((id, event), Vec::new());
                     if !emits.contains(&event) {
                         emits.push(event);
                     }

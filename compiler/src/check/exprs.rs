@@ -751,7 +751,7 @@ impl Checker {
         self.expr(e, Some(other), scope)
     }
 
-    fn binary_typed(&mut self, op: BinOp, l: Expr, r: Expr, _scope: &mut Scope, span: Span) -> Option<Expr> {
+    fn binary_typed(&mut self, op: BinOp, l: Expr, r: Expr, scope: &mut Scope, span: Span) -> Option<Expr> {
         let ty = match op {
             BinOp::Eq | BinOp::Ne => {
                 if l.ty != r.ty {
@@ -797,7 +797,7 @@ impl Checker {
                     return None;
                 }
                 if op == BinOp::Sub && l.ty.is_unsigned_int() && !self.guarded(&l, &r) {
-                    self.underflow_warning(&l, &r, span);
+                    self.underflow_warning(span, scope.ctx);
                 }
                 l.ty.clone()
             }
@@ -837,12 +837,18 @@ impl Checker {
         self.facts.iter().any(|(a, b)| a.same(l) && b.same(r))
     }
 
-    fn underflow_warning(&mut self, l: &Expr, r: &Expr, span: Span) {
-        let d = Diagnostic::new(codes::UNSIGNED_UNDERFLOW, span, "this unsigned subtraction may go below zero")
-            .label("no guard shows the left side is at least the right side")
-            .note("at run time the command is rejected with `arithmetic-overflow` instead");
-        let _ = (l, r);
-        self.diagnostics.push(d.help("guard it first, e.g. `(require (>= a b) not-enough \"...\")`, or use a signed type"));
+    fn underflow_warning(&mut self, span: Span, ctx: Ctx) {
+        let help = if ctx == Ctx::Evolve {
+            "guard it in every command that emits this event, e.g. `(require (>= stock qty) not-enough \"...\")`, or use a signed type"
+        } else {
+            "guard it first, e.g. `(require (>= a b) not-enough \"...\")`, or use a signed type"
+        };
+        self.diagnostics.push(
+            Diagnostic::new(codes::UNSIGNED_UNDERFLOW, span, "this unsigned subtraction may go below zero")
+                .label("no guard shows the left side is at least the right side")
+                .note("at run time the command is rejected with `arithmetic-overflow` instead")
+                .help(help),
+        );
     }
 }
 

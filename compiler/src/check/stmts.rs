@@ -72,6 +72,7 @@ impl Checker {
                 let decls = self.aggregates[aggregate.0 as usize].events[event.0 as usize].fields.clone();
                 let what = format!("event `{}`", message.name.name);
                 let fields = self.field_values(&decls, &message.fields, message.span, &what, scope)?;
+                self.record_emit_facts(aggregate, event, &fields);
                 StmtKind::Emit { event, fields }
             }
             ast::StmtKind::Set { field, value } => {
@@ -165,6 +166,27 @@ impl Checker {
             }
         };
         Some(Stmt { kind, span })
+    }
+
+    /// Keeps the guards that hold where `event` is emitted, rewritten over state and event fields, and
+    /// intersects them with those of its other emit sites.
+    pub(super) fn record_emit_facts(&mut self, aggregate: AggregateId, event: EventId, fields: &[Expr]) {
+        let translate = |e: &Expr| -> Option<Expr> {
+            match e.kind {
+                ExprKind::State(_) | ExprKind::Int(_) | ExprKind::Decimal(_) => return Some(e.clone()),
+                _ => {}
+            }
+            let index = fields.iter().position(|f| f.same(e))?;
+            Some(Expr { kind: ExprKind::EventField(index), ty: e.ty.clone(), span: e.span })
+        };
+        let here: Vec<(Expr, Expr)> =
+            self.facts.iter().filter_map(|(a, b)| Some((translate(a)?, translate(b)?))).collect();
+        match self.emit_facts.get_mut(&(aggregate, event)) {
+            Some(known) => known.retain(|(a, b)| here.iter().any(|(x, y)| x.same(a) && y.same(b))),
+            None => {
+                self.emit_facts.insert((aggregate, event), here);
+            }
+        }
     }
 
     /// Registers a rejection named by a `require`, `reject` or extern `rejects`, or finds the existing one.
