@@ -1,1 +1,1 @@
-//! x
+//! The anthill runtime: the embedded LMDB event store and command engine. Empty until its issue (runtime v1).
