@@ -1,59 +1,62 @@
 //! Keeps `docs/language.md` honest: every ```sexp example in the language reference is a whole domain
 //! that must parse and check with no diagnostic at all (no error, no warning); ```sexp fragment blocks
-//! are partial and are not checked. Also checks that the diagnostic code table lists every code.
+//! are partial and are not checked on their own. Fragments that open with a `; domains/PATH.sexp`
+//! comment are the files of the include example and are checked together, as a file tree. Also checks
+//! that the table of diagnostic codes lists every code with its title.
 
-use anthill_compiler::{compile_str, render};
+use anthill_compiler::{compile, compile_str, render};
+use std::collections::BTreeMap;
 use std::path::Path;
 
-/// An example block of the document: where its opening fence is and its text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fence {
+    /// ```sexp: a whole domain, checked.
+    Sexp,
+    /// ```sexp fragment: not checked on its own.
+    Fragment,
+    /// Any other language (sh, text).
+    Other,
+}
+
+/// A fenced block of the document.
 struct Block {
+    fence: Fence,
     /// 1-based line of the opening fence.
     line: usize,
     text: String,
 }
 
-/// The ```sexp blocks of `doc` (checked), and how many ```sexp fragment blocks were skipped.
-fn sexp_blocks(doc: &str) -> (Vec<Block>, usize) {
-    let mut blocks = Vec::new();
-    let mut fragments = 0;
-    let mut current: Option<(Block, bool)> = None;
+fn blocks(doc: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let mut current: Option<Block> = None;
     for (index, line) in doc.lines().enumerate() {
         let line_no = index + 1;
-        let trimmed = line.trim_end();
-        match &mut current {
-            Some((block, checked)) => {
-                if trimmed.trim_start() == "```" {
-                    let (block, checked) = current.take().unwrap();
-                    if checked {
-                        blocks.push(block);
-                    }
-                } else if *checked {
-                    block.text.push_str(line);
-                    block.text.push('\n');
-                }
+        let trimmed = line.trim();
+        match current.as_mut() {
+            Some(_) if trimmed == "```" => out.push(current.take().unwrap()),
+            Some(block) => {
+                block.text.push_str(line);
+                block.text.push('\n');
             }
             None => {
-                let Some(info) = trimmed.trim_start().strip_prefix("```") else { continue };
-                let checked = match info.trim() {
-                    "sexp" => true,
-                    "sexp fragment" => {
-                        fragments += 1;
-                        false
-                    }
+                let Some(info) = trimmed.strip_prefix("```") else { continue };
+                let fence = match info.trim() {
+                    "sexp" => Fence::Sexp,
+                    "sexp fragment" => Fence::Fragment,
                     other => {
                         assert!(
                             !other.starts_with("sexp"),
                             "docs/language.md line {line_no}: unknown fence ```{other}; use ```sexp or ```sexp fragment"
                         );
-                        false
+                        Fence::Other
                     }
                 };
-                current = Some((Block { line: line_no, text: String::new() }, checked));
+                current = Some(Block { fence, line: line_no, text: String::new() });
             }
         }
     }
     assert!(current.is_none(), "docs/language.md ends inside a fenced block");
-    (blocks, fragments)
+    out
 }
 
 fn language_doc() -> String {
@@ -63,15 +66,11 @@ fn language_doc() -> String {
 
 #[test]
 fn every_example_checks_clean() {
-    let doc = language_doc();
-    let (blocks, fragments) = sexp_blocks(&doc);
-    assert!(
-        blocks.len() >= 20,
-        "docs/language.md has {} checked ```sexp blocks ({fragments} fragments); expected at least 20",
-        blocks.len()
-    );
+    let blocks = blocks(&language_doc());
+    let examples: Vec<&Block> = blocks.iter().filter(|b| b.fence == Fence::Sexp).collect();
+    assert!(examples.len() >= 20, "docs/language.md has {} checked ```sexp blocks; expected at least 20", examples.len());
     let mut failures = Vec::new();
-    for (n, block) in blocks.iter().enumerate() {
+    for (n, block) in examples.iter().enumerate() {
         let name = format!("docs/language.md block {} (line {})", n + 1, block.line);
         let c = compile_str(&name, &block.text);
         if !c.diagnostics.is_empty() {
@@ -89,9 +88,38 @@ fn every_example_checks_clean() {
         failures.is_empty(),
         "{} of {} examples in docs/language.md do not check clean:\n{}",
         failures.len(),
-        blocks.len(),
+        examples.len(),
         failures.join("\n")
     );
+}
+
+/// The include example is a set of fragments, each opening with `; domains/PATH.sexp`: the root files
+/// (directly in `domains/`) are compiled with the others as their includes.
+#[test]
+fn include_example_checks_clean() {
+    let mut tree: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for block in blocks(&language_doc()).into_iter().filter(|b| b.fence == Fence::Fragment) {
+        let first = block.text.lines().next().unwrap_or_default();
+        let Some(path) = first.strip_prefix("; ").and_then(|rest| rest.split(".sexp").next()) else { continue };
+        if path.starts_with("domains/") && first.contains(".sexp") {
+            tree.insert(format!("{path}.sexp"), (block.line, block.text));
+        }
+    }
+    let roots: Vec<(String, String)> = tree
+        .iter()
+        .filter(|(path, _)| !path["domains/".len()..].contains('/'))
+        .map(|(path, (_, text))| (path.clone(), text.clone()))
+        .collect();
+    assert!(!roots.is_empty() && tree.len() > roots.len(), "docs/language.md shows a domain root and the files it includes");
+    let c = compile(roots, &mut |path| tree.get(path).map(|(_, text)| text.clone()).ok_or_else(|| "not in docs/language.md".to_string()));
+    let lines: Vec<String> = tree.iter().map(|(path, (line, _))| format!("{path} (line {line})")).collect();
+    assert!(
+        c.diagnostics.is_empty(),
+        "the include example in docs/language.md ({}) does not check clean:\n{}",
+        lines.join(", "),
+        render::to_string(&c.sources, &c.diagnostics)
+    );
+    assert_eq!(c.files_read.len(), tree.len(), "every file of the include example is read: {:?}", c.files_read);
 }
 
 #[test]

@@ -57,7 +57,9 @@ impl SourceFile {
         &self.line_starts
     }
 
-    /// Byte offset of a 1-based line and a 0-based byte column, clamped to the text.
+    /// Byte offset of a 1-based line and a 0-based byte column, clamped to the text and moved back to
+    /// the start of the character it falls in (lexpr reports some errors one byte into a multi-byte
+    /// character; slicing there would panic).
     pub fn offset_of(&self, line_one_based: usize, column_bytes: usize) -> u32 {
         let text_len = self.text.len() as u32;
         let Some(&line_start) = self.line_starts.get(line_one_based.saturating_sub(1)) else {
@@ -68,9 +70,14 @@ impl SourceFile {
             .get(line_one_based)
             .copied()
             .unwrap_or(text_len);
-        (line_start + column_bytes as u32)
-            .min(line_end)
-            .min(text_len)
+        let mut offset = (line_start as usize)
+            .saturating_add(column_bytes)
+            .min(line_end as usize)
+            .min(text_len as usize);
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        offset as u32
     }
 
     /// 1-based line and 1-based column (in characters) of a byte offset.
@@ -133,5 +140,21 @@ impl SourceMap {
             .iter()
             .position(|f| f.name == name)
             .map(|i| FileId(i as u32))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_never_split_a_character() {
+        // Found by fuzzing: lexpr reports `#é` one byte into the `é`.
+        let file = SourceFile::new("t.sexp".into(), "#é🐜\nx".into());
+        assert_eq!(file.offset_of(1, 2), 1);
+        assert_eq!(file.offset_of(1, 5), 3);
+        assert_eq!(file.offset_of(1, 99), 8);
+        assert_eq!(file.offset_of(1, usize::MAX), 8);
+        assert_eq!(file.offset_of(2, 1), 9);
     }
 }

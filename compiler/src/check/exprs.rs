@@ -144,19 +144,33 @@ impl Checker {
             ast::ExprKind::If { cond, then, otherwise } => {
                 let cond = self.expr(cond, Some(&Ty::Bool), scope);
                 let (pos, neg) = cond.as_ref().map_or((vec![], vec![]), |c| (facts_of(c, true), facts_of(c, false)));
-                let then = self.with_facts(pos, |this| this.expr(then, expected, scope));
-                let hint = expected.cloned().or_else(|| then.as_ref().map(|t| t.ty.clone()));
-                let otherwise = self.with_facts(neg, |this| this.expr(otherwise, hint.as_ref(), scope));
+                // A literal branch takes its type from the other branch, whichever comes first: `(if c 0 fee)`.
+                let (then, otherwise) = if expected.is_none() && needs_context(then) && !needs_context(otherwise) {
+                    let otherwise = self.with_facts(neg, |this| this.expr(otherwise, None, scope));
+                    let hint = otherwise.as_ref().map(|o| o.ty.clone());
+                    (self.with_facts(pos, |this| this.expr(then, hint.as_ref(), scope)), otherwise)
+                } else {
+                    let then = self.with_facts(pos, |this| this.expr(then, expected, scope));
+                    let hint = expected.cloned().or_else(|| then.as_ref().map(|t| t.ty.clone()));
+                    (then, self.with_facts(neg, |this| this.expr(otherwise, hint.as_ref(), scope)))
+                };
                 let (cond, then, otherwise) = (cond?, then?, otherwise?);
                 let ty = then.ty.clone();
                 mk(ExprKind::If { cond: Box::new(cond), then: Box::new(then), otherwise: Box::new(otherwise) }, ty)
             }
             ast::ExprKind::Cond { arms, otherwise } => {
-                // Lowered to nested `if`s, checking arms in order.
+                // Lowered to nested `if`s, checking arms in order; literal values before the first typed
+                // value wait for its type: `(cond (c 0) (else fee))`.
                 let mut checked_arms = Vec::new();
+                let mut deferred = Vec::new();
                 let mut ty_hint = expected.cloned();
-                for (c, v) in arms {
+                for (i, (c, v)) in arms.iter().enumerate() {
                     let c = self.expr(c, Some(&Ty::Bool), scope);
+                    if ty_hint.is_none() && needs_context(v) {
+                        deferred.push(i);
+                        checked_arms.push((c, None));
+                        continue;
+                    }
                     let pos = c.as_ref().map_or(vec![], |c| facts_of(c, true));
                     let v = self.with_facts(pos, |this| this.expr(v, ty_hint.as_ref(), scope));
                     if let Some(v) = &v {
@@ -164,7 +178,15 @@ impl Checker {
                     }
                     checked_arms.push((c, v));
                 }
-                let mut result = self.expr(otherwise, ty_hint.as_ref(), scope)?;
+                let result = self.expr(otherwise, ty_hint.as_ref(), scope);
+                if let Some(r) = &result {
+                    ty_hint.get_or_insert(r.ty.clone());
+                }
+                for i in deferred {
+                    let pos = checked_arms[i].0.as_ref().map_or(vec![], |c| facts_of(c, true));
+                    checked_arms[i].1 = self.with_facts(pos, |this| this.expr(&arms[i].1, ty_hint.as_ref(), scope));
+                }
+                let mut result = result?;
                 for (c, v) in checked_arms.into_iter().rev() {
                     let (c, v) = (c?, v?);
                     let ty = v.ty.clone();
@@ -746,6 +768,10 @@ impl Checker {
             };
         }
         if op == BinOp::Mul && matches!(other, Ty::Int(_)) && !needs_context(e) {
+            return self.expr(e, None, scope);
+        }
+        // A decimal literal is never an integer: it scales the integer, `(* 0.19 qty)`, `(/ 10.00 qty)`.
+        if matches!(op, BinOp::Mul | BinOp::Div) && matches!(other, Ty::Int(_)) && matches!(e.kind, ast::ExprKind::Decimal { .. }) {
             return self.expr(e, None, scope);
         }
         self.expr(e, Some(other), scope)
