@@ -9,14 +9,21 @@ fn anthill(args: &[&str]) -> (i32, String, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run anthill");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn check_bundled_domains_passes() {
     let (code, stdout, stderr) = anthill(&["check", "domains/"]);
     assert_eq!(code, 0, "{stderr}");
-    let domains = std::fs::read_dir("domains").unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sexp")).count();
+    let domains = std::fs::read_dir("domains")
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sexp"))
+        .count();
     let plural = if domains == 1 { "" } else { "s" };
     assert_eq!(stdout, format!("checked {domains} domain{plural}: 0 errors, 0 warnings\n"));
 }
@@ -26,7 +33,8 @@ fn check_reports_errors_and_exits_1() {
     let dir = std::env::temp_dir().join(format!("anthill-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.sexp");
-    std::fs::write(&bad, "(domain bad\n  (id thing-id)\n  (aggregate thing (key thing-id) (state (n u23 0))))\n").unwrap();
+    std::fs::write(&bad, "(domain bad\n  (id thing-id)\n  (aggregate thing (key thing-id) (state (n u23 0))))\n")
+        .unwrap();
     let (code, stdout, stderr) = anthill(&["check", "--color", "never", bad.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(code, 1);
@@ -48,5 +56,8 @@ fn explain_prints_a_code() {
     let (code, stdout, _) = anthill(&["explain", "e0201"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("E0201 (error): unknown type"), "{stdout}");
-    assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/diagnostics.md").exists(), "explain refers to docs/diagnostics.md");
+    assert!(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/diagnostics.md").exists(),
+        "explain refers to docs/diagnostics.md"
+    );
 }

@@ -11,10 +11,8 @@ use anthill_dsl::Span;
 use std::collections::{HashMap, HashSet};
 
 /// Rejections every aggregate has: the runtime returns them when checked arithmetic fails.
-pub const BUILTIN_REJECTIONS: &[(&str, &str)] = &[
-    ("arithmetic-overflow", "a computed value does not fit its type"),
-    ("division-by-zero", "division by zero"),
-];
+pub const BUILTIN_REJECTIONS: &[(&str, &str)] =
+    &[("arithmetic-overflow", "a computed value does not fit its type"), ("division-by-zero", "division by zero")];
 
 const BUILTIN_TYPES: &[&str] = &["bool", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "string", "timestamp"];
 
@@ -94,10 +92,14 @@ pub fn check_domain(
         if let ast::Item::Scenario(s) = item {
             if let Some(first) = titles.insert(&s.title, s.title_span) {
                 checker.error(
-                    Diagnostic::new(codes::DUPLICATE_DEFINITION, s.title_span, format!("scenario \"{}\" is defined twice", s.title))
-                        .label("second scenario with this title")
-                        .secondary(first, "first one here")
-                        .help("give every scenario its own title"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_DEFINITION,
+                        s.title_span,
+                        format!("scenario \"{}\" is defined twice", s.title),
+                    )
+                    .label("second scenario with this title")
+                    .secondary(first, "first one here")
+                    .help("give every scenario its own title"),
                 );
             }
             if let Some(scenario) = checker.check_scenario(s) {
@@ -179,10 +181,14 @@ impl Checker {
     fn unique<'a>(&mut self, seen: &mut HashMap<&'a str, Span>, ident: &'a ast::Ident, what: &str) -> bool {
         if let Some(first) = seen.get(ident.name.as_str()) {
             self.error(
-                Diagnostic::new(codes::DUPLICATE_DEFINITION, ident.span, format!("{what} `{}` is defined more than once", ident.name))
-                    .label("defined again here")
-                    .secondary(*first, "first defined here")
-                    .help("rename or remove one of them"),
+                Diagnostic::new(
+                    codes::DUPLICATE_DEFINITION,
+                    ident.span,
+                    format!("{what} `{}` is defined more than once", ident.name),
+                )
+                .label("defined again here")
+                .secondary(*first, "first defined here")
+                .help("rename or remove one of them"),
             );
             false
         } else {
@@ -199,9 +205,13 @@ impl Checker {
                 other => format!("pick another name than `{other}`"),
             };
             self.error(
-                Diagnostic::new(codes::RESERVED_NAME, ident.span, format!("`{}` is reserved and cannot name {what}", ident.name))
-                    .label("reserved name")
-                    .help(help),
+                Diagnostic::new(
+                    codes::RESERVED_NAME,
+                    ident.span,
+                    format!("`{}` is reserved and cannot name {what}", ident.name),
+                )
+                .label("reserved name")
+                .help(help),
             );
             return true;
         }
@@ -232,10 +242,14 @@ impl Checker {
             if let Some((_, first)) = self.type_index.get(&ident.name) {
                 let first = *first;
                 self.error(
-                    Diagnostic::new(codes::DUPLICATE_DEFINITION, ident.span, format!("type `{}` is defined more than once", ident.name))
-                        .label("defined again here")
-                        .secondary(first, "first defined here")
-                        .help("rename or remove one of them"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_DEFINITION,
+                        ident.span,
+                        format!("type `{}` is defined more than once", ident.name),
+                    )
+                    .label("defined again here")
+                    .secondary(first, "first defined here")
+                    .help("rename or remove one of them"),
                 );
                 continue;
             }
@@ -305,14 +319,23 @@ impl Checker {
         }
     }
 
-    fn resolve_alias(&mut self, t: &ast::TypeAlias, items: &[&ast::Item], state: &mut HashMap<String, AliasState>) -> Option<Ty> {
+    fn resolve_alias(
+        &mut self,
+        t: &ast::TypeAlias,
+        items: &[&ast::Item],
+        state: &mut HashMap<String, AliasState>,
+    ) -> Option<Ty> {
         match state.get(&t.name.name) {
             Some(AliasState::Done(ty)) => return ty.clone(),
             Some(AliasState::InProgress) => {
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_TYPE, t.name.span, format!("type alias `{}` refers to itself", t.name.name))
-                        .label("cycle through this alias")
-                        .help("an alias must end in a concrete type such as `(decimal 2)`"),
+                    Diagnostic::new(
+                        codes::UNKNOWN_TYPE,
+                        t.name.span,
+                        format!("type alias `{}` refers to itself", t.name.name),
+                    )
+                    .label("cycle through this alias")
+                    .help("an alias must end in a concrete type such as `(decimal 2)`"),
                 );
                 state.insert(t.name.name.clone(), AliasState::Done(None));
                 return None;
@@ -331,7 +354,11 @@ impl Checker {
                 self.resolve_alias(other, items, state);
             }
         }
-        let ty = if matches!(state.get(&t.name.name), Some(AliasState::Done(None))) { None } else { self.resolve_type(&t.ty) };
+        let ty = if matches!(state.get(&t.name.name), Some(AliasState::Done(None))) {
+            None
+        } else {
+            self.resolve_type(&t.ty)
+        };
         if let Some(ty) = &ty {
             self.set_type_kind(&t.name, TypeDefKind::Alias { ty: ty.clone() });
         }
@@ -356,9 +383,13 @@ impl Checker {
                         if *next == id {
                             let span = r.name.span;
                             self.error(
-                                Diagnostic::new(codes::TYPE_MISMATCH, span, format!("record `{}` contains itself", r.name.name))
-                                    .label("infinitely large")
-                                    .help("hold the nested values in a `(list ...)` or a `(map ...)` instead"),
+                                Diagnostic::new(
+                                    codes::TYPE_MISMATCH,
+                                    span,
+                                    format!("record `{}` contains itself", r.name.name),
+                                )
+                                .label("infinitely large")
+                                .help("hold the nested values in a `(list ...)` or a `(map ...)` instead"),
                             );
                             stack.clear();
                             break;
@@ -396,17 +427,25 @@ impl Checker {
                     }
                     None => {
                         let help = match ident.name.as_str() {
-                            "int" | "integer" | "number" => Some("integers are sized: `u64`, `i64`, `u32`...".to_string()),
-                            "float" | "f64" | "f32" | "double" | "money" | "decimal" => {
-                                Some("use an exact fixed-point type: `(decimal 2)`, e.g. `(type money (decimal 2))`".to_string())
+                            "int" | "integer" | "number" => {
+                                Some("integers are sized: `u64`, `i64`, `u32`...".to_string())
                             }
+                            "float" | "f64" | "f32" | "double" | "money" | "decimal" => Some(
+                                "use an exact fixed-point type: `(decimal 2)`, e.g. `(type money (decimal 2))`"
+                                    .to_string(),
+                            ),
                             "str" | "text" => Some("did you mean `string`?".to_string()),
                             _ => did_you_mean(&ident.name, self.type_names()).map(|s| format!("did you mean `{s}`?")),
                         };
                         self.error(
                             Diagnostic::new(codes::UNKNOWN_TYPE, ident.span, format!("unknown type `{}`", ident.name))
                                 .label("not a type")
-                                .maybe_help(help.or_else(|| Some("declare it with `(type ...)`, `(id ...)`, `(enum ...)` or `(record ...)`".into()))),
+                                .maybe_help(help.or_else(|| {
+                                    Some(
+                                        "declare it with `(type ...)`, `(id ...)`, `(enum ...)` or `(record ...)`"
+                                            .into(),
+                                    )
+                                })),
                         );
                         None
                     }
@@ -483,7 +522,9 @@ fn collect_type_names(t: &ast::TypeExpr, out: &mut Vec<String>) {
     match &t.kind {
         ast::TypeExprKind::Named(i) => out.push(i.name.clone()),
         ast::TypeExprKind::Decimal(_) => {}
-        ast::TypeExprKind::Optional(x) | ast::TypeExprKind::List(x) | ast::TypeExprKind::Set(x) => collect_type_names(x, out),
+        ast::TypeExprKind::Optional(x) | ast::TypeExprKind::List(x) | ast::TypeExprKind::Set(x) => {
+            collect_type_names(x, out)
+        }
         ast::TypeExprKind::Map(k, v) => {
             collect_type_names(k, out);
             collect_type_names(v, out);

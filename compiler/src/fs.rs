@@ -20,7 +20,10 @@ pub fn model_files(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
         } else if path.exists() {
             out.push(path.clone());
         } else {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{}: no such file or directory", path.display()),
+            ));
         }
     }
     Ok(out)
@@ -34,7 +37,8 @@ fn display(path: &Path) -> String {
 pub fn compile_files(files: &[PathBuf]) -> io::Result<Compilation> {
     let mut roots = Vec::with_capacity(files.len());
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+        let text =
+            std::fs::read_to_string(file).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
         roots.push((display(file), text));
     }
     Ok(compile(roots, &mut |path| std::fs::read_to_string(path).map_err(|e| e.to_string())))

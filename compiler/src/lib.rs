@@ -78,16 +78,21 @@ pub fn compile(roots: Vec<(String, String)>, load: &mut dyn FnMut(&str) -> Resul
         };
         if let Some((_, first)) = domain_names.iter().find(|(n, _)| *n == header.name.name) {
             diagnostics.push(
-                Diagnostic::new(codes::DUPLICATE_DEFINITION, header.name.span, format!("domain `{}` is defined in two files", header.name.name))
-                    .label("second definition")
-                    .secondary(*first, "first defined here")
-                    .help("give every domain its own name; split one domain across files with `(include ...)`"),
+                Diagnostic::new(
+                    codes::DUPLICATE_DEFINITION,
+                    header.name.span,
+                    format!("domain `{}` is defined in two files", header.name.name),
+                )
+                .label("second definition")
+                .secondary(*first, "first defined here")
+                .help("give every domain its own name; split one domain across files with `(include ...)`"),
             );
         }
         domain_names.push((header.name.name.clone(), header.name.span));
         let parse_failed = diagnostics.iter().any(Diagnostic::is_error);
         let files: Vec<FileId> = modules.iter().map(|m| m.file).collect();
-        let items: Vec<&ast::Item> = modules.iter().flat_map(|m| m.items.iter()).filter(|i| !matches!(i, ast::Item::Include(_))).collect();
+        let items: Vec<&ast::Item> =
+            modules.iter().flat_map(|m| m.items.iter()).filter(|i| !matches!(i, ast::Item::Include(_))).collect();
         let (domain, mut check_diagnostics) = check::check_domain(&header, root, files, &items);
         if parse_failed {
             // Forms the parser dropped would make these warnings wrong.
@@ -133,11 +138,15 @@ fn collect_includes(
             Diagnostic::new(codes::INCLUDE_FAILED, inc.span, message).label("this include").help(help.to_string())
         };
         if stack.len() > INCLUDE_DEPTH_MAX {
-            diagnostics.push(fail(format!("includes nest deeper than {INCLUDE_DEPTH_MAX} files"), "flatten the includes"));
+            diagnostics
+                .push(fail(format!("includes nest deeper than {INCLUDE_DEPTH_MAX} files"), "flatten the includes"));
             continue;
         }
         if stack.iter().any(|f| compilation.sources.get(*f).name == path) {
-            diagnostics.push(fail(format!("`{path}` includes itself (through a cycle)"), "remove the include that closes the cycle"));
+            diagnostics.push(fail(
+                format!("`{path}` includes itself (through a cycle)"),
+                "remove the include that closes the cycle",
+            ));
             continue;
         }
         if modules.iter().any(|m| compilation.sources.get(m.file).name == path) {
@@ -147,7 +156,8 @@ fn collect_includes(
         let text = match load(&path) {
             Ok(text) => text,
             Err(error) => {
-                diagnostics.push(fail(format!("cannot read `{path}`: {error}"), "the path is relative to the including file"));
+                diagnostics
+                    .push(fail(format!("cannot read `{path}`: {error}"), "the path is relative to the including file"));
                 continue;
             }
         };
@@ -169,7 +179,9 @@ pub const ERRORS_PER_FILE_MAX: usize = 50;
 /// Sorts diagnostics by file and position, drops exact duplicates and keeps at most
 /// [`ERRORS_PER_FILE_MAX`] errors per file. Returns them and how many errors were dropped.
 fn sort_and_bound(mut diagnostics: Vec<Diagnostic>, sources: &SourceMap) -> (Vec<Diagnostic>, usize) {
-    diagnostics.sort_by(|a, b| (a.span.file, a.span.start, a.span.end, a.code.id).cmp(&(b.span.file, b.span.start, b.span.end, b.code.id)));
+    diagnostics.sort_by(|a, b| {
+        (a.span.file, a.span.start, a.span.end, a.code.id).cmp(&(b.span.file, b.span.start, b.span.end, b.code.id))
+    });
     diagnostics.dedup_by(|a, b| a.span == b.span && a.code == b.code && a.message == b.message);
     let mut out = Vec::with_capacity(diagnostics.len());
     let mut errors_in_file: Vec<usize> = vec![0; sources.len()];
@@ -190,8 +202,12 @@ fn sort_and_bound(mut diagnostics: Vec<Diagnostic>, sources: &SourceMap) -> (Vec
             let file = FileId(f as u32);
             let end = sources.get(file).text.len() as u32;
             out.push(
-                Diagnostic::new(codes::TOO_MANY_ERRORS, Span::new(file, end, end), format!("{count} more errors in this file are not shown"))
-                    .help("fix the errors above and run the check again"),
+                Diagnostic::new(
+                    codes::TOO_MANY_ERRORS,
+                    Span::new(file, end, end),
+                    format!("{count} more errors in this file are not shown"),
+                )
+                .help("fix the errors above and run the check again"),
             );
         }
     }

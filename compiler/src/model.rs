@@ -153,11 +153,19 @@ pub struct TypeDef {
 #[derive(Clone, Debug, PartialEq)]
 pub enum TypeDefKind {
     /// `(id NAME [REPR])`: a newtype over `string` or an integer.
-    Id { repr: Ty },
-    Enum { variants: Vec<Variant> },
-    Record { fields: Vec<Field> },
+    Id {
+        repr: Ty,
+    },
+    Enum {
+        variants: Vec<Variant>,
+    },
+    Record {
+        fields: Vec<Field>,
+    },
     /// `(type NAME TYPE)`: kept for documentation; uses are resolved to `ty`.
-    Alias { ty: Ty },
+    Alias {
+        ty: Ty,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -214,7 +222,9 @@ pub struct Command {
 pub enum CommandBody {
     Handler(Vec<Stmt>),
     /// Decided by a Rust function the domain author implements; `requires` run first.
-    Extern { requires: Vec<Stmt> },
+    Extern {
+        requires: Vec<Stmt>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -279,8 +289,15 @@ pub enum Policy {
     /// Never violated: the command is rejected.
     Strict,
     /// Allowed beyond the bound by at most `tolerance`; crossing the bound runs `on_violation`.
-    Relaxed { tolerance: Expr, on_violation: Vec<Stmt> },
-    If { cond: Expr, then: Box<Policy>, otherwise: Box<Policy> },
+    Relaxed {
+        tolerance: Expr,
+        on_violation: Vec<Stmt>,
+    },
+    If {
+        cond: Expr,
+        then: Box<Policy>,
+        otherwise: Box<Policy>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -360,15 +377,39 @@ pub struct Stmt {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
-    Require { cond: Expr, rejection: RejectionId },
-    Reject { rejection: RejectionId },
+    Require {
+        cond: Expr,
+        rejection: RejectionId,
+    },
+    Reject {
+        rejection: RejectionId,
+    },
     /// Field values in the event's field order.
-    Emit { event: EventId, fields: Vec<Expr> },
-    Set { field: usize, value: Expr },
+    Emit {
+        event: EventId,
+        fields: Vec<Expr>,
+    },
+    Set {
+        field: usize,
+        value: Expr,
+    },
     /// Arguments in the command's parameter order.
-    Send { aggregate: AggregateId, id: Expr, command: CommandId, args: Vec<Expr>, on_rejected: Vec<Stmt> },
-    Let { bindings: Vec<(Name, Expr)>, body: Vec<Stmt> },
-    If { cond: Expr, then: Vec<Stmt>, otherwise: Vec<Stmt> },
+    Send {
+        aggregate: AggregateId,
+        id: Expr,
+        command: CommandId,
+        args: Vec<Expr>,
+        on_rejected: Vec<Stmt>,
+    },
+    Let {
+        bindings: Vec<(Name, Expr)>,
+        body: Vec<Stmt>,
+    },
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -435,7 +476,10 @@ pub enum ExprKind {
     Decimal(i128),
     Str(String),
     Bool(bool),
-    Enum { ty: TypeId, variant: u32 },
+    Enum {
+        ty: TypeId,
+        variant: u32,
+    },
     None,
     /// An empty map, list or set of the expression's type: the implicit default of collection state.
     Empty,
@@ -447,16 +491,46 @@ pub enum ExprKind {
     Version,
     Now,
     OccurredAt,
-    Field { base: Box<Expr>, record: TypeId, field: usize },
-    Unary { op: UnOp, arg: Box<Expr> },
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Field {
+        base: Box<Expr>,
+        record: TypeId,
+        field: usize,
+    },
+    Unary {
+        op: UnOp,
+        arg: Box<Expr>,
+    },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     And(Vec<Expr>),
     Or(Vec<Expr>),
-    Call { func: Builtin, args: Vec<Expr> },
-    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
-    Let { bindings: Vec<(Name, Expr)>, body: Box<Expr> },
-    Update { map: Box<Expr>, key: Box<Expr>, binding: Name, default: Box<Expr>, body: Box<Expr> },
-    Make { record: TypeId, fields: Vec<Expr> },
+    Call {
+        func: Builtin,
+        args: Vec<Expr>,
+    },
+    If {
+        cond: Box<Expr>,
+        then: Box<Expr>,
+        otherwise: Box<Expr>,
+    },
+    Let {
+        bindings: Vec<(Name, Expr)>,
+        body: Box<Expr>,
+    },
+    Update {
+        map: Box<Expr>,
+        key: Box<Expr>,
+        binding: Name,
+        default: Box<Expr>,
+        body: Box<Expr>,
+    },
+    Make {
+        record: TypeId,
+        fields: Vec<Expr>,
+    },
     /// A checked numeric conversion to the expression's type.
     As(Box<Expr>),
 }

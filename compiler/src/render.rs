@@ -19,12 +19,13 @@ fn convert(d: &Diagnostic) -> cs::Diagnostic<usize> {
         Severity::Error => cs::Severity::Error,
         Severity::Warning => cs::Severity::Warning,
     };
-    let mut labels = vec![cs::Label::primary(d.span.file.0 as usize, d.span.start as usize..d.span.end as usize).with_message(&d.label)];
-    labels.extend(
-        d.secondary
-            .iter()
-            .map(|l| cs::Label::secondary(l.span.file.0 as usize, l.span.start as usize..l.span.end as usize).with_message(&l.message)),
-    );
+    let mut labels =
+        vec![cs::Label::primary(d.span.file.0 as usize, d.span.start as usize..d.span.end as usize)
+            .with_message(&d.label)];
+    labels.extend(d.secondary.iter().map(|l| {
+        cs::Label::secondary(l.span.file.0 as usize, l.span.start as usize..l.span.end as usize)
+            .with_message(&l.message)
+    }));
     let mut notes: Vec<String> = d.notes.iter().map(|n| format!("note: {n}")).collect();
     if let Some(help) = &d.help {
         notes.push(format!("help: {help}"));

@@ -50,13 +50,22 @@ fn diagnostics_match_expectations() {
         let input = std::fs::read_to_string(case).expect("readable case");
         let name = format!("{}", case.file_name().unwrap().to_string_lossy());
         let compilation = compile_str(&name, &input);
-        assert!(!compilation.diagnostics.is_empty(), "{name}: a case in the diagnostics suite must produce a diagnostic");
+        assert!(
+            !compilation.diagnostics.is_empty(),
+            "{name}: a case in the diagnostics suite must produce a diagnostic"
+        );
         codes_seen.extend(compilation.diagnostics.iter().map(|d| d.code.id));
         if let Some(failure) = check(&name, &input, &case.with_extension("stderr")) {
             failures.push(failure);
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases differ (rerun with UPDATE_EXPECT=1 to accept):\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ (rerun with UPDATE_EXPECT=1 to accept):\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     let missing: Vec<&str> =
         anthill_dsl::codes::ALL.iter().map(|c| c.id).filter(|id| !codes_seen.contains(id)).collect();
     assert!(missing.is_empty(), "no case in tests/diagnostics produces {missing:?}");
@@ -97,12 +106,18 @@ fn diagnostics_doc_is_fresh() {
     );
     for code in anthill_dsl::codes::ALL {
         let severity = if code.id.starts_with('E') { "error" } else { "warning" };
-        doc.push_str(&format!("| [{}](#{}) | {severity} | {} |\n", code.id, code.id.to_ascii_lowercase(), code.title.replace('|', "\\|")));
+        doc.push_str(&format!(
+            "| [{}](#{}) | {severity} | {} |\n",
+            code.id,
+            code.id.to_ascii_lowercase(),
+            code.title.replace('|', "\\|")
+        ));
     }
     for code in anthill_dsl::codes::ALL {
         doc.push_str(&format!("\n<a id=\"{}\"></a>\n## {}: {}\n\n", code.id.to_ascii_lowercase(), code.id, code.title));
         let tag = format!("[{}]", code.id);
-        let first_line_has = |(_, _, out): &&(String, String, String)| out.lines().next().is_some_and(|l| l.contains(&tag));
+        let first_line_has =
+            |(_, _, out): &&(String, String, String)| out.lines().next().is_some_and(|l| l.contains(&tag));
         let example = cases.iter().find(first_line_has).or_else(|| cases.iter().find(|(_, _, out)| out.contains(&tag)));
         match example {
             Some((name, input, output)) => doc.push_str(&format!(
@@ -119,5 +134,8 @@ fn diagnostics_doc_is_fresh() {
         return;
     }
     let current = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(current == doc, "docs/diagnostics.md is stale: run `UPDATE_EXPECT=1 cargo test -p anthill-compiler --test diagnostics`");
+    assert!(
+        current == doc,
+        "docs/diagnostics.md is stale: run `UPDATE_EXPECT=1 cargo test -p anthill-compiler --test diagnostics`"
+    );
 }

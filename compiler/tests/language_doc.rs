@@ -68,7 +68,11 @@ fn language_doc() -> String {
 fn every_example_checks_clean() {
     let blocks = blocks(&language_doc());
     let examples: Vec<&Block> = blocks.iter().filter(|b| b.fence == Fence::Sexp).collect();
-    assert!(examples.len() >= 20, "docs/language.md has {} checked ```sexp blocks; expected at least 20", examples.len());
+    assert!(
+        examples.len() >= 20,
+        "docs/language.md has {} checked ```sexp blocks; expected at least 20",
+        examples.len()
+    );
     let mut failures = Vec::new();
     for (n, block) in examples.iter().enumerate() {
         let name = format!("docs/language.md block {} (line {})", n + 1, block.line);
@@ -110,8 +114,13 @@ fn include_example_checks_clean() {
         .filter(|(path, _)| !path["domains/".len()..].contains('/'))
         .map(|(path, (_, text))| (path.clone(), text.clone()))
         .collect();
-    assert!(!roots.is_empty() && tree.len() > roots.len(), "docs/language.md shows a domain root and the files it includes");
-    let c = compile(roots, &mut |path| tree.get(path).map(|(_, text)| text.clone()).ok_or_else(|| "not in docs/language.md".to_string()));
+    assert!(
+        !roots.is_empty() && tree.len() > roots.len(),
+        "docs/language.md shows a domain root and the files it includes"
+    );
+    let c = compile(roots, &mut |path| {
+        tree.get(path).map(|(_, text)| text.clone()).ok_or_else(|| "not in docs/language.md".to_string())
+    });
     let lines: Vec<String> = tree.iter().map(|(path, (line, _))| format!("{path} (line {line})")).collect();
     assert!(
         c.diagnostics.is_empty(),

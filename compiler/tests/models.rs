@@ -24,7 +24,10 @@ fn bundled_domains_check_clean() {
     assert_eq!(emits, ["withdrawn", "overdrawn"], "the relaxed policy's reaction is among what withdraw emits");
     let rejections: Vec<&str> =
         withdraw.rejections.iter().map(|r| account.rejections[r.0 as usize].name.dsl.as_str()).collect();
-    assert_eq!(rejections, ["not-open", "non-positive-amount", "non-negative", "arithmetic-overflow", "division-by-zero"]);
+    assert_eq!(
+        rejections,
+        ["not-open", "non-positive-amount", "non-negative", "arithmetic-overflow", "division-by-zero"]
+    );
     assert_eq!(ledger.processes.len(), 1);
     assert_eq!(ledger.views.len(), 1);
     assert!(ledger.scenarios.len() >= 8);
@@ -111,7 +114,8 @@ fn a_command_guard_carries_over_to_the_handler_of_its_event() {
         )
     };
     assert_clean(&compile_str("guarded.sexp", &model("")));
-    let also_guarded = model(r#"(command take-all (params (n u32)) (require (<= n stock) short "not enough") (emit taken (qty n)))"#);
+    let also_guarded =
+        model(r#"(command take-all (params (n u32)) (require (<= n stock) short "not enough") (emit taken (qty n)))"#);
     assert_clean(&compile_str("guarded.sexp", &also_guarded));
     let unguarded = compile_str("unguarded.sexp", &model("(command take-any (params (qty u32)) (emit taken qty))"));
     let codes: Vec<&str> = unguarded.diagnostics.iter().map(|d| d.code.id).collect();

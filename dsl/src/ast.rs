@@ -331,11 +331,7 @@ pub struct Stmt {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `(require COND NAME "message")`: reject with NAME unless COND holds.
-    Require {
-        cond: Expr,
-        name: Ident,
-        message: String,
-    },
+    Require { cond: Expr, name: Ident, message: String },
     /// `(reject NAME "message")`
     Reject { name: Ident, message: String },
     /// `(emit EVENT (field EXPR)...)`
@@ -343,28 +339,13 @@ pub enum StmtKind {
     /// `(set FIELD EXPR)`, in `on` handlers only.
     Set { field: Ident, value: Expr },
     /// `(send AGGREGATE ID COMMAND (param EXPR)... [(on-rejected STMT...)])`, in processes only.
-    Send {
-        aggregate: Ident,
-        id: Expr,
-        command: Message,
-        on_rejected: Vec<Stmt>,
-    },
+    Send { aggregate: Ident, id: Expr, command: Message, on_rejected: Vec<Stmt> },
     /// `(let ((NAME EXPR)...) STMT...)`: bindings are sequential.
-    Let {
-        bindings: Vec<Binding>,
-        body: Vec<Stmt>,
-    },
+    Let { bindings: Vec<Binding>, body: Vec<Stmt> },
     /// `(if COND STMT [STMT])`, `(when COND STMT...)`, `(unless COND STMT...)`.
-    If {
-        cond: Expr,
-        then: Vec<Stmt>,
-        otherwise: Vec<Stmt>,
-    },
+    If { cond: Expr, then: Vec<Stmt>, otherwise: Vec<Stmt> },
     /// `(cond (COND STMT...)... [(else STMT...)])`
-    Cond {
-        arms: Vec<(Expr, Vec<Stmt>)>,
-        otherwise: Vec<Stmt>,
-    },
+    Cond { arms: Vec<(Expr, Vec<Stmt>)>, otherwise: Vec<Stmt> },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -150,19 +150,13 @@ impl Diagnostic {
     }
 
     pub fn secondary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.secondary.push(Label {
-            span,
-            message: message.into(),
-        });
+        self.secondary.push(Label { span, message: message.into() });
         self
     }
 }
 
 /// Suggests the closest candidate to `name` ("did you mean"), if any is close enough.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let max_distance = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -205,20 +199,14 @@ mod tests {
         assert_eq!(edit_distance("balance", "balance"), 0);
         assert_eq!(edit_distance("balnace", "balance"), 1);
         assert_eq!(edit_distance("deposit", "deposited"), 2);
-        assert_eq!(
-            did_you_mean("balnce", ["balance", "limit"]),
-            Some("balance")
-        );
+        assert_eq!(did_you_mean("balnce", ["balance", "limit"]), Some("balance"));
         assert_eq!(did_you_mean("xyz", ["balance", "limit"]), None);
     }
 
     #[test]
     fn codes_are_unique_and_sorted() {
         for pair in codes::ALL.windows(2) {
-            assert!(
-                pair[0].id < pair[1].id
-                    || pair[0].id.starts_with('E') && pair[1].id.starts_with('W')
-            );
+            assert!(pair[0].id < pair[1].id || pair[0].id.starts_with('E') && pair[1].id.starts_with('W'));
         }
     }
 }

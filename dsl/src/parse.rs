@@ -9,21 +9,10 @@ use crate::sexp::{self, Sexp, SexpKind};
 use crate::span::{FileId, SourceFile, Span};
 
 /// Parses a file. `expect_domain` is true for a root file (`(domain ...)`) and false for an included fragment.
-pub fn parse_file(
-    file: FileId,
-    source: &SourceFile,
-    expect_domain: bool,
-) -> (Module, Vec<Diagnostic>) {
+pub fn parse_file(file: FileId, source: &SourceFile, expect_domain: bool) -> (Module, Vec<Diagnostic>) {
     let (forms, read_error) = sexp::read(file, source);
-    let mut parser = Parser {
-        file,
-        diagnostics: Vec::new(),
-    };
-    let mut module = Module {
-        file,
-        domain: None,
-        items: Vec::new(),
-    };
+    let mut parser = Parser { file, diagnostics: Vec::new() };
+    let mut module = Module { file, domain: None, items: Vec::new() };
     if let Some(error) = read_error {
         parser.diagnostics.push(error);
         return (module, parser.diagnostics);
@@ -49,30 +38,16 @@ pub fn parse_file(
 }
 
 /// The forms a domain may contain, for "did you mean" hints.
-const DOMAIN_FORMS: &[&str] = &[
-    "doc",
-    "include",
-    "type",
-    "id",
-    "enum",
-    "record",
-    "aggregate",
-    "process",
-    "view",
-    "scenario",
-];
+const DOMAIN_FORMS: &[&str] =
+    &["doc", "include", "type", "id", "enum", "record", "aggregate", "process", "view", "scenario"];
 const AGGREGATE_CLAUSES: &[&str] = &["doc", "key", "state", "event", "command", "on", "invariant"];
 const COMMAND_CLAUSES: &[&str] = &["doc", "params", "extern", "emits", "rejects", "policy"];
-const STMT_FORMS: &[&str] = &[
-    "require", "reject", "emit", "set", "send", "let", "if", "when", "unless", "cond",
-];
+const STMT_FORMS: &[&str] = &["require", "reject", "emit", "set", "send", "let", "if", "when", "unless", "cond"];
 const VIEW_CLAUSES: &[&str] = &["doc", "key", "column", "on"];
 const SCENARIO_CLAUSES: &[&str] = &["doc", "aggregate", "given", "when", "then"];
 
 /// Names the language gives a meaning of its own; they cannot name fields, parameters or bindings.
-pub const RESERVED_NAMES: &[&str] = &[
-    "id", "version", "true", "false", "none", "state", "else", "nil",
-];
+pub const RESERVED_NAMES: &[&str] = &["id", "version", "true", "false", "none", "state", "else", "nil"];
 
 struct Parser {
     file: FileId,
@@ -81,9 +56,8 @@ struct Parser {
 
 fn is_kebab(name: &str) -> bool {
     let mut parts = name.split('-');
-    let first_ok = parts.next().is_some_and(|p| {
-        p.starts_with(|c: char| c.is_ascii_lowercase()) && p.chars().all(is_name_char)
-    });
+    let first_ok =
+        parts.next().is_some_and(|p| p.starts_with(|c: char| c.is_ascii_lowercase()) && p.chars().all(is_name_char));
     first_ok && parts.all(|p| !p.is_empty() && p.chars().all(is_name_char))
 }
 
@@ -119,15 +93,9 @@ impl Parser {
     }
 
     fn domain_file(&mut self, forms: &[Sexp], source: &SourceFile, module: &mut Module) {
-        let domain_forms: Vec<&Sexp> = forms
-            .iter()
-            .filter(|f| f.head() == Some("domain"))
-            .collect();
+        let domain_forms: Vec<&Sexp> = forms.iter().filter(|f| f.head() == Some("domain")).collect();
         let Some(domain) = domain_forms.first() else {
-            let span = forms.first().map_or(
-                Span::new(self.file, 0, source.text.len().min(1) as u32),
-                |f| f.span,
-            );
+            let span = forms.first().map_or(Span::new(self.file, 0, source.text.len().min(1) as u32), |f| f.span);
             self.error(
                 Diagnostic::new(codes::EXPECTED_DOMAIN, span, "expected a `(domain NAME ...)` form")
                     .label(if forms.is_empty() { "the file is empty" } else { "found this instead" })
@@ -136,11 +104,7 @@ impl Parser {
             return;
         };
         for extra in forms.iter().filter(|f| f.span != domain.span) {
-            let label = if extra.head() == Some("domain") {
-                "a second domain"
-            } else {
-                "outside the domain"
-            };
+            let label = if extra.head() == Some("domain") { "a second domain" } else { "outside the domain" };
             self.error(
                 Diagnostic::new(
                     codes::EXPECTED_DOMAIN,
@@ -155,11 +119,7 @@ impl Parser {
         let Some(name) = self.name_at(items, 1, domain.span, "the domain's name") else {
             return;
         };
-        let mut header = DomainHeader {
-            name,
-            doc: None,
-            span: domain.span,
-        };
+        let mut header = DomainHeader { name, doc: None, span: domain.span };
         for form in &items[2..] {
             if form.head() == Some("doc") {
                 self.set_doc(&mut header.doc, form);
@@ -179,10 +139,7 @@ impl Parser {
             "include" => {
                 let (path, _) = self.string_at(items, 1, form.span, "the included file's path")?;
                 self.no_extra(items, 2, "`(include \"file.sexp\")`");
-                Some(Item::Include(Include {
-                    path,
-                    span: form.span,
-                }))
+                Some(Item::Include(Include { path, span: form.span }))
             }
             "type" => {
                 let name = self.name_at(items, 1, form.span, "the type's name")?;
@@ -196,30 +153,17 @@ impl Parser {
                         ty_given = true;
                         ty = self.type_expr(arg);
                     } else {
-                        self.malformed(
-                            arg.span,
-                            "`type` takes one type",
-                            "write `(type money (decimal 2))`",
-                        );
+                        self.malformed(arg.span, "`type` takes one type", "write `(type money (decimal 2))`");
                     }
                 }
                 let Some(ty) = ty else {
                     if ty_given {
                         return None; // the type itself was reported
                     }
-                    self.missing(
-                        form.span,
-                        "`type` needs the aliased type",
-                        "write `(type money (decimal 2))`",
-                    );
+                    self.missing(form.span, "`type` needs the aliased type", "write `(type money (decimal 2))`");
                     return None;
                 };
-                Some(Item::Type(TypeAlias {
-                    name,
-                    doc,
-                    ty,
-                    span: form.span,
-                }))
+                Some(Item::Type(TypeAlias { name, doc, ty, span: form.span }))
             }
             "id" => {
                 let name = self.name_at(items, 1, form.span, "the id type's name")?;
@@ -238,12 +182,7 @@ impl Parser {
                         );
                     }
                 }
-                Some(Item::Id(IdDecl {
-                    name,
-                    doc,
-                    repr,
-                    span: form.span,
-                }))
+                Some(Item::Id(IdDecl { name, doc, repr, span: form.span }))
             }
             "enum" => {
                 let name = self.name_at(items, 1, form.span, "the enum's name")?;
@@ -251,29 +190,20 @@ impl Parser {
                 let mut variants = Vec::new();
                 for arg in &items[2..] {
                     match &arg.kind {
-                        SexpKind::List(_) if arg.head() == Some("doc") => {
-                            self.set_doc(&mut doc, arg)
-                        }
+                        SexpKind::List(_) if arg.head() == Some("doc") => self.set_doc(&mut doc, arg),
                         SexpKind::List(parts) => {
                             // `(variant (doc "..."))`
-                            if let Some(vname) = self.name_at(parts, 0, arg.span, "a variant name")
-                            {
+                            if let Some(vname) = self.name_at(parts, 0, arg.span, "a variant name") {
                                 let mut vdoc = None;
                                 for part in &parts[1..] {
                                     self.set_doc(&mut vdoc, part);
                                 }
-                                variants.push(Variant {
-                                    name: vname,
-                                    doc: vdoc,
-                                });
+                                variants.push(Variant { name: vname, doc: vdoc });
                             }
                         }
                         _ => {
                             if let Some(vname) = self.name(arg, "a variant name") {
-                                variants.push(Variant {
-                                    name: vname,
-                                    doc: None,
-                                });
+                                variants.push(Variant { name: vname, doc: None });
                             }
                         }
                     }
@@ -285,12 +215,7 @@ impl Parser {
                         "write `(enum status open frozen closed)`",
                     );
                 }
-                Some(Item::Enum(EnumDecl {
-                    name,
-                    doc,
-                    variants,
-                    span: form.span,
-                }))
+                Some(Item::Enum(EnumDecl { name, doc, variants, span: form.span }))
             }
             "record" => {
                 let name = self.name_at(items, 1, form.span, "the record's name")?;
@@ -303,12 +228,7 @@ impl Parser {
                         fields.push(field);
                     }
                 }
-                Some(Item::Record(RecordDecl {
-                    name,
-                    doc,
-                    fields,
-                    span: form.span,
-                }))
+                Some(Item::Record(RecordDecl { name, doc, fields, span: form.span }))
             }
             "aggregate" => self.aggregate(form, items).map(Item::Aggregate),
             "process" => self.process(form, items).map(Item::Process),
@@ -316,13 +236,9 @@ impl Parser {
             "scenario" => self.scenario(form, items).map(Item::Scenario),
             "domain" => {
                 self.error(
-                    Diagnostic::new(
-                        codes::EXPECTED_DOMAIN,
-                        form.span,
-                        "a domain cannot contain another domain",
-                    )
-                    .label("nested domain")
-                    .help("put each domain in its own file"),
+                    Diagnostic::new(codes::EXPECTED_DOMAIN, form.span, "a domain cannot contain another domain")
+                        .label("nested domain")
+                        .help("put each domain in its own file"),
                 );
                 None
             }
@@ -358,12 +274,8 @@ impl Parser {
                         self.duplicate_clause(clause, "key");
                         continue;
                     }
-                    if let Some(ty_sexp) = self.arg_at(
-                        parts,
-                        1,
-                        clause.span,
-                        "the key's type, e.g. `(key account-id)`",
-                    ) {
+                    if let Some(ty_sexp) = self.arg_at(parts, 1, clause.span, "the key's type, e.g. `(key account-id)`")
+                    {
                         decl.key = self.type_expr(ty_sexp);
                     }
                     self.no_extra(parts, 2, "`(key TYPE)`");
@@ -371,14 +283,10 @@ impl Parser {
                 "state" => {
                     if let Some(first) = state_seen {
                         self.error(
-                            Diagnostic::new(
-                                codes::DUPLICATE_CLAUSE,
-                                clause.span,
-                                "`state` given twice",
-                            )
-                            .label("second `state`")
-                            .secondary(first, "first `state` here")
-                            .help("list every state field in one `(state ...)` clause"),
+                            Diagnostic::new(codes::DUPLICATE_CLAUSE, clause.span, "`state` given twice")
+                                .label("second `state`")
+                                .secondary(first, "first `state` here")
+                                .help("list every state field in one `(state ...)` clause"),
                         );
                         continue;
                     }
@@ -390,8 +298,7 @@ impl Parser {
                     }
                 }
                 "event" => {
-                    let Some(event_name) = self.name_at(parts, 1, clause.span, "the event's name")
-                    else {
+                    let Some(event_name) = self.name_at(parts, 1, clause.span, "the event's name") else {
                         continue;
                     };
                     let mut doc = None;
@@ -403,12 +310,7 @@ impl Parser {
                             fields.push(f);
                         }
                     }
-                    decl.events.push(EventDecl {
-                        name: event_name,
-                        doc,
-                        fields,
-                        span: clause.span,
-                    });
+                    decl.events.push(EventDecl { name: event_name, doc, fields, span: clause.span });
                 }
                 "command" => {
                     if let Some(command) = self.command(clause, parts) {
@@ -416,22 +318,14 @@ impl Parser {
                     }
                 }
                 "on" => {
-                    let Some(event) =
-                        self.name_at(parts, 1, clause.span, "the event this handler applies")
-                    else {
+                    let Some(event) = self.name_at(parts, 1, clause.span, "the event this handler applies") else {
                         continue;
                     };
                     let body = self.stmts(&parts[2..]);
-                    decl.handlers.push(OnDecl {
-                        event,
-                        body,
-                        span: clause.span,
-                    });
+                    decl.handlers.push(OnDecl { event, body, span: clause.span });
                 }
                 "invariant" => {
-                    let Some(inv_name) =
-                        self.name_at(parts, 1, clause.span, "the invariant's name")
-                    else {
+                    let Some(inv_name) = self.name_at(parts, 1, clause.span, "the invariant's name") else {
                         continue;
                     };
                     let mut doc = None;
@@ -447,7 +341,9 @@ impl Parser {
                                     continue;
                                 }
                                 let pparts = arg.as_list().unwrap_or_default();
-                                if let Some(p) = self.arg_at(pparts, 1, arg.span, "a policy: `strict` or `(relaxed ...)`") {
+                                if let Some(p) =
+                                    self.arg_at(pparts, 1, arg.span, "a policy: `strict` or `(relaxed ...)`")
+                                {
                                     policy = self.policy(p, false);
                                 }
                                 self.no_extra(pparts, 2, "`(policy POLICY)`");
@@ -474,13 +370,7 @@ impl Parser {
                         );
                         continue;
                     };
-                    decl.invariants.push(InvariantDecl {
-                        name: inv_name,
-                        doc,
-                        expr,
-                        policy,
-                        span: clause.span,
-                    });
+                    decl.invariants.push(InvariantDecl { name: inv_name, doc, expr, policy, span: clause.span });
                 }
                 _ => self.unknown_form(&parts[0], "in an aggregate", AGGREGATE_CLAUSES),
             }
@@ -539,45 +429,29 @@ impl Parser {
                     }
                 }
                 "rejects" => {
-                    let Some(rname) = self.name_at(cparts, 1, clause.span, "the rejection's name")
-                    else {
+                    let Some(rname) = self.name_at(cparts, 1, clause.span, "the rejection's name") else {
                         continue;
                     };
-                    let Some((message, _)) =
-                        self.string_at(cparts, 2, clause.span, "the rejection's message")
-                    else {
+                    let Some((message, _)) = self.string_at(cparts, 2, clause.span, "the rejection's message") else {
                         continue;
                     };
                     self.no_extra(cparts, 3, "`(rejects NAME \"message\")`");
-                    decl.rejects.push(RejectDecl {
-                        name: rname,
-                        message,
-                        span: clause.span,
-                    });
+                    decl.rejects.push(RejectDecl { name: rname, message, span: clause.span });
                 }
                 "policy" => {
-                    let Some(invariant) =
-                        self.name_at(cparts, 1, clause.span, "the invariant this policy is for")
+                    let Some(invariant) = self.name_at(cparts, 1, clause.span, "the invariant this policy is for")
                     else {
                         continue;
                     };
-                    let Some(p) = self.arg_at(
-                        cparts,
-                        2,
-                        clause.span,
-                        "a policy: `strict`, `relaxed` or `(if ...)`",
-                    ) else {
+                    let Some(p) = self.arg_at(cparts, 2, clause.span, "a policy: `strict`, `relaxed` or `(if ...)`")
+                    else {
                         continue;
                     };
                     let Some(policy) = self.policy(p, true) else {
                         continue;
                     };
                     self.no_extra(cparts, 3, "`(policy INVARIANT POLICY)`");
-                    decl.policies.push(PolicyOverride {
-                        invariant,
-                        policy,
-                        span: clause.span,
-                    });
+                    decl.policies.push(PolicyOverride { invariant, policy, span: clause.span });
                 }
                 _ if STMT_FORMS.contains(&head) => body_forms.push(clause),
                 _ => {
@@ -587,24 +461,17 @@ impl Parser {
                 }
             }
         }
-        decl.body = body_forms
-            .into_iter()
-            .filter_map(|s| self.stmt(s))
-            .collect();
+        decl.body = body_forms.into_iter().filter_map(|s| self.stmt(s)).collect();
         Some(decl)
     }
 
     fn policy(&mut self, sexp: &Sexp, in_command: bool) -> Option<Policy> {
         let span = sexp.span;
         match &sexp.kind {
-            SexpKind::Symbol(s) if s == "strict" => Some(Policy {
-                kind: PolicyKind::Strict,
-                span,
-            }),
-            SexpKind::Symbol(s) if s == "relaxed" && in_command => Some(Policy {
-                kind: PolicyKind::RelaxedDeclared,
-                span,
-            }),
+            SexpKind::Symbol(s) if s == "strict" => Some(Policy { kind: PolicyKind::Strict, span }),
+            SexpKind::Symbol(s) if s == "relaxed" && in_command => {
+                Some(Policy { kind: PolicyKind::RelaxedDeclared, span })
+            }
             SexpKind::List(parts) if sexp.head() == Some("relaxed") => {
                 let mut tolerance = None;
                 let mut on_violation = Vec::new();
@@ -612,12 +479,9 @@ impl Parser {
                     match clause.head() {
                         Some("tolerance") => {
                             let tparts = clause.as_list().unwrap_or_default();
-                            if let Some(t) = self.arg_at(
-                                tparts,
-                                1,
-                                clause.span,
-                                "the tolerance, e.g. `(tolerance 100)`",
-                            ) {
+                            if let Some(t) =
+                                self.arg_at(tparts, 1, clause.span, "the tolerance, e.g. `(tolerance 100)`")
+                            {
                                 tolerance = self.expr(t);
                             }
                             self.no_extra(tparts, 2, "`(tolerance EXPR)`");
@@ -626,11 +490,7 @@ impl Parser {
                             let vparts = clause.as_list().unwrap_or_default();
                             on_violation.extend(self.stmts(&vparts[1..]));
                         }
-                        _ => self.unknown_form(
-                            clause,
-                            "in a relaxed policy",
-                            &["tolerance", "on-violation"],
-                        ),
+                        _ => self.unknown_form(clause, "in a relaxed policy", &["tolerance", "on-violation"]),
                     }
                 }
                 let Some(tolerance) = tolerance else {
@@ -641,13 +501,7 @@ impl Parser {
                     );
                     return None;
                 };
-                Some(Policy {
-                    kind: PolicyKind::Relaxed {
-                        tolerance,
-                        on_violation,
-                    },
-                    span,
-                })
+                Some(Policy { kind: PolicyKind::Relaxed { tolerance, on_violation }, span })
             }
             SexpKind::List(parts) if sexp.head() == Some("if") => {
                 if parts.len() != 4 {
@@ -665,11 +519,7 @@ impl Parser {
                 let then = self.policy(&parts[2], in_command)?;
                 let otherwise = self.policy(&parts[3], in_command)?;
                 Some(Policy {
-                    kind: PolicyKind::If {
-                        cond,
-                        then: Box::new(then),
-                        otherwise: Box::new(otherwise),
-                    },
+                    kind: PolicyKind::If { cond, then: Box::new(then), otherwise: Box::new(otherwise) },
                     span,
                 })
             }
@@ -687,12 +537,7 @@ impl Parser {
 
     fn process(&mut self, form: &Sexp, items: &[Sexp]) -> Option<ProcessDecl> {
         let name = self.name_at(items, 1, form.span, "the process's name")?;
-        let mut decl = ProcessDecl {
-            name,
-            doc: None,
-            handlers: Vec::new(),
-            span: form.span,
-        };
+        let mut decl = ProcessDecl { name, doc: None, handlers: Vec::new(), span: form.span };
         for clause in &items[2..] {
             let Some(parts) = self.form(clause, "`(on AGGREGATE/EVENT ...)`") else {
                 continue;
@@ -704,11 +549,7 @@ impl Parser {
                         continue;
                     };
                     let body = self.stmts(&parts[2..]);
-                    decl.handlers.push(ProcessOn {
-                        event,
-                        body,
-                        span: clause.span,
-                    });
+                    decl.handlers.push(ProcessOn { event, body, span: clause.span });
                 }
                 _ => self.unknown_form(&parts[0], "in a process", &["doc", "on"]),
             }
@@ -718,14 +559,8 @@ impl Parser {
 
     fn view(&mut self, form: &Sexp, items: &[Sexp]) -> Option<ViewDecl> {
         let name = self.name_at(items, 1, form.span, "the view's name")?;
-        let mut decl = ViewDecl {
-            name,
-            doc: None,
-            key: None,
-            columns: Vec::new(),
-            handlers: Vec::new(),
-            span: form.span,
-        };
+        let mut decl =
+            ViewDecl { name, doc: None, key: None, columns: Vec::new(), handlers: Vec::new(), span: form.span };
         for clause in &items[2..] {
             let Some(parts) = self.form(clause, "a view clause like `(column ...)`") else {
                 continue;
@@ -743,8 +578,7 @@ impl Parser {
                     self.no_extra(parts, 2, "`(key TYPE)`");
                 }
                 "column" => {
-                    let Some(cname) = self.name_at(parts, 1, clause.span, "the column's name")
-                    else {
+                    let Some(cname) = self.name_at(parts, 1, clause.span, "the column's name") else {
                         continue;
                     };
                     let Some(r) = self.arg_at(
@@ -768,51 +602,28 @@ impl Parser {
                         }
                     }
                     if let Some(reducer) = self.reducer(r) {
-                        decl.columns.push(ColumnDecl {
-                            name: cname,
-                            doc,
-                            reducer,
-                            span: clause.span,
-                        });
+                        decl.columns.push(ColumnDecl { name: cname, doc, reducer, span: clause.span });
                     }
                 }
                 "on" => {
                     let Some(event) = self.event_ref_at(parts, 1, clause.span) else {
                         continue;
                     };
-                    let mut on = ViewOn {
-                        event,
-                        filter: None,
-                        key: None,
-                        updates: Vec::new(),
-                        span: clause.span,
-                    };
+                    let mut on = ViewOn { event, filter: None, key: None, updates: Vec::new(), span: clause.span };
                     for u in &parts[2..] {
-                        let Some(uparts) =
-                            self.form(u, "`(key EXPR)`, `(when EXPR)` or `(COLUMN [EXPR])`")
-                        else {
+                        let Some(uparts) = self.form(u, "`(key EXPR)`, `(when EXPR)` or `(COLUMN [EXPR])`") else {
                             continue;
                         };
                         let head = uparts[0].as_symbol().unwrap_or_default();
                         match head {
                             "key" | "when" => {
-                                let slot = if head == "key" {
-                                    &mut on.key
-                                } else {
-                                    &mut on.filter
-                                };
+                                let slot = if head == "key" { &mut on.key } else { &mut on.filter };
                                 if slot.is_some() {
                                     self.duplicate_clause(u, head);
                                     continue;
                                 }
-                                let value = self
-                                    .arg_at(uparts, 1, u.span, "an expression")
-                                    .and_then(|e| self.expr(e));
-                                let slot = if head == "key" {
-                                    &mut on.key
-                                } else {
-                                    &mut on.filter
-                                };
+                                let value = self.arg_at(uparts, 1, u.span, "an expression").and_then(|e| self.expr(e));
+                                let slot = if head == "key" { &mut on.key } else { &mut on.filter };
                                 *slot = value;
                                 self.no_extra(uparts, 2, "`(key EXPR)` or `(when EXPR)`");
                             }
@@ -822,11 +633,7 @@ impl Parser {
                                 };
                                 let value = uparts.get(1).and_then(|e| self.expr(e));
                                 self.no_extra(uparts, 2, "`(COLUMN EXPR)`");
-                                on.updates.push(ColumnUpdate {
-                                    column,
-                                    value,
-                                    span: u.span,
-                                });
+                                on.updates.push(ColumnUpdate { column, value, span: u.span });
                             }
                         }
                     }
@@ -856,9 +663,7 @@ impl Parser {
             self.unknown_form(&parts[0], "as a reducer", &known);
             return None;
         }
-        let ty = self
-            .arg_at(parts, 1, sexp.span, "the column's type")
-            .and_then(|t| self.type_expr(t))?;
+        let ty = self.arg_at(parts, 1, sexp.span, "the column's type").and_then(|t| self.type_expr(t))?;
         let reducer = match head {
             "sum" => Reducer::Sum(ty),
             "min" => Reducer::Min(ty),
@@ -866,30 +671,26 @@ impl Parser {
             "latest" => Reducer::Latest(ty),
             _ => {
                 let max = match parts.get(2) {
-                    Some(n) => {
-                        match &n.kind {
-                            SexpKind::Number(text) => {
-                                match text.parse::<u32>() {
-                                    Ok(v) if v > 0 => Some(v),
-                                    _ => {
-                                        self.error(
-                                    Diagnostic::new(codes::LITERAL_OUT_OF_RANGE, n.span, "a list's length bound must be from 1 to 4294967295")
-                                        .label("not a valid bound"),
-                                );
-                                        None
-                                    }
-                                }
-                            }
+                    Some(n) => match &n.kind {
+                        SexpKind::Number(text) => match text.parse::<u32>() {
+                            Ok(v) if v > 0 => Some(v),
                             _ => {
-                                self.malformed(
-                                    n.span,
-                                    "expected the list's maximum length",
-                                    "write `(list money 10)`",
+                                self.error(
+                                    Diagnostic::new(
+                                        codes::LITERAL_OUT_OF_RANGE,
+                                        n.span,
+                                        "a list's length bound must be from 1 to 4294967295",
+                                    )
+                                    .label("not a valid bound"),
                                 );
                                 None
                             }
+                        },
+                        _ => {
+                            self.malformed(n.span, "expected the list's maximum length", "write `(list money 10)`");
+                            None
                         }
-                    }
+                    },
                     None => None,
                 };
                 self.no_extra(parts, 3, "`(list TYPE [MAX])`");
@@ -914,8 +715,7 @@ impl Parser {
         };
         let mut given_seen = false;
         for clause in &items[2..] {
-            let Some(parts) = self.form(clause, "`(given ...)`, `(when ...)` or `(then ...)`")
-            else {
+            let Some(parts) = self.form(clause, "`(given ...)`, `(when ...)` or `(then ...)`") else {
                 continue;
             };
             match parts[0].as_symbol().unwrap_or_default() {
@@ -935,8 +735,7 @@ impl Parser {
                     }
                     given_seen = true;
                     for e in &parts[1..] {
-                        if let Some(m) = self.message(e, "an event like `(deposited (amount 10))`")
-                        {
+                        if let Some(m) = self.message(e, "an event like `(deposited (amount 10))`") {
                             decl.given.push(m);
                         }
                     }
@@ -946,12 +745,7 @@ impl Parser {
                         self.duplicate_clause(clause, "when");
                         continue;
                     }
-                    if let Some(c) = self.arg_at(
-                        parts,
-                        1,
-                        clause.span,
-                        "the command, e.g. `(withdraw (amount 10))`",
-                    ) {
+                    if let Some(c) = self.arg_at(parts, 1, clause.span, "the command, e.g. `(withdraw (amount 10))`") {
                         decl.when = self.message(c, "a command like `(withdraw (amount 10))`");
                     }
                     self.no_extra(parts, 2, "`(when COMMAND)`: one command per scenario");
@@ -964,9 +758,7 @@ impl Parser {
                     if let [_, rejected] = parts {
                         if rejected.head() == Some("rejected") {
                             let rparts = rejected.as_list().unwrap_or_default();
-                            if let Some(n) =
-                                self.name_at(rparts, 1, rejected.span, "the rejection's name")
-                            {
+                            if let Some(n) = self.name_at(rparts, 1, rejected.span, "the rejection's name") {
                                 self.no_extra(rparts, 2, "`(rejected NAME)`");
                                 decl.then = Some(Then::Rejected(n, rejected.span));
                             }
@@ -983,11 +775,7 @@ impl Parser {
             }
         }
         if decl.when.is_none() {
-            self.missing(
-                form.span,
-                "a scenario needs a `(when COMMAND)`",
-                "add `(when (deposit (amount 10)))`",
-            );
+            self.missing(form.span, "a scenario needs a `(when COMMAND)`", "add `(when (deposit (amount 10)))`");
         }
         if decl.then.is_none() {
             self.missing(
@@ -1003,47 +791,25 @@ impl Parser {
     fn message(&mut self, sexp: &Sexp, what: &str) -> Option<Message> {
         if let SexpKind::Symbol(_) = sexp.kind {
             let name = self.name(sexp, what)?;
-            return Some(Message {
-                name,
-                fields: Vec::new(),
-                span: sexp.span,
-            });
+            return Some(Message { name, fields: Vec::new(), span: sexp.span });
         }
         let parts = self.form(sexp, what)?;
         let name = self.name(&parts[0], what)?;
-        let fields = parts[1..]
-            .iter()
-            .filter_map(|f| self.field_init(f))
-            .collect();
-        Some(Message {
-            name,
-            fields,
-            span: sexp.span,
-        })
+        let fields = parts[1..].iter().filter_map(|f| self.field_init(f)).collect();
+        Some(Message { name, fields, span: sexp.span })
     }
 
     fn field_init(&mut self, sexp: &Sexp) -> Option<FieldInit> {
         match &sexp.kind {
             SexpKind::Symbol(_) => {
                 let name = self.name(sexp, "a field name")?;
-                let value = Expr {
-                    kind: ExprKind::Var(vec![name.clone()]),
-                    span: sexp.span,
-                };
-                Some(FieldInit {
-                    name,
-                    value,
-                    span: sexp.span,
-                })
+                let value = Expr { kind: ExprKind::Var(vec![name.clone()]), span: sexp.span };
+                Some(FieldInit { name, value, span: sexp.span })
             }
             SexpKind::List(parts) if parts.len() == 2 => {
                 let name = self.name(&parts[0], "a field name")?;
                 let value = self.expr(&parts[1])?;
-                Some(FieldInit {
-                    name,
-                    value,
-                    span: sexp.span,
-                })
+                Some(FieldInit { name, value, span: sexp.span })
             }
             _ => {
                 self.malformed(
@@ -1067,19 +833,11 @@ impl Parser {
             );
             return None;
         };
-        let agg_span = Span::new(
-            self.file,
-            sexp.span.start,
-            sexp.span.start + agg.len() as u32,
-        );
+        let agg_span = Span::new(self.file, sexp.span.start, sexp.span.start + agg.len() as u32);
         let event_span = Span::new(self.file, agg_span.end + 1, sexp.span.end);
         let aggregate = self.check_name(agg, agg_span, "an aggregate name")?;
         let event = self.check_name(event, event_span, "an event name")?;
-        Some(EventRef {
-            aggregate,
-            event,
-            span: sexp.span,
-        })
+        Some(EventRef { aggregate, event, span: sexp.span })
     }
 
     fn stmts(&mut self, forms: &[Sexp]) -> Vec<Stmt> {
@@ -1092,56 +850,32 @@ impl Parser {
         let head = parts[0].as_symbol().unwrap_or_default();
         let kind = match head {
             "require" => {
-                let cond = self
-                    .arg_at(parts, 1, span, "the condition that must hold")
-                    .and_then(|c| self.expr(c));
-                let name = self.name_at(
-                    parts,
-                    2,
-                    span,
-                    "the rejection's name, e.g. `insufficient-funds`",
-                );
+                let cond = self.arg_at(parts, 1, span, "the condition that must hold").and_then(|c| self.expr(c));
+                let name = self.name_at(parts, 2, span, "the rejection's name, e.g. `insufficient-funds`");
                 let message = self.string_at(parts, 3, span, "the rejection's message");
                 self.no_extra(parts, 4, "`(require COND NAME \"message\")`");
-                StmtKind::Require {
-                    cond: cond?,
-                    name: name?,
-                    message: message?.0,
-                }
+                StmtKind::Require { cond: cond?, name: name?, message: message?.0 }
             }
             "reject" => {
                 let name = self.name_at(parts, 1, span, "the rejection's name");
                 let message = self.string_at(parts, 2, span, "the rejection's message");
                 self.no_extra(parts, 3, "`(reject NAME \"message\")`");
-                StmtKind::Reject {
-                    name: name?,
-                    message: message?.0,
-                }
+                StmtKind::Reject { name: name?, message: message?.0 }
             }
             "emit" => {
                 let name = self.name_at(parts, 1, span, "the event to emit")?;
-                let fields = parts[2..]
-                    .iter()
-                    .filter_map(|f| self.field_init(f))
-                    .collect();
+                let fields = parts[2..].iter().filter_map(|f| self.field_init(f)).collect();
                 StmtKind::Emit(Message { name, fields, span })
             }
             "set" => {
                 let field = self.name_at(parts, 1, span, "the state field to set");
-                let value = self
-                    .arg_at(parts, 2, span, "the new value")
-                    .and_then(|v| self.expr(v));
+                let value = self.arg_at(parts, 2, span, "the new value").and_then(|v| self.expr(v));
                 self.no_extra(parts, 3, "`(set FIELD EXPR)`");
-                StmtKind::Set {
-                    field: field?,
-                    value: value?,
-                }
+                StmtKind::Set { field: field?, value: value? }
             }
             "send" => {
                 let aggregate = self.name_at(parts, 1, span, "the target aggregate");
-                let id = self
-                    .arg_at(parts, 2, span, "the target aggregate's id")
-                    .and_then(|e| self.expr(e));
+                let id = self.arg_at(parts, 2, span, "the target aggregate's id").and_then(|e| self.expr(e));
                 let command_name = self.name_at(parts, 3, span, "the command to send");
                 let mut fields = Vec::new();
                 let mut on_rejected = Vec::new();
@@ -1153,17 +887,8 @@ impl Parser {
                         fields.push(f);
                     }
                 }
-                let command = Message {
-                    name: command_name?,
-                    fields,
-                    span,
-                };
-                StmtKind::Send {
-                    aggregate: aggregate?,
-                    id: id?,
-                    command,
-                    on_rejected,
-                }
+                let command = Message { name: command_name?, fields, span };
+                StmtKind::Send { aggregate: aggregate?, id: id?, command, on_rejected }
             }
             "let" => {
                 let bindings = self.bindings(parts, span)?;
@@ -1182,29 +907,15 @@ impl Parser {
                 let cond = self.expr(&parts[1])?;
                 let then = self.stmts(&parts[2..3]);
                 let otherwise = self.stmts(&parts[3..]);
-                StmtKind::If {
-                    cond,
-                    then,
-                    otherwise,
-                }
+                StmtKind::If { cond, then, otherwise }
             }
             "when" | "unless" => {
-                let cond = self
-                    .arg_at(parts, 1, span, "the condition")
-                    .and_then(|c| self.expr(c))?;
+                let cond = self.arg_at(parts, 1, span, "the condition").and_then(|c| self.expr(c))?;
                 let body = self.stmts(&parts[2..]);
                 if head == "when" {
-                    StmtKind::If {
-                        cond,
-                        then: body,
-                        otherwise: Vec::new(),
-                    }
+                    StmtKind::If { cond, then: body, otherwise: Vec::new() }
                 } else {
-                    StmtKind::If {
-                        cond,
-                        then: Vec::new(),
-                        otherwise: body,
-                    }
+                    StmtKind::If { cond, then: Vec::new(), otherwise: body }
                 }
             }
             "cond" => {
@@ -1221,11 +932,7 @@ impl Parser {
                     };
                     if aparts[0].as_symbol() == Some("else") {
                         if i + 2 != parts.len() {
-                            self.malformed(
-                                arm.span,
-                                "`else` must be the last arm",
-                                "move the `else` arm to the end",
-                            );
+                            self.malformed(arm.span, "`else` must be the last arm", "move the `else` arm to the end");
                         }
                         otherwise = self.stmts(&aparts[1..]);
                     } else if let Some(c) = self.expr(&aparts[0]) {
@@ -1245,11 +952,7 @@ impl Parser {
     fn bindings(&mut self, parts: &[Sexp], span: Span) -> Option<Vec<Binding>> {
         let list = self.arg_at(parts, 1, span, "the bindings: `((name expr)...)`")?;
         let Some(items) = list.as_list() else {
-            self.malformed(
-                list.span,
-                "expected bindings: `((name expr)...)`",
-                "write `(let ((total (+ a b))) ...)`",
-            );
+            self.malformed(list.span, "expected bindings: `((name expr)...)`", "write `(let ((total (+ a b))) ...)`");
             return None;
         };
         let mut bindings = Vec::new();
@@ -1259,18 +962,10 @@ impl Parser {
                     let name = self.name(name, "a binding name");
                     let value = self.expr(value);
                     if let (Some(name), Some(value)) = (name, value) {
-                        bindings.push(Binding {
-                            name,
-                            value,
-                            span: b.span,
-                        });
+                        bindings.push(Binding { name, value, span: b.span });
                     }
                 }
-                _ => self.malformed(
-                    b.span,
-                    "expected a binding: `(name expr)`",
-                    "write `(let ((total (+ a b))) ...)`",
-                ),
+                _ => self.malformed(b.span, "expected a binding: `(name expr)`", "write `(let ((total (+ a b))) ...)`"),
             }
         }
         Some(bindings)
@@ -1290,9 +985,8 @@ impl Parser {
                 "true" => ExprKind::Bool(true),
                 "false" => ExprKind::Bool(false),
                 "none" => ExprKind::None,
-                _ if s.starts_with(|c: char| {
-                    c.is_ascii_digit() || c == '-' || c == '+' || c == '.'
-                }) && s.len() > 1
+                _ if s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == '.')
+                    && s.len() > 1
                     && s[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.') =>
                 {
                     return self.number(s, span);
@@ -1338,20 +1032,14 @@ impl Parser {
                         let cond = self.expr(&parts[1]);
                         let then = self.expr(&parts[2]);
                         let otherwise = self.expr(&parts[3]);
-                        ExprKind::If {
-                            cond: Box::new(cond?),
-                            then: Box::new(then?),
-                            otherwise: Box::new(otherwise?),
-                        }
+                        ExprKind::If { cond: Box::new(cond?), then: Box::new(then?), otherwise: Box::new(otherwise?) }
                     }
                     "cond" => {
                         let mut arms = Vec::new();
                         let mut otherwise = None;
                         for arm in &parts[1..] {
                             match arm.as_list() {
-                                Some([c, v]) if c.as_symbol() == Some("else") => {
-                                    otherwise = self.expr(v)
-                                }
+                                Some([c, v]) if c.as_symbol() == Some("else") => otherwise = self.expr(v),
                                 Some([c, v]) => {
                                     if let (Some(c), Some(v)) = (self.expr(c), self.expr(v)) {
                                         arms.push((c, v));
@@ -1372,10 +1060,7 @@ impl Parser {
                             );
                             return None;
                         };
-                        ExprKind::Cond {
-                            arms,
-                            otherwise: Box::new(otherwise),
-                        }
+                        ExprKind::Cond { arms, otherwise: Box::new(otherwise) }
                     }
                     "let" => {
                         let bindings = self.bindings(parts, span)?;
@@ -1388,10 +1073,7 @@ impl Parser {
                             return None;
                         }
                         let body = self.expr(&parts[2])?;
-                        ExprKind::Let {
-                            bindings,
-                            body: Box::new(body),
-                        }
+                        ExprKind::Let { bindings, body: Box::new(body) }
                     }
                     "update" => {
                         if parts.len() != 5 {
@@ -1426,35 +1108,21 @@ impl Parser {
                     }
                     "make" => {
                         let record = self.name_at(parts, 1, span, "the record type")?;
-                        let fields = parts[2..]
-                            .iter()
-                            .filter_map(|f| self.field_init(f))
-                            .collect();
+                        let fields = parts[2..].iter().filter_map(|f| self.field_init(f)).collect();
                         ExprKind::Make { record, fields }
                     }
                     "as" => {
                         if parts.len() != 3 {
-                            self.arity(
-                                span,
-                                "`as` takes a type and a value",
-                                "write `(as u64 count)`",
-                            );
+                            self.arity(span, "`as` takes a type and a value", "write `(as u64 count)`");
                             return None;
                         }
                         let ty = self.type_expr(&parts[1]);
                         let value = self.expr(&parts[2]);
-                        ExprKind::As {
-                            ty: ty?,
-                            value: Box::new(value?),
-                        }
+                        ExprKind::As { ty: ty?, value: Box::new(value?) }
                     }
                     _ => {
-                        let op = Ident {
-                            name: head.to_string(),
-                            span: parts[0].span,
-                        };
-                        let args: Vec<Expr> =
-                            parts[1..].iter().filter_map(|a| self.expr(a)).collect();
+                        let op = Ident { name: head.to_string(), span: parts[0].span };
+                        let args: Vec<Expr> = parts[1..].iter().filter_map(|a| self.expr(a)).collect();
                         if args.len() != parts.len() - 1 {
                             return None;
                         }
@@ -1469,13 +1137,9 @@ impl Parser {
     fn number(&mut self, text: &str, span: Span) -> Option<Expr> {
         let invalid = |this: &mut Parser, help: &str| {
             this.error(
-                Diagnostic::new(
-                    codes::INVALID_NUMBER,
-                    span,
-                    format!("invalid number `{text}`"),
-                )
-                .label("not a number the language reads")
-                .help(help.to_string()),
+                Diagnostic::new(codes::INVALID_NUMBER, span, format!("invalid number `{text}`"))
+                    .label("not a number the language reads")
+                    .help(help.to_string()),
             );
             None
         };
@@ -1490,10 +1154,7 @@ impl Parser {
         };
         let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
-            return invalid(
-                self,
-                "numbers are exact: write `42`, `-7` or `12.50` (no exponents, no floats)",
-            );
+            return invalid(self, "numbers are exact: write `42`, `-7` or `12.50` (no exponents, no floats)");
         }
         let scale = fraction.map_or(0, str::len);
         if scale > 18 {
@@ -1501,19 +1162,12 @@ impl Parser {
         }
         let mut mantissa: i128 = 0;
         for b in whole.bytes().chain(fraction.unwrap_or("").bytes()) {
-            mantissa = match mantissa
-                .checked_mul(10)
-                .and_then(|m| m.checked_add(i128::from(b - b'0')))
-            {
+            mantissa = match mantissa.checked_mul(10).and_then(|m| m.checked_add(i128::from(b - b'0'))) {
                 Some(m) if m <= i128::from(u64::MAX) * 1_000_000_000_000_000_000 => m,
                 _ => {
                     self.error(
-                        Diagnostic::new(
-                            codes::LITERAL_OUT_OF_RANGE,
-                            span,
-                            format!("number `{text}` is too large"),
-                        )
-                        .label("does not fit any numeric type"),
+                        Diagnostic::new(codes::LITERAL_OUT_OF_RANGE, span, format!("number `{text}` is too large"))
+                            .label("does not fit any numeric type"),
                     );
                     return None;
                 }
@@ -1523,10 +1177,7 @@ impl Parser {
             mantissa = -mantissa;
         }
         let kind = match fraction {
-            Some(_) => ExprKind::Decimal {
-                mantissa,
-                scale: scale as u32,
-            },
+            Some(_) => ExprKind::Decimal { mantissa, scale: scale as u32 },
             None => ExprKind::Int(mantissa),
         };
         Some(Expr { kind, span })
@@ -1556,11 +1207,7 @@ impl Parser {
                         "map" => "`(map KEY VALUE)`",
                         _ => "a single type argument",
                     };
-                    self.arity(
-                        span,
-                        format!("`{head}` takes {shape}"),
-                        format!("write {shape}"),
-                    );
+                    self.arity(span, format!("`{head}` takes {shape}"), format!("write {shape}"));
                     return None;
                 }
                 match head {
@@ -1569,9 +1216,13 @@ impl Parser {
                             Ok(scale) if scale <= 18 => TypeExprKind::Decimal(scale),
                             _ => {
                                 self.error(
-                                    Diagnostic::new(codes::LITERAL_OUT_OF_RANGE, parts[1].span, "a decimal's scale must be from 0 to 18")
-                                        .label("scale out of range")
-                                        .help("money usually has 2 to 4 digits after the point: `(decimal 2)`"),
+                                    Diagnostic::new(
+                                        codes::LITERAL_OUT_OF_RANGE,
+                                        parts[1].span,
+                                        "a decimal's scale must be from 0 to 18",
+                                    )
+                                    .label("scale out of range")
+                                    .help("money usually has 2 to 4 digits after the point: `(decimal 2)`"),
                                 );
                                 return None;
                             }
@@ -1636,14 +1287,7 @@ impl Parser {
                 );
             }
         }
-        Some(FieldDecl {
-            name: name?,
-            ty: ty?,
-            default,
-            default_given,
-            doc,
-            span: sexp.span,
-        })
+        Some(FieldDecl { name: name?, ty: ty?, default, default_given, doc, span: sexp.span })
     }
 
     // --- small helpers ---------------------------------------------------------------------------------
@@ -1663,48 +1307,26 @@ impl Parser {
         }
     }
 
-    fn arg_at<'s>(
-        &mut self,
-        parts: &'s [Sexp],
-        index: usize,
-        form_span: Span,
-        what: &str,
-    ) -> Option<&'s Sexp> {
+    fn arg_at<'s>(&mut self, parts: &'s [Sexp], index: usize, form_span: Span, what: &str) -> Option<&'s Sexp> {
         match parts.get(index) {
             Some(sexp) => Some(sexp),
             None => {
                 let head = parts.first().and_then(Sexp::as_symbol).unwrap_or("form");
                 self.error(
-                    Diagnostic::new(
-                        codes::WRONG_ARITY,
-                        form_span,
-                        format!("`{head}` is missing {what}"),
-                    )
-                    .label(format!("expected {what} here")),
+                    Diagnostic::new(codes::WRONG_ARITY, form_span, format!("`{head}` is missing {what}"))
+                        .label(format!("expected {what} here")),
                 );
                 None
             }
         }
     }
 
-    fn name_at(
-        &mut self,
-        parts: &[Sexp],
-        index: usize,
-        form_span: Span,
-        what: &str,
-    ) -> Option<Ident> {
+    fn name_at(&mut self, parts: &[Sexp], index: usize, form_span: Span, what: &str) -> Option<Ident> {
         let sexp = self.arg_at(parts, index, form_span, what)?;
         self.name(sexp, what)
     }
 
-    fn string_at(
-        &mut self,
-        parts: &[Sexp],
-        index: usize,
-        form_span: Span,
-        what: &str,
-    ) -> Option<(String, Span)> {
+    fn string_at(&mut self, parts: &[Sexp], index: usize, form_span: Span, what: &str) -> Option<(String, Span)> {
         let sexp = self.arg_at(parts, index, form_span, what)?;
         match &sexp.kind {
             SexpKind::Str(s) => Some((s.clone(), sexp.span)),
@@ -1743,10 +1365,7 @@ impl Parser {
 
     fn check_name(&mut self, name: &str, span: Span, what: &str) -> Option<Ident> {
         if is_kebab(name) {
-            return Some(Ident {
-                name: name.to_string(),
-                span,
-            });
+            return Some(Ident { name: name.to_string(), span });
         }
         let hint = kebab_hint(name);
         let help = if is_kebab(&hint) {
@@ -1755,13 +1374,9 @@ impl Parser {
             "names are kebab-case: lowercase letters and digits joined by `-`, starting with a letter".to_string()
         };
         self.error(
-            Diagnostic::new(
-                codes::INVALID_NAME,
-                span,
-                format!("`{name}` is not a valid name"),
-            )
-            .label(format!("expected {what}"))
-            .help(help),
+            Diagnostic::new(codes::INVALID_NAME, span, format!("`{name}` is not a valid name"))
+                .label(format!("expected {what}"))
+                .help(help),
         );
         None
     }
@@ -1782,22 +1397,14 @@ impl Parser {
     }
 
     fn missing(&mut self, span: Span, message: &str, help: &str) {
-        self.error(
-            Diagnostic::new(codes::MISSING_CLAUSE, span, message)
-                .label("in this form")
-                .help(help),
-        );
+        self.error(Diagnostic::new(codes::MISSING_CLAUSE, span, message).label("in this form").help(help));
     }
 
     fn duplicate_clause(&mut self, clause: &Sexp, name: &str) {
         self.error(
-            Diagnostic::new(
-                codes::DUPLICATE_CLAUSE,
-                clause.span,
-                format!("`{name}` given twice"),
-            )
-            .label("second one")
-            .help(format!("give `{name}` once")),
+            Diagnostic::new(codes::DUPLICATE_CLAUSE, clause.span, format!("`{name}` given twice"))
+                .label("second one")
+                .help(format!("give `{name}` once")),
         );
     }
 
@@ -1819,10 +1426,7 @@ impl Parser {
             return;
         };
         self.no_extra(parts, 2, "`(doc \"...\")`");
-        *slot = Some(Doc {
-            text,
-            span: form.span,
-        });
+        *slot = Some(Doc { text, span: form.span });
     }
 
     fn unknown_form(&mut self, head: &Sexp, context: &str, known: &[&str]) {
@@ -1833,13 +1437,9 @@ impl Parser {
             None => format!("expected one of: {}", known.join(", ")),
         };
         self.error(
-            Diagnostic::new(
-                codes::UNKNOWN_FORM,
-                head.span,
-                format!("unknown form `{name}` {context}"),
-            )
-            .label("not known here")
-            .help(help),
+            Diagnostic::new(codes::UNKNOWN_FORM, head.span, format!("unknown form `{name}` {context}"))
+                .label("not known here")
+                .help(help),
         );
     }
 }

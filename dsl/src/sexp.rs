@@ -90,12 +90,8 @@ const NESTING_DEPTH_MAX: usize = 100;
 
 impl Reader<'_> {
     fn span(&self, span: lexpr::datum::Span) -> Span {
-        let start = self
-            .source
-            .offset_of(span.start().line(), span.start().column());
-        let end = self
-            .source
-            .offset_of(span.end().line(), span.end().column());
+        let start = self.source.offset_of(span.start().line(), span.start().column());
+        let end = self.source.offset_of(span.end().line(), span.end().column());
         Span::new(self.file, start, end.max(start))
     }
 
@@ -136,18 +132,12 @@ impl Reader<'_> {
                 if let [head, quoted] = items.as_slice() {
                     match head.as_symbol() {
                         Some("quote") => {
-                            return Ok(Sexp {
-                                kind: SexpKind::Quote(Box::new(quoted.clone())),
-                                span,
-                            });
+                            return Ok(Sexp { kind: SexpKind::Quote(Box::new(quoted.clone())), span });
                         }
                         Some("quasiquote" | "unquote" | "unquote-splicing")
                             if self.source.slice(span).starts_with(['`', ',']) =>
                         {
-                            return unsupported(
-                                "quasi-quotes",
-                                "use a plain list or a quoted name: `'name`",
-                            );
+                            return unsupported("quasi-quotes", "use a plain list or a quoted name: `'name`");
                         }
                         _ => {}
                     }
@@ -159,9 +149,7 @@ impl Reader<'_> {
             lexpr::Value::Bool(b) => SexpKind::Bool(*b),
             lexpr::Value::Number(_) => SexpKind::Number(self.source.slice(span).trim().to_string()),
             lexpr::Value::Char(_) => return unsupported("characters", "use a string: \"a\""),
-            lexpr::Value::Keyword(_) => {
-                return unsupported("keywords", "use a plain name, without `#:` or `:`")
-            }
+            lexpr::Value::Keyword(_) => return unsupported("keywords", "use a plain name, without `#:` or `:`"),
             lexpr::Value::Bytes(_) => return unsupported("byte vectors", "use a string"),
             lexpr::Value::Vector(_) => return unsupported("vectors", "use a list: `(a b c)`"),
             lexpr::Value::Nil => SexpKind::Symbol("nil".to_string()),
@@ -172,9 +160,7 @@ impl Reader<'_> {
     fn syntax_error(&self, error: &lexpr::parse::Error) -> Diagnostic {
         let offset = match error.location() {
             // lexpr counts columns from 1 here and from 0 in spans.
-            Some(location) => self
-                .source
-                .offset_of(location.line(), location.column().saturating_sub(1)),
+            Some(location) => self.source.offset_of(location.line(), location.column().saturating_sub(1)),
             None => self.source.text.len() as u32,
         };
         let text = error.to_string();
@@ -195,13 +181,9 @@ impl Reader<'_> {
         }
         let point = Span::new(self.file, offset, self.char_end(offset));
         if matches!(self.source.slice(point), ")" | "]") {
-            return Diagnostic::new(
-                codes::UNEXPECTED_CLOSE,
-                point,
-                "unexpected closing parenthesis",
-            )
-            .label("no list is open here")
-            .help("remove this `)` or add the `(` it was meant to close");
+            return Diagnostic::new(codes::UNEXPECTED_CLOSE, point, "unexpected closing parenthesis")
+                .label("no list is open here")
+                .help("remove this `)` or add the `(` it was meant to close");
         }
         if text.contains("escape") || text.contains("code point") {
             let escape = Span::new(self.file, point.start.saturating_sub(1), point.end);
@@ -235,20 +217,10 @@ impl Reader<'_> {
         let text = &self.source.text;
         let offset = (offset as usize).min(text.len());
         let is_delim = |c: char| c.is_whitespace() || "()[]\"';".contains(c);
-        let start = text[..offset]
-            .char_indices()
-            .rev()
-            .find(|&(_, c)| is_delim(c))
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        let end = text[offset..]
-            .char_indices()
-            .find(|&(_, c)| is_delim(c))
-            .map_or(text.len(), |(i, _)| offset + i);
-        let (start, end) = if start == end {
-            (offset, self.char_end(offset as u32) as usize)
-        } else {
-            (start, end)
-        };
+        let start =
+            text[..offset].char_indices().rev().find(|&(_, c)| is_delim(c)).map_or(0, |(i, c)| i + c.len_utf8());
+        let end = text[offset..].char_indices().find(|&(_, c)| is_delim(c)).map_or(text.len(), |(i, _)| offset + i);
+        let (start, end) = if start == end { (offset, self.char_end(offset as u32) as usize) } else { (start, end) };
         Span::new(self.file, start as u32, end as u32)
     }
 
@@ -287,20 +259,17 @@ impl Reader<'_> {
         match culprit {
             Some(at) => {
                 let span = Span::new(self.file, at as u32, at as u32 + 1);
-                let mut diagnostic =
-                    Diagnostic::new(codes::UNCLOSED_LIST, span, "this list is never closed")
-                        .label("opened here")
-                        .help(format!(
+                let mut diagnostic = Diagnostic::new(codes::UNCLOSED_LIST, span, "this list is never closed")
+                    .label("opened here")
+                    .help(format!(
                         "add {} `)` at the right place; {} list(s) are open at the end of the file",
                         if stack.len() == 1 { "a".to_string() } else { stack.len().to_string() },
                         stack.len()
                     ));
                 if stack.len() > 1 {
                     let outer = stack[0];
-                    diagnostic = diagnostic.secondary(
-                        Span::new(self.file, outer as u32, outer as u32 + 1),
-                        "inside this form",
-                    );
+                    diagnostic =
+                        diagnostic.secondary(Span::new(self.file, outer as u32, outer as u32 + 1), "inside this form");
                 }
                 diagnostic
             }

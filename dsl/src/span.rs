@@ -21,11 +21,7 @@ impl Span {
     /// The smallest span covering both `self` and `other` (same file).
     pub fn to(self, other: Span) -> Span {
         debug_assert_eq!(self.file, other.file);
-        Span::new(
-            self.file,
-            self.start.min(other.start),
-            self.end.max(other.end),
-        )
+        Span::new(self.file, self.start.min(other.start), self.end.max(other.end))
     }
 }
 
@@ -40,17 +36,8 @@ pub struct SourceFile {
 impl SourceFile {
     pub fn new(name: String, text: String) -> SourceFile {
         let mut line_starts = vec![0u32];
-        line_starts.extend(
-            text.bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| (i + 1) as u32),
-        );
-        SourceFile {
-            name,
-            text,
-            line_starts,
-        }
+        line_starts.extend(text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| (i + 1) as u32));
+        SourceFile { name, text, line_starts }
     }
 
     pub fn line_starts(&self) -> &[u32] {
@@ -65,15 +52,9 @@ impl SourceFile {
         let Some(&line_start) = self.line_starts.get(line_one_based.saturating_sub(1)) else {
             return text_len;
         };
-        let line_end = self
-            .line_starts
-            .get(line_one_based)
-            .copied()
-            .unwrap_or(text_len);
-        let mut offset = (line_start as usize)
-            .saturating_add(column_bytes)
-            .min(line_end as usize)
-            .min(text_len as usize);
+        let line_end = self.line_starts.get(line_one_based).copied().unwrap_or(text_len);
+        let mut offset =
+            (line_start as usize).saturating_add(column_bytes).min(line_end as usize).min(text_len as usize);
         while !self.text.is_char_boundary(offset) {
             offset -= 1;
         }
@@ -88,17 +69,12 @@ impl SourceFile {
         };
         let line_start = self.line_starts[line_index] as usize;
         let end = (offset as usize).min(self.text.len());
-        let column = self
-            .text
-            .get(line_start..end)
-            .map_or(end - line_start, |s| s.chars().count());
+        let column = self.text.get(line_start..end).map_or(end - line_start, |s| s.chars().count());
         (line_index + 1, column + 1)
     }
 
     pub fn slice(&self, span: Span) -> &str {
-        self.text
-            .get(span.start as usize..span.end as usize)
-            .unwrap_or("")
+        self.text.get(span.start as usize..span.end as usize).unwrap_or("")
     }
 }
 
@@ -136,10 +112,7 @@ impl SourceMap {
     }
 
     pub fn find(&self, name: &str) -> Option<FileId> {
-        self.files
-            .iter()
-            .position(|f| f.name == name)
-            .map(|i| FileId(i as u32))
+        self.files.iter().position(|f| f.name == name).map(|i| FileId(i as u32))
     }
 }
 

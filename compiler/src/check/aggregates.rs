@@ -24,9 +24,13 @@ impl Checker {
                         } else {
                             let shown = self.show(&ty);
                             self.error(
-                                Diagnostic::new(codes::INVALID_KEY_TYPE, k.span, format!("`{shown}` cannot key an aggregate"))
-                                    .label("not an id, string or integer")
-                                    .help("declare an id type, e.g. `(id account-id)`, and write `(key account-id)`"),
+                                Diagnostic::new(
+                                    codes::INVALID_KEY_TYPE,
+                                    k.span,
+                                    format!("`{shown}` cannot key an aggregate"),
+                                )
+                                .label("not an id, string or integer")
+                                .help("declare an id type, e.g. `(id account-id)`, and write `(key account-id)`"),
                             );
                             Ty::String
                         }
@@ -35,9 +39,13 @@ impl Checker {
                 },
                 None => {
                     self.error(
-                        Diagnostic::new(codes::MISSING_CLAUSE, decl.name.span, format!("aggregate `{}` needs a `(key TYPE)`", decl.name.name))
-                            .label("no key")
-                            .help("declare an id type, e.g. `(id account-id)`, and add `(key account-id)`"),
+                        Diagnostic::new(
+                            codes::MISSING_CLAUSE,
+                            decl.name.span,
+                            format!("aggregate `{}` needs a `(key TYPE)`", decl.name.name),
+                        )
+                        .label("no key")
+                        .help("declare an id type, e.g. `(id account-id)`, and add `(key account-id)`"),
                     );
                     Ty::String
                 }
@@ -114,10 +122,14 @@ impl Checker {
                 if let Some(existing) = rejections.iter().find(|r| r.name.dsl == inv.name.name) {
                     let span = existing.name.span;
                     self.error(
-                        Diagnostic::new(codes::DUPLICATE_DEFINITION, inv.name.span, format!("`{}` is a built-in rejection", inv.name.name))
-                            .label("name taken")
-                            .secondary(span, "in this aggregate")
-                            .help("name the invariant after the rule it keeps, e.g. `non-negative-balance`"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_DEFINITION,
+                            inv.name.span,
+                            format!("`{}` is a built-in rejection", inv.name.name),
+                        )
+                        .label("name taken")
+                        .secondary(span, "in this aggregate")
+                        .help("name the invariant after the rule it keeps, e.g. `non-negative-balance`"),
                     );
                     continue;
                 }
@@ -137,7 +149,14 @@ impl Checker {
                 }
             };
             if let (Some(expr), Some(policy)) = (expr, policy) {
-                self.aggregates[a].invariants.push(Invariant { name: name(&inv.name), doc: doc(&inv.doc), expr, bound, policy, rejection });
+                self.aggregates[a].invariants.push(Invariant {
+                    name: name(&inv.name),
+                    doc: doc(&inv.doc),
+                    expr,
+                    bound,
+                    policy,
+                    rejection,
+                });
             }
         }
 
@@ -151,10 +170,14 @@ impl Checker {
             if let Some(first) = handled.get(&on.event.name) {
                 let first = first.span;
                 self.error(
-                    Diagnostic::new(codes::DUPLICATE_DEFINITION, on.event.span, format!("event `{}` has two `on` handlers", on.event.name))
-                        .label("second handler")
-                        .secondary(first, "first handler here")
-                        .help("put every change for this event in one `(on ...)`"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_DEFINITION,
+                        on.event.span,
+                        format!("event `{}` has two `on` handlers", on.event.name),
+                    )
+                    .label("second handler")
+                    .secondary(first, "first handler here")
+                    .help("put every change for this event in one `(on ...)`"),
                 );
                 continue;
             }
@@ -171,7 +194,9 @@ impl Checker {
 
     fn state_defaults(&mut self, a: usize, decl: &ast::AggregateDecl) {
         for field_decl in &decl.state {
-            let Some(index) = self.aggregates[a].state.iter().position(|f| f.name.dsl == field_decl.name.name) else { continue };
+            let Some(index) = self.aggregates[a].state.iter().position(|f| f.name.dsl == field_decl.name.name) else {
+                continue;
+            };
             if self.aggregates[a].state[index].default.is_some() {
                 continue; // a duplicate field, already reported
             }
@@ -182,33 +207,44 @@ impl Checker {
                     self.expr(e, Some(&ty), &mut scope)
                 }
                 None if field_decl.default_given => None, // the default itself was reported
-                None => match ty {
-                    Ty::Optional(_) => Some(Expr { kind: ExprKind::None, ty: ty.clone(), span: field_decl.span }),
-                    Ty::Map(..) | Ty::List(_) | Ty::Set(_) => Some(Expr { kind: ExprKind::Empty, ty: ty.clone(), span: field_decl.span }),
-                    _ => {
-                        let example = match ty {
-                            Ty::Bool => "false",
-                            Ty::Int(_) | Ty::Decimal(_) | Ty::Timestamp => "0",
-                            Ty::Enum(_) => "'some-variant",
-                            Ty::Record(_) => "(make RECORD ...)",
-                            _ => "\"\"",
-                        };
-                        let shown = self.show(&ty);
-                        self.error(
+                None => {
+                    match ty {
+                        Ty::Optional(_) => Some(Expr { kind: ExprKind::None, ty: ty.clone(), span: field_decl.span }),
+                        Ty::Map(..) | Ty::List(_) | Ty::Set(_) => {
+                            Some(Expr { kind: ExprKind::Empty, ty: ty.clone(), span: field_decl.span })
+                        }
+                        _ => {
+                            let example = match ty {
+                                Ty::Bool => "false",
+                                Ty::Int(_) | Ty::Decimal(_) | Ty::Timestamp => "0",
+                                Ty::Enum(_) => "'some-variant",
+                                Ty::Record(_) => "(make RECORD ...)",
+                                _ => "\"\"",
+                            };
+                            let shown = self.show(&ty);
+                            self.error(
                             Diagnostic::new(codes::MISSING_DEFAULT, field_decl.span, format!("state field `{}` needs a default", field_decl.name.name))
                                 .label("no default value")
                                 .help(format!("a new aggregate starts from the defaults: write `({} {shown} {example})`", field_decl.name.name))
                                 .note("optional values default to `none` and collections to empty; other types need a value"),
                         );
-                        None
+                            None
+                        }
                     }
-                },
+                }
             };
             self.aggregates[a].state[index].default = default;
         }
     }
 
-    fn check_command(&mut self, id: AggregateId, c: usize, decl: &ast::CommandDecl, state: &[Field], agg_decl: &ast::AggregateDecl) {
+    fn check_command(
+        &mut self,
+        id: AggregateId,
+        c: usize,
+        decl: &ast::CommandDecl,
+        state: &[Field],
+        agg_decl: &ast::AggregateDecl,
+    ) {
         let a = id.0 as usize;
         let params = self.aggregates[a].commands[c].params.clone();
         let mut scope = self.scope_for(Ctx::Command, id);
@@ -231,9 +267,13 @@ impl Checker {
             }
             if decl.emits.is_empty() {
                 self.error(
-                    Diagnostic::new(codes::MISSING_CLAUSE, extern_span, format!("extern command `{}` must declare the events it may emit", decl.name.name))
-                        .label("no `(emits ...)`")
-                        .help("add `(emits EVENT...)` listing every event the Rust function can return"),
+                    Diagnostic::new(
+                        codes::MISSING_CLAUSE,
+                        extern_span,
+                        format!("extern command `{}` must declare the events it may emit", decl.name.name),
+                    )
+                    .label("no `(emits ...)`")
+                    .help("add `(emits EVENT...)` listing every event the Rust function can return"),
                 );
             }
             for r in &decl.rejects {
@@ -272,13 +312,20 @@ impl Checker {
                 if agg_decl.invariants.iter().any(|i| i.name.name == o.invariant.name) {
                     continue; // the invariant itself had an error, already reported
                 }
-                let help = anthill_dsl::diagnostic::did_you_mean(&o.invariant.name, self.aggregates[a].invariants.iter().map(|i| i.name.dsl.as_str()))
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| "declare it in the aggregate: `(invariant NAME EXPR (policy ...))`".to_string());
+                let help = anthill_dsl::diagnostic::did_you_mean(
+                    &o.invariant.name,
+                    self.aggregates[a].invariants.iter().map(|i| i.name.dsl.as_str()),
+                )
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| "declare it in the aggregate: `(invariant NAME EXPR (policy ...))`".to_string());
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_INVARIANT, o.invariant.span, format!("aggregate `{}` has no invariant `{}`", agg_decl.name.name, o.invariant.name))
-                        .label("unknown invariant")
-                        .help(help),
+                    Diagnostic::new(
+                        codes::UNKNOWN_INVARIANT,
+                        o.invariant.span,
+                        format!("aggregate `{}` has no invariant `{}`", agg_decl.name.name, o.invariant.name),
+                    )
+                    .label("unknown invariant")
+                    .help(help),
                 );
                 continue;
             };
@@ -295,7 +342,9 @@ impl Checker {
             let mut policy_scope = self.scope_for(Ctx::Policy, id);
             policy_scope.state = state;
             policy_scope.params = &params;
-            if let Some(policy) = self.policy(&o.policy, bound.as_ref(), Some(&declared), &o.invariant, &mut policy_scope) {
+            if let Some(policy) =
+                self.policy(&o.policy, bound.as_ref(), Some(&declared), &o.invariant, &mut policy_scope)
+            {
                 policies.push(PolicyOverride { invariant: index, policy });
             }
         }
@@ -339,9 +388,13 @@ impl Checker {
                 let relaxed = declared.and_then(find_relaxed);
                 if relaxed.is_none() {
                     self.error(
-                        Diagnostic::new(codes::RELAXED_NEEDS_BOUND, p.span, format!("invariant `{}` declares no relaxed policy", invariant.name))
-                            .label("bare `relaxed` has nothing to refer to")
-                            .help("spell it out: `(relaxed (tolerance EXPR) (on-violation ...))`"),
+                        Diagnostic::new(
+                            codes::RELAXED_NEEDS_BOUND,
+                            p.span,
+                            format!("invariant `{}` declares no relaxed policy", invariant.name),
+                        )
+                        .label("bare `relaxed` has nothing to refer to")
+                        .help("spell it out: `(relaxed (tolerance EXPR) (on-violation ...))`"),
                     );
                 }
                 relaxed.cloned()

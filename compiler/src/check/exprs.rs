@@ -9,9 +9,48 @@ use anthill_dsl::Span;
 
 /// Every operator and built-in function, for "did you mean".
 const OPERATORS: &[&str] = &[
-    "+", "-", "*", "/", "mod", "=", "!=", "<", "<=", ">", ">=", "and", "or", "not", "min", "max", "abs", "get", "put",
-    "remove", "contains", "insert", "push", "count", "sum", "is-empty", "first", "last", "min-key", "max-key", "some",
-    "is-some", "is-none", "unwrap-or", "now", "occurred-at", "if", "cond", "let", "update", "make", "as",
+    "+",
+    "-",
+    "*",
+    "/",
+    "mod",
+    "=",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "and",
+    "or",
+    "not",
+    "min",
+    "max",
+    "abs",
+    "get",
+    "put",
+    "remove",
+    "contains",
+    "insert",
+    "push",
+    "count",
+    "sum",
+    "is-empty",
+    "first",
+    "last",
+    "min-key",
+    "max-key",
+    "some",
+    "is-some",
+    "is-none",
+    "unwrap-or",
+    "now",
+    "occurred-at",
+    "if",
+    "cond",
+    "let",
+    "update",
+    "make",
+    "as",
 ];
 
 /// Literals and `none` need a type from context; check the other operand first.
@@ -73,7 +112,10 @@ impl Checker {
                 match expected {
                     Some(Ty::Int(t)) => {
                         if v < t.min() || v > t.max() {
-                            return self.out_of_range(span, &format!("{v} does not fit `{}` ({} to {})", t.name(), t.min(), t.max()));
+                            return self.out_of_range(
+                                span,
+                                &format!("{v} does not fit `{}` ({} to {})", t.name(), t.min(), t.max()),
+                            );
                         }
                         mk(ExprKind::Int(v), Ty::Int(*t))
                     }
@@ -91,7 +133,9 @@ impl Checker {
                         mk(ExprKind::Int(v), Ty::Timestamp)
                     }
                     Some(ty @ Ty::Id(id)) => match &self.types[id.0 as usize].kind {
-                        TypeDefKind::Id { repr: Ty::Int(t) } if v >= t.min() && v <= t.max() => mk(ExprKind::Int(v), ty.clone()),
+                        TypeDefKind::Id { repr: Ty::Int(t) } if v >= t.min() && v <= t.max() => {
+                            mk(ExprKind::Int(v), ty.clone())
+                        }
                         _ => self.expected_literal(span, &ty.clone(), "an integer"),
                     },
                     Some(other) => self.expected_literal(span, &other.clone(), "an integer"),
@@ -111,16 +155,23 @@ impl Checker {
                     None => *scale,
                 };
                 if *scale > target {
-                    return self.out_of_range(span, &format!("this has {scale} digits after the point; `(decimal {target})` keeps {target}"));
+                    return self.out_of_range(
+                        span,
+                        &format!("this has {scale} digits after the point; `(decimal {target})` keeps {target}"),
+                    );
                 }
-                let m = mantissa.checked_mul(pow10(target - scale)).filter(|m| *m >= i64::MIN.into() && *m <= i64::MAX.into());
+                let m = mantissa
+                    .checked_mul(pow10(target - scale))
+                    .filter(|m| *m >= i64::MIN.into() && *m <= i64::MAX.into());
                 match m {
                     Some(m) => mk(ExprKind::Decimal(m), Ty::Decimal(target)),
                     None => self.out_of_range(span, &format!("does not fit `(decimal {target})`")),
                 }
             }
             ast::ExprKind::Str(s) => match expected {
-                Some(ty @ Ty::Id(id)) if matches!(self.types[id.0 as usize].kind, TypeDefKind::Id { repr: Ty::String }) => {
+                Some(ty @ Ty::Id(id))
+                    if matches!(self.types[id.0 as usize].kind, TypeDefKind::Id { repr: Ty::String }) =>
+                {
                     mk(ExprKind::Str(s.clone()), ty.clone())
                 }
                 _ => mk(ExprKind::Str(s.clone()), Ty::String),
@@ -247,7 +298,8 @@ impl Checker {
             }
             ast::ExprKind::Make { record, fields } => {
                 let Some((id, _)) = self.type_index.get(&record.name).copied() else {
-                    let help = did_you_mean(&record.name, self.type_index.keys().map(String::as_str)).map(|s| format!("did you mean `{s}`?"));
+                    let help = did_you_mean(&record.name, self.type_index.keys().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"));
                     self.error(
                         Diagnostic::new(codes::UNKNOWN_TYPE, record.span, format!("unknown record `{}`", record.name))
                             .label("not a record type")
@@ -257,8 +309,12 @@ impl Checker {
                 };
                 let TypeDefKind::Record { fields: decls } = self.types[id.0 as usize].kind.clone() else {
                     self.error(
-                        Diagnostic::new(codes::TYPE_MISMATCH, record.span, format!("`{}` is not a record", record.name))
-                            .label("`make` builds records"),
+                        Diagnostic::new(
+                            codes::TYPE_MISMATCH,
+                            record.span,
+                            format!("`{}` is not a record", record.name),
+                        )
+                        .label("`make` builds records"),
                     );
                     return None;
                 };
@@ -288,7 +344,8 @@ impl Checker {
     fn unsupported(&mut self, span: Span, what: &str, ty: &Ty) -> Option<Expr> {
         let shown = self.show(ty);
         self.error(
-            Diagnostic::new(codes::UNSUPPORTED_OPERAND, span, format!("{what}, not `{shown}`")).label(format!("this is `{shown}`")),
+            Diagnostic::new(codes::UNSUPPORTED_OPERAND, span, format!("{what}, not `{shown}`"))
+                .label(format!("this is `{shown}`")),
         );
         None
     }
@@ -300,7 +357,10 @@ impl Checker {
                 let other = other.clone();
                 return self.expected_literal(span, &other, &format!("the enum value `'{}`", v.name));
             }
-            None => (0..self.types.len() as u32).map(TypeId).filter(|id| matches!(self.types[id.0 as usize].kind, TypeDefKind::Enum { .. })).collect(),
+            None => (0..self.types.len() as u32)
+                .map(TypeId)
+                .filter(|id| matches!(self.types[id.0 as usize].kind, TypeDefKind::Enum { .. }))
+                .collect(),
         };
         let mut found = Vec::new();
         for id in &candidates {
@@ -311,7 +371,9 @@ impl Checker {
             }
         }
         match found.as_slice() {
-            [(ty, variant)] => Some(Expr { kind: ExprKind::Enum { ty: *ty, variant: *variant }, ty: Ty::Enum(*ty), span }),
+            [(ty, variant)] => {
+                Some(Expr { kind: ExprKind::Enum { ty: *ty, variant: *variant }, ty: Ty::Enum(*ty), span })
+            }
             [] => {
                 let mut names: Vec<String> = Vec::new();
                 for id in &candidates {
@@ -328,15 +390,22 @@ impl Checker {
                     [id] => format!("enum `{}` has no variant `{}`", self.types[id.0 as usize].name.dsl, v.name),
                     _ => format!("no enum has a variant `{}`", v.name),
                 };
-                self.error(Diagnostic::new(codes::UNKNOWN_VARIANT, span, what).label("unknown variant").maybe_help(help));
+                self.error(
+                    Diagnostic::new(codes::UNKNOWN_VARIANT, span, what).label("unknown variant").maybe_help(help),
+                );
                 None
             }
             many => {
-                let names: Vec<String> = many.iter().map(|(id, _)| format!("`{}`", self.types[id.0 as usize].name.dsl)).collect();
+                let names: Vec<String> =
+                    many.iter().map(|(id, _)| format!("`{}`", self.types[id.0 as usize].name.dsl)).collect();
                 self.error(
-                    Diagnostic::new(codes::AMBIGUOUS_ENUM, span, format!("`'{}` is a variant of several enums: {}", v.name, names.join(", ")))
-                        .label("which enum?")
-                        .help("compare it with a value of the enum, e.g. `(= status 'open)`, so the type is known"),
+                    Diagnostic::new(
+                        codes::AMBIGUOUS_ENUM,
+                        span,
+                        format!("`'{}` is a variant of several enums: {}", v.name, names.join(", ")),
+                    )
+                    .label("which enum?")
+                    .help("compare it with a value of the enum, e.g. `(= status 'open)`, so the type is known"),
                 );
                 None
             }
@@ -354,11 +423,16 @@ impl Checker {
         let (mut expr, rest) = if first.name == "state" && path.len() >= 2 && !scope.state.is_empty() {
             let field = &path[1];
             let Some(i) = scope.state.iter().position(|f| f.name.dsl == field.name) else {
-                let help = did_you_mean(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str())).map(|s| format!("did you mean `{s}`?"));
+                let help = did_you_mean(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"));
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_NAME, field.span, format!("the state has no field `{}`", field.name))
-                        .label("unknown state field")
-                        .maybe_help(help),
+                    Diagnostic::new(
+                        codes::UNKNOWN_NAME,
+                        field.span,
+                        format!("the state has no field `{}`", field.name),
+                    )
+                    .label("unknown state field")
+                    .maybe_help(help),
                 );
                 return None;
             };
@@ -379,12 +453,17 @@ impl Checker {
             };
             let TypeDefKind::Record { fields } = &self.types[id.0 as usize].kind else { return None };
             let Some(i) = fields.iter().position(|f| f.name.dsl == segment.name) else {
-                let help = did_you_mean(&segment.name, fields.iter().map(|f| f.name.dsl.as_str())).map(|s| format!("did you mean `{s}`?"));
+                let help = did_you_mean(&segment.name, fields.iter().map(|f| f.name.dsl.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"));
                 let record = self.types[id.0 as usize].name.dsl.clone();
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_FIELD, segment.span, format!("record `{record}` has no field `{}`", segment.name))
-                        .label("unknown field")
-                        .maybe_help(help),
+                    Diagnostic::new(
+                        codes::UNKNOWN_FIELD,
+                        segment.span,
+                        format!("record `{record}` has no field `{}`", segment.name),
+                    )
+                    .label("unknown field")
+                    .maybe_help(help),
                 );
                 return None;
             };
@@ -417,7 +496,10 @@ impl Checker {
                 return Some(Expr { kind: ExprKind::AggregateId, ty: ty.clone(), span });
             }
         }
-        if n == "version" && scope.aggregate.is_some() && matches!(scope.ctx, Ctx::Command | Ctx::Extern | Ctx::Policy | Ctx::Invariant | Ctx::Evolve) {
+        if n == "version"
+            && scope.aggregate.is_some()
+            && matches!(scope.ctx, Ctx::Command | Ctx::Extern | Ctx::Policy | Ctx::Invariant | Ctx::Evolve)
+        {
             return Some(Expr { kind: ExprKind::Version, ty: Ty::Int(IntTy::U64), span });
         }
         let visible = self.visible_names(scope);
@@ -458,9 +540,13 @@ impl Checker {
         for local in scope.locals.drain(depth..).collect::<Vec<_>>() {
             if !local.used {
                 self.error(
-                    Diagnostic::new(codes::UNUSED_BINDING, local.name.span, format!("`{}` is never used", local.name.dsl))
-                        .label("unused binding")
-                        .help("remove it, or use it"),
+                    Diagnostic::new(
+                        codes::UNUSED_BINDING,
+                        local.name.span,
+                        format!("`{}` is never used", local.name.dsl),
+                    )
+                    .label("unused binding")
+                    .help("remove it, or use it"),
                 );
             }
         }
@@ -491,20 +577,33 @@ impl Checker {
             let Some(i) = decls.iter().position(|f| f.name.dsl == init.name.name) else {
                 let help = did_you_mean(&init.name.name, decls.iter().map(|f| f.name.dsl.as_str()))
                     .map(|s| format!("did you mean `{s}`?"))
-                    .or_else(|| Some(format!("the fields of {what} are: {}", decls.iter().map(|f| f.name.dsl.as_str()).collect::<Vec<_>>().join(", "))));
+                    .or_else(|| {
+                        Some(format!(
+                            "the fields of {what} are: {}",
+                            decls.iter().map(|f| f.name.dsl.as_str()).collect::<Vec<_>>().join(", ")
+                        ))
+                    });
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_FIELD, init.name.span, format!("{what} has no field `{}`", init.name.name))
-                        .label("unknown field")
-                        .maybe_help(help),
+                    Diagnostic::new(
+                        codes::UNKNOWN_FIELD,
+                        init.name.span,
+                        format!("{what} has no field `{}`", init.name.name),
+                    )
+                    .label("unknown field")
+                    .maybe_help(help),
                 );
                 ok = false;
                 continue;
             };
             if let Some(first) = given[i] {
                 self.error(
-                    Diagnostic::new(codes::DUPLICATE_DEFINITION, init.span, format!("field `{}` is given twice", init.name.name))
-                        .label("given again")
-                        .secondary(first, "first given here"),
+                    Diagnostic::new(
+                        codes::DUPLICATE_DEFINITION,
+                        init.span,
+                        format!("field `{}` is given twice", init.name.name),
+                    )
+                    .label("given again")
+                    .secondary(first, "first given here"),
                 );
                 ok = false;
                 continue;
@@ -514,13 +613,17 @@ impl Checker {
             values[i] = self.expr(&init.value, Some(&ty), scope);
             ok &= values[i].is_some();
         }
-        let missing: Vec<&str> = decls.iter().zip(&given).filter(|(_, g)| g.is_none()).map(|(f, _)| f.name.dsl.as_str()).collect();
+        let missing: Vec<&str> =
+            decls.iter().zip(&given).filter(|(_, g)| g.is_none()).map(|(f, _)| f.name.dsl.as_str()).collect();
         if !missing.is_empty() {
             let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
             self.error(
                 Diagnostic::new(codes::MISSING_FIELD, span, format!("{what} is missing {list}"))
                     .label(format!("missing {list}"))
-                    .help(format!("add {}", missing.iter().map(|m| format!("`({m} ...)`")).collect::<Vec<_>>().join(" "))),
+                    .help(format!(
+                        "add {}",
+                        missing.iter().map(|m| format!("`({m} ...)`")).collect::<Vec<_>>().join(" ")
+                    )),
             );
             return None;
         }
@@ -538,7 +641,14 @@ impl Checker {
         None
     }
 
-    fn call(&mut self, op: &ast::Ident, args: &[ast::Expr], expected: Option<&Ty>, scope: &mut Scope, span: Span) -> Option<Expr> {
+    fn call(
+        &mut self,
+        op: &ast::Ident,
+        args: &[ast::Expr],
+        expected: Option<&Ty>,
+        scope: &mut Scope,
+        span: Span,
+    ) -> Option<Expr> {
         let n = args.len();
         let mk = |kind: ExprKind, ty: Ty| Some(Expr { kind, ty, span });
         match op.name.as_str() {
@@ -632,16 +742,22 @@ impl Checker {
                 }
                 if !matches!(scope.ctx, Ctx::Evolve | Ctx::Process | Ctx::View) {
                     self.error(
-                        Diagnostic::new(codes::NOT_ALLOWED_HERE, span, "`(occurred-at)` is only available where an event is handled")
-                            .label("no event here")
-                            .help("use it in `on` handlers, processes and views; commands use `(now)`"),
+                        Diagnostic::new(
+                            codes::NOT_ALLOWED_HERE,
+                            span,
+                            "`(occurred-at)` is only available where an event is handled",
+                        )
+                        .label("no event here")
+                        .help("use it in `on` handlers, processes and views; commands use `(now)`"),
                     );
                     return None;
                 }
                 mk(ExprKind::OccurredAt, Ty::Timestamp)
             }
-            "get" | "put" | "remove" | "contains" | "insert" | "push" | "count" | "sum" | "is-empty" | "first" | "last"
-            | "min-key" | "max-key" | "some" | "is-some" | "is-none" | "unwrap-or" => self.builtin(op, args, expected, scope, span),
+            "get" | "put" | "remove" | "contains" | "insert" | "push" | "count" | "sum" | "is-empty" | "first"
+            | "last" | "min-key" | "max-key" | "some" | "is-some" | "is-none" | "unwrap-or" => {
+                self.builtin(op, args, expected, scope, span)
+            }
             _ => {
                 let reversed: String = op.name.chars().rev().collect();
                 let help = OPERATORS
@@ -652,16 +768,27 @@ impl Checker {
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| Some("see docs/language.md for the operators and functions".to_string()));
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_OPERATOR, op.span, format!("unknown operator or function `{}`", op.name))
-                        .label("not known")
-                        .maybe_help(help),
+                    Diagnostic::new(
+                        codes::UNKNOWN_OPERATOR,
+                        op.span,
+                        format!("unknown operator or function `{}`", op.name),
+                    )
+                    .label("not known")
+                    .maybe_help(help),
                 );
                 None
             }
         }
     }
 
-    fn builtin(&mut self, op: &ast::Ident, args: &[ast::Expr], expected: Option<&Ty>, scope: &mut Scope, span: Span) -> Option<Expr> {
+    fn builtin(
+        &mut self,
+        op: &ast::Ident,
+        args: &[ast::Expr],
+        expected: Option<&Ty>,
+        scope: &mut Scope,
+        span: Span,
+    ) -> Option<Expr> {
         let n = args.len();
         let (func, arity): (Builtin, &[usize]) = match op.name.as_str() {
             "get" => (Builtin::Get, &[2, 3]),
@@ -703,7 +830,9 @@ impl Checker {
         };
         let subject = self.expr(&args[0], hint.as_ref(), scope)?;
         let sty = subject.ty.clone();
-        let bad = |this: &mut Self, what: &str| this.unsupported(subject.span, &format!("`{}` works on {what}", op.name), &sty);
+        let bad = |this: &mut Self, what: &str| {
+            this.unsupported(subject.span, &format!("`{}` works on {what}", op.name), &sty)
+        };
         let (arg_types, result): (Vec<Ty>, Ty) = match (func, &sty) {
             (Builtin::Get, Ty::Map(k, v)) => (vec![(**k).clone()], Ty::Optional(v.clone())),
             (Builtin::GetOr, Ty::Map(k, v)) => (vec![(**k).clone(), (**v).clone()], (**v).clone()),
@@ -742,7 +871,15 @@ impl Checker {
     }
 
     /// Checks a binary operation on two unchecked operands, typing literals from the other side.
-    fn binary(&mut self, op: BinOp, a: &ast::Expr, b: &ast::Expr, expected: Option<&Ty>, scope: &mut Scope, span: Span) -> Option<Expr> {
+    fn binary(
+        &mut self,
+        op: BinOp,
+        a: &ast::Expr,
+        b: &ast::Expr,
+        expected: Option<&Ty>,
+        scope: &mut Scope,
+        span: Span,
+    ) -> Option<Expr> {
         let hint = expected.filter(|t| t.is_numeric() && !matches!(op, BinOp::Mul | BinOp::Div));
         if needs_context(a) && !needs_context(b) {
             let r = self.expr(b, hint, scope)?;
@@ -771,7 +908,10 @@ impl Checker {
             return self.expr(e, None, scope);
         }
         // A decimal literal is never an integer: it scales the integer, `(* 0.19 qty)`, `(/ 10.00 qty)`.
-        if matches!(op, BinOp::Mul | BinOp::Div) && matches!(other, Ty::Int(_)) && matches!(e.kind, ast::ExprKind::Decimal { .. }) {
+        if matches!(op, BinOp::Mul | BinOp::Div)
+            && matches!(other, Ty::Int(_))
+            && matches!(e.kind, ast::ExprKind::Decimal { .. })
+        {
             return self.expr(e, None, scope);
         }
         self.expr(e, Some(other), scope)
@@ -792,7 +932,11 @@ impl Checker {
                     return None;
                 }
                 if !l.ty.is_ordered(&self.types) || matches!(l.ty, Ty::Bool) {
-                    return self.unsupported(l.span, "ordering comparisons need numbers, strings, timestamps, ids or enums", &l.ty);
+                    return self.unsupported(
+                        l.span,
+                        "ordering comparisons need numbers, strings, timestamps, ids or enums",
+                        &l.ty,
+                    );
                 }
                 Ty::Bool
             }
@@ -833,9 +977,13 @@ impl Checker {
                 (Ty::Int(a), Ty::Int(b)) if a == b => l.ty.clone(),
                 (Ty::Decimal(_), Ty::Decimal(_)) => {
                     self.error(
-                        Diagnostic::new(codes::UNSUPPORTED_OPERAND, span, "multiplying or dividing two decimals is not supported")
-                            .label("decimal with decimal")
-                            .help("scale by an integer instead, e.g. `(* price (as u64 qty))`"),
+                        Diagnostic::new(
+                            codes::UNSUPPORTED_OPERAND,
+                            span,
+                            "multiplying or dividing two decimals is not supported",
+                        )
+                        .label("decimal with decimal")
+                        .help("scale by an integer instead, e.g. `(* price (as u64 qty))`"),
                     );
                     return None;
                 }

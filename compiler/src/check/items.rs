@@ -26,9 +26,13 @@ impl Checker {
         let mut handlers = Vec::new();
         if p.handlers.is_empty() {
             self.error(
-                Diagnostic::new(codes::MISSING_CLAUSE, p.name.span, format!("process `{}` reacts to no event", p.name.name))
-                    .label("no `(on AGGREGATE/EVENT ...)`")
-                    .help("add `(on account/withdrawn (send ...))`"),
+                Diagnostic::new(
+                    codes::MISSING_CLAUSE,
+                    p.name.span,
+                    format!("process `{}` reacts to no event", p.name.name),
+                )
+                .label("no `(on AGGREGATE/EVENT ...)`")
+                .help("add `(on account/withdrawn (send ...))`"),
             );
         }
         for on in &p.handlers {
@@ -60,9 +64,13 @@ impl Checker {
             }
             None => {
                 self.error(
-                    Diagnostic::new(codes::MISSING_CLAUSE, v.name.span, format!("view `{}` needs a `(key TYPE)`", v.name.name))
-                        .label("no key")
-                        .help("add `(key account-id)`: the type its rows are looked up by"),
+                    Diagnostic::new(
+                        codes::MISSING_CLAUSE,
+                        v.name.span,
+                        format!("view `{}` needs a `(key TYPE)`", v.name.name),
+                    )
+                    .label("no key")
+                    .help("add `(key account-id)`: the type its rows are looked up by"),
                 );
                 None
             }
@@ -89,7 +97,8 @@ impl Checker {
             };
             if !fits {
                 let shown = self.show(&ty);
-                let what = if reducer == Reducer::Sum { "`sum` adds numbers" } else { "`min` and `max` need an ordered type" };
+                let what =
+                    if reducer == Reducer::Sum { "`sum` adds numbers" } else { "`min` and `max` need an ordered type" };
                 self.error(
                     Diagnostic::new(codes::UNSUPPORTED_OPERAND, c.span, format!("{what}, not `{shown}`"))
                         .label("reducer and type do not fit")
@@ -109,7 +118,9 @@ impl Checker {
             let key_expr = match (&on.key, &key) {
                 (Some(k), Some(key_ty)) => self.expr(k, Some(key_ty), &mut scope),
                 (Some(_), None) => None,
-                (None, Some(key_ty)) if *key_ty == agg_key => Some(Expr { kind: ExprKind::AggregateId, ty: agg_key.clone(), span: on.event.span }),
+                (None, Some(key_ty)) if *key_ty == agg_key => {
+                    Some(Expr { kind: ExprKind::AggregateId, ty: agg_key.clone(), span: on.event.span })
+                }
                 (None, Some(key_ty)) => {
                     let shown = self.show(key_ty);
                     self.error(
@@ -138,9 +149,13 @@ impl Checker {
                         .map(|s| format!("did you mean `{s}`?"))
                         .unwrap_or_else(|| "declare it: `(column NAME REDUCER)`".to_string());
                     self.error(
-                        Diagnostic::new(codes::UNKNOWN_FIELD, u.column.span, format!("view `{}` has no column `{}`", v.name.name, u.column.name))
-                            .label("unknown column")
-                            .help(help),
+                        Diagnostic::new(
+                            codes::UNKNOWN_FIELD,
+                            u.column.span,
+                            format!("view `{}` has no column `{}`", v.name.name, u.column.name),
+                        )
+                        .label("unknown column")
+                        .help(help),
                     );
                     continue;
                 };
@@ -149,9 +164,13 @@ impl Checker {
                     (Reducer::Count, None) => None,
                     (Reducer::Count, Some(e)) => {
                         self.error(
-                            Diagnostic::new(codes::WRONG_ARITY, e.span, format!("column `{}` counts events and takes no value", u.column.name))
-                                .label("unexpected value")
-                                .help(format!("write `({})`", u.column.name)),
+                            Diagnostic::new(
+                                codes::WRONG_ARITY,
+                                e.span,
+                                format!("column `{}` counts events and takes no value", u.column.name),
+                            )
+                            .label("unexpected value")
+                            .help(format!("write `({})`", u.column.name)),
                         );
                         None
                     }
@@ -161,9 +180,13 @@ impl Checker {
                     },
                     (_, None) => {
                         self.error(
-                            Diagnostic::new(codes::WRONG_ARITY, u.span, format!("column `{}` needs the value this event contributes", u.column.name))
-                                .label("no value")
-                                .help(format!("write `({} EXPR)`", u.column.name)),
+                            Diagnostic::new(
+                                codes::WRONG_ARITY,
+                                u.span,
+                                format!("column `{}` needs the value this event contributes", u.column.name),
+                            )
+                            .label("no value")
+                            .help(format!("write `({} EXPR)`", u.column.name)),
                         );
                         continue;
                     }
@@ -188,14 +211,17 @@ impl Checker {
         for m in &s.given {
             let Some(event) = self.lookup_event(aggregate, &m.name) else { continue };
             let fields = self.aggregates[a].events[event.0 as usize].fields.clone();
-            if let Some(values) = self.field_values(&fields, &m.fields, m.span, &format!("event `{}`", m.name.name), &mut scope) {
+            if let Some(values) =
+                self.field_values(&fields, &m.fields, m.span, &format!("event `{}`", m.name.name), &mut scope)
+            {
                 given.push((event, values));
             }
         }
         let when = s.when.as_ref().and_then(|m| {
             let command = self.lookup_command(aggregate, &m.name)?;
             let params = self.aggregates[a].commands[command.0 as usize].params.clone();
-            let values = self.field_values(&params, &m.fields, m.span, &format!("command `{}`", m.name.name), &mut scope)?;
+            let values =
+                self.field_values(&params, &m.fields, m.span, &format!("command `{}`", m.name.name), &mut scope)?;
             Some((command, values))
         });
         let then = match s.then.as_ref()? {
@@ -209,9 +235,16 @@ impl Checker {
                             if !cmd.rejections.contains(&id) {
                                 let cmd_name = cmd.name.dsl.clone();
                                 self.error(
-                                    Diagnostic::new(codes::UNKNOWN_REJECTION, r.span, format!("command `{cmd_name}` can never be rejected with `{}`", r.name))
-                                        .label("not a rejection of this command")
-                                        .help(format!("the rejections of `{cmd_name}` are: {}", self.rejection_list(aggregate, &cmd.rejections.clone()))),
+                                    Diagnostic::new(
+                                        codes::UNKNOWN_REJECTION,
+                                        r.span,
+                                        format!("command `{cmd_name}` can never be rejected with `{}`", r.name),
+                                    )
+                                    .label("not a rejection of this command")
+                                    .help(format!(
+                                        "the rejections of `{cmd_name}` are: {}",
+                                        self.rejection_list(aggregate, &cmd.rejections.clone())
+                                    )),
                                 );
                                 return None;
                             }
@@ -221,12 +254,19 @@ impl Checker {
                     None => {
                         let help = did_you_mean(&r.name, rejections.iter().map(|x| x.name.dsl.as_str()))
                             .map(|x| format!("did you mean `{x}`?"))
-                            .unwrap_or_else(|| "rejections are named by `require`, `reject`, invariants and extern `rejects`".to_string());
+                            .unwrap_or_else(|| {
+                                "rejections are named by `require`, `reject`, invariants and extern `rejects`"
+                                    .to_string()
+                            });
                         let agg_name = self.aggregates[a].name.dsl.clone();
                         self.error(
-                            Diagnostic::new(codes::UNKNOWN_REJECTION, r.span, format!("aggregate `{agg_name}` has no rejection `{}`", r.name))
-                                .label("unknown rejection")
-                                .help(help),
+                            Diagnostic::new(
+                                codes::UNKNOWN_REJECTION,
+                                r.span,
+                                format!("aggregate `{agg_name}` has no rejection `{}`", r.name),
+                            )
+                            .label("unknown rejection")
+                            .help(help),
                         );
                         None
                     }
@@ -241,7 +281,8 @@ impl Checker {
                         continue;
                     };
                     let fields = self.aggregates[a].events[event.0 as usize].fields.clone();
-                    match self.field_values(&fields, &m.fields, m.span, &format!("event `{}`", m.name.name), &mut scope) {
+                    match self.field_values(&fields, &m.fields, m.span, &format!("event `{}`", m.name.name), &mut scope)
+                    {
                         Some(values) => out.push((event, values)),
                         None => ok = false,
                     }
@@ -267,26 +308,36 @@ impl Checker {
             return Some(AggregateId(0));
         }
         let when = s.when.as_ref()?;
-        let owners: Vec<usize> =
-            (0..self.aggregates.len()).filter(|&a| self.aggregates[a].commands.iter().any(|c| c.name.dsl == when.name.name)).collect();
+        let owners: Vec<usize> = (0..self.aggregates.len())
+            .filter(|&a| self.aggregates[a].commands.iter().any(|c| c.name.dsl == when.name.name))
+            .collect();
         match owners.as_slice() {
             [a] => Some(AggregateId(*a as u32)),
             [] => {
-                let all: Vec<&str> = self.aggregates.iter().flat_map(|a| a.commands.iter().map(|c| c.name.dsl.as_str())).collect();
+                let all: Vec<&str> =
+                    self.aggregates.iter().flat_map(|a| a.commands.iter().map(|c| c.name.dsl.as_str())).collect();
                 let help = did_you_mean(&when.name.name, all.iter().copied()).map(|x| format!("did you mean `{x}`?"));
                 self.error(
-                    Diagnostic::new(codes::UNKNOWN_COMMAND, when.name.span, format!("no aggregate has a command `{}`", when.name.name))
-                        .label("unknown command")
-                        .maybe_help(help),
+                    Diagnostic::new(
+                        codes::UNKNOWN_COMMAND,
+                        when.name.span,
+                        format!("no aggregate has a command `{}`", when.name.name),
+                    )
+                    .label("unknown command")
+                    .maybe_help(help),
                 );
                 None
             }
             many => {
                 let names: Vec<String> = many.iter().map(|a| format!("`{}`", self.aggregates[*a].name.dsl)).collect();
                 self.error(
-                    Diagnostic::new(codes::AMBIGUOUS_COMMAND, when.name.span, format!("command `{}` belongs to several aggregates: {}", when.name.name, names.join(", ")))
-                        .label("which aggregate?")
-                        .help(format!("add `(aggregate {})` to the scenario", self.aggregates[many[0]].name.dsl)),
+                    Diagnostic::new(
+                        codes::AMBIGUOUS_COMMAND,
+                        when.name.span,
+                        format!("command `{}` belongs to several aggregates: {}", when.name.name, names.join(", ")),
+                    )
+                    .label("which aggregate?")
+                    .help(format!("add `(aggregate {})` to the scenario", self.aggregates[many[0]].name.dsl)),
                 );
                 None
             }
@@ -300,22 +351,35 @@ impl Checker {
             let mut warnings = Vec::new();
             for (e, event_decl) in decl.events.iter().enumerate() {
                 let Some(event) = aggregate.events.get(e) else { continue };
-                if event.name.dsl != event_decl.name.name || aggregate.events.iter().position(|x| x.name.dsl == event.name.dsl) != Some(e) {
+                if event.name.dsl != event_decl.name.name
+                    || aggregate.events.iter().position(|x| x.name.dsl == event.name.dsl) != Some(e)
+                {
                     continue;
                 }
                 let id = EventId(e as u32);
                 if !aggregate.commands.iter().any(|c| c.emits.contains(&id)) {
                     warnings.push(
-                        Diagnostic::new(codes::EVENT_NEVER_EMITTED, event_decl.name.span, format!("event `{}` is never emitted", event.name.dsl))
-                            .label("no command emits it")
-                            .help(format!("emit it from a command with `(emit {} ...)`, or remove it", event.name.dsl)),
+                        Diagnostic::new(
+                            codes::EVENT_NEVER_EMITTED,
+                            event_decl.name.span,
+                            format!("event `{}` is never emitted", event.name.dsl),
+                        )
+                        .label("no command emits it")
+                        .help(format!("emit it from a command with `(emit {} ...)`, or remove it", event.name.dsl)),
                     );
                 }
                 if !aggregate.handlers.iter().any(|h| h.event == id) {
                     warnings.push(
-                        Diagnostic::new(codes::EVENT_NOT_HANDLED, event_decl.name.span, format!("event `{}` has no `on` handler", event.name.dsl))
-                            .label("the state ignores it")
-                            .help(format!("add `(on {} (set ...))`; if it changes no state on purpose, write `(on {})`", event.name.dsl, event.name.dsl)),
+                        Diagnostic::new(
+                            codes::EVENT_NOT_HANDLED,
+                            event_decl.name.span,
+                            format!("event `{}` has no `on` handler", event.name.dsl),
+                        )
+                        .label("the state ignores it")
+                        .help(format!(
+                            "add `(on {} (set ...))`; if it changes no state on purpose, write `(on {})`",
+                            event.name.dsl, event.name.dsl
+                        )),
                     );
                 }
             }

@@ -59,7 +59,8 @@ impl Checker {
                     self.not_allowed(stmt, "reject", ctx);
                     return None;
                 }
-                let rejection = self.define_rejection(scope.aggregate?, rejection, message, RejectionSource::Require)?;
+                let rejection =
+                    self.define_rejection(scope.aggregate?, rejection, message, RejectionSource::Require)?;
                 StmtKind::Reject { rejection }
             }
             ast::StmtKind::Emit(message) => {
@@ -85,9 +86,13 @@ impl Checker {
                         .map(|s| format!("did you mean `{s}`?"))
                         .unwrap_or_else(|| "declare it in the aggregate's `(state ...)`".to_string());
                     self.error(
-                        Diagnostic::new(codes::UNKNOWN_STATE_FIELD, field.span, format!("the state has no field `{}`", field.name))
-                            .label("not a state field")
-                            .help(help),
+                        Diagnostic::new(
+                            codes::UNKNOWN_STATE_FIELD,
+                            field.span,
+                            format!("the state has no field `{}`", field.name),
+                        )
+                        .label("not a state field")
+                        .help(help),
                     );
                     return None;
                 };
@@ -157,7 +162,10 @@ impl Checker {
                     return None;
                 }
                 let Some((first_cond, first_body)) = checked.first().cloned() else {
-                    return Some(Stmt { kind: StmtKind::If { cond: bool_true(span), then: result, otherwise: Vec::new() }, span });
+                    return Some(Stmt {
+                        kind: StmtKind::If { cond: bool_true(span), then: result, otherwise: Vec::new() },
+                        span,
+                    });
                 };
                 for (cond, body) in checked.into_iter().skip(1).rev() {
                     result = vec![Stmt { span: cond.span, kind: StmtKind::If { cond, then: body, otherwise: result } }];
@@ -202,11 +210,19 @@ impl Checker {
             let existing = &rejections[index];
             match existing.source {
                 RejectionSource::Invariant | RejectionSource::Builtin => {
-                    let what = if existing.source == RejectionSource::Builtin { "a built-in rejection" } else { "an invariant's rejection" };
+                    let what = if existing.source == RejectionSource::Builtin {
+                        "a built-in rejection"
+                    } else {
+                        "an invariant's rejection"
+                    };
                     let first = existing.name.span;
-                    let mut d = Diagnostic::new(codes::DUPLICATE_DEFINITION, ident.span, format!("`{}` is already {what}", ident.name))
-                        .label("name taken")
-                        .help("give this rejection a name of its own");
+                    let mut d = Diagnostic::new(
+                        codes::DUPLICATE_DEFINITION,
+                        ident.span,
+                        format!("`{}` is already {what}", ident.name),
+                    )
+                    .label("name taken")
+                    .help("give this rejection a name of its own");
                     if existing.source == RejectionSource::Invariant {
                         d = d.secondary(first, "the invariant");
                     }
@@ -217,10 +233,14 @@ impl Checker {
                     let first = existing.name.span;
                     let first_message = existing.message.clone();
                     self.error(
-                        Diagnostic::new(codes::DUPLICATE_DEFINITION, ident.span, format!("rejection `{}` is given two different messages", ident.name))
-                            .label("different message here")
-                            .secondary(first, format!("first defined with \"{first_message}\""))
-                            .help("a rejection has one stable message: repeat it exactly, or use another name"),
+                        Diagnostic::new(
+                            codes::DUPLICATE_DEFINITION,
+                            ident.span,
+                            format!("rejection `{}` is given two different messages", ident.name),
+                        )
+                        .label("different message here")
+                        .secondary(first, format!("first defined with \"{first_message}\""))
+                        .help("a rejection has one stable message: repeat it exactly, or use another name"),
                     );
                     return None;
                 }
@@ -255,17 +275,28 @@ impl Checker {
         if let Some(i) = agg.events.iter().position(|e| e.name.dsl == ident.name) {
             return Some(EventId(i as u32));
         }
-        let elsewhere = self.aggregates.iter().find(|a| a.events.iter().any(|e| e.name.dsl == ident.name)).map(|a| a.name.dsl.clone());
+        let elsewhere = self
+            .aggregates
+            .iter()
+            .find(|a| a.events.iter().any(|e| e.name.dsl == ident.name))
+            .map(|a| a.name.dsl.clone());
         let help = match (did_you_mean(&ident.name, agg.events.iter().map(|e| e.name.dsl.as_str())), elsewhere) {
             (Some(s), _) => format!("did you mean `{s}`?"),
-            (None, Some(other)) => format!("`{}` is an event of aggregate `{other}`; each aggregate emits and handles its own events", ident.name),
+            (None, Some(other)) => format!(
+                "`{}` is an event of aggregate `{other}`; each aggregate emits and handles its own events",
+                ident.name
+            ),
             (None, None) => format!("declare it in `{}`: `(event {} (FIELD TYPE)...)`", agg.name.dsl, ident.name),
         };
         let agg_name = agg.name.dsl.clone();
         self.error(
-            Diagnostic::new(codes::UNKNOWN_EVENT, ident.span, format!("aggregate `{agg_name}` has no event `{}`", ident.name))
-                .label("unknown event")
-                .help(help),
+            Diagnostic::new(
+                codes::UNKNOWN_EVENT,
+                ident.span,
+                format!("aggregate `{agg_name}` has no event `{}`", ident.name),
+            )
+            .label("unknown event")
+            .help(help),
         );
         None
     }
@@ -275,17 +306,29 @@ impl Checker {
         if let Some(i) = agg.commands.iter().position(|c| c.name.dsl == ident.name) {
             return Some(CommandId(i as u32));
         }
-        let elsewhere = self.aggregates.iter().find(|a| a.commands.iter().any(|c| c.name.dsl == ident.name)).map(|a| a.name.dsl.clone());
+        let elsewhere = self
+            .aggregates
+            .iter()
+            .find(|a| a.commands.iter().any(|c| c.name.dsl == ident.name))
+            .map(|a| a.name.dsl.clone());
         let help = match (did_you_mean(&ident.name, agg.commands.iter().map(|c| c.name.dsl.as_str())), elsewhere) {
             (Some(s), _) => format!("did you mean `{s}`?"),
             (None, Some(other)) => format!("`{}` is a command of aggregate `{other}`; send it there", ident.name),
-            (None, None) => format!("the commands of `{}` are: {}", agg.name.dsl, agg.commands.iter().map(|c| c.name.dsl.as_str()).collect::<Vec<_>>().join(", ")),
+            (None, None) => format!(
+                "the commands of `{}` are: {}",
+                agg.name.dsl,
+                agg.commands.iter().map(|c| c.name.dsl.as_str()).collect::<Vec<_>>().join(", ")
+            ),
         };
         let agg_name = agg.name.dsl.clone();
         self.error(
-            Diagnostic::new(codes::UNKNOWN_COMMAND, ident.span, format!("aggregate `{agg_name}` has no command `{}`", ident.name))
-                .label("unknown command")
-                .help(help),
+            Diagnostic::new(
+                codes::UNKNOWN_COMMAND,
+                ident.span,
+                format!("aggregate `{agg_name}` has no command `{}`", ident.name),
+            )
+            .label("unknown command")
+            .help(help),
         );
         None
     }
