@@ -253,14 +253,7 @@ impl Checker {
             }
             ast::ExprKind::Let { bindings, body } => {
                 let depth = scope.locals.len();
-                let mut checked = Vec::new();
-                let mut ok = true;
-                for b in bindings {
-                    match self.binding(b, scope) {
-                        Some(pair) => checked.push(pair),
-                        None => ok = false,
-                    }
-                }
+                let (checked, ok) = self.bindings(bindings, scope);
                 let body = self.expr(body, expected, scope);
                 self.pop_locals(scope, depth);
                 let body = body?;
@@ -534,6 +527,19 @@ impl Checker {
         let value = value?;
         scope.locals.push(Local { name: super::name(&b.name), ty: value.ty.clone(), used: false });
         Some((super::name(&b.name), value))
+    }
+
+    /// Checks sequential `let` bindings, pushing each as a local; `false` when one failed.
+    pub(super) fn bindings(&mut self, bindings: &[ast::Binding], scope: &mut Scope) -> (Vec<(Name, Expr)>, bool) {
+        let mut checked = Vec::with_capacity(bindings.len());
+        let mut ok = true;
+        for b in bindings {
+            match self.binding(b, scope) {
+                Some(pair) => checked.push(pair),
+                None => ok = false,
+            }
+        }
+        (checked, ok)
     }
 
     pub(super) fn pop_locals(&mut self, scope: &mut Scope, depth: usize) {

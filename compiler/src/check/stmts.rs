@@ -117,14 +117,7 @@ impl Checker {
             }
             ast::StmtKind::Let { bindings, body } => {
                 let depth = scope.locals.len();
-                let mut checked = Vec::new();
-                let mut ok = true;
-                for b in bindings {
-                    match self.binding(b, scope) {
-                        Some(pair) => checked.push(pair),
-                        None => ok = false,
-                    }
-                }
+                let (checked, ok) = self.bindings(bindings, scope);
                 let body = self.stmts(body, scope);
                 self.pop_locals(scope, depth);
                 if !ok {
