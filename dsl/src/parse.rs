@@ -1153,6 +1153,10 @@ impl Parser {
             None => (digits, None),
         };
         let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() && fraction.is_some_and(all_digits) {
+            let sign = if negative { "-" } else { "" };
+            return invalid(self, &format!("write a digit before the point: `{sign}0.{}`", fraction.unwrap_or("")));
+        }
         if !all_digits(whole) || fraction.is_some_and(|f| !all_digits(f)) {
             return invalid(self, "numbers are exact: write `42`, `-7` or `12.50` (no exponents, no floats)");
         }
