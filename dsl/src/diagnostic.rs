@@ -38,6 +38,7 @@ pub mod codes {
         INVALID_TOKEN = "E0005", Error, "invalid token";
         UNSUPPORTED_SYNTAX = "E0006", Error, "syntax the anthill language does not use";
         NESTING_TOO_DEEP = "E0007", Error, "nesting too deep";
+        FILE_TOO_LARGE = "E0008", Error, "model file too large";
         TOO_MANY_ERRORS = "E0100", Error, "too many errors in one file";
         EXPECTED_DOMAIN = "E0101", Error, "a model file holds exactly one `(domain ...)` form";
         UNKNOWN_FORM = "E0102", Error, "unknown form";

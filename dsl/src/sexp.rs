@@ -62,6 +62,21 @@ impl Sexp {
 /// Reads all top-level S-expressions of a file. On a syntax error, returns what was read before it and
 /// the diagnostic; lexpr cannot resume after an error.
 pub fn read(file: FileId, source: &SourceFile) -> (Vec<Sexp>, Option<Diagnostic>) {
+    if source.text.len() > SOURCE_BYTES_MAX {
+        let end = source.text.char_indices().nth(1).map_or(source.text.len(), |(i, _)| i) as u32;
+        let diagnostic = Diagnostic::new(
+            codes::FILE_TOO_LARGE,
+            Span::new(file, 0, end),
+            format!(
+                "this file has {} bytes; a model file holds at most {SOURCE_BYTES_MAX} bytes ({} KiB)",
+                source.text.len(),
+                SOURCE_BYTES_MAX / 1024
+            ),
+        )
+        .label("file too large")
+        .help("split the domain into several files with `(include \"part.sexp\")`");
+        return (Vec::new(), Some(diagnostic));
+    }
     let options = lexpr::parse::Options::new()
         .with_string_syntax(lexpr::parse::StringSyntax::R6RS)
         .with_brackets(lexpr::parse::Brackets::List);
@@ -84,6 +99,11 @@ struct Reader<'a> {
     file: FileId,
     source: &'a SourceFile,
 }
+
+/// The largest model file read. lexpr recomputes positions from the start of the text for every datum,
+/// so reading time grows with the square of the size (about 3 s for 170 KiB); the bound keeps a check
+/// fast and a hostile file harmless. Large domains split with `(include ...)`.
+pub const SOURCE_BYTES_MAX: usize = 128 * 1024;
 
 /// Deeper nesting than any model needs; lexpr itself stops at 128.
 const NESTING_DEPTH_MAX: usize = 100;
