@@ -1,0 +1,2 @@
+(domain x (doc "\x110000;"))
+(domain y (doc "\xZZ;"))

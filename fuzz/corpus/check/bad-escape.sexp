@@ -1,0 +1,1 @@
+(domain x (doc "a \q b"))

@@ -1,0 +1,1 @@
+(domain x (type t #\a) (id #:kw) (enum e (a . b)) `(q ,u ,@v))

@@ -1,0 +1,3 @@
+(domain x
+  (aggregate a
+    (key k)

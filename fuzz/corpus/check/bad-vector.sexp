@@ -1,0 +1,1 @@
+(domain x (type t #(1 2 3)) (id #u8(1 2)))

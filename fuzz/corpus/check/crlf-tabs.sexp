@@ -1,0 +1,5 @@
+(domain x
+	(id i)
+	(aggregate a	(key i)
+		(state (n u8 "é
+x"))))

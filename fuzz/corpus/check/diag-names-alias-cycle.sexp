@@ -1,0 +1,3 @@
+(domain shop
+  (type a b)
+  (type b a))

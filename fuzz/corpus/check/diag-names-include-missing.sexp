@@ -1,0 +1,2 @@
+(domain shop
+  (include "parts/items.sexp"))

@@ -1,0 +1,2 @@
+(domain shop
+  (record line (qty int)))

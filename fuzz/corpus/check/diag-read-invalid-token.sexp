@@ -1,0 +1,3 @@
+(domain shop
+  (id item-id)
+  #<unreadable>)

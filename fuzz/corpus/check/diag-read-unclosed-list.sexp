@@ -1,0 +1,4 @@
+(domain shop
+  (id item-id)
+  (aggregate item
+    (key item-id))

@@ -1,0 +1,2 @@
+(domain shop
+  (id item-id)))

@@ -1,0 +1,2 @@
+(domain shop
+  (enum color #(red green)))

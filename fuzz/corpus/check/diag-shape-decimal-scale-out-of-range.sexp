@@ -1,0 +1,2 @@
+(domain shop
+  (type money (decimal 40)))

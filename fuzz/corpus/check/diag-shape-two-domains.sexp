@@ -1,0 +1,2 @@
+(domain shop)
+(domain other)

@@ -1,0 +1,10 @@
+(domain shop
+  (id item-id)
+  (aggregate item
+    (key item-id)
+    (state (stock u32 0))
+    (event restocked (qty u32))
+    (command restock (params (qty u32)) (emit restocked qty))
+    (on restocked (set stock (+ stock qty)))
+    (command take (params (qty u32)) (require (> qty 0) zero-qty "zero") (emit restocked qty)))
+  (scenario "restock zero" (when (restock (qty 0))) (then (rejected zero-qty))))

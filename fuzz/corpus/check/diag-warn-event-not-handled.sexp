@@ -1,0 +1,10 @@
+(domain shop
+  (id item-id)
+  (aggregate item
+    (key item-id)
+    (state (stock u32 0))
+    (event restocked (qty u32))
+    (command restock (params (qty u32)) (emit restocked qty))
+    (on restocked (set stock (+ stock qty)))
+    (event audited)
+    (command audit (emit audited))))

@@ -1,0 +1,1 @@
+(domain 日本 (doc "é🐜") (id ü
