@@ -435,7 +435,7 @@ impl Checker {
                                     .to_string(),
                             ),
                             "str" | "text" => Some("did you mean `string`?".to_string()),
-                            _ => did_you_mean(&ident.name, self.type_names()).map(|s| format!("did you mean `{s}`?")),
+                            _ => hint(&ident.name, self.type_names()),
                         };
                         self.error(
                             Diagnostic::new(codes::UNKNOWN_TYPE, ident.span, format!("unknown type `{}`", ident.name))
@@ -536,3 +536,8 @@ mod aggregates;
 mod exprs;
 mod items;
 mod stmts;
+
+/// "did you mean `x`?" for the candidate closest to `name`, if one is close enough.
+fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    did_you_mean(name, candidates).map(|s| format!("did you mean `{s}`?"))
+}

@@ -312,12 +312,11 @@ impl Checker {
                 if agg_decl.invariants.iter().any(|i| i.name.name == o.invariant.name) {
                     continue; // the invariant itself had an error, already reported
                 }
-                let help = anthill_dsl::diagnostic::did_you_mean(
-                    &o.invariant.name,
-                    self.aggregates[a].invariants.iter().map(|i| i.name.dsl.as_str()),
-                )
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| "declare it in the aggregate: `(invariant NAME EXPR (policy ...))`".to_string());
+                let help =
+                    super::hint(&o.invariant.name, self.aggregates[a].invariants.iter().map(|i| i.name.dsl.as_str()))
+                        .unwrap_or_else(|| {
+                            "declare it in the aggregate: `(invariant NAME EXPR (policy ...))`".to_string()
+                        });
                 self.error(
                     Diagnostic::new(
                         codes::UNKNOWN_INVARIANT,

@@ -291,8 +291,7 @@ impl Checker {
             }
             ast::ExprKind::Make { record, fields } => {
                 let Some((id, _)) = self.type_index.get(&record.name).copied() else {
-                    let help = did_you_mean(&record.name, self.type_index.keys().map(String::as_str))
-                        .map(|s| format!("did you mean `{s}`?"));
+                    let help = super::hint(&record.name, self.type_index.keys().map(String::as_str));
                     self.error(
                         Diagnostic::new(codes::UNKNOWN_TYPE, record.span, format!("unknown record `{}`", record.name))
                             .label("not a record type")
@@ -416,8 +415,7 @@ impl Checker {
         let (mut expr, rest) = if first.name == "state" && path.len() >= 2 && !scope.state.is_empty() {
             let field = &path[1];
             let Some(i) = scope.state.iter().position(|f| f.name.dsl == field.name) else {
-                let help = did_you_mean(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()))
-                    .map(|s| format!("did you mean `{s}`?"));
+                let help = super::hint(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()));
                 self.error(
                     Diagnostic::new(
                         codes::UNKNOWN_NAME,
@@ -446,8 +444,7 @@ impl Checker {
             };
             let TypeDefKind::Record { fields } = &self.types[id.0 as usize].kind else { return None };
             let Some(i) = fields.iter().position(|f| f.name.dsl == segment.name) else {
-                let help = did_you_mean(&segment.name, fields.iter().map(|f| f.name.dsl.as_str()))
-                    .map(|s| format!("did you mean `{s}`?"));
+                let help = super::hint(&segment.name, fields.iter().map(|f| f.name.dsl.as_str()));
                 let record = self.types[id.0 as usize].name.dsl.clone();
                 self.error(
                     Diagnostic::new(
@@ -499,7 +496,7 @@ impl Checker {
         let help = if n == "now" || n == "occurred-at" {
             Some(format!("`{n}` is a function: write `({n})`"))
         } else {
-            did_you_mean(n, visible.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"))
+            super::hint(n, visible.iter().map(String::as_str))
         };
         let where_ = match scope.ctx {
             Ctx::Command | Ctx::Extern => "in this command",
@@ -581,14 +578,12 @@ impl Checker {
         let mut ok = true;
         for init in inits {
             let Some(i) = decls.iter().position(|f| f.name.dsl == init.name.name) else {
-                let help = did_you_mean(&init.name.name, decls.iter().map(|f| f.name.dsl.as_str()))
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .or_else(|| {
-                        Some(format!(
-                            "the fields of {what} are: {}",
-                            decls.iter().map(|f| f.name.dsl.as_str()).collect::<Vec<_>>().join(", ")
-                        ))
-                    });
+                let help = super::hint(&init.name.name, decls.iter().map(|f| f.name.dsl.as_str())).or_else(|| {
+                    Some(format!(
+                        "the fields of {what} are: {}",
+                        decls.iter().map(|f| f.name.dsl.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                });
                 self.error(
                     Diagnostic::new(
                         codes::UNKNOWN_FIELD,

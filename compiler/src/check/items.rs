@@ -145,8 +145,7 @@ impl Checker {
                     if v.columns.iter().any(|c| c.name.name == u.column.name) {
                         continue; // the column had an error, already reported
                     }
-                    let help = did_you_mean(&u.column.name, columns.iter().map(|c| c.name.dsl.as_str()))
-                        .map(|s| format!("did you mean `{s}`?"))
+                    let help = super::hint(&u.column.name, columns.iter().map(|c| c.name.dsl.as_str()))
                         .unwrap_or_else(|| "declare it: `(column NAME REDUCER)`".to_string());
                     self.error(
                         Diagnostic::new(

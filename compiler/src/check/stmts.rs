@@ -82,8 +82,7 @@ impl Checker {
                     return None;
                 }
                 let Some(index) = scope.state.iter().position(|f| f.name.dsl == field.name) else {
-                    let help = did_you_mean(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()))
-                        .map(|s| format!("did you mean `{s}`?"))
+                    let help = super::hint(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()))
                         .unwrap_or_else(|| "declare it in the aggregate's `(state ...)`".to_string());
                     self.error(
                         Diagnostic::new(
@@ -249,12 +248,10 @@ impl Checker {
         if let Some(i) = self.aggregates.iter().position(|a| a.name.dsl == ident.name) {
             return Some(AggregateId(i as u32));
         }
-        let help = did_you_mean(&ident.name, self.aggregates.iter().map(|a| a.name.dsl.as_str()))
-            .map(|s| format!("did you mean `{s}`?"))
-            .unwrap_or_else(|| {
-                let names: Vec<&str> = self.aggregates.iter().map(|a| a.name.dsl.as_str()).collect();
-                format!("the aggregates are: {}", names.join(", "))
-            });
+        let help = super::hint(&ident.name, self.aggregates.iter().map(|a| a.name.dsl.as_str())).unwrap_or_else(|| {
+            let names: Vec<&str> = self.aggregates.iter().map(|a| a.name.dsl.as_str()).collect();
+            format!("the aggregates are: {}", names.join(", "))
+        });
         self.error(
             Diagnostic::new(codes::UNKNOWN_AGGREGATE, ident.span, format!("unknown aggregate `{}`", ident.name))
                 .label("no such aggregate")
