@@ -1,1 +1,25 @@
-//! The anthill runtime: the embedded LMDB event store and command engine. Empty until its issue (runtime v1).
+//! The anthill runtime: the contract generated code implements, its value types, and the engine that runs it.
+//!
+//! Generated code refers to everything here by absolute paths (`::anthill_runtime::...`), including the
+//! serialization crates it derives with ([`serde`], [`rkyv`]), so a crate using a generated domain only
+//! depends on `anthill-runtime`.
+
+pub mod aggregate;
+pub mod codec;
+pub mod meta;
+pub mod testing;
+pub mod value;
+
+pub use aggregate::{
+    derive_command_id, Aggregate, AggregateVisitor, CommandError, CommandId, CommandName, CommandVisitor, Context,
+    Domain, DomainCommand, EventContext, EventId, EventName, Key, KeyError, Reaction, Rejection, ViewError, ViewTables,
+};
+pub use codec::DecodeError;
+pub use value::{ArithmeticError, Decimal, Timestamp};
+
+#[doc(hidden)]
+pub use rkyv;
+#[doc(hidden)]
+pub use serde;
+#[doc(hidden)]
+pub use serde_json;

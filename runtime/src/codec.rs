@@ -1,0 +1,90 @@
+//! rkyv encoding of stored values, with validation on every read.
+//!
+//! LMDB hands out values at any address, so bytes are copied into an aligned buffer before rkyv reads them,
+//! and bytecheck validates them: a damaged value is a [`DecodeError`], never garbage.
+
+use std::fmt;
+
+use rkyv::api::high::{HighDeserializer, HighSerializer, HighValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::rancor;
+use rkyv::ser::allocator::ArenaHandle;
+use rkyv::util::AlignedVec;
+
+/// Bytes from disk that are not a valid encoding of the expected type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub message: String,
+}
+
+impl DecodeError {
+    pub fn new(message: impl Into<String>) -> Self {
+        DecodeError { message: message.into() }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Encodes a value. Encoding an in-memory value of a generated type cannot fail.
+pub fn encode<T>(value: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+{
+    match rkyv::to_bytes::<rancor::Error>(value) {
+        Ok(bytes) => bytes.into_vec(),
+        // Generated types hold only strings, numbers and std collections, whose encoding has no failure path.
+        Err(error) => panic!("rkyv cannot encode a generated value: {error}"),
+    }
+}
+
+/// Validates and decodes bytes read from disk (at any alignment).
+pub fn decode<T>(bytes: &[u8]) -> Result<T, DecodeError>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>> + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
+{
+    let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, rancor::Error>(&aligned).map_err(|e| DecodeError::new(format!("invalid stored value: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
+    #[rkyv(crate = rkyv)]
+    struct Sample {
+        name: String,
+        amount: crate::Decimal<2>,
+        tags: Vec<u32>,
+    }
+
+    #[test]
+    fn values_round_trip_at_any_alignment() {
+        let value = Sample { name: "ann".into(), amount: crate::Decimal::from_mantissa(2550), tags: vec![1, 2] };
+        let bytes = encode(&value);
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&bytes);
+        assert_eq!(decode::<Sample>(&shifted[1..]), Ok(value));
+    }
+
+    #[test]
+    fn damaged_bytes_are_an_error() {
+        let value = Sample { name: "ann".into(), amount: crate::Decimal::from_mantissa(1), tags: vec![7; 4] };
+        let bytes = encode(&value);
+        for cut in 0..bytes.len() {
+            assert!(decode::<Sample>(&bytes[..cut]).is_err(), "a value cut at {cut} bytes was accepted");
+        }
+        let mut garbage = bytes.clone();
+        let len = garbage.len();
+        garbage[len - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode::<Sample>(&garbage).is_err());
+    }
+}
