@@ -168,13 +168,16 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
         ctx: &EventContext<'_, Self::Id>,
     ) -> Result<(), ArithmeticError>;
 
-    /// What the domain's processes send in reaction to this event (all processes, in model order).
+    /// What the domain's processes send in reaction to this event (all processes, in model order). Fails
+    /// when a process's arithmetic overflows: the engine reports it and sends nothing for this event.
+    #[allow(clippy::type_complexity)]
     fn react(
         event: &Self::Event,
         ctx: &EventContext<'_, Self::Id>,
-    ) -> Vec<Reaction<<Self::Domain as Domain>::Command>>;
+    ) -> Result<Vec<Reaction<<Self::Domain as Domain>::Command>>, ArithmeticError>;
 
-    /// Folds the event into every view that listens to it.
+    /// Folds the event into every view that listens to it. An arithmetic overflow in a view is a
+    /// [`ViewError`] too.
     fn update_views(
         event: &Self::Event,
         ctx: &EventContext<'_, Self::Id>,
