@@ -81,6 +81,63 @@ macro_rules! int_key {
 
 int_key!(u8 => 0, u16 => 0, u32 => 0, u64 => 0, i8 => 0x80, i16 => 0x80, i32 => 0x80, i64 => 0x80);
 
+impl Key for bool {
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes {
+            [0] => Ok(false),
+            [1] => Ok(true),
+            _ => Err(DecodeError::new("a boolean key is not 0 or 1")),
+        }
+    }
+    fn parse_key(text: &str) -> Result<Self, KeyError> {
+        text.parse().map_err(|_| KeyError { expected: "true or false" })
+    }
+}
+
+impl<const SCALE: u32> Key for crate::value::Decimal<SCALE> {
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        self.mantissa().encode_key(out);
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, DecodeError> {
+        i64::decode_key(bytes).map(crate::value::Decimal::from_mantissa)
+    }
+    fn parse_key(text: &str) -> Result<Self, KeyError> {
+        crate::value::Decimal::parse(text).map_err(|_| KeyError { expected: "a decimal number" })
+    }
+}
+
+impl Key for Timestamp {
+    fn encode_key(&self, out: &mut Vec<u8>) {
+        self.micros().encode_key(out);
+    }
+    fn decode_key(bytes: &[u8]) -> Result<Self, DecodeError> {
+        i64::decode_key(bytes).map(Timestamp::from_micros)
+    }
+    fn parse_key(text: &str) -> Result<Self, KeyError> {
+        Timestamp::parse(text).ok_or(KeyError { expected: "an RFC 3339 time or microseconds since 1970" })
+    }
+}
+
+/// A key encoded as JSON text: for records used as view keys. Equal keys have equal bytes (field order is
+/// fixed), but byte order is not key order, so range scans over such views are in no useful order.
+pub fn encode_json_key<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) {
+    // Serializing generated records (strings, numbers, enums) to a Vec cannot fail.
+    if let Err(error) = serde_json::to_writer(out, value) {
+        panic!("a generated key cannot be written as JSON: {error}");
+    }
+}
+
+pub fn decode_json_key<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::new(format!("invalid JSON key: {e}")))
+}
+
+pub fn parse_json_key<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, KeyError> {
+    serde_json::from_str(text).map_err(|_| KeyError { expected: "the key as a JSON object" })
+}
+
 /// What a command sees besides the state and its parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct Context<'a, Id> {

@@ -31,7 +31,7 @@ pub type Checked<T> = Result<T, ArithmeticError>;
 #[derive(
     Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
-#[rkyv(crate = rkyv, derive(Debug, PartialEq))]
+#[rkyv(crate = rkyv, derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash))]
 #[repr(transparent)]
 pub struct Decimal<const SCALE: u32> {
     mantissa: i64,
@@ -173,7 +173,7 @@ impl<'de, const SCALE: u32> serde::Deserialize<'de> for Decimal<SCALE> {
 #[derive(
     Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
-#[rkyv(crate = rkyv, derive(Debug, PartialEq))]
+#[rkyv(crate = rkyv, derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash))]
 #[repr(transparent)]
 pub struct Timestamp {
     micros: i64,
