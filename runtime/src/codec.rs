@@ -88,3 +88,14 @@ mod tests {
         assert!(decode::<Sample>(&garbage).is_err());
     }
 }
+
+/// A command's parameters from a JSON object; an empty body means no parameters (`{}`).
+pub fn command_params<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, crate::CommandError> {
+    let json: &[u8] = if json.iter().all(u8::is_ascii_whitespace) { b"{}" } else { json };
+    serde_json::from_slice(json).map_err(|e| crate::CommandError::InvalidParameters { message: e.to_string() })
+}
+
+/// A generated value as JSON. Maps keyed by records have no JSON form; they read as an explanatory string.
+pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("<no JSON form: {e}>")))
+}
