@@ -344,6 +344,35 @@ impl fmt::Display for ViewError {
 
 impl std::error::Error for ViewError {}
 
+/// What can go wrong while folding one event into one view row: generated code turns it into a
+/// [`ViewError`] naming the view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FoldError {
+    Arithmetic(ArithmeticError),
+    View(ViewError),
+}
+
+impl From<ArithmeticError> for FoldError {
+    fn from(error: ArithmeticError) -> Self {
+        FoldError::Arithmetic(error)
+    }
+}
+
+impl From<ViewError> for FoldError {
+    fn from(error: ViewError) -> Self {
+        FoldError::View(error)
+    }
+}
+
+impl FoldError {
+    pub fn into_view_error(self, view: &'static str) -> ViewError {
+        match self {
+            FoldError::Arithmetic(error) => ViewError { view, message: error.to_string() },
+            FoldError::View(error) => error,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
