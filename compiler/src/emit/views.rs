@@ -1,0 +1,234 @@
+//! Views as Rust: a row type per view, and the fold of each aggregate's events into the rows.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::expr::{ident, Env, Fields};
+use super::*;
+
+impl Emitter<'_> {
+    /// The stored type of a column: what it holds between events.
+    fn column_ty(&self, c: &Column) -> TokenStream {
+        let t = self.ty(&c.ty);
+        match c.reducer {
+            Reducer::Count | Reducer::Sum => t,
+            Reducer::Min | Reducer::Max | Reducer::Latest => quote!(::std::option::Option<#t>),
+            Reducer::List { .. } => quote!(::std::vec::Vec<#t>),
+        }
+    }
+
+    pub(super) fn views_module(&self) -> TokenStream {
+        if self.domain.views.is_empty() {
+            return quote!();
+        }
+        let rows = self.domain.views.iter().map(|v| {
+            let n = ident(&camel(&v.name.dsl));
+            let dsl = &v.name.dsl;
+            let docs = self.docs(v.doc.as_deref(), v.name.span);
+            let key = self.ty(&v.key);
+            let derives = data_derives(quote!(Default,));
+            let columns = v.columns.iter().map(|c| {
+                let f = ident(&snake(&c.name.dsl));
+                let ty = self.column_ty(c);
+                let cdocs = self.docs(c.doc.as_deref(), c.name.span);
+                let cdsl = &c.name.dsl;
+                let timing = match c.reducer {
+                    Reducer::Latest => {
+                        let at = format_ident!("{}_at", snake(&c.name.dsl).trim_start_matches("r#"));
+                        quote!(
+                            #[doc = " When the value in the column occurred: a backdated event does not replace a newer one."]
+                            #[serde(skip)]
+                            pub #at: ::anthill_runtime::Timestamp,
+                        )
+                    }
+                    Reducer::List { .. } => {
+                        let at = format_ident!("{}_at", snake(&c.name.dsl).trim_start_matches("r#"));
+                        quote!(
+                            #[doc = " When each value in the column occurred, in the same order."]
+                            #[serde(skip)]
+                            pub #at: ::std::vec::Vec<::anthill_runtime::Timestamp>,
+                        )
+                    }
+                    _ => quote!(),
+                };
+                quote!(#cdocs #[serde(rename = #cdsl)] pub #f: #ty, #timing)
+            });
+            quote! {
+                #docs
+                #derives
+                #[rkyv(crate = ::anthill_runtime::rkyv)]
+                pub struct #n {
+                    #(#columns)*
+                }
+
+                impl #n {
+                    /// The view's name in the model, which names its table.
+                    pub const NAME: &'static str = #dsl;
+
+                    /// The row's key as stored (order-preserving for ids, strings and numbers).
+                    pub fn key_bytes(key: &#key) -> ::std::vec::Vec<u8> {
+                        let mut bytes = ::std::vec::Vec::new();
+                        ::anthill_runtime::Key::encode_key(key, &mut bytes);
+                        bytes
+                    }
+
+                    /// A stored row, validated.
+                    pub fn decode(bytes: &[u8]) -> ::std::result::Result<Self, ::anthill_runtime::DecodeError> {
+                        ::anthill_runtime::codec::decode(bytes)
+                    }
+
+                    pub fn encode(&self) -> ::std::vec::Vec<u8> {
+                        ::anthill_runtime::codec::encode(self)
+                    }
+
+                    /// The row for `key` in the engine's tables, or an empty row.
+                    pub fn load(
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &#key,
+                    ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+                        match tables.get(Self::NAME, &Self::key_bytes(key))? {
+                            ::std::option::Option::Some(bytes) => Self::decode(&bytes).map_err(|e| {
+                                ::anthill_runtime::ViewError { view: Self::NAME, message: e.to_string() }
+                            }),
+                            ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
+                        }
+                    }
+
+                    pub fn store(
+                        &self,
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &#key,
+                    ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
+                        tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+                    }
+                }
+            }
+        });
+        quote! {
+            /// The domain's views: one row type per view, keyed as the view declares.
+            pub mod views {
+                #(#rows)*
+            }
+        }
+    }
+
+    pub(super) fn update_views_fn(&self, agg: AggregateId, a: &Aggregate) -> TokenStream {
+        let mut arms = Vec::new();
+        for (i, e) in a.events.iter().enumerate() {
+            let mut parts = Vec::new();
+            let mut uses_event_any = false;
+            for v in &self.domain.views {
+                for h in v.handlers.iter().filter(|h| h.aggregate == agg && h.event.0 as usize == i) {
+                    let env = Env { event: Some(quote!(event)), aggregate: Some(agg), ..Env::new() };
+                    let fields = Fields { params: None, event: Some(&e.fields) };
+                    let row_ty = ident(&camel(&v.name.dsl));
+                    let key = self.expr(&h.key, &env, &fields);
+                    uses_event_any |= any_in_expr(&h.key, &uses_event)
+                        || h.filter.as_ref().is_some_and(|f| any_in_expr(f, &uses_event))
+                        || h.updates.iter().any(|(_, e)| e.as_ref().is_some_and(|e| any_in_expr(e, &uses_event)));
+                    let updates = h.updates.iter().map(|(col, value)| {
+                        let c = &v.columns[*col];
+                        let f = ident(&snake(&c.name.dsl));
+                        let at = format_ident!("{}_at", snake(&c.name.dsl).trim_start_matches("r#"));
+                        let value = value.as_ref().map(|e| self.expr(e, &env, &fields));
+                        let num = quote!(::anthill_runtime::value::Num);
+                        match (&c.reducer, value) {
+                            (Reducer::Count, _) => quote!(row.#f = #num::add(row.#f, 1u64)?;),
+                            (Reducer::Sum, Some(v)) => quote!(row.#f = #num::add(row.#f, #v)?;),
+                            (Reducer::Min, Some(v)) => quote! {
+                                let value = #v;
+                                row.#f = ::std::option::Option::Some(match row.#f.take() {
+                                    ::std::option::Option::Some(old) => ::std::cmp::min(old, value),
+                                    ::std::option::Option::None => value,
+                                });
+                            },
+                            (Reducer::Max, Some(v)) => quote! {
+                                let value = #v;
+                                row.#f = ::std::option::Option::Some(match row.#f.take() {
+                                    ::std::option::Option::Some(old) => ::std::cmp::max(old, value),
+                                    ::std::option::Option::None => value,
+                                });
+                            },
+                            (Reducer::Latest, Some(v)) => quote! {
+                                if row.#f.is_none() || ctx.occurred_at >= row.#at {
+                                    row.#f = ::std::option::Option::Some(#v);
+                                    row.#at = ctx.occurred_at;
+                                }
+                            },
+                            (Reducer::List { max }, Some(v)) => {
+                                let trim = match max {
+                                    Some(max) => {
+                                        let max = *max as usize;
+                                        quote! {
+                                            if row.#f.len() > #max {
+                                                let excess = row.#f.len() - #max;
+                                                row.#f.drain(..excess);
+                                                row.#at.drain(..excess);
+                                            }
+                                        }
+                                    }
+                                    None => quote!(),
+                                };
+                                quote! {
+                                    let position = row.#at.partition_point(|at| *at <= ctx.occurred_at);
+                                    row.#f.insert(position, #v);
+                                    row.#at.insert(position, ctx.occurred_at);
+                                    #trim
+                                }
+                            }
+                            (_, None) => unreachable!("checked: only `count` takes no value"),
+                        }
+                    });
+                    let filter = match &h.filter {
+                        Some(f) => {
+                            let f = self.expr(f, &env, &fields);
+                            quote!(if !#f { return ::std::result::Result::Ok(()); })
+                        }
+                        None => quote!(),
+                    };
+                    let view = &v.name.dsl;
+                    parts.push(quote! {
+                        (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+                            #filter
+                            let key = #key;
+                            let mut row = super::views::#row_ty::load(tables, &key)?;
+                            #(#updates)*
+                            row.store(tables, &key)?;
+                            ::std::result::Result::Ok(())
+                        })()
+                        .map_err(|e| e.into_view_error(#view))?;
+                    });
+                }
+            }
+            if !parts.is_empty() {
+                let n = ident(&camel(&e.name.dsl));
+                let bind = if uses_event_any { quote!(event) } else { quote!(_) };
+                arms.push((quote!(Event::#n(#bind)), quote!(#(#parts)*)));
+            }
+        }
+        if arms.is_empty() {
+            return quote! {
+                /// No view folds this aggregate's events.
+                fn update_views(
+                    _event: &Event,
+                    _ctx: &::anthill_runtime::EventContext<'_, Id>,
+                    _tables: &mut dyn ::anthill_runtime::ViewTables,
+                ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
+                    ::std::result::Result::Ok(())
+                }
+            };
+        }
+        let dispatch = super::aggregate::single_or_match(arms, a.events.len());
+        quote! {
+            /// Folds an event of this aggregate into the views that listen to it.
+            fn update_views(
+                event: &Event,
+                ctx: &::anthill_runtime::EventContext<'_, Id>,
+                tables: &mut dyn ::anthill_runtime::ViewTables,
+            ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
+                #dispatch
+                ::std::result::Result::Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The domains in `domains/`, compiled to Rust by `build.rs` into `generated/`.
+
+include!("../generated/mod.rs");
