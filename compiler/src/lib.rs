@@ -6,6 +6,7 @@
 //! Pipeline per domain: `parse` (anthill-dsl) -> `resolve`/`check` ([`check`]) -> `lower` ([`lower`]).
 
 pub mod check;
+pub mod docs;
 pub mod emit;
 pub mod fs;
 pub mod lower;

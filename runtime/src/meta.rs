@@ -5,13 +5,28 @@
 pub enum TypeMeta {
     Bool,
     /// `u8` ... `i64`.
-    Int { name: &'static str, signed: bool, bits: u32 },
-    Decimal { scale: u32 },
+    Int {
+        name: &'static str,
+        signed: bool,
+        bits: u32,
+    },
+    Decimal {
+        scale: u32,
+    },
     String,
     Timestamp,
-    Id { name: &'static str, repr: &'static TypeMeta },
-    Enum { name: &'static str, variants: &'static [VariantMeta] },
-    Record { name: &'static str, fields: &'static [FieldMeta] },
+    Id {
+        name: &'static str,
+        repr: &'static TypeMeta,
+    },
+    Enum {
+        name: &'static str,
+        variants: &'static [VariantMeta],
+    },
+    Record {
+        name: &'static str,
+        fields: &'static [FieldMeta],
+    },
     Optional(&'static TypeMeta),
     Map(&'static TypeMeta, &'static TypeMeta),
     List(&'static TypeMeta),

@@ -65,7 +65,10 @@ impl<const SCALE: u32> Decimal<SCALE> {
             None => (digits, ""),
         };
         let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) || (digits.contains('.') && fraction.is_empty())
+        if whole.is_empty()
+            || !all_digits(whole)
+            || !all_digits(fraction)
+            || (digits.contains('.') && fraction.is_empty())
         {
             return Err(ParseDecimalError::Syntax);
         }
@@ -420,7 +423,9 @@ impl<const SCALE: u32> Num for Decimal<SCALE> {
         (i128::from(self.mantissa), SCALE)
     }
     fn from_scaled(mantissa: i128, scale: u32) -> Checked<Self> {
-        i64::try_from(rescale(mantissa, scale, SCALE)?).map(Decimal::from_mantissa).map_err(|_| ArithmeticError::Overflow)
+        i64::try_from(rescale(mantissa, scale, SCALE)?)
+            .map(Decimal::from_mantissa)
+            .map_err(|_| ArithmeticError::Overflow)
     }
 }
 
@@ -437,7 +442,9 @@ impl<const SCALE: u32> Decimal<SCALE> {
         if divisor == 0 {
             return Err(ArithmeticError::DivisionByZero);
         }
-        i64::try_from(i128::from(self.mantissa) / divisor).map(Decimal::from_mantissa).map_err(|_| ArithmeticError::Overflow)
+        i64::try_from(i128::from(self.mantissa) / divisor)
+            .map(Decimal::from_mantissa)
+            .map_err(|_| ArithmeticError::Overflow)
     }
 }
 

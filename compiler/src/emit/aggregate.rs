@@ -145,7 +145,7 @@ impl Emitter<'_> {
         let defaults = a.state.iter().map(|f| {
             let n = ident(&snake(&f.name.dsl));
             let v = match &f.default {
-                Some(e) => self.expr(e, &env, &Fields::default()),
+                Some(e) => self.arg(e, &env, &Fields::default()),
                 None => quote!(::std::default::Default::default()),
             };
             quote!(#n: #v)
@@ -635,9 +635,9 @@ impl Emitter<'_> {
             Policy::Strict => quote!(return ::std::result::Result::Err(Rejection::#rejection);),
             Policy::Relaxed { tolerance, on_violation } => {
                 let bound = inv.bound.as_ref().expect("checked: a relaxed invariant has a bound");
-                let tol = self.expr(tolerance, env, fields);
-                let lhs = self.expr(&bound.lhs, env, fields);
-                let rhs = self.expr(&bound.rhs, env, fields);
+                let tol = self.arg(tolerance, env, fields);
+                let lhs = self.arg(&bound.lhs, env, fields);
+                let rhs = self.arg(&bound.rhs, env, fields);
                 let num = quote!(::anthill_runtime::value::Num);
                 // Beyond the tolerance: the negation of `lhs OP rhs -/+ tolerance`.
                 let beyond = match bound.op {

@@ -42,7 +42,11 @@ impl Env {
 }
 
 pub(super) fn is_copy(ty: &Ty) -> bool {
-    matches!(ty, Ty::Bool | Ty::Int(_) | Ty::Decimal(_) | Ty::Timestamp | Ty::Enum(_))
+    match ty {
+        Ty::Bool | Ty::Int(_) | Ty::Decimal(_) | Ty::Timestamp | Ty::Enum(_) => true,
+        Ty::Optional(inner) => is_copy(inner),
+        _ => false,
+    }
 }
 
 pub(super) fn local(name: &str) -> TokenStream {
@@ -104,6 +108,23 @@ impl Emitter<'_> {
         }
     }
 
+    /// The expression where any expression may stand (a function argument, a `let`, a field): no outer
+    /// parentheses.
+    pub(super) fn arg(&self, e: &Expr, env: &Env, fields: &Fields<'_>) -> TokenStream {
+        strip_parens(self.expr(e, env, fields))
+    }
+
+    /// The expression as the receiver of a method call: a place as it is, anything else in parentheses.
+    fn receiver(&self, e: &Expr, env: &Env, fields: &Fields<'_>) -> TokenStream {
+        match self.place(e, env, fields) {
+            Some(p) => p,
+            None => {
+                let v = self.arg(e, env, fields);
+                quote!((#v))
+            }
+        }
+    }
+
     /// `&value`, borrowing places instead of cloning them.
     fn borrowed(&self, e: &Expr, env: &Env, fields: &Fields<'_>) -> TokenStream {
         match self.place(e, env, fields) {
@@ -138,6 +159,10 @@ impl Emitter<'_> {
                 strip_parens(self.binary(op, lhs, rhs, env, fields))
             }
             ExprKind::Unary { op: UnOp::Not, arg } => self.condition(arg, env, fields),
+            ExprKind::Call { func: func @ (Builtin::IsSome | Builtin::IsNone), args } => {
+                let flipped = if *func == Builtin::IsSome { Builtin::IsNone } else { Builtin::IsSome };
+                self.call(flipped, args, &e.ty, env, fields)
+            }
             _ => {
                 let v = self.expr(e, env, fields);
                 quote!(!#v)
@@ -185,10 +210,11 @@ impl Emitter<'_> {
             }
             ExprKind::Unary { op, arg } => {
                 let a = self.expr(arg, env, fields);
+                let plain = strip_parens(a.clone());
                 match op {
                     UnOp::Not => quote!((!#a)),
-                    UnOp::Neg => quote!(#num::neg(#a)?),
-                    UnOp::Abs => quote!(#num::abs(#a)?),
+                    UnOp::Neg => quote!(#num::neg(#plain)?),
+                    UnOp::Abs => quote!(#num::abs(#plain)?),
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, env, fields),
@@ -202,27 +228,24 @@ impl Emitter<'_> {
             }
             ExprKind::Call { func, args } => self.call(*func, args, &e.ty, env, fields),
             ExprKind::If { cond, then, otherwise } => {
-                let (c, t, o) = (
-                    self.condition(cond, env, fields),
-                    self.expr(then, env, fields),
-                    self.expr(otherwise, env, fields),
-                );
+                let (c, t, o) =
+                    (self.condition(cond, env, fields), self.arg(then, env, fields), self.arg(otherwise, env, fields));
                 quote!(if #c { #t } else { #o })
             }
             ExprKind::Let { bindings, body } => {
                 let lets = bindings.iter().map(|(name, value)| {
-                    let (n, v) = (local(&name.dsl), self.expr(value, env, fields));
+                    let (n, v) = (local(&name.dsl), self.arg(value, env, fields));
                     quote!(let #n = #v;)
                 });
-                let body = self.expr(body, env, fields);
+                let body = self.arg(body, env, fields);
                 quote!({ #(#lets)* #body })
             }
             ExprKind::Update { map, key, binding, default, body } => {
-                let m = self.expr(map, env, fields);
-                let k = self.expr(key, env, fields);
-                let d = self.expr(default, env, fields);
+                let m = self.arg(map, env, fields);
+                let k = self.arg(key, env, fields);
+                let d = self.arg(default, env, fields);
                 let b = local(&binding.dsl);
-                let body = self.expr(body, env, fields);
+                let body = self.arg(body, env, fields);
                 quote!({
                     let mut map = #m;
                     let key = #k;
@@ -235,7 +258,7 @@ impl Emitter<'_> {
             ExprKind::Make { record, fields: values } => {
                 let path = self.type_path(*record);
                 let inits = self.record_fields(*record).iter().zip(values).map(|(f, v)| {
-                    let (n, v) = (self.field_ident(&f.name), self.expr(v, env, fields));
+                    let (n, v) = (self.field_ident(&f.name), self.arg(v, env, fields));
                     quote!(#n: #v)
                 });
                 quote!(#path { #(#inits),* })
@@ -243,7 +266,7 @@ impl Emitter<'_> {
             ExprKind::As(inner) => {
                 let from = self.ty(&inner.ty);
                 let to = self.ty(&e.ty);
-                let v = self.expr(inner, env, fields);
+                let v = self.arg(inner, env, fields);
                 quote!(::anthill_runtime::value::convert::<#from, #to>(#v)?)
             }
             ExprKind::Param(_)
@@ -258,7 +281,7 @@ impl Emitter<'_> {
 
     fn binary(&self, op: BinOp, l: &Expr, r: &Expr, env: &Env, fields: &Fields<'_>) -> TokenStream {
         let (num, int) = (num(), int());
-        let value = |e: &Expr| self.expr(e, env, fields);
+        let value = |e: &Expr| self.arg(e, env, fields);
         match op {
             BinOp::Add => {
                 let (a, b) = (value(l), value(r));
@@ -274,19 +297,48 @@ impl Emitter<'_> {
             }
             BinOp::Mul | BinOp::Div => {
                 let (a, b) = (value(l), value(r));
+                let (ra, rb) = (self.receiver(l, env, fields), self.receiver(r, env, fields));
                 match (&l.ty, &r.ty, op) {
-                    (Ty::Decimal(_), _, BinOp::Mul) => quote!(#a.mul_int(#b)?),
-                    (_, Ty::Decimal(_), BinOp::Mul) => quote!(#b.mul_int(#a)?),
-                    (Ty::Decimal(_), _, _) => quote!(#a.div_int(#b)?),
+                    (Ty::Decimal(_), _, BinOp::Mul) => quote!(#ra.mul_int(#b)?),
+                    (_, Ty::Decimal(_), BinOp::Mul) => quote!(#rb.mul_int(#a)?),
+                    (Ty::Decimal(_), _, _) => quote!(#ra.div_int(#b)?),
                     (_, _, BinOp::Mul) => quote!(#int::mul(#a, #b)?),
                     _ => quote!(#int::div(#a, #b)?),
                 }
             }
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                // Comparison operators borrow their operands, so places are compared without a clone.
-                let operand = |e: &Expr| match self.place(e, env, fields) {
-                    Some(p) => strip_parens(p),
-                    None => value(e),
+                // `s = ""` is `s.is_empty()`.
+                if matches!(op, BinOp::Eq | BinOp::Ne) {
+                    let other = match (&l.kind, &r.kind) {
+                        (_, ExprKind::Str(t)) if t.is_empty() && r.ty == Ty::String => Some(l),
+                        (ExprKind::Str(t), _) if t.is_empty() && l.ty == Ty::String => Some(r),
+                        _ => None,
+                    };
+                    if let Some(other) = other {
+                        let o = self.receiver(other, env, fields);
+                        return if op == BinOp::Eq { quote!(#o.is_empty()) } else { quote!((!#o.is_empty())) };
+                    }
+                }
+                // `x = none` is `x.is_none()`.
+                if matches!(op, BinOp::Eq | BinOp::Ne) {
+                    let (other, none) = match (&l.kind, &r.kind) {
+                        (_, ExprKind::None) => (Some(l), true),
+                        (ExprKind::None, _) => (Some(r), true),
+                        _ => (None, false),
+                    };
+                    if let (Some(other), true) = (other, none) {
+                        let o = self.receiver(other, env, fields);
+                        return if op == BinOp::Eq { quote!(#o.is_none()) } else { quote!(#o.is_some()) };
+                    }
+                }
+                // Comparison operators borrow their operands, so places are compared without a clone, and
+                // strings with a literal as `&str`.
+                let operand = |e: &Expr| match (&e.kind, &e.ty) {
+                    (ExprKind::Str(text), Ty::String) => quote!(#text),
+                    _ => match self.place(e, env, fields) {
+                        Some(p) => strip_parens(p),
+                        None => value(e),
+                    },
                 };
                 let (a, b) = (operand(l), operand(r));
                 match op {
@@ -310,17 +362,17 @@ impl Emitter<'_> {
     }
 
     fn call(&self, func: Builtin, args: &[Expr], ty: &Ty, env: &Env, fields: &Fields<'_>) -> TokenStream {
-        let value = |e: &Expr| self.expr(e, env, fields);
+        let value = |e: &Expr| self.arg(e, env, fields);
         let borrowed = |e: &Expr| self.borrowed(e, env, fields);
-        let coll = || borrowed(&args[0]);
+        let coll = || self.receiver(&args[0], env, fields);
         match func {
             Builtin::Get => {
                 let (m, k) = (coll(), borrowed(&args[1]));
-                quote!((#m).get(#k).cloned())
+                quote!(#m.get(#k).cloned())
             }
             Builtin::GetOr => {
                 let (m, k, d) = (coll(), borrowed(&args[1]), value(&args[2]));
-                quote!((#m).get(#k).cloned().unwrap_or(#d))
+                quote!(#m.get(#k).cloned().unwrap_or(#d))
             }
             Builtin::Put => {
                 let (m, k, v) = (value(&args[0]), value(&args[1]), value(&args[2]));
@@ -341,26 +393,26 @@ impl Emitter<'_> {
             Builtin::Contains => {
                 let (c, k) = (coll(), borrowed(&args[1]));
                 match args[0].ty {
-                    Ty::Map(..) => quote!((#c).contains_key(#k)),
-                    _ => quote!((#c).contains(#k)),
+                    Ty::Map(..) => quote!(#c.contains_key(#k)),
+                    _ => quote!(#c.contains(#k)),
                 }
             }
             Builtin::Count => {
                 let c = coll();
                 match args[0].ty {
-                    Ty::String => quote!(((#c).chars().count() as u64)),
-                    _ => quote!(((#c).len() as u64)),
+                    Ty::String => quote!((#c.chars().count() as u64)),
+                    _ => quote!((#c.len() as u64)),
                 }
             }
             Builtin::IsEmpty => {
                 let c = coll();
-                quote!((#c).is_empty())
+                quote!(#c.is_empty())
             }
             Builtin::Sum => {
                 let c = coll();
                 let elems = match args[0].ty {
-                    Ty::Map(..) => quote!((#c).values()),
-                    _ => quote!((#c).iter()),
+                    Ty::Map(..) => quote!(#c.values()),
+                    _ => quote!(#c.iter()),
                 };
                 let num = num();
                 let t = self.ty(ty);
@@ -368,19 +420,19 @@ impl Emitter<'_> {
             }
             Builtin::First => {
                 let c = coll();
-                quote!((#c).first().cloned())
+                quote!(#c.first().cloned())
             }
             Builtin::Last => {
                 let c = coll();
-                quote!((#c).last().cloned())
+                quote!(#c.last().cloned())
             }
             Builtin::MinKey => {
                 let c = coll();
-                quote!((#c).keys().next().cloned())
+                quote!(#c.keys().next().cloned())
             }
             Builtin::MaxKey => {
                 let c = coll();
-                quote!((#c).keys().next_back().cloned())
+                quote!(#c.keys().next_back().cloned())
             }
             Builtin::Some => {
                 let v = value(&args[0]);
@@ -388,15 +440,20 @@ impl Emitter<'_> {
             }
             Builtin::IsSome => {
                 let c = coll();
-                quote!((#c).is_some())
+                quote!(#c.is_some())
             }
             Builtin::IsNone => {
                 let c = coll();
-                quote!((#c).is_none())
+                quote!(#c.is_none())
             }
             Builtin::UnwrapOr => {
-                let (o, d) = (value(&args[0]), value(&args[1]));
-                quote!((#o).unwrap_or(#d))
+                let (o, d) = (self.receiver(&args[0], env, fields), value(&args[1]));
+                let o = if self.place(&args[0], env, fields).is_some() && !is_copy(&args[0].ty) {
+                    quote!(#o.clone())
+                } else {
+                    o
+                };
+                quote!(#o.unwrap_or(#d))
             }
         }
     }
@@ -423,7 +480,7 @@ impl Emitter<'_> {
                 let ev = &aggregate.events[event.0 as usize];
                 let name = ident(&crate::lower::camel(&ev.name.dsl));
                 let inits = ev.fields.iter().zip(values).map(|(f, v)| {
-                    let (n, v) = (self.field_ident(&f.name), self.expr(v, env, fields));
+                    let (n, v) = (self.field_ident(&f.name), self.arg(v, env, fields));
                     quote!(#n: #v)
                 });
                 let into = &env.emit_into;
@@ -436,9 +493,9 @@ impl Emitter<'_> {
                 let variant = ident(&crate::lower::camel(&target.name.dsl));
                 let cmd = &target.commands[command.0 as usize];
                 let cmd_name = ident(&crate::lower::camel(&cmd.name.dsl));
-                let id = self.expr(id, env, fields);
+                let id = self.arg(id, env, fields);
                 let inits = cmd.params.iter().zip(args).map(|(f, v)| {
-                    let (n, v) = (self.field_ident(&f.name), self.expr(v, env, fields));
+                    let (n, v) = (self.field_ident(&f.name), self.arg(v, env, fields));
                     quote!(#n: #v)
                 });
                 let process = out.process.clone();
@@ -466,7 +523,7 @@ impl Emitter<'_> {
             }
             StmtKind::Let { bindings, body } => {
                 let lets = bindings.iter().map(|(name, value)| {
-                    let (n, v) = (local(&name.dsl), self.expr(value, env, fields));
+                    let (n, v) = (local(&name.dsl), self.arg(value, env, fields));
                     quote!(let #n = #v;)
                 });
                 let body = self.stmts(body, env, fields, out);
@@ -493,7 +550,7 @@ impl Emitter<'_> {
         let is_this_field = |e: &Expr| matches!(e.kind, ExprKind::State(i) if i == field);
         match &value.kind {
             ExprKind::Call { func, args } if is_this_field(&args[0]) => {
-                let arg = |i: usize| self.expr(&args[i], env, fields);
+                let arg = |i: usize| self.arg(&args[i], env, fields);
                 match func {
                     Builtin::Put => {
                         let (k, v) = (arg(1), arg(2));
@@ -515,10 +572,10 @@ impl Emitter<'_> {
                 }
             }
             ExprKind::Update { map, key, binding, default, body } if is_this_field(map) => {
-                let k = self.expr(key, env, fields);
-                let d = self.expr(default, env, fields);
+                let k = self.arg(key, env, fields);
+                let d = self.arg(default, env, fields);
                 let b = local(&binding.dsl);
-                let body = self.expr(body, env, fields);
+                let body = self.arg(body, env, fields);
                 return quote!({
                     let key = #k;
                     let #b = #state.#f.get(&key).cloned().unwrap_or(#d);
@@ -528,7 +585,7 @@ impl Emitter<'_> {
             }
             _ => {}
         }
-        let v = self.expr(value, env, fields);
+        let v = self.arg(value, env, fields);
         quote!(#state.#f = #v;)
     }
 
@@ -567,7 +624,11 @@ pub(super) fn ident(name: &str) -> TokenStream {
 }
 
 fn int_literal(v: i128, ty: &Ty) -> TokenStream {
-    let Ty::Int(t) = ty else { unreachable!("checked: an integer literal has an integer type") };
+    if let Ty::Timestamp = ty {
+        let micros = Literal::i64_unsuffixed(i64::try_from(v).expect("checked: timestamp literals fit an i64"));
+        return quote!(::anthill_runtime::Timestamp::from_micros(#micros));
+    }
+    let Ty::Int(t) = ty else { unreachable!("checked: an integer literal has an integer or timestamp type") };
     let lit = match t {
         IntTy::U8 => Literal::u8_suffixed(v as u8),
         IntTy::U16 => Literal::u16_suffixed(v as u16),

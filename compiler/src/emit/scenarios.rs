@@ -45,7 +45,7 @@ impl Emitter<'_> {
                 let ev = &a.events[e.0 as usize];
                 let n = ident(&camel(&ev.name.dsl));
                 let inits = ev.fields.iter().zip(values).map(|(f, v)| {
-                    let (fname, v) = (ident(&snake(&f.name.dsl)), self.expr(v, &env, &Fields::default()));
+                    let (fname, v) = (ident(&snake(&f.name.dsl)), self.arg(v, &env, &Fields::default()));
                     quote!(#fname: #v)
                 });
                 quote!(super::#module::Event::#n(super::#module::events::#n { #(#inits),* }))
@@ -55,7 +55,7 @@ impl Emitter<'_> {
             let cmd = &a.commands[c.0 as usize];
             let cn = ident(&camel(&cmd.name.dsl));
             let inits = cmd.params.iter().zip(values).map(|(f, v)| {
-                let (fname, v) = (ident(&snake(&f.name.dsl)), self.expr(v, &env, &Fields::default()));
+                let (fname, v) = (ident(&snake(&f.name.dsl)), self.arg(v, &env, &Fields::default()));
                 quote!(#fname: #v)
             });
             let then = match &s.then {

@@ -122,7 +122,7 @@ impl Emitter<'_> {
                     let env = Env { event: Some(quote!(event)), aggregate: Some(agg), ..Env::new() };
                     let fields = Fields { params: None, event: Some(&e.fields) };
                     let row_ty = ident(&camel(&v.name.dsl));
-                    let key = self.expr(&h.key, &env, &fields);
+                    let key = self.arg(&h.key, &env, &fields);
                     uses_event_any |= any_in_expr(&h.key, &uses_event)
                         || h.filter.as_ref().is_some_and(|f| any_in_expr(f, &uses_event))
                         || h.updates.iter().any(|(_, e)| e.as_ref().is_some_and(|e| any_in_expr(e, &uses_event)));
@@ -130,7 +130,7 @@ impl Emitter<'_> {
                         let c = &v.columns[*col];
                         let f = ident(&snake(&c.name.dsl));
                         let at = format_ident!("{}_at", snake(&c.name.dsl).trim_start_matches("r#"));
-                        let value = value.as_ref().map(|e| self.expr(e, &env, &fields));
+                        let value = value.as_ref().map(|e| self.arg(e, &env, &fields));
                         let num = quote!(::anthill_runtime::value::Num);
                         match (&c.reducer, value) {
                             (Reducer::Count, _) => quote!(row.#f = #num::add(row.#f, 1u64)?;),

@@ -1,0 +1,22 @@
+//! Writes every ```sexp example of `docs/language.md` to a model file and compiles them all, so that each
+//! language feature the reference shows also goes through code generation and rustc.
+
+use std::path::PathBuf;
+
+fn main() {
+    let doc_path =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo")).join("../../docs/language.md");
+    println!("cargo:rerun-if-changed={}", doc_path.display());
+    let doc = std::fs::read_to_string(&doc_path).expect("docs/language.md is readable");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
+    let models = out.join("models");
+    let _ = std::fs::remove_dir_all(&models);
+    std::fs::create_dir_all(&models).expect("OUT_DIR is writable");
+    for (line, text) in anthill_compiler::docs::sexp_examples(&doc) {
+        std::fs::write(models.join(format!("language-{line:04}.sexp")), text).expect("OUT_DIR is writable");
+    }
+    if let Err(rendered) = anthill_compiler::fs::Builder::new(&models).out_dir(out.join("anthill")).compile() {
+        eprintln!("{rendered}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,29 @@
+//! Every complete example of `docs/language.md`, compiled to Rust; their scenarios run as tests.
+//!
+//! The extern command of the `payments` example is implemented here, as a domain author would.
+
+#![deny(warnings)]
+
+include!(concat!(env!("OUT_DIR"), "/anthill/mod.rs"));
+
+use payments::payment;
+
+/// A stand-in card processor: declines cards whose token starts with `bad-`.
+impl payment::Extern for payment::Payment {
+    fn authorize(
+        _state: &payment::State,
+        command: &payment::commands::Authorize,
+        _ctx: &anthill_runtime::Context<'_, payment::Id>,
+    ) -> Result<Vec<payment::Event>, payment::Rejection> {
+        if command.card_token.starts_with("bad-") {
+            return Ok(vec![payment::Event::Declined(payment::events::Declined { reason: "card declined".into() })]);
+        }
+        if command.card_token.is_empty() {
+            return Err(payment::Rejection::ProcessorUnavailable);
+        }
+        Ok(vec![payment::Event::Authorized(payment::events::Authorized {
+            amount: command.amount,
+            reference: format!("ref-{}", command.card_token),
+        })])
+    }
+}
