@@ -27,3 +27,35 @@ impl payment::Extern for payment::Payment {
         })])
     }
 }
+
+/// The compiler's golden files (`compiler/tests/golden/*.rs`), compiled exactly as committed.
+pub mod golden {
+    pub mod counter {
+        include!("../../../compiler/tests/golden/counter.rs");
+    }
+    pub mod payments {
+        include!("../../../compiler/tests/golden/payments.rs");
+    }
+    pub mod stock {
+        include!("../../../compiler/tests/golden/stock.rs");
+    }
+
+    use payments::payment;
+
+    /// The golden payment's extern command: authorizes every card but those with an empty token.
+    impl payment::Extern for payment::Payment {
+        fn authorize(
+            _state: &payment::State,
+            command: &payment::commands::Authorize,
+            _ctx: &anthill_runtime::Context<'_, payment::Id>,
+        ) -> Result<Vec<payment::Event>, payment::Rejection> {
+            if command.card_token.is_empty() {
+                return Err(payment::Rejection::ProcessorUnavailable);
+            }
+            Ok(vec![payment::Event::Authorized(payment::events::Authorized {
+                amount: command.amount,
+                reference: command.card_token.clone(),
+            })])
+        }
+    }
+}
