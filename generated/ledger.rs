@@ -897,6 +897,11 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
     ],
 };
 /// The `account` aggregate: its state, events, commands and rules.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod account {
     /// One customer account. The balance may dip below zero by at most the overdraft limit.
     ///
@@ -2426,6 +2431,11 @@ pub mod account {
     }
 }
 /// The domain's views: one row type per view, keyed as the view declares.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod views {
     /// Per account: how many deposits and withdrawals, and the money that moved.
     ///

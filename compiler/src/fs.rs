@@ -115,9 +115,6 @@ pub fn generate(compilation: &Compilation) -> Vec<(String, String)> {
         } else {
             modules.push('\n');
         }
-        // The model's own expressions can trip clippy's style lints (`(<= qty 0)` on a `u32`): they are
-        // the author's choice, and not something to fix in generated code.
-        modules.push_str("#[allow(clippy::absurd_extreme_comparisons, clippy::nonminimal_bool)]\n");
         modules.push_str(&format!("pub mod {module} {{\n    include!(\"{file}\");\n}}\n"));
         out.push((file, crate::emit::emit_domain(domain, &compilation.sources)));
     }

@@ -32,9 +32,11 @@ impl Emitter<'_> {
         });
         let module_doc = format!(" The `{name}` aggregate: its state, events, commands and rules.");
         let index_lit = proc_macro2::Literal::usize_unsuffixed(index);
+        let allow = model_lints();
 
         quote! {
             #[doc = #module_doc]
+            #allow
             pub mod #module {
                 #docs
                 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -784,4 +786,10 @@ pub(super) fn single_or_match(arms: Vec<(TokenStream, TokenStream)>, variants: u
     let rest = if arms.len() < variants { quote!(_ => {}) } else { quote!() };
     let arms = arms.iter().map(|(p, b)| quote!(#p => { #b }));
     quote!(match event { #(#arms)* #rest })
+}
+
+/// The model's own expressions can trip clippy's style lints (`(<= qty 0)` on a `u32`), and an aggregate
+/// may share its domain's name: the author's choices, not something to fix in generated code.
+pub(super) fn model_lints() -> TokenStream {
+    quote!(#[allow(clippy::absurd_extreme_comparisons, clippy::nonminimal_bool, clippy::module_inception)])
 }

@@ -104,8 +104,10 @@ impl Emitter<'_> {
                 }
             }
         });
+        let allow = super::aggregate::model_lints();
         quote! {
             /// The domain's views: one row type per view, keyed as the view declares.
+            #allow
             pub mod views {
                 #(#rows)*
             }

@@ -216,6 +216,11 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
     views: &[],
 };
 /// The `counter` aggregate: its state, events, commands and rules.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod counter {
     /// Declared at `tests/golden/counter.sexp:5`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -310,6 +310,11 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
     views: &[],
 };
 /// The `payment` aggregate: its state, events, commands and rules.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod payment {
     /// Declared at `tests/golden/payments.sexp:6`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -484,6 +484,11 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
     ],
 };
 /// The `item` aggregate: its state, events, commands and rules.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod item {
     /// Declared at `tests/golden/stock.sexp:5`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1053,6 +1058,11 @@ pub mod item {
     }
 }
 /// The `order` aggregate: its state, events, commands and rules.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod order {
     /// Declared at `tests/golden/stock.sexp:29`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -1561,6 +1571,11 @@ pub mod order {
     }
 }
 /// The domain's views: one row type per view, keyed as the view declares.
+#[allow(
+    clippy::absurd_extreme_comparisons,
+    clippy::nonminimal_bool,
+    clippy::module_inception
+)]
 pub mod views {
     /// Declared at `tests/golden/stock.sexp:46`.
     #[derive(
