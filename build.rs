@@ -1,8 +1,5 @@
 //! Compiles the domain models in `domains/` into `generated/` (committed, so the emitted code is reviewable).
 
-fn main() {
-    if let Err(rendered) = anthill_compiler::fs::Builder::new("domains").out_dir("generated").compile() {
-        eprintln!("{rendered}");
-        std::process::exit(1);
-    }
+fn main() -> Result<(), anthill_compiler::fs::BuildError> {
+    anthill_compiler::fs::Builder::new("domains").out_dir("generated").compile().map(|_| ())
 }

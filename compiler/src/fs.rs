@@ -46,10 +46,36 @@ pub fn compile_files(files: &[PathBuf]) -> io::Result<Compilation> {
 
 /// For a `build.rs`: compiles every model in `dir` into `$OUT_DIR/anthill/`. Include the result with
 /// `include!(concat!(env!("OUT_DIR"), "/anthill/mod.rs"));`, which declares one module per domain.
-pub fn compile(dir: impl AsRef<Path>) -> Result<(), String> {
-    let out = std::env::var_os("OUT_DIR").ok_or("OUT_DIR is not set: call this from a build script")?;
+///
+/// ```no_run
+/// // build.rs
+/// fn main() -> Result<(), anthill_compiler::fs::BuildError> {
+///     anthill_compiler::fs::compile("domains")
+/// }
+/// ```
+pub fn compile(dir: impl AsRef<Path>) -> Result<(), BuildError> {
+    let out = std::env::var_os("OUT_DIR")
+        .ok_or_else(|| BuildError(String::from("OUT_DIR is not set: call this from a build script")))?;
     Builder::new(dir).out_dir(PathBuf::from(out).join("anthill")).compile().map(|_| ())
 }
+
+/// Why a build failed: the rendered diagnostics, or an I/O error with its path. `Debug` prints the text
+/// as it is, so a build script's `main` can return it with `?` and cargo shows readable diagnostics.
+pub struct BuildError(pub String);
+
+impl std::fmt::Debug for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
 
 /// Compiles the models of a directory into Rust, for build scripts: one file per domain plus a `mod.rs`.
 #[derive(Clone, Debug)]
@@ -82,16 +108,16 @@ impl Builder {
     /// Checks the models, tells cargo to rerun when any input changes, reports warnings through cargo, and
     /// writes the generated files whose content changed. Fails with the rendered diagnostics on any error,
     /// before writing anything.
-    pub fn compile(self) -> Result<Generated, String> {
-        let compilation = build(&self.models)?;
+    pub fn compile(self) -> Result<Generated, BuildError> {
+        let compilation = build(&self.models).map_err(BuildError)?;
         let outputs = generate(&compilation);
-        std::fs::create_dir_all(&self.out_dir).map_err(|e| format!("{}: {e}", self.out_dir.display()))?;
+        std::fs::create_dir_all(&self.out_dir).map_err(|e| BuildError(format!("{}: {e}", self.out_dir.display())))?;
         let mut files = Vec::new();
         let mut changed = Vec::new();
         for (name, text) in outputs {
             let path = self.out_dir.join(name);
             if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+                std::fs::write(&path, &text).map_err(|e| BuildError(format!("{}: {e}", path.display())))?;
                 changed.push(path.clone());
             }
             files.push(path);

@@ -111,7 +111,8 @@ fn a_broken_model_fails_the_build_with_rendered_diagnostics_and_writes_nothing()
     let dir = temp_dir("broken");
     std::fs::write(dir.join("models/broken.sexp"), "(domain broken\n  (aggregate thing\n    (key strin)))\n").unwrap();
     let out = dir.join("out");
-    let error = fs::Builder::new(dir.join("models")).out_dir(&out).compile().expect_err("a broken model fails");
+    let error =
+        fs::Builder::new(dir.join("models")).out_dir(&out).compile().expect_err("a broken model fails").to_string();
     assert!(error.contains("error[E"), "rendered with a code: {error}");
     assert!(error.contains("broken.sexp:3:10"), "with file, line and column: {error}");
     assert!(error.contains("(key strin)"), "with the source line: {error}");
