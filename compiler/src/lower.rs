@@ -87,6 +87,34 @@ pub fn check_rust_names(domain: &Domain, diagnostics: &mut Vec<Diagnostic>) {
             namespace("variants", variants.iter().map(|v| &v.name).collect(), camel);
         }
     }
+    // Names the generated code gives its own items, in the namespaces model names also live in.
+    let domain_marker = camel(&domain.name.dsl);
+    let mut reserved = |name: &Name, rust: String, taken: &[&str], what: &str| {
+        if taken.contains(&rust.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(
+                    codes::RUST_NAME_CLASH,
+                    name.span,
+                    format!("`{}` is `{rust}` in Rust, which the generated code uses for {what}", name.dsl),
+                )
+                .label("clashes in generated code")
+                .help("rename it"),
+            );
+        }
+    };
+    for ty in &domain.types {
+        reserved(&ty.name, camel(&ty.name.dsl), &[domain_marker.as_str()], "the domain itself");
+        reserved(&ty.name, camel(&ty.name.dsl), &["Command"], "commands to any of the domain's aggregates");
+    }
+    for aggregate in &domain.aggregates {
+        reserved(
+            &aggregate.name,
+            camel(&aggregate.name.dsl),
+            &["State", "Event", "Command", "Rejection", "Extern", "Id"],
+            "the aggregate's own types",
+        );
+        reserved(&aggregate.name, snake(&aggregate.name.dsl), &["views", "scenarios"], "a module of its own");
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Fuzz target: parse + check + render one source text.
+//! Fuzz target: parse + check + render one source text, and emit Rust for every domain that checks.
 //!
 //! Any panic, stack overflow, timeout or out-of-memory here is a bug: bad input must become diagnostics.
 //! Besides not crashing, it checks the invariants the renderer relies on: every span (primary and
@@ -20,6 +20,10 @@ fuzz_target!(|data: &[u8]| {
     let rendered = render::to_string(&c.sources, &c.diagnostics);
     // A compilation with errors always says something.
     assert!(c.error_count() == 0 || !rendered.is_empty(), "errors rendered as nothing");
+    // Code generation accepts every checked model (it panics if its own output does not parse as Rust).
+    for domain in &c.domains {
+        let _ = anthill_compiler::emit::emit_domain(domain, &c.sources);
+    }
 });
 
 fn check_spans(c: &Compilation) {
