@@ -1915,8 +1915,39 @@ pub mod account {
             );
         ::std::result::Result::Ok(events)
     }
-    /// Checks every invariant on `next` (the state after the command) with its own policy. `before` is
-    /// the state before the command: a relaxed policy reacts only when the command crosses the bound.
+    /// Invariant `non-negative`: `(>= balance 0)`.
+    ///
+    /// The balance stays at or above zero; a relaxed command may overdraw within the limit.
+    ///
+    /// Policy: `(relaxed (tolerance overdraft-limit) (on-violation (emit overdrawn (balance balance))))`.
+    fn invariant_non_negative(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
+            let tolerance = next.overdraft_limit;
+            let (lhs, rhs) = (
+                next.balance,
+                ::anthill_runtime::Decimal::<2>::from_mantissa(0),
+            );
+            if lhs < ::anthill_runtime::value::Num::sub(rhs, tolerance)? {
+                return ::std::result::Result::Err(Rejection::NonNegative);
+            }
+            if before.balance >= ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
+                reactions
+                    .push(
+                        Event::Overdrawn(events::Overdrawn {
+                            balance: next.balance,
+                        }),
+                    );
+            }
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant on `next`, the state after the command, with the invariant's own policy.
     fn check_invariants(
         before: &State,
         next: &State,
@@ -1924,10 +1955,26 @@ pub mod account {
         ctx: &::anthill_runtime::Context<'_, Id>,
         version: u64,
     ) -> ::std::result::Result<(), Rejection> {
-        let _ = (&before, &reactions, ctx, version);
-        {
-            let _invariant = "invariant `non-negative`";
-            if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
+        invariant_non_negative(before, next, reactions, ctx, version)?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `non-negative`: `(>= balance 0)`.
+    ///
+    /// The balance stays at or above zero; a relaxed command may overdraw within the limit.
+    ///
+    /// Policy for `withdraw`: `(if (> amount 1000) strict (relaxed (tolerance overdraft-limit) (on-violation (emit overdrawn (balance balance)))))`.
+    fn invariant_non_negative_for_withdraw(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &commands::Withdraw,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
+            if command.amount > ::anthill_runtime::Decimal::<2>::from_mantissa(100000) {
+                return ::std::result::Result::Err(Rejection::NonNegative);
+            } else {
                 let tolerance = next.overdraft_limit;
                 let (lhs, rhs) = (
                     next.balance,
@@ -1957,35 +2004,31 @@ pub mod account {
         ctx: &::anthill_runtime::Context<'_, Id>,
         version: u64,
     ) -> ::std::result::Result<(), Rejection> {
-        let _ = (&before, &reactions, command, ctx, version);
-        {
-            let _invariant = "invariant `non-negative`";
-            if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
-                if command.amount
-                    > ::anthill_runtime::Decimal::<2>::from_mantissa(100000)
-                {
-                    return ::std::result::Result::Err(Rejection::NonNegative);
-                } else {
-                    let tolerance = next.overdraft_limit;
-                    let (lhs, rhs) = (
-                        next.balance,
-                        ::anthill_runtime::Decimal::<2>::from_mantissa(0),
-                    );
-                    if lhs < ::anthill_runtime::value::Num::sub(rhs, tolerance)? {
-                        return ::std::result::Result::Err(Rejection::NonNegative);
-                    }
-                    if before.balance
-                        >= ::anthill_runtime::Decimal::<2>::from_mantissa(0)
-                    {
-                        reactions
-                            .push(
-                                Event::Overdrawn(events::Overdrawn {
-                                    balance: next.balance,
-                                }),
-                            );
-                    }
-                }
-            }
+        invariant_non_negative_for_withdraw(
+            before,
+            next,
+            reactions,
+            command,
+            ctx,
+            version,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `non-negative`: `(>= balance 0)`.
+    ///
+    /// The balance stays at or above zero; a relaxed command may overdraw within the limit.
+    ///
+    /// Policy for `send-transfer`: `strict`.
+    fn invariant_non_negative_for_send_transfer(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::SendTransfer,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
+            return ::std::result::Result::Err(Rejection::NonNegative);
         }
         ::std::result::Result::Ok(())
     }
@@ -1998,13 +2041,14 @@ pub mod account {
         ctx: &::anthill_runtime::Context<'_, Id>,
         version: u64,
     ) -> ::std::result::Result<(), Rejection> {
-        let _ = (&before, &reactions, command, ctx, version);
-        {
-            let _invariant = "invariant `non-negative`";
-            if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
-                return ::std::result::Result::Err(Rejection::NonNegative);
-            }
-        }
+        invariant_non_negative_for_send_transfer(
+            before,
+            next,
+            reactions,
+            command,
+            ctx,
+            version,
+        )?;
         ::std::result::Result::Ok(())
     }
     /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on

@@ -536,18 +536,21 @@ impl Emitter<'_> {
         }
     }
 
-    /// `check_invariants` with every invariant's own policy, and `check_invariants_COMMAND` for commands
-    /// that choose their own policy for some invariant.
+    /// `invariant_NAME` per invariant with its own policy, `invariant_NAME_for_COMMAND` where a command
+    /// chooses another; `check_invariants` and `check_invariants_COMMAND` call them in model order.
     fn invariant_fns(&self, agg: AggregateId, a: &Aggregate) -> TokenStream {
         if a.invariants.is_empty() || a.commands.is_empty() {
             return quote!();
         }
         let mut out = Vec::new();
-        let own: Vec<&Policy> = a.invariants.iter().map(|i| &i.policy).collect();
-        let body = self.invariant_checks(agg, a, &own, None);
+        let mut calls = Vec::new();
+        for inv in &a.invariants {
+            let f = ident(&format!("invariant_{}", snake(&inv.name.dsl).trim_start_matches("r#")));
+            out.push(self.invariant_fn(agg, a, inv, &inv.policy, None, &f));
+            calls.push(quote!(#f(before, next, reactions, ctx, version)?;));
+        }
         out.push(quote! {
-            /// Checks every invariant on `next` (the state after the command) with its own policy. `before` is
-            /// the state before the command: a relaxed policy reacts only when the command crosses the bound.
+            /// Checks every invariant on `next`, the state after the command, with the invariant's own policy.
             fn check_invariants(
                 before: &State,
                 next: &State,
@@ -555,18 +558,30 @@ impl Emitter<'_> {
                 ctx: &::anthill_runtime::Context<'_, Id>,
                 version: u64,
             ) -> ::std::result::Result<(), Rejection> {
-                let _ = (&before, &reactions, ctx, version);
-                #body
+                #(#calls)*
                 ::std::result::Result::Ok(())
             }
         });
         for c in a.commands.iter().filter(|c| !c.policies.is_empty()) {
-            let mut policies = own.clone();
-            for o in &c.policies {
-                policies[o.invariant] = &o.policy;
+            let command = snake(&c.name.dsl);
+            let command = command.trim_start_matches("r#");
+            let mut calls = Vec::new();
+            for (index, inv) in a.invariants.iter().enumerate() {
+                let name = snake(&inv.name.dsl);
+                let name = name.trim_start_matches("r#");
+                match c.policies.iter().find(|o| o.invariant == index) {
+                    Some(o) => {
+                        let f = ident(&format!("invariant_{name}_for_{command}"));
+                        out.push(self.invariant_fn(agg, a, inv, &o.policy, Some(c), &f));
+                        calls.push(quote!(#f(before, next, reactions, command, ctx, version)?;));
+                    }
+                    None => {
+                        let f = ident(&format!("invariant_{name}"));
+                        calls.push(quote!(#f(before, next, reactions, ctx, version)?;));
+                    }
+                }
             }
-            let body = self.invariant_checks(agg, a, &policies, Some(c));
-            let f = ident(&format!("check_invariants_{}", snake(&c.name.dsl).trim_start_matches("r#")));
+            let f = ident(&format!("check_invariants_{command}"));
             let n = ident(&camel(&c.name.dsl));
             let doc = format!(" Checks every invariant for `{}`, which chooses its own policy for some.", c.name.dsl);
             out.push(quote! {
@@ -579,8 +594,7 @@ impl Emitter<'_> {
                     ctx: &::anthill_runtime::Context<'_, Id>,
                     version: u64,
                 ) -> ::std::result::Result<(), Rejection> {
-                    let _ = (&before, &reactions, command, ctx, version);
-                    #body
+                    #(#calls)*
                     ::std::result::Result::Ok(())
                 }
             });
@@ -588,12 +602,15 @@ impl Emitter<'_> {
         quote!(#(#out)*)
     }
 
-    fn invariant_checks(
+    /// One invariant under one policy: rejects, accepts, or accepts and reacts.
+    fn invariant_fn(
         &self,
         agg: AggregateId,
         a: &Aggregate,
-        policies: &[&Policy],
+        inv: &Invariant,
+        policy: &Policy,
         c: Option<&Command>,
+        name: &TokenStream,
     ) -> TokenStream {
         let fields = Fields { params: c.map(|c| c.params.as_slice()), event: None };
         let after = Env {
@@ -605,22 +622,55 @@ impl Emitter<'_> {
             ..Env::new()
         };
         let before = Env { state: Some(quote!(before)), version: quote!(ctx.version), ..after.clone() };
-        let checks = a.invariants.iter().zip(policies).map(|(inv, policy)| {
-            let broken = self.negated(&inv.expr, &after, &fields);
-            let held_before = self.condition(&inv.expr, &before, &fields);
-            let rejection = rejection_ident(&a.rejections[inv.rejection.0 as usize]);
-            let on_fail = self.policy(policy, inv, &after, &fields, &rejection, &held_before);
-            let doc = format!("invariant `{}`", inv.name.dsl);
-            quote! {
-                {
-                    let _invariant = #doc;
-                    if #broken {
-                        #on_fail
-                    }
-                }
-            }
+        let broken = self.negated(&inv.expr, &after, &fields);
+        let held_before = self.condition(&inv.expr, &before, &fields);
+        let rejection = rejection_ident(&a.rejections[inv.rejection.0 as usize]);
+        let on_fail = self.policy(policy, inv, &after, &fields, &rejection, &held_before);
+
+        // Name the parameters the checks do not read `_...`, so the code has no unused variables.
+        let reacts = policy_reacts(policy);
+        let any = |pred: &dyn Fn(&Expr) -> bool| {
+            any_in_expr(&inv.expr, pred)
+                || inv.bound.as_ref().is_some_and(|b| any_in_expr(&b.lhs, pred) || any_in_expr(&b.rhs, pred))
+                || policy_any(policy, pred)
+        };
+        let version_used = any(&|e: &Expr| matches!(e.kind, ExprKind::Version));
+        let ctx_used = any(&|e: &Expr| matches!(e.kind, ExprKind::AggregateId | ExprKind::Now))
+            || (reacts && any_in_expr(&inv.expr, &|e: &Expr| matches!(e.kind, ExprKind::Version)));
+        let param = |used: bool, name: &str| if used { ident(name) } else { ident(&format!("_{name}")) };
+        let (before_p, reactions_p) = (param(reacts, "before"), param(reacts, "reactions"));
+        let (ctx_p, version_p) = (param(ctx_used, "ctx"), param(version_used, "version"));
+        let command_param = c.map(|c| {
+            let n = ident(&camel(&c.name.dsl));
+            let p = param(any(&uses_params), "command");
+            quote!(#p: &commands::#n,)
         });
-        quote!(#(#checks)*)
+        let mut doc = vec![format!(" Invariant `{}`: `{}`.", inv.name.dsl, self.source_text(inv.expr.span))];
+        if let Some(d) = &inv.doc {
+            doc.push(String::new());
+            doc.push(format!(" {d}"));
+        }
+        doc.push(String::new());
+        match c {
+            Some(c) => doc.push(format!(" Policy for `{}`: `{}`.", c.name.dsl, self.policy_text(policy))),
+            None => doc.push(format!(" Policy: `{}`.", self.policy_text(policy))),
+        }
+        quote! {
+            #(#[doc = #doc])*
+            fn #name(
+                #before_p: &State,
+                next: &State,
+                #reactions_p: &mut ::std::vec::Vec<Event>,
+                #command_param
+                #ctx_p: &::anthill_runtime::Context<'_, Id>,
+                #version_p: u64,
+            ) -> ::std::result::Result<(), Rejection> {
+                if #broken {
+                    #on_fail
+                }
+                ::std::result::Result::Ok(())
+            }
+        }
     }
 
     /// What happens when an invariant does not hold after a command, under `policy`.
@@ -792,4 +842,24 @@ pub(super) fn single_or_match(arms: Vec<(TokenStream, TokenStream)>, variants: u
 /// may share its domain's name: the author's choices, not something to fix in generated code.
 pub(super) fn model_lints() -> TokenStream {
     quote!(#[allow(clippy::absurd_extreme_comparisons, clippy::nonminimal_bool, clippy::module_inception)])
+}
+
+/// Whether some relaxed branch of the policy has a reaction to run.
+fn policy_reacts(policy: &Policy) -> bool {
+    match policy {
+        Policy::Strict => false,
+        Policy::Relaxed { on_violation, .. } => !on_violation.is_empty(),
+        Policy::If { then, otherwise, .. } => policy_reacts(then) || policy_reacts(otherwise),
+    }
+}
+
+/// Whether any expression of the policy (conditions, tolerances, reactions) satisfies `pred`.
+fn policy_any(policy: &Policy, pred: &dyn Fn(&Expr) -> bool) -> bool {
+    match policy {
+        Policy::Strict => false,
+        Policy::Relaxed { tolerance, on_violation } => any_in_expr(tolerance, pred) || any_in_stmts(on_violation, pred),
+        Policy::If { cond, then, otherwise } => {
+            any_in_expr(cond, pred) || policy_any(then, pred) || policy_any(otherwise, pred)
+        }
+    }
 }

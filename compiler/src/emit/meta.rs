@@ -75,14 +75,14 @@ impl Emitter<'_> {
         quote!(&[#(#fs),*])
     }
 
-    fn source_text(&self, span: Span) -> String {
+    pub(super) fn source_text(&self, span: Span) -> String {
         match self.sources.try_get(span.file) {
             Some(file) => file.slice(span).split_whitespace().collect::<Vec<_>>().join(" "),
             None => String::new(),
         }
     }
 
-    fn policy_text(&self, policy: &Policy) -> String {
+    pub(super) fn policy_text(&self, policy: &Policy) -> String {
         match policy {
             Policy::Strict => "strict".into(),
             Policy::Relaxed { tolerance, on_violation } => {

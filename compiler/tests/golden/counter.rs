@@ -508,8 +508,24 @@ pub mod counter {
         events.push(Event::Reset(events::Reset {}));
         ::std::result::Result::Ok(events)
     }
-    /// Checks every invariant on `next` (the state after the command) with its own policy. `before` is
-    /// the state before the command: a relaxed policy reacts only when the command crosses the bound.
+    /// Invariant `within-limit`: `(<= value limit)`.
+    ///
+    /// The counter stays at or below its limit.
+    ///
+    /// Policy: `strict`.
+    fn invariant_within_limit(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.value > next.limit {
+            return ::std::result::Result::Err(Rejection::WithinLimit);
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant on `next`, the state after the command, with the invariant's own policy.
     fn check_invariants(
         before: &State,
         next: &State,
@@ -517,13 +533,7 @@ pub mod counter {
         ctx: &::anthill_runtime::Context<'_, Id>,
         version: u64,
     ) -> ::std::result::Result<(), Rejection> {
-        let _ = (&before, &reactions, ctx, version);
-        {
-            let _invariant = "invariant `within-limit`";
-            if next.value > next.limit {
-                return ::std::result::Result::Err(Rejection::WithinLimit);
-            }
-        }
+        invariant_within_limit(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
     /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on

@@ -824,8 +824,39 @@ pub mod item {
             );
         ::std::result::Result::Ok(events)
     }
-    /// Checks every invariant on `next` (the state after the command) with its own policy. `before` is
-    /// the state before the command: a relaxed policy reacts only when the command crosses the bound.
+    /// Invariant `in-stock`: `(>= on-hand 0)`.
+    ///
+    /// Never reserve more than is on hand, except within the back-order quota.
+    ///
+    /// Policy: `(relaxed (tolerance backorder-quota) (on-violation (emit back-ordered (short (- 0 on-hand)))))`.
+    fn invariant_in_stock(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.on_hand < 0i32 {
+            let tolerance = next.backorder_quota;
+            let (lhs, rhs) = (next.on_hand, 0i32);
+            if lhs < ::anthill_runtime::value::Num::sub(rhs, tolerance)? {
+                return ::std::result::Result::Err(Rejection::InStock);
+            }
+            if before.on_hand >= 0i32 {
+                reactions
+                    .push(
+                        Event::BackOrdered(events::BackOrdered {
+                            short: ::anthill_runtime::value::Num::sub(
+                                0i32,
+                                next.on_hand,
+                            )?,
+                        }),
+                    );
+            }
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant on `next`, the state after the command, with the invariant's own policy.
     fn check_invariants(
         before: &State,
         next: &State,
@@ -833,28 +864,7 @@ pub mod item {
         ctx: &::anthill_runtime::Context<'_, Id>,
         version: u64,
     ) -> ::std::result::Result<(), Rejection> {
-        let _ = (&before, &reactions, ctx, version);
-        {
-            let _invariant = "invariant `in-stock`";
-            if next.on_hand < 0i32 {
-                let tolerance = next.backorder_quota;
-                let (lhs, rhs) = (next.on_hand, 0i32);
-                if lhs < ::anthill_runtime::value::Num::sub(rhs, tolerance)? {
-                    return ::std::result::Result::Err(Rejection::InStock);
-                }
-                if before.on_hand >= 0i32 {
-                    reactions
-                        .push(
-                            Event::BackOrdered(events::BackOrdered {
-                                short: ::anthill_runtime::value::Num::sub(
-                                    0i32,
-                                    next.on_hand,
-                                )?,
-                            }),
-                        );
-                }
-            }
-        }
+        invariant_in_stock(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
     /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
