@@ -55,6 +55,17 @@ where
     rkyv::from_bytes::<T, rancor::Error>(&aligned).map_err(|e| DecodeError::new(format!("invalid stored value: {e}")))
 }
 
+/// A command's parameters from a JSON object; an empty body means no parameters (`{}`).
+pub fn command_params<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, crate::CommandError> {
+    let json: &[u8] = if json.iter().all(u8::is_ascii_whitespace) { b"{}" } else { json };
+    serde_json::from_slice(json).map_err(|e| crate::CommandError::InvalidParameters { message: e.to_string() })
+}
+
+/// A generated value as JSON. Maps keyed by records have no JSON form; they read as an explanatory string.
+pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("<no JSON form: {e}>")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,15 +99,4 @@ mod tests {
         garbage[len - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode::<Sample>(&garbage).is_err());
     }
-}
-
-/// A command's parameters from a JSON object; an empty body means no parameters (`{}`).
-pub fn command_params<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, crate::CommandError> {
-    let json: &[u8] = if json.iter().all(u8::is_ascii_whitespace) { b"{}" } else { json };
-    serde_json::from_slice(json).map_err(|e| crate::CommandError::InvalidParameters { message: e.to_string() })
-}
-
-/// A generated value as JSON. Maps keyed by records have no JSON form; they read as an explanatory string.
-pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("<no JSON form: {e}>")))
 }
