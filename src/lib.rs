@@ -1,3 +1,5 @@
 //! The domains in `domains/`, compiled to Rust by `build.rs` into `generated/`.
 
 include!("../generated/mod.rs");
+
+pub mod openapi;
