@@ -4,3 +4,6 @@
 pub mod ledger {
     include!("ledger.rs");
 }
+
+/// Every domain's metadata, in model-file order.
+pub static DOMAINS: &[&::anthill_runtime::meta::DomainMeta] = &[&ledger::META];

@@ -2,4 +2,5 @@
 
 include!("../generated/mod.rs");
 
+pub mod catalog;
 pub mod openapi;

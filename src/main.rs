@@ -1,4 +1,4 @@
-//! The `anthill` command line: checks domain models (and, in later issues, serves them).
+//! The `anthill` command line: checks domain models, writes their catalog page (and, in later issues, serves them).
 
 use anthill_compiler::{fs, render};
 use clap::{Parser, Subcommand};
@@ -24,6 +24,12 @@ enum Command {
         #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
         color: String,
     },
+    /// Write the catalog of the built-in domains (an HTML page with diagrams) into a folder.
+    Doc {
+        /// The folder to write `index.html` into (created if missing).
+        #[arg(long, default_value = "target/doc-domains", env = "ANTHILL_DOC_OUT")]
+        out: PathBuf,
+    },
     /// Explain a diagnostic code, e.g. `anthill explain E0201`.
     Explain {
         /// The code, such as E0201 or W0003.
@@ -36,7 +42,26 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { paths, color } => check(&paths, &color),
         Command::Explain { code } => explain(&code),
+        Command::Doc { out } => doc(&out),
     }
+}
+
+fn doc(out: &std::path::Path) -> ExitCode {
+    use askama::Template;
+    let page = match anthill::catalog::Catalog::new(anthill::DOMAINS, false).render() {
+        Ok(page) => page,
+        Err(e) => {
+            eprintln!("error: the catalog template failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let path = out.join("index.html");
+    if let Err(e) = std::fs::create_dir_all(out).and_then(|()| std::fs::write(&path, page)) {
+        eprintln!("error: {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    println!("wrote {} ({} domains)", path.display(), anthill::DOMAINS.len());
+    ExitCode::SUCCESS
 }
 
 fn check(paths: &[PathBuf], color: &str) -> ExitCode {

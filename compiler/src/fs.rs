@@ -144,6 +144,12 @@ pub fn generate(compilation: &Compilation) -> Vec<(String, String)> {
         modules.push_str(&format!("pub mod {module} {{\n    include!(\"{file}\");\n}}\n"));
         out.push((file, crate::emit::emit_domain(domain, &compilation.sources)));
     }
+    let metas: Vec<String> =
+        compilation.domains.iter().map(|d| format!("&{}::META", crate::lower::snake(&d.name.dsl))).collect();
+    modules.push_str(&format!(
+        "\n/// Every domain's metadata, in model-file order.\npub static DOMAINS: &[&::anthill_runtime::meta::DomainMeta] = &[{}];\n",
+        metas.join(", ")
+    ));
     out.push(("mod.rs".to_string(), modules));
     out
 }
