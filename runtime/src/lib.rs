@@ -23,3 +23,7 @@ pub use rkyv;
 pub use serde;
 #[doc(hidden)]
 pub use serde_json;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod store;

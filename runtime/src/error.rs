@@ -1,0 +1,70 @@
+//! The engine's and the store's errors: every way a command, a read or an open can fail, as values.
+
+use crate::codec::DecodeError;
+
+/// Everything the store and the engine report. Domain rejections are not errors: they are an
+/// [`crate::engine::Outcome`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// LMDB failed (I/O, a full disk, too many readers...). The batch it happened in was not committed.
+    #[error("store: {message}")]
+    Store { message: String },
+    /// The map (the store's size limit) is full and cannot grow further; the batch was not committed.
+    #[error("the store is full: {size_bytes} bytes in use and the map cannot grow beyond {size_max_bytes} bytes")]
+    MapFull { size_bytes: u64, size_max_bytes: u64 },
+    /// Bytes read from disk are damaged or not what the model expects.
+    #[error("damaged data in `{table}` at {at}: {message}")]
+    Corrupt { table: &'static str, at: String, message: String },
+    /// The store was written by a different model (or a different domain).
+    #[error(
+        "the store at {path} was written by domain `{stored_domain}` with schema fingerprint {stored_fingerprint:#018x}, \
+         but this is domain `{domain}` with fingerprint {fingerprint:#018x}; no upcaster is declared"
+    )]
+    IncompatibleSchema {
+        path: String,
+        domain: &'static str,
+        fingerprint: u64,
+        stored_domain: String,
+        stored_fingerprint: u64,
+    },
+    /// The store's format is not the one this runtime writes.
+    #[error("the store at {path} has format version {stored}, this runtime reads version {supported}")]
+    IncompatibleFormat { path: String, stored: u32, supported: u32 },
+    /// The writer's queue waited longer than the latency budget (or is full): try again later.
+    #[error("overloaded: retry after {retry_after_ms} ms")]
+    Overloaded { retry_after_ms: u64 },
+    /// The client's expected version is not the aggregate's version.
+    #[error("`{aggregate}` `{id}` is at version {actual}, the command expected version {expected}")]
+    WrongVersion { aggregate: &'static str, id: String, expected: u64, actual: u64 },
+    /// A command id already used for another aggregate instance or another aggregate type.
+    #[error("command id {command_id:#034x} was already used for another aggregate instance")]
+    CommandIdReused { command_id: u128 },
+    /// The engine is shutting down (or has stopped) and takes no more commands.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    #[error("unknown aggregate `{name}`")]
+    UnknownAggregate { name: String },
+    #[error("unknown view `{name}`")]
+    UnknownView { name: String },
+    /// A JSON command could not be built (unknown command, bad parameters) or its key could not be read.
+    #[error("invalid command: {message}")]
+    InvalidCommand { message: String },
+    /// A recorded event cannot be applied to the state (the log and the model disagree).
+    #[error("event {seq} of `{aggregate}` `{id}` cannot be applied: {message}")]
+    Replay { aggregate: &'static str, id: String, seq: u64, message: String },
+    /// A view could not be updated; the batch was not committed.
+    #[error("{0}")]
+    View(String),
+}
+
+impl From<heed::Error> for Error {
+    fn from(error: heed::Error) -> Self {
+        Error::Store { message: error.to_string() }
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupt(table: &'static str, at: impl Into<String>, error: DecodeError) -> Self {
+        Error::Corrupt { table, at: at.into(), message: error.message }
+    }
+}

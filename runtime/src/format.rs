@@ -1,0 +1,401 @@
+//! The stored byte formats the runtime owns (event envelope, aggregate record, command record), and event ids.
+//!
+//! Each record is little-endian with explicit sizes, ends with a checksum of everything before it, and is
+//! parsed with bounds checks: a damaged record is a [`DecodeError`], never a panic or garbage. The domain's
+//! own values (events, states, view rows) inside them are rkyv bytes that generated code validates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::codec::DecodeError;
+use crate::value::Timestamp;
+
+/// The version of every format in this module; a store written with another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Aggregate names longer than this are refused (they are model names, short by construction).
+pub const AGGREGATE_NAME_BYTES_MAX: usize = 255;
+
+/// FNV-1a over the record: catches torn or flipped bytes that a length check alone would miss.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+fn seal(mut out: Vec<u8>) -> Vec<u8> {
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// A bounds-checked reader over one record whose checksum has been verified.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn open(bytes: &'a [u8], what: &'static str) -> Result<Self, DecodeError> {
+        if bytes.len() < 9 {
+            return Err(DecodeError::new(format!("{what}: {} bytes is too short", bytes.len())));
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 8);
+        let mut sum_bytes = [0u8; 8];
+        sum_bytes.copy_from_slice(sum);
+        if checksum(body) != u64::from_le_bytes(sum_bytes) {
+            return Err(DecodeError::new(format!("{what}: checksum mismatch")));
+        }
+        let mut reader = Reader { bytes: body, what };
+        let version = reader.u8()?;
+        if u32::from(version) != FORMAT_VERSION {
+            return Err(DecodeError::new(format!("{what}: unknown format version {version}")));
+        }
+        Ok(reader)
+    }
+
+    fn take(&mut self, count: usize) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < count {
+            return Err(DecodeError::new(format!("{}: truncated", self.what)));
+        }
+        let (head, tail) = self.bytes.split_at(count);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    fn u128(&mut self) -> Result<u128, DecodeError> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+
+    fn finish(self) -> Result<(), DecodeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::new(format!("{}: {} trailing bytes", self.what, self.bytes.len())))
+        }
+    }
+}
+
+/// What the log stores with each event besides the event itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    pub event_id: u128,
+    pub command_id: u128,
+    pub correlation_id: u128,
+    pub recorded_at: Timestamp,
+    pub occurred_at: Timestamp,
+    /// The aggregate's version once this event is applied (its first event has version 1).
+    pub version: u64,
+    /// The sequence number of the aggregate's previous event, 0 for its first: the log links each
+    /// aggregate's events backwards, so reading them needs no per-event index write.
+    pub previous_seq: u64,
+    /// The aggregate type's position in the domain (fixed by the schema fingerprint).
+    pub tag: u16,
+    pub aggregate: String,
+    pub key: Vec<u8>,
+}
+
+/// An event as the log stores it: its envelope and the event's own bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub envelope: Envelope,
+    pub event: Vec<u8>,
+}
+
+pub fn encode_event(envelope: &Envelope, event: &[u8]) -> Vec<u8> {
+    assert!(envelope.aggregate.len() <= AGGREGATE_NAME_BYTES_MAX);
+    assert!(envelope.key.len() <= usize::from(u16::MAX));
+    let event_len = u32::try_from(event.len()).expect("an event larger than 4 GiB");
+    let mut out = Vec::with_capacity(120 + envelope.aggregate.len() + envelope.key.len() + event.len());
+    out.push(FORMAT_VERSION as u8);
+    out.extend_from_slice(&envelope.event_id.to_le_bytes());
+    out.extend_from_slice(&envelope.command_id.to_le_bytes());
+    out.extend_from_slice(&envelope.correlation_id.to_le_bytes());
+    out.extend_from_slice(&envelope.recorded_at.micros().to_le_bytes());
+    out.extend_from_slice(&envelope.occurred_at.micros().to_le_bytes());
+    out.extend_from_slice(&envelope.version.to_le_bytes());
+    out.extend_from_slice(&envelope.previous_seq.to_le_bytes());
+    out.extend_from_slice(&envelope.tag.to_le_bytes());
+    out.push(envelope.aggregate.len() as u8);
+    out.extend_from_slice(envelope.aggregate.as_bytes());
+    out.extend_from_slice(&(envelope.key.len() as u16).to_le_bytes());
+    out.extend_from_slice(&envelope.key);
+    out.extend_from_slice(&event_len.to_le_bytes());
+    out.extend_from_slice(event);
+    seal(out)
+}
+
+pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> {
+    let mut r = Reader::open(bytes, "event envelope")?;
+    let event_id = r.u128()?;
+    let command_id = r.u128()?;
+    let correlation_id = r.u128()?;
+    let recorded_at = Timestamp::from_micros(r.i64()?);
+    let occurred_at = Timestamp::from_micros(r.i64()?);
+    let version = r.u64()?;
+    let previous_seq = r.u64()?;
+    let tag = r.u16()?;
+    let name_len = usize::from(r.u8()?);
+    let aggregate = std::str::from_utf8(r.take(name_len)?)
+        .map_err(|_| DecodeError::new("event envelope: the aggregate name is not UTF-8"))?
+        .to_owned();
+    let key_len = usize::from(r.u16()?);
+    let key = r.take(key_len)?.to_vec();
+    let event_len = r.u32()? as usize;
+    let event = r.take(event_len)?.to_vec();
+    r.finish()?;
+    if version == 0 || previous_seq >= seq {
+        return Err(DecodeError::new("event envelope: version 0 or a previous event that is not earlier"));
+    }
+    let envelope = Envelope {
+        event_id,
+        command_id,
+        correlation_id,
+        recorded_at,
+        occurred_at,
+        version,
+        previous_seq,
+        tag,
+        aggregate,
+        key,
+    };
+    Ok(StoredEvent { seq, envelope, event })
+}
+
+/// The per-aggregate record: current state and where its history ends. Written once per batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AggregateRecord {
+    pub version: u64,
+    pub last_seq: u64,
+    pub state: Vec<u8>,
+}
+
+pub fn encode_aggregate(version: u64, last_seq: u64, state: &[u8]) -> Vec<u8> {
+    let state_len = u32::try_from(state.len()).expect("a state larger than 4 GiB");
+    let mut out = Vec::with_capacity(29 + state.len() + 8);
+    out.push(FORMAT_VERSION as u8);
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&last_seq.to_le_bytes());
+    out.extend_from_slice(&state_len.to_le_bytes());
+    out.extend_from_slice(state);
+    seal(out)
+}
+
+pub fn decode_aggregate(bytes: &[u8]) -> Result<AggregateRecord, DecodeError> {
+    let mut r = Reader::open(bytes, "aggregate record")?;
+    let version = r.u64()?;
+    let last_seq = r.u64()?;
+    let state_len = r.u32()? as usize;
+    let state = r.take(state_len)?.to_vec();
+    r.finish()?;
+    if (version == 0) != (last_seq == 0) {
+        return Err(DecodeError::new("aggregate record: version and last event disagree"));
+    }
+    Ok(AggregateRecord { version, last_seq, state })
+}
+
+/// The key of an aggregate instance's record: type tag, then the key's bytes.
+pub fn aggregate_key(tag: u16, key: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&tag.to_be_bytes());
+    out.extend_from_slice(key);
+}
+
+/// What a command id led to, kept so that a retry returns the original outcome, also after a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRecord {
+    pub tag: u16,
+    pub key: Vec<u8>,
+    pub outcome: CommandOutcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Its events are the `count` events from `first_seq` on (a command's events are contiguous in the log).
+    Accepted {
+        first_seq: u64,
+        count: u32,
+        version: u64,
+    },
+    Rejected {
+        code: String,
+    },
+}
+
+pub fn encode_command(record: &CommandRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + record.key.len());
+    out.push(FORMAT_VERSION as u8);
+    out.extend_from_slice(&record.tag.to_le_bytes());
+    out.extend_from_slice(&(record.key.len() as u16).to_le_bytes());
+    out.extend_from_slice(&record.key);
+    match &record.outcome {
+        CommandOutcome::Accepted { first_seq, count, version } => {
+            out.push(0);
+            out.extend_from_slice(&first_seq.to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
+            out.extend_from_slice(&version.to_le_bytes());
+        }
+        CommandOutcome::Rejected { code } => {
+            assert!(code.len() <= usize::from(u8::MAX));
+            out.push(1);
+            out.push(code.len() as u8);
+            out.extend_from_slice(code.as_bytes());
+        }
+    }
+    seal(out)
+}
+
+pub fn decode_command(bytes: &[u8]) -> Result<CommandRecord, DecodeError> {
+    let mut r = Reader::open(bytes, "command record")?;
+    let tag = r.u16()?;
+    let key_len = usize::from(r.u16()?);
+    let key = r.take(key_len)?.to_vec();
+    let outcome = match r.u8()? {
+        0 => CommandOutcome::Accepted { first_seq: r.u64()?, count: r.u32()?, version: r.u64()? },
+        1 => {
+            let len = usize::from(r.u8()?);
+            let code = std::str::from_utf8(r.take(len)?)
+                .map_err(|_| DecodeError::new("command record: the rejection code is not UTF-8"))?
+                .to_owned();
+            CommandOutcome::Rejected { code }
+        }
+        other => return Err(DecodeError::new(format!("command record: unknown outcome kind {other}"))),
+    };
+    r.finish()?;
+    Ok(CommandRecord { tag, key, outcome })
+}
+
+/// Makes UUIDv7-style ids: 48 bits of Unix milliseconds, the version and variant bits, then randomness
+/// from a per-generator SplitMix64 stream seeded from the clock, the process id and a global counter.
+pub struct IdGenerator {
+    state: u64,
+}
+
+static GENERATORS: AtomicU64 = AtomicU64::new(0);
+
+impl IdGenerator {
+    pub fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        let count = GENERATORS.fetch_add(1, Ordering::Relaxed);
+        let seed = nanos ^ (u64::from(std::process::id()) << 32) ^ count.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        IdGenerator { state: seed }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A fresh id at time `now`.
+    pub fn next_id(&mut self, now: Timestamp) -> u128 {
+        let millis = (now.micros().max(0) as u64 / 1000) & 0xffff_ffff_ffff;
+        let random = (u128::from(self.next_u64()) << 64) | u128::from(self.next_u64());
+        let mut id = (u128::from(millis) << 80) | (random & ((1u128 << 80) - 1));
+        // Version 7 in bits 76..80 and variant 0b10 in bits 62..64, as RFC 9562 lays them out.
+        id = (id & !(0xf << 76)) | (0x7 << 76);
+        id = (id & !(0x3 << 62)) | (0x2 << 62);
+        id
+    }
+}
+
+impl Default for IdGenerator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            event_id: 7,
+            command_id: 8,
+            correlation_id: 9,
+            recorded_at: Timestamp::from_micros(10),
+            occurred_at: Timestamp::from_micros(-11),
+            version: 3,
+            previous_seq: 2,
+            tag: 1,
+            aggregate: "account".into(),
+            key: b"ann".to_vec(),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_damage_is_detected() {
+        let bytes = encode_event(&sample(), b"payload");
+        let stored = decode_event(5, &bytes).expect("a fresh envelope decodes");
+        assert_eq!(stored.envelope, sample());
+        assert_eq!(stored.event, b"payload");
+        for cut in 0..bytes.len() {
+            assert!(decode_event(5, &bytes[..cut]).is_err(), "cut at {cut} accepted");
+        }
+        for at in 0..bytes.len() {
+            let mut flipped = bytes.clone();
+            flipped[at] ^= 0x10;
+            assert!(decode_event(5, &flipped).is_err(), "flip at {at} accepted");
+        }
+        // A previous event that is not earlier than the event itself is refused.
+        assert!(decode_event(2, &bytes).is_err());
+
+        let aggregate = encode_aggregate(4, 9, b"state");
+        assert_eq!(
+            decode_aggregate(&aggregate),
+            Ok(AggregateRecord { version: 4, last_seq: 9, state: b"state".to_vec() })
+        );
+        assert!(decode_aggregate(&aggregate[1..]).is_err());
+
+        for outcome in [
+            CommandOutcome::Accepted { first_seq: 3, count: 2, version: 5 },
+            CommandOutcome::Rejected { code: "full".into() },
+        ] {
+            let record = CommandRecord { tag: 2, key: vec![1, 2], outcome };
+            let bytes = encode_command(&record);
+            assert_eq!(decode_command(&bytes), Ok(record));
+            assert!(decode_command(&bytes[..bytes.len() - 1]).is_err());
+        }
+    }
+
+    #[test]
+    fn ids_are_version_7_and_time_ordered_across_milliseconds() {
+        let mut ids = IdGenerator::new();
+        let a = ids.next_id(Timestamp::from_micros(1_000_000));
+        let b = ids.next_id(Timestamp::from_micros(1_002_000));
+        assert!(a < b);
+        assert_eq!((a >> 76) & 0xf, 7);
+        assert_eq!((a >> 62) & 0x3, 2);
+        assert_eq!(a >> 80, 1000);
+        assert_ne!(ids.next_id(Timestamp::from_micros(5)), ids.next_id(Timestamp::from_micros(5)));
+    }
+}

@@ -1,0 +1,402 @@
+//! The LMDB store: one environment, its tables, the checked meta record, and typed reads and writes.
+//!
+//! Tables (all byte keys and values):
+//! - `meta`: format version, domain name, schema fingerprint, process progress.
+//! - `log`: big-endian `u64` sequence number (from 1, gapless) to an event envelope; appended with `APPEND`,
+//!   so a batch dirties only the rightmost pages.
+//! - `aggregates`: type tag (`u16` big-endian) and key bytes to the instance's record (state, version, last
+//!   event). Written once per batch per touched instance. An instance's events are found by following the
+//!   `previous_seq` links in the log from the record's `last_seq`, so recording an event needs no index write.
+//! - `commands`: command id (`u128` big-endian) to what it led to (idempotency).
+//! - `view:NAME`: one table per view, rows as generated code encodes them.
+//!
+//! LMDB allows one write transaction at a time per environment; callers that write serialize on it. A full map
+//! grows (doubling up to `map_size_max_bytes`) while no transaction is open: every transaction holds the read
+//! side of `gate`, and growing takes the write side.
+
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvOpenOptions, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+
+use crate::error::Error;
+use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, FORMAT_VERSION};
+
+type Table = Database<Bytes, Bytes>;
+
+/// A view row as stored: key bytes and row bytes.
+pub type ViewRow = (Vec<u8>, Vec<u8>);
+
+/// Sizes the store is opened with.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The initial map size (LMDB's size limit; the file grows as data is written, not to this size).
+    pub map_size_bytes: u64,
+    /// A full map doubles up to this size; beyond it a batch fails with [`Error::MapFull`].
+    pub map_size_max_bytes: u64,
+    /// Concurrent read transactions (threads reading at once, plus the writers' decide phase).
+    pub max_readers: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { map_size_bytes: 1 << 30, map_size_max_bytes: 1 << 40, max_readers: 126 }
+    }
+}
+
+const META_FORMAT: &[u8] = b"format";
+const META_DOMAIN: &[u8] = b"domain";
+const META_FINGERPRINT: &[u8] = b"fingerprint";
+const META_PROGRESS: &[u8] = b"process-progress";
+
+/// Map sizes are kept at a multiple of this (a multiple of every page size LMDB runs with).
+const MAP_SIZE_GRANULE_BYTES: u64 = 1 << 20;
+
+pub struct Store {
+    env: Env<WithoutTls>,
+    gate: RwLock<()>,
+    map_size_bytes: Mutex<u64>,
+    config: StoreConfig,
+    meta: Table,
+    log: Table,
+    aggregates: Table,
+    commands: Table,
+    views: Vec<(&'static str, Table)>,
+}
+
+/// A read transaction: a consistent snapshot that never blocks writers.
+pub struct ReadTxn<'s> {
+    // Dropped before the gate guard: the transaction must end before the map may be resized.
+    txn: RoTxn<'s, WithoutTls>,
+    _gate: RwLockReadGuard<'s, ()>,
+}
+
+impl<'s> std::ops::Deref for ReadTxn<'s> {
+    type Target = RoTxn<'s, WithoutTls>;
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
+
+fn round_up_granule(size: u64) -> u64 {
+    size.div_ceil(MAP_SIZE_GRANULE_BYTES).max(1) * MAP_SIZE_GRANULE_BYTES
+}
+
+fn is_map_full(error: &heed::Error) -> bool {
+    matches!(error, heed::Error::Mdb(MdbError::MapFull))
+}
+
+/// A write failed inside [`Store::write`]: the map was full (retried after growing) or something else.
+pub enum WriteError {
+    MapFull,
+    Other(Error),
+}
+
+impl From<heed::Error> for WriteError {
+    fn from(error: heed::Error) -> Self {
+        if is_map_full(&error) {
+            WriteError::MapFull
+        } else {
+            WriteError::Other(error.into())
+        }
+    }
+}
+
+impl From<Error> for WriteError {
+    fn from(error: Error) -> Self {
+        WriteError::Other(error)
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` for domain `domain`, refusing one written by another schema.
+    pub fn open(
+        path: &Path,
+        config: StoreConfig,
+        domain: &'static str,
+        fingerprint: u64,
+        views: &[&'static str],
+    ) -> Result<Store, Error> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::Store { message: format!("cannot create {}: {e}", path.display()) })?;
+        let map_size_bytes = round_up_granule(config.map_size_bytes);
+        let map_size_max_bytes = round_up_granule(config.map_size_max_bytes).max(map_size_bytes);
+        let max_dbs = 4 + u32::try_from(views.len()).map_err(|_| Error::Store { message: "too many views".into() })?;
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options
+            .map_size(usize::try_from(map_size_bytes).map_err(|_| Error::Store { message: "map too large".into() })?)
+            .max_dbs(max_dbs)
+            .max_readers(config.max_readers);
+        // SAFETY: heed requires that the environment is not opened twice in this process (heed itself refuses a
+        // second open of the same path while the first is alive) and that no other code maps or truncates the
+        // file; the store owns the directory. Durability relies on LMDB's default flags (sync on commit).
+        let env = unsafe { options.open(path) }?;
+        let mut wtxn = env.write_txn()?;
+        let meta: Table = env.create_database(&mut wtxn, Some("meta"))?;
+        let log: Table = env.create_database(&mut wtxn, Some("log"))?;
+        let aggregates: Table = env.create_database(&mut wtxn, Some("aggregates"))?;
+        let commands: Table = env.create_database(&mut wtxn, Some("commands"))?;
+        let mut view_tables = Vec::with_capacity(views.len());
+        for &view in views {
+            let table: Table = env.create_database(&mut wtxn, Some(&format!("view:{view}")))?;
+            view_tables.push((view, table));
+        }
+        let shown = path.display().to_string();
+        match meta.get(&wtxn, META_FORMAT)? {
+            None => {
+                meta.put(&mut wtxn, META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+                meta.put(&mut wtxn, META_DOMAIN, domain.as_bytes())?;
+                meta.put(&mut wtxn, META_FINGERPRINT, &fingerprint.to_le_bytes())?;
+            }
+            Some(bytes) => {
+                let stored = <[u8; 4]>::try_from(bytes).map(u32::from_le_bytes).unwrap_or(u32::MAX);
+                if stored != FORMAT_VERSION {
+                    return Err(Error::IncompatibleFormat { path: shown, stored, supported: FORMAT_VERSION });
+                }
+                let stored_domain =
+                    meta.get(&wtxn, META_DOMAIN)?.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                let stored_fingerprint = meta
+                    .get(&wtxn, META_FINGERPRINT)?
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(u64::from_le_bytes)
+                    .unwrap_or(0);
+                if stored_domain != domain || stored_fingerprint != fingerprint {
+                    return Err(Error::IncompatibleSchema {
+                        path: shown,
+                        domain,
+                        fingerprint,
+                        stored_domain,
+                        stored_fingerprint,
+                    });
+                }
+            }
+        }
+        wtxn.commit()?;
+        let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
+        Ok(Store {
+            env,
+            gate: RwLock::new(()),
+            map_size_bytes: Mutex::new(map_size_bytes),
+            config,
+            meta,
+            log,
+            aggregates,
+            commands,
+            views: view_tables,
+        })
+    }
+
+    /// A read transaction. Do not open a write (or a second read) on the same thread while holding it.
+    pub fn read(&self) -> Result<ReadTxn<'_>, Error> {
+        let gate = self.gate.read_recursive();
+        let txn = self.env.read_txn()?;
+        Ok(ReadTxn { txn, _gate: gate })
+    }
+
+    /// Runs `body` in one write transaction and commits it durably. If the map fills up, the transaction is
+    /// aborted, the map grows, and `body` runs again from the start (so it must not consume its input).
+    pub fn write<T>(&self, mut body: impl FnMut(&mut RwTxn<'_>) -> Result<T, WriteError>) -> Result<T, Error> {
+        // Bounded: each retry doubles the map, which stops at the maximum.
+        for _ in 0..64 {
+            let attempt = {
+                let _gate = self.gate.read_recursive();
+                let mut txn = self.env.write_txn()?;
+                match body(&mut txn) {
+                    Ok(value) => txn.commit().map(|()| value).map_err(WriteError::from),
+                    Err(error) => {
+                        txn.abort();
+                        Err(error)
+                    }
+                }
+            };
+            match attempt {
+                Ok(value) => return Ok(value),
+                Err(WriteError::Other(error)) => return Err(error),
+                Err(WriteError::MapFull) => self.grow()?,
+            }
+        }
+        unreachable!("the map doubled 64 times without reaching its maximum")
+    }
+
+    fn grow(&self) -> Result<(), Error> {
+        let _gate = self.gate.write();
+        let mut size = self.map_size_bytes.lock();
+        if *size >= self.config.map_size_max_bytes {
+            return Err(Error::MapFull { size_bytes: *size, size_max_bytes: self.config.map_size_max_bytes });
+        }
+        let grown = round_up_granule(size.saturating_mul(2)).min(self.config.map_size_max_bytes);
+        let grown_usize = usize::try_from(grown).map_err(|_| Error::Store { message: "map too large".into() })?;
+        // SAFETY: LMDB allows resizing while no transaction is active in this process. Every transaction holds
+        // the read side of `gate` for its whole life and we hold the write side, so none is active.
+        unsafe { self.env.resize(grown_usize) }?;
+        *size = grown;
+        Ok(())
+    }
+
+    pub fn map_size_bytes(&self) -> u64 {
+        *self.map_size_bytes.lock()
+    }
+
+    // ---- the log ----
+
+    /// The sequence number of the last event, 0 for an empty log.
+    pub fn last_seq(&self, txn: &RoTxn) -> Result<u64, Error> {
+        match self.log.last(txn)? {
+            None => Ok(0),
+            Some((key, _)) => seq_from_key(key),
+        }
+    }
+
+    pub fn event(&self, txn: &RoTxn, seq: u64) -> Result<Option<StoredEvent>, Error> {
+        match self.log.get(txn, &seq.to_be_bytes())? {
+            None => Ok(None),
+            Some(bytes) => {
+                format::decode_event(seq, bytes).map(Some).map_err(|e| Error::corrupt("log", seq.to_string(), e))
+            }
+        }
+    }
+
+    /// Up to `limit` events after `since`, in order, checked to be gapless.
+    pub fn events_after(&self, txn: &RoTxn, since: u64, limit: usize) -> Result<Vec<StoredEvent>, Error> {
+        let mut out = Vec::with_capacity(limit.min(4096));
+        let start = since.saturating_add(1).to_be_bytes();
+        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded);
+        for (expected, entry) in (since.saturating_add(1)..).zip(self.log.range(txn, &range)?.take(limit)) {
+            let (key, bytes) = entry?;
+            let seq = seq_from_key(key)?;
+            if seq != expected {
+                return Err(Error::Corrupt {
+                    table: "log",
+                    at: expected.to_string(),
+                    message: format!("the log has a gap: event {expected} is missing, next is {seq}"),
+                });
+            }
+            out.push(format::decode_event(seq, bytes).map_err(|e| Error::corrupt("log", seq.to_string(), e))?);
+        }
+        Ok(out)
+    }
+
+    pub fn append_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), heed::Error> {
+        self.log.put_with_flags(txn, PutFlags::APPEND, &seq.to_be_bytes(), bytes)
+    }
+
+    // ---- aggregates ----
+
+    pub fn aggregate(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<AggregateRecord>, Error> {
+        match self.aggregates.get(txn, key)? {
+            None => Ok(None),
+            Some(bytes) => format::decode_aggregate(bytes)
+                .map(Some)
+                .map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e)),
+        }
+    }
+
+    pub fn put_aggregate(&self, txn: &mut RwTxn, key: &[u8], bytes: &[u8]) -> Result<(), heed::Error> {
+        self.aggregates.put(txn, key, bytes)
+    }
+
+    /// Every aggregate record, for checks and tools (not for hot paths).
+    pub fn for_each_aggregate(
+        &self,
+        txn: &RoTxn,
+        mut visit: impl FnMut(&[u8], AggregateRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        for entry in self.aggregates.iter(txn)? {
+            let (key, bytes) = entry?;
+            let record =
+                format::decode_aggregate(bytes).map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e))?;
+            visit(key, record)?;
+        }
+        Ok(())
+    }
+
+    // ---- commands ----
+
+    pub fn command(&self, txn: &RoTxn, command_id: u128) -> Result<Option<CommandRecord>, Error> {
+        match self.commands.get(txn, &command_id.to_be_bytes())? {
+            None => Ok(None),
+            Some(bytes) => format::decode_command(bytes)
+                .map(Some)
+                .map_err(|e| Error::corrupt("commands", format!("{command_id:#034x}"), e)),
+        }
+    }
+
+    pub fn put_command(&self, txn: &mut RwTxn, command_id: u128, bytes: &[u8]) -> Result<(), heed::Error> {
+        self.commands.put(txn, &command_id.to_be_bytes(), bytes)
+    }
+
+    // ---- views ----
+
+    pub(crate) fn view_table(&self, view: &str) -> Option<&Table> {
+        self.views.iter().find(|(name, _)| *name == view).map(|(_, table)| table)
+    }
+
+    pub fn view_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.views.iter().map(|(name, _)| *name)
+    }
+
+    pub fn view_get(&self, txn: &RoTxn, view: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let table = self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
+        Ok(table.get(txn, key)?.map(<[u8]>::to_vec))
+    }
+
+    /// Up to `limit` rows with keys at or after `from`, in key order.
+    pub fn view_range(&self, txn: &RoTxn, view: &str, from: &[u8], limit: usize) -> Result<Vec<ViewRow>, Error> {
+        let table = self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
+        // LMDB refuses an empty key, so "from the start" is an unbounded range.
+        let start = if from.is_empty() { std::ops::Bound::Unbounded } else { std::ops::Bound::Included(from) };
+        let range = (start, std::ops::Bound::Unbounded);
+        let mut rows = Vec::new();
+        for entry in table.range(txn, &range)?.take(limit) {
+            let (key, row) = entry?;
+            rows.push((key.to_vec(), row.to_vec()));
+        }
+        Ok(rows)
+    }
+
+    pub fn clear_view(&self, txn: &mut RwTxn, view: &str) -> Result<(), WriteError> {
+        let table = self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
+        table.clear(txn)?;
+        Ok(())
+    }
+
+    // ---- process progress ----
+
+    /// The last event the processes have handled.
+    pub fn progress(&self, txn: &RoTxn) -> Result<u64, Error> {
+        match self.meta.get(txn, META_PROGRESS)? {
+            None => Ok(0),
+            Some(bytes) => <[u8; 8]>::try_from(bytes).map(u64::from_le_bytes).map_err(|_| Error::Corrupt {
+                table: "meta",
+                at: "process-progress".into(),
+                message: format!("{} bytes, expected 8", bytes.len()),
+            }),
+        }
+    }
+
+    pub fn put_progress(&self, txn: &mut RwTxn, seq: u64) -> Result<(), heed::Error> {
+        self.meta.put(txn, META_PROGRESS, &seq.to_le_bytes())
+    }
+
+    /// Raw access for tests that damage stored bytes on purpose.
+    #[doc(hidden)]
+    pub fn put_raw(&self, table: &str, key: &[u8], value: &[u8]) -> Result<(), Error> {
+        let db = match table {
+            "log" => self.log,
+            "aggregates" => self.aggregates,
+            "commands" => self.commands,
+            "meta" => self.meta,
+            view => *self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?,
+        };
+        self.write(|txn| Ok(db.put(txn, key, value)?))
+    }
+}
+
+fn seq_from_key(key: &[u8]) -> Result<u64, Error> {
+    <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| Error::Corrupt {
+        table: "log",
+        at: format!("{key:02x?}"),
+        message: "a log key is not 8 bytes".into(),
+    })
+}

@@ -1,0 +1,371 @@
+//! The engine against the hand-written `demo` domain: races, idempotency, versions, processes, views, reads,
+//! damaged bytes, schema checks, map growth and load shedding.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anthill_runtime::engine::{CommandMeta, Engine, JsonOutcome, Outcome};
+use anthill_runtime::error::Error;
+use anthill_runtime::store::{Store, StoreConfig};
+use anthill_runtime::Timestamp;
+use support::{money, test_config, Account, AccountCommand, AccountEvent, AccountRejection, Demo, Slot, SlotCommand};
+
+fn open(dir: &tempfile::TempDir, partitions: u32) -> Engine<Demo> {
+    match Engine::<Demo>::open(dir.path(), test_config(partitions)) {
+        Ok(engine) => engine,
+        Err(error) => panic!("cannot open the engine: {error}"),
+    }
+}
+
+fn with_id(command_id: u128) -> CommandMeta {
+    CommandMeta { command_id: Some(command_id), ..CommandMeta::default() }
+}
+
+#[test]
+fn exactly_capacity_bookings_are_accepted_under_a_race() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = Arc::new(open(&dir, 2));
+    engine.execute::<Slot>(7, SlotCommand::Configure { capacity: 1_000 }, CommandMeta::default())?;
+    let accepted = Arc::new(AtomicU32::new(0));
+    let rejected = Arc::new(AtomicU32::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|thread| {
+            let (engine, accepted, rejected) = (engine.clone(), accepted.clone(), rejected.clone());
+            std::thread::spawn(move || -> Result<(), Error> {
+                // 16 threads x 625 = 10,000 attempts, each thread keeping up to 25 in flight.
+                for chunk in 0..25u32 {
+                    let pending: Vec<_> = (0..25u32)
+                        .map(|i| {
+                            let id = u128::from(thread * 10_000 + chunk * 100 + i) + 1;
+                            engine.submit::<Slot>(7, SlotCommand::Book, with_id(id))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    for p in pending {
+                        match p.wait()? {
+                            Outcome::Accepted { .. } => accepted.fetch_add(1, Ordering::Relaxed),
+                            Outcome::Rejected(_) => rejected.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("a booking thread panicked")?;
+    }
+    assert_eq!(accepted.load(Ordering::Relaxed), 1_000);
+    assert_eq!(rejected.load(Ordering::Relaxed), 9_000);
+    let snapshot = engine.state::<Slot>(&7)?.expect("the slot exists");
+    assert_eq!(snapshot.state.booked, 1_000);
+    assert_eq!(snapshot.version, 1_001);
+    assert_eq!(engine.events::<Slot>(&7)?.len(), 1_001);
+    assert_eq!(engine.verify()?, (1_001, 1));
+    Ok(())
+}
+
+#[test]
+fn a_retried_command_returns_its_original_outcome_also_after_reopening() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let (first, refused) = {
+        let engine = open(&dir, 1);
+        engine.execute::<Account>(1, AccountCommand::Open, with_id(100))?;
+        let first = engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(5) }, with_id(101))?;
+        let again = engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(5) }, with_id(101))?;
+        assert_eq!(first, again);
+        let refused = engine.execute::<Account>(1, AccountCommand::Withdraw { amount: money(9) }, with_id(102))?;
+        assert_eq!(refused, Outcome::Rejected(AccountRejection::InsufficientFunds));
+        // The same id in one batch: the second waits for the first's record.
+        let a = engine.submit::<Account>(1, AccountCommand::Deposit { amount: money(1) }, with_id(103))?;
+        let b = engine.submit::<Account>(1, AccountCommand::Deposit { amount: money(1) }, with_id(103))?;
+        assert_eq!(a.wait()?, b.wait()?);
+        engine.shutdown();
+        (first, refused)
+    };
+    let engine = open(&dir, 2);
+    let replayed = engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(5) }, with_id(101))?;
+    assert_eq!(replayed, first);
+    // Now there is money enough, but the rejected command is not run again.
+    engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(50) }, CommandMeta::default())?;
+    let refused_again = engine.execute::<Account>(1, AccountCommand::Withdraw { amount: money(9) }, with_id(102))?;
+    assert_eq!(refused_again, refused);
+    let snapshot = engine.state::<Account>(&1)?.expect("the account exists");
+    assert_eq!(snapshot.state.balance, money(56));
+    assert_eq!(snapshot.version, 4);
+    // A command id reused for another instance is an error, not a silent replay.
+    let reused = engine.execute::<Account>(2, AccountCommand::Open, with_id(101));
+    assert_eq!(reused, Err(Error::CommandIdReused { command_id: 101 }));
+    Ok(())
+}
+
+#[test]
+fn an_expected_version_that_does_not_match_is_refused() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    let meta = |v| CommandMeta { expected_version: Some(v), ..CommandMeta::default() };
+    engine.execute::<Account>(3, AccountCommand::Open, meta(0))?;
+    let stale = engine.execute::<Account>(3, AccountCommand::Deposit { amount: money(1) }, meta(0));
+    assert_eq!(stale, Err(Error::WrongVersion { aggregate: "account", id: "3".into(), expected: 0, actual: 1 }));
+    let fresh = engine.execute::<Account>(3, AccountCommand::Deposit { amount: money(1) }, meta(1))?;
+    assert!(matches!(fresh, Outcome::Accepted { version: 2, .. }));
+    Ok(())
+}
+
+#[test]
+fn transfers_complete_or_refund_across_partitions_and_resume_after_restart() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 2);
+    for id in [10, 11] {
+        engine.execute::<Account>(id, AccountCommand::Open, CommandMeta::default())?;
+    }
+    engine.execute::<Account>(10, AccountCommand::Deposit { amount: money(100) }, CommandMeta::default())?;
+    for (transfer, to) in [(1, 11), (2, 12), (3, 11)] {
+        let send = AccountCommand::SendTransfer { transfer, to, amount: money(10) };
+        assert!(engine.execute::<Account>(10, send, CommandMeta::default())?.is_accepted());
+    }
+    assert!(engine.wait_for_processes(Duration::from_secs(10))?);
+    assert_eq!(engine.process_error(), None);
+    // Account 12 was never opened: transfer 2 was refunded.
+    assert_eq!(engine.state::<Account>(&10)?.map(|s| s.state.balance), Some(money(80)));
+    assert_eq!(engine.state::<Account>(&11)?.map(|s| s.state.balance), Some(money(20)));
+    assert_eq!(engine.state::<Account>(&12)?, None);
+    let refunds = engine.events::<Account>(&10)?;
+    assert!(refunds.iter().any(|r| matches!(r.event, AccountEvent::TransferRefunded { transfer: 2, .. })));
+    let last = engine.last_seq()?;
+    engine.shutdown();
+    // Reopened: nothing is sent twice (progress is stored and the command ids are derived).
+    let engine = open(&dir, 1);
+    assert!(engine.wait_for_processes(Duration::from_secs(10))?);
+    assert_eq!(engine.last_seq()?, last);
+    assert_eq!(engine.process_progress()?, last);
+    let (events, _) = engine.verify()?;
+    assert_eq!(events, last);
+    Ok(())
+}
+
+#[test]
+fn views_follow_the_events_and_rebuild_to_the_same_rows() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 2);
+    for id in 0..20u64 {
+        engine.execute::<Account>(id, AccountCommand::Open, CommandMeta::default())?;
+        for _ in 0..id % 4 {
+            engine.execute::<Account>(id, AccountCommand::Deposit { amount: money(1) }, CommandMeta::default())?;
+        }
+    }
+    let decode = |bytes: Vec<u8>| {
+        anthill_runtime::codec::decode::<support::DepositsRow>(&bytes).map(|row| row.deposits).unwrap_or(u64::MAX)
+    };
+    assert_eq!(engine.view_get(support::DEPOSITS_VIEW, &support::deposits_key(7))?.map(decode), Some(3));
+    assert_eq!(engine.view_get(support::DEPOSITS_VIEW, &support::deposits_key(4))?, None);
+    let before = engine.view_range(support::DEPOSITS_VIEW, &[], 100)?;
+    assert_eq!(before.len(), 15);
+    assert!(before.windows(2).all(|w| w[0].0 < w[1].0));
+    let folded = engine.rebuild_view(support::DEPOSITS_VIEW)?;
+    assert_eq!(folded, engine.last_seq()?);
+    assert_eq!(engine.view_range(support::DEPOSITS_VIEW, &[], 100)?, before);
+    assert_eq!(engine.rebuild_view("nope"), Err(Error::UnknownView { name: "nope".into() }));
+    Ok(())
+}
+
+#[test]
+fn the_changes_feed_is_gapless_and_json_commands_run() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 2);
+    let outcome = engine.execute_json("account", "42", "open", b"", CommandMeta::default())?;
+    assert!(matches!(outcome, JsonOutcome::Accepted { version: 1, .. }));
+    let outcome = engine.execute_json("account", "42", "withdraw", br#"{"amount": "1.50"}"#, CommandMeta::default())?;
+    assert_eq!(
+        outcome,
+        JsonOutcome::Rejected { code: "insufficient-funds".into(), message: "not enough money".into() }
+    );
+    let backdated = Timestamp::from_micros(1_000_000);
+    let meta = CommandMeta { occurred_at: Some(backdated), ..CommandMeta::default() };
+    engine.execute_json("account", "42", "deposit", br#"{"amount": 3}"#, meta)?;
+    for i in 0..30u32 {
+        engine.execute::<Slot>(i % 3, SlotCommand::Configure { capacity: i }, CommandMeta::default())?;
+    }
+    assert!(matches!(
+        engine.execute_json("account", "x", "open", b"", CommandMeta::default()),
+        Err(Error::InvalidCommand { .. })
+    ));
+    assert!(matches!(
+        engine.execute_json("shop", "1", "open", b"", CommandMeta::default()),
+        Err(Error::UnknownAggregate { .. })
+    ));
+    let mut seen = Vec::new();
+    let mut since = 0;
+    loop {
+        let chunk = engine.changes(since, 7)?;
+        let Some(last) = chunk.last() else { break };
+        since = last.seq;
+        seen.extend(chunk);
+    }
+    assert_eq!(seen.len(), 32);
+    assert!(seen.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+    let (name, json) = engine.event_json(&seen[1])?;
+    assert_eq!(name, "deposited");
+    assert_eq!(json, anthill_runtime::serde_json::json!({"Deposited": {"amount": "3.00"}}));
+    assert_eq!(seen[1].envelope.occurred_at, backdated);
+    assert!(seen[1].envelope.recorded_at > backdated);
+    Ok(())
+}
+
+#[test]
+fn damaged_bytes_on_disk_are_reported() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    engine.execute::<Account>(5, AccountCommand::Open, CommandMeta::default())?;
+    engine.execute::<Account>(5, AccountCommand::Deposit { amount: money(2) }, with_id(9))?;
+    let mut key = vec![0, 0];
+    key.extend_from_slice(&5u64.to_be_bytes());
+    // A flipped byte in the aggregate record.
+    let store = engine.store();
+    let good = {
+        let txn = store.read()?;
+        let record = store.aggregate(&txn, &key)?.expect("the record exists");
+        anthill_runtime::format::encode_aggregate(record.version, record.last_seq, &record.state)
+    };
+    let mut bad = good.clone();
+    bad[12] ^= 0x40;
+    store.put_raw("aggregates", &key, &bad)?;
+    assert!(matches!(engine.state::<Account>(&5), Err(Error::Corrupt { table: "aggregates", .. })));
+    // A state whose checksum is right but whose rkyv bytes are not a state.
+    let txn_state = anthill_runtime::format::encode_aggregate(2, 2, &[0xff; 3]);
+    store.put_raw("aggregates", &key, &txn_state)?;
+    assert!(matches!(engine.state::<Account>(&5), Err(Error::Corrupt { table: "aggregates", .. })));
+    store.put_raw("aggregates", &key, &good)?;
+    assert!(engine.state::<Account>(&5)?.is_some());
+    // A truncated event.
+    store.put_raw("log", &2u64.to_be_bytes(), &[1, 2, 3])?;
+    assert!(matches!(engine.changes(0, 10), Err(Error::Corrupt { table: "log", .. })));
+    assert!(matches!(engine.events::<Account>(&5), Err(Error::Corrupt { table: "log", .. })));
+    assert!(engine.verify().is_err());
+    // A replay of the command whose event is damaged reports it too.
+    let retried = engine.execute::<Account>(5, AccountCommand::Deposit { amount: money(2) }, with_id(9));
+    assert!(matches!(retried, Err(Error::Corrupt { .. })));
+    Ok(())
+}
+
+#[test]
+fn a_store_of_another_schema_is_refused() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    drop(open(&dir, 1));
+    let refused = Store::open(dir.path(), StoreConfig::default(), "demo", 42, &[]).err().expect("refused");
+    let message = refused.to_string();
+    assert!(matches!(refused, Error::IncompatibleSchema { stored_fingerprint: 0x0123_4567_89ab_cdef, .. }));
+    assert!(
+        message.contains("`demo`") && message.contains("0x0123456789abcdef") && message.contains("0x000000000000002a")
+    );
+    let other = Store::open(dir.path(), StoreConfig::default(), "shop", 0x0123_4567_89ab_cdef, &[]).err();
+    assert!(matches!(other, Some(Error::IncompatibleSchema { .. })));
+    Ok(())
+}
+
+#[test]
+fn a_full_map_grows_and_loses_nothing() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 2);
+    let initial = engine.store().map_size_bytes();
+    let mut pending = Vec::new();
+    for id in 0..20_000u64 {
+        pending.push(engine.submit::<Account>(id, AccountCommand::Open, CommandMeta::default())?);
+        if pending.len() == 2_000 {
+            for p in pending.drain(..) {
+                assert!(p.wait()?.is_accepted());
+            }
+        }
+    }
+    for p in pending {
+        assert!(p.wait()?.is_accepted());
+    }
+    assert!(engine.store().map_size_bytes() > initial);
+    assert_eq!(engine.verify()?, (20_000, 20_000));
+    Ok(())
+}
+
+#[test]
+fn a_full_map_at_its_maximum_fails_the_batch_cleanly() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let mut config = test_config(1);
+    config.store.map_size_max_bytes = 1 << 20;
+    let engine = Engine::<Demo>::open(dir.path(), config)?;
+    let mut full = None;
+    for id in 0..100_000u64 {
+        match engine.execute::<Account>(id % 64, AccountCommand::Open, CommandMeta::default()) {
+            Ok(_) => {}
+            Err(error) => {
+                full = Some(error);
+                break;
+            }
+        }
+        if id >= 64 {
+            break;
+        }
+    }
+    // 64 opens fit easily; now fill with big batches until the map is full.
+    let mut pending = Vec::new();
+    'fill: for round in 0..200u64 {
+        for i in 0..1_000u64 {
+            match engine.submit::<Account>(1_000 + round * 1_000 + i, AccountCommand::Open, CommandMeta::default()) {
+                Ok(p) => pending.push(p),
+                Err(error) => panic!("submit failed: {error}"),
+            }
+        }
+        for p in pending.drain(..) {
+            if let Err(error) = p.wait() {
+                full = Some(error);
+                break 'fill;
+            }
+        }
+    }
+    assert!(matches!(full, Some(Error::MapFull { .. })), "{full:?}");
+    // What was committed is intact, and the engine still answers reads.
+    let (events, instances) = engine.verify()?;
+    assert_eq!(events, instances);
+    Ok(())
+}
+
+#[test]
+fn a_long_queue_wait_sheds_load_with_a_retry_hint() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let mut config = test_config(1);
+    config.queue_depth_max = 4;
+    config.latency_budget = Duration::from_micros(1);
+    let engine = Engine::<Demo>::open(dir.path(), config)?;
+    let mut pending = Vec::new();
+    let mut shed = None;
+    for id in 0..100_000u64 {
+        match engine.submit::<Account>(id, AccountCommand::Open, CommandMeta::default()) {
+            Ok(p) => pending.push(p),
+            Err(error) => {
+                shed = Some(error);
+                break;
+            }
+        }
+    }
+    assert!(matches!(shed, Some(Error::Overloaded { retry_after_ms }) if retry_after_ms >= 1), "{shed:?}");
+    for p in pending {
+        assert!(p.wait()?.is_accepted());
+    }
+    Ok(())
+}
+
+#[test]
+fn shutdown_answers_every_queued_command() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 2);
+    let pending: Vec<_> = (0..500u64)
+        .map(|id| engine.submit::<Account>(id, AccountCommand::Open, CommandMeta::default()))
+        .collect::<Result<_, _>>()?;
+    engine.shutdown();
+    for p in pending {
+        assert!(p.wait()?.is_accepted());
+    }
+    let engine = open(&dir, 1);
+    assert_eq!(engine.verify()?, (500, 500));
+    Ok(())
+}
