@@ -171,8 +171,8 @@ mod tests {
             assert!(page.contains(needle), "the page shows {needle}");
         }
         let svg = diagram(&crate::ledger::META);
-        assert_eq!(svg.matches("class=\"command\"").count(), 10);
-        assert_eq!(svg.matches("class=\"event\"").count(), 11);
+        assert_eq!(svg.matches("class=\"command\"").count(), 20);
+        assert_eq!(svg.matches("class=\"event\"").count(), 22);
         assert!(svg.matches("class=\"sends\"").count() >= 2, "transfer sends receive-transfer and refund-transfer");
     }
 }
