@@ -8,7 +8,6 @@
 //! are the callers answered. Partitions decide in parallel; LMDB serializes their commits.
 
 use std::any::{Any, TypeId};
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::marker::PhantomData;
@@ -20,14 +19,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use heed::{RoTxn, RwTxn};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::aggregate::{
     Aggregate, AggregateVisitor, CommandVisitor, Context, Domain, DomainCommand, EventContext, Key, Reaction,
     Rejection, ViewError, ViewTables,
 };
 use crate::error::Error;
-use crate::format::{self, AggregateRecord, CommandOutcome, CommandRecord, Envelope, IdGenerator, StoredEvent};
+use crate::format::{self, AggregateRecord, CommandOutcome, CommandRecord, EnvelopeRef, IdGenerator, StoredEvent};
 use crate::store::{Store, StoreConfig, ViewRow, WriteError};
 use crate::value::Timestamp;
 
@@ -182,15 +182,55 @@ pub struct JsonEvent {
     pub event: serde_json::Value,
 }
 
+/// Where a writer leaves one command's answer: a one-shot slot (one allocation, no channel machinery).
+struct Answer<A: Aggregate> {
+    value: Mutex<Option<Result<Outcome<A>, Error>>>,
+    ready: Condvar,
+}
+
 /// A command in flight: [`Pending::wait`] returns its outcome once its batch is committed.
 pub struct Pending<A: Aggregate> {
-    reply: Receiver<Result<Outcome<A>, Error>>,
+    answer: Arc<Answer<A>>,
 }
 
 impl<A: Aggregate> Pending<A> {
     pub fn wait(self) -> Result<Outcome<A>, Error> {
-        // The writer drops the reply sender only when it stops without answering (shutdown).
-        self.reply.recv().unwrap_or(Err(Error::ShuttingDown))
+        let mut value = self.answer.value.lock();
+        loop {
+            if let Some(answer) = value.take() {
+                return answer;
+            }
+            self.answer.ready.wait(&mut value);
+        }
+    }
+}
+
+/// The writer's end of an [`Answer`]. Dropped unanswered (a queue discarded at shutdown), it answers
+/// [`Error::ShuttingDown`], so no caller waits forever.
+struct Reply<A: Aggregate> {
+    answer: Option<Arc<Answer<A>>>,
+}
+
+impl<A: Aggregate> Reply<A> {
+    fn pair() -> (Reply<A>, Pending<A>) {
+        let answer = Arc::new(Answer { value: Mutex::new(None), ready: Condvar::new() });
+        (Reply { answer: Some(Arc::clone(&answer)) }, Pending { answer })
+    }
+
+    fn send(mut self, value: Result<Outcome<A>, Error>) {
+        if let Some(answer) = self.answer.take() {
+            *answer.value.lock() = Some(value);
+            answer.ready.notify_one();
+        }
+    }
+}
+
+impl<A: Aggregate> Drop for Reply<A> {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take() {
+            *answer.value.lock() = Some(Err(Error::ShuttingDown));
+            answer.ready.notify_one();
+        }
     }
 }
 
@@ -212,6 +252,8 @@ struct AggregateEntry<D: Domain> {
     execute_json: JsonFn<D>,
     event_json: EventJsonFn,
     verify: VerifyFn,
+    /// The events of this aggregate some process reacts to.
+    handled_events: Vec<&'static str>,
     _domain: PhantomData<fn() -> D>,
 }
 
@@ -234,6 +276,13 @@ impl<D: Domain> AggregateVisitor for Registry<D> {
             execute_json: execute_json_erased::<D, A>,
             event_json: event_json_erased::<A>,
             verify: verify_erased::<A>,
+            handled_events: D::meta()
+                .processes
+                .iter()
+                .flat_map(|process| process.handlers)
+                .filter(|handler| handler.aggregate == A::NAME)
+                .map(|handler| handler.event)
+                .collect(),
             _domain: PhantomData,
         });
     }
@@ -403,42 +452,56 @@ struct Cached {
     state: Box<dyn Any + Send>,
     version: u64,
     last_seq: u64,
+    /// The last event written for it in the current write attempt (becomes `last_seq` once committed).
+    batch_last_seq: Option<u64>,
     encode: fn(&(dyn Any + Send)) -> Vec<u8>,
 }
+
+/// FNV-1a for the writers' maps: keys are short and not attacker-chosen in a way that matters here (a client
+/// choosing colliding keys only slows its own partition), and SipHash showed up in profiles.
+#[derive(Default)]
+struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FnvHasher>>;
 
 fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec<u8> {
     A::encode_state(state.downcast_ref::<A::State>().expect("a cache entry holds the state of its tag's aggregate"))
 }
 
-type Cache = HashMap<Vec<u8>, Cached>;
+type Cache = FastMap<Vec<u8>, Cached>;
 
 struct DecideCx<'a> {
     store: &'a Store,
     txn: &'a RoTxn<'a>,
     cache: &'a mut Cache,
     now: Timestamp,
-    /// Instances whose cached state changed in this batch: dropped from the cache if the commit fails.
-    touched: &'a mut Vec<Vec<u8>>,
 }
 
 struct WriteCx<'a, 't> {
     store: &'a Store,
     txn: &'a mut RwTxn<'t>,
-    cache: &'a Cache,
+    cache: &'a mut Cache,
     next_seq: u64,
     now: Timestamp,
     ids: &'a mut IdGenerator,
-    /// The last event of each instance written in this attempt (applied to the cache after the commit).
-    last_seqs: &'a mut HashMap<Vec<u8>, u64>,
-}
-
-impl WriteCx<'_, '_> {
-    fn last_seq(&self, key: &[u8]) -> u64 {
-        match self.last_seqs.get(key) {
-            Some(&seq) => seq,
-            None => self.cache.get(key).map_or(0, |c| c.last_seq),
-        }
-    }
+    /// Instances written in this attempt: their records are written once, after every command.
+    dirty: &'a mut Vec<Vec<u8>>,
+    /// Reused for every envelope.
+    buffer: &'a mut Vec<u8>,
 }
 
 /// The engine's view tables inside a write transaction. A full map is remembered, because the trait's error
@@ -504,7 +567,7 @@ struct CommandJob<A: Aggregate> {
     meta: CommandMeta,
     correlation_id: u128,
     enqueued_at: Instant,
-    reply: Sender<Result<Outcome<A>, Error>>,
+    reply: Reply<A>,
     decided: Decided<A>,
 }
 
@@ -557,14 +620,14 @@ impl<A: Aggregate> CommandJob<A> {
                 return self.replay(cx, command_id, record);
             }
         }
-        let entry = match cx.cache.entry(self.record_key.clone()) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(slot) => {
+        if !cx.cache.contains_key(&self.record_key) {
+            {
                 let cached = match cx.store.aggregate(cx.txn, &self.record_key)? {
                     None => Cached {
                         state: Box::new(A::State::default()),
                         version: 0,
                         last_seq: 0,
+                        batch_last_seq: None,
                         encode: encode_state_erased::<A>,
                     },
                     Some(record) => Cached {
@@ -574,12 +637,14 @@ impl<A: Aggregate> CommandJob<A> {
                         ),
                         version: record.version,
                         last_seq: record.last_seq,
+                        batch_last_seq: None,
                         encode: encode_state_erased::<A>,
                     },
                 };
-                slot.insert(cached)
+                cx.cache.insert(self.record_key.clone(), cached);
             }
-        };
+        }
+        let entry = cx.cache.get_mut(&self.record_key).expect("the instance was just cached");
         if let Some(expected) = self.meta.expected_version {
             if expected != entry.version {
                 return Err(Error::WrongVersion {
@@ -597,10 +662,7 @@ impl<A: Aggregate> CommandJob<A> {
             entry.state.downcast_mut::<A::State>().expect("a cache entry holds the state of its tag's aggregate");
         match A::execute(state, &self.command, &ctx) {
             Ok(events) => {
-                if !events.is_empty() {
-                    entry.version += events.len() as u64;
-                    cx.touched.push(self.record_key.clone());
-                }
+                entry.version += events.len() as u64;
                 Ok(Decided::Accepted { events, version_before, occurred_at, recorded: Vec::new() })
             }
             Err(rejection) => Ok(Decided::Rejected(rejection)),
@@ -630,12 +692,16 @@ impl<A: Aggregate> Job for CommandJob<A> {
             Decided::Accepted { events, version_before, occurred_at, recorded } => {
                 recorded.clear();
                 let first_seq = cx.next_seq;
-                let mut previous_seq = cx.last_seq(&self.record_key);
+                let cached = cx.cache.get_mut(&self.record_key).expect("a decided instance stays cached in its batch");
+                let mut previous_seq = cached.batch_last_seq.unwrap_or(cached.last_seq);
+                if !events.is_empty() && cached.batch_last_seq.is_none() {
+                    cx.dirty.push(self.record_key.clone());
+                }
                 for (index, event) in events.iter().enumerate() {
                     let seq = cx.next_seq;
                     cx.next_seq += 1;
                     let version = *version_before + index as u64 + 1;
-                    let envelope = Envelope {
+                    let envelope = EnvelopeRef {
                         event_id: cx.ids.next_id(cx.now),
                         command_id: self.meta.command_id.unwrap_or(0),
                         correlation_id: self.correlation_id,
@@ -644,11 +710,12 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         version,
                         previous_seq,
                         tag: self.tag,
-                        aggregate: A::NAME.to_owned(),
-                        key: self.record_key[2..].to_vec(),
+                        aggregate: A::NAME,
+                        key: &self.record_key[2..],
+                        event_name: crate::aggregate::EventName::name(event),
                     };
-                    let bytes = format::encode_event(&envelope, &A::encode_event(event));
-                    cx.store.append_event(cx.txn, seq, &bytes)?;
+                    format::encode_event_into(&envelope, &A::encode_event(event), cx.buffer);
+                    cx.store.append_event(cx.txn, seq, cx.buffer)?;
                     let ctx = EventContext {
                         id: &self.id,
                         version: version - 1,
@@ -673,7 +740,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
                     previous_seq = seq;
                 }
                 if !events.is_empty() {
-                    cx.last_seqs.insert(self.record_key.clone(), previous_seq);
+                    let cached = cx.cache.get_mut(&self.record_key).expect("a decided instance stays cached");
+                    cached.batch_last_seq = Some(previous_seq);
                 }
                 let count = u32::try_from(events.len()).expect("a command emits fewer than 2^32 events");
                 CommandOutcome::Accepted { first_seq, count, version: *version_before + u64::from(count) }
@@ -699,7 +767,7 @@ impl<A: Aggregate> Job for CommandJob<A> {
             }
         };
         // The caller may have stopped waiting; its outcome is committed either way.
-        let _ = self.reply.send(answer);
+        self.reply.send(answer);
     }
 }
 
@@ -725,6 +793,8 @@ struct Inner<D: Domain> {
     commits: Sender<()>,
     /// The last error the process runner met (for operators and tests).
     process_error: Mutex<Option<Error>>,
+    /// The last event the process runner has handled (in memory; stored lazily when nothing was sent).
+    progress: AtomicU64,
 }
 
 /// The engine for domain `D`: owns the store, the writer threads and the process runner.
@@ -773,7 +843,7 @@ impl<D: Domain> Inner<D> {
             return Err(Error::Overloaded { retry_after_ms: waited_us / 1000 + 1 });
         }
         let correlation_id = meta.correlation_id.or(meta.command_id).unwrap_or_else(new_id);
-        let (reply, receiver) = crossbeam_channel::bounded(1);
+        let (reply, pending) = Reply::pair();
         let job = CommandJob::<A> {
             tag,
             record_key,
@@ -786,7 +856,7 @@ impl<D: Domain> Inner<D> {
             decided: Decided::Pending,
         };
         match partition.sender.try_send(Box::new(job)) {
-            Ok(()) => Ok(Pending { reply: receiver }),
+            Ok(()) => Ok(pending),
             Err(TrySendError::Full(_)) => Err(Error::Overloaded { retry_after_ms: budget_us / 1000 + 1 }),
             Err(TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
         }
@@ -820,6 +890,7 @@ impl<D: Domain> Engine<D> {
             processes_stop: AtomicBool::new(false),
             commits,
             process_error: Mutex::new(None),
+            progress: AtomicU64::new(0),
         });
         let mut writers = Vec::new();
         for (index, receiver) in receivers.into_iter().enumerate() {
@@ -934,10 +1005,15 @@ impl<D: Domain> Engine<D> {
         self.inner.store.last_seq(&txn)
     }
 
-    /// The last event the processes have handled (stored, so a restart resumes after it).
+    /// The last event the processes have stored as handled: a restart resumes after it.
     pub fn process_progress(&self) -> Result<u64, Error> {
         let txn = self.inner.store.read()?;
         self.inner.store.progress(&txn)
+    }
+
+    /// The last event the processes have handled, stored or not yet.
+    pub fn process_handled(&self) -> u64 {
+        self.inner.progress.load(Ordering::Acquire)
     }
 
     /// The last error the process runner met, if any (it retries; this is for operators and tests).
@@ -950,10 +1026,8 @@ impl<D: Domain> Engine<D> {
     pub fn wait_for_processes(&self, timeout: Duration) -> Result<bool, Error> {
         let deadline = Instant::now() + timeout;
         loop {
-            let (progress, last) = {
-                let txn = self.inner.store.read()?;
-                (self.inner.store.progress(&txn)?, self.inner.store.last_seq(&txn)?)
-            };
+            let last = self.last_seq()?;
+            let progress = self.inner.progress.load(Ordering::Acquire);
             if progress >= last {
                 return Ok(true);
             }
@@ -1081,8 +1155,9 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
     let config = &inner.config;
     let batch_size_max = config.batch_size_max as usize;
     let partition = &inner.partitions[index];
-    let mut cache: Cache = HashMap::new();
+    let mut cache: Cache = FastMap::default();
     let mut ids = IdGenerator::new();
+    let mut scratch = Scratch { dirty: Vec::new(), buffer: Vec::new(), command_ids: HashSet::default() };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut deferred);
@@ -1117,7 +1192,7 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         assert!(batch.len() <= batch_size_max.max(deferred.len()) + batch_size_max);
-        run_batch(inner, batch, &mut cache, &mut ids, &mut deferred);
+        run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch);
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             let excess = cache.len() - (config.cache_entries_max as usize * 3 / 4);
@@ -1129,17 +1204,24 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
     }
 }
 
+/// Reusable allocations of one writer.
+struct Scratch {
+    dirty: Vec<Vec<u8>>,
+    buffer: Vec<u8>,
+    command_ids: HashSet<u128, BuildHasherDefault<FnvHasher>>,
+}
+
 fn run_batch<D: Domain>(
     inner: &Inner<D>,
     batch: Vec<Box<dyn Job>>,
     cache: &mut Cache,
     ids: &mut IdGenerator,
     deferred: &mut Vec<Box<dyn Job>>,
+    scratch: &mut Scratch,
 ) {
     let store = &inner.store;
     let now = Timestamp::now();
     let mut decided: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
-    let mut touched = Vec::new();
     {
         let txn = match store.read() {
             Ok(txn) => txn,
@@ -1150,12 +1232,12 @@ fn run_batch<D: Domain>(
                 return;
             }
         };
-        let mut command_ids = HashSet::new();
-        let mut cx = DecideCx { store, txn: &txn, cache, now, touched: &mut touched };
+        scratch.command_ids.clear();
+        let mut cx = DecideCx { store, txn: &txn, cache, now };
         for mut job in batch {
             // A second command with the same id waits for the next batch, where it sees the first's record.
             if let Some(command_id) = job.command_id() {
-                if !command_ids.insert(command_id) {
+                if !scratch.command_ids.insert(command_id) {
                     deferred.push(job);
                     continue;
                 }
@@ -1164,27 +1246,36 @@ fn run_batch<D: Domain>(
             decided.push(job);
         }
     }
-    let mut last_seqs: HashMap<Vec<u8>, u64> = HashMap::new();
+    let Scratch { dirty, buffer, .. } = scratch;
     let result = store.write(|txn| {
-        last_seqs.clear();
+        // A retry (after the map grew) starts from the committed positions again.
+        for key in dirty.drain(..) {
+            if let Some(cached) = cache.get_mut(&key) {
+                cached.batch_last_seq = None;
+            }
+        }
         let next_seq = store.last_seq(txn)? + 1;
-        let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, last_seqs: &mut last_seqs };
+        let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer };
         for job in decided.iter_mut() {
             job.write(&mut cx)?;
         }
-        let WriteCx { txn, last_seqs, .. } = cx;
-        for (key, &last_seq) in last_seqs.iter() {
+        let WriteCx { txn, dirty, buffer, cache, .. } = cx;
+        // Each touched instance's record once per batch, however many of its commands the batch held.
+        for key in dirty.iter() {
             let cached = cache.get(key).expect("an instance written in this batch is cached");
-            let record = format::encode_aggregate(cached.version, last_seq, &(cached.encode)(&*cached.state));
-            store.put_aggregate(txn, key, &record)?;
+            let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
+            let state = (cached.encode)(&*cached.state);
+            buffer.clear();
+            buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
+            store.put_aggregate(txn, key, buffer)?;
         }
         Ok(())
     });
     match result {
         Ok(()) => {
-            for (key, last_seq) in last_seqs {
+            for key in dirty.drain(..) {
                 if let Some(cached) = cache.get_mut(&key) {
-                    cached.last_seq = last_seq;
+                    cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
                 }
             }
             for job in decided {
@@ -1194,10 +1285,9 @@ fn run_batch<D: Domain>(
             let _ = inner.commits.try_send(());
         }
         Err(error) => {
-            // The cache ran ahead of the store: forget what this batch changed; the records reload.
-            for key in &touched {
-                cache.remove(key);
-            }
+            // The cache ran ahead of the store; failures are rare, so forget it all and reload from records.
+            cache.clear();
+            dirty.clear();
             for job in decided {
                 job.finish(Some(error.clone()));
             }
@@ -1227,39 +1317,69 @@ impl<D: Domain> CommandVisitor for ReactionSender<'_, D> {
 /// How long the runner sleeps when idle or after an error before it looks again.
 const PROCESS_IDLE_POLL: Duration = Duration::from_millis(20);
 
+/// Progress is stored at least this often while events that need no reaction go by (a crash then re-reads at
+/// most this much of the log, which sends nothing).
+const PROGRESS_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where the runner is: handled in memory, and stored.
+struct Progress {
+    handled: u64,
+    stored: u64,
+    stored_at: Instant,
+}
+
 fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>) {
+    let stored = match inner.store.read().and_then(|txn| inner.store.progress(&txn)) {
+        Ok(stored) => stored,
+        Err(error) => {
+            *inner.process_error.lock() = Some(error);
+            return;
+        }
+    };
+    inner.progress.store(stored, Ordering::Release);
+    let mut progress = Progress { handled: stored, stored, stored_at: Instant::now() };
     while !inner.processes_stop.load(Ordering::Acquire) {
-        match process_round(inner) {
+        match process_round(inner, &mut progress) {
             Ok(true) => {}
             Ok(false) => {
                 let _ = commits.recv_timeout(PROCESS_IDLE_POLL);
             }
             Err(error) => {
                 if matches!(error, Error::ShuttingDown) {
-                    return;
+                    break;
                 }
                 *inner.process_error.lock() = Some(error);
                 std::thread::sleep(PROCESS_IDLE_POLL);
             }
         }
     }
+    // Events handled without reactions since the last store: store them now, so a restart skips them.
+    if progress.handled > progress.stored {
+        let store = &inner.store;
+        if let Err(error) = store.write(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
+            *inner.process_error.lock() = Some(error);
+        }
+    }
 }
 
-/// Reacts to the next events after the stored progress; returns whether there were any. Progress is stored
-/// only after every reaction of the round is answered, so a crash re-sends them (with the same command ids,
-/// which makes the effect exactly once).
-fn process_round<D: Domain>(inner: &Inner<D>) -> Result<bool, Error> {
+/// Reacts to the next events after the handled ones; returns whether there were any. When a round sends
+/// reactions, progress is stored only after every one is answered, so a crash re-sends them (with the same
+/// command ids, which makes the effect exactly once). Rounds that send nothing store progress lazily.
+fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress) -> Result<bool, Error> {
     let store = &inner.store;
-    let (events, progress) = {
+    let events = {
         let txn = store.read()?;
-        let progress = store.progress(&txn)?;
-        (store.events_after(&txn, progress, inner.config.process_batch_max as usize)?, progress)
+        store.events_after(&txn, progress.handled, inner.config.process_batch_max as usize)?
     };
     let Some(last) = events.last().map(|e| e.seq) else { return Ok(false) };
-    assert!(last > progress);
+    assert!(last > progress.handled);
     let mut round: Vec<(Reaction<D::Command>, u128)> = Vec::new();
     for stored in &events {
         let entry = inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
+        // Only events some process handles (as the model's metadata lists them) are decoded.
+        if !entry.handled_events.iter().any(|name| *name == stored.envelope.event_name) {
+            continue;
+        }
         match (entry.react)(stored) {
             Ok(reactions) => {
                 let reactions = reactions
@@ -1271,6 +1391,7 @@ fn process_round<D: Domain>(inner: &Inner<D>) -> Result<bool, Error> {
             Err(error) => *inner.process_error.lock() = Some(error),
         }
     }
+    let sends = !round.is_empty();
     for _depth in 0..inner.config.process_depth_max {
         if round.is_empty() {
             break;
@@ -1295,7 +1416,13 @@ fn process_round<D: Domain>(inner: &Inner<D>) -> Result<bool, Error> {
         }
         round = next;
     }
-    store.write(|txn| Ok(store.put_progress(txn, last)?))?;
+    progress.handled = last;
+    if sends || progress.stored_at.elapsed() >= PROGRESS_PERSIST_INTERVAL {
+        store.write(|txn| Ok(store.put_progress(txn, last)?))?;
+        progress.stored = last;
+        progress.stored_at = Instant::now();
+    }
+    inner.progress.store(last, Ordering::Release);
     Ok(true)
 }
 

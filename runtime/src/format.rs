@@ -15,20 +15,32 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Aggregate names longer than this are refused (they are model names, short by construction).
 pub const AGGREGATE_NAME_BYTES_MAX: usize = 255;
 
-/// FNV-1a over the record: catches torn or flipped bytes that a length check alone would miss.
+/// A 64-bit checksum of the record, eight bytes at a time: catches torn or flipped bytes that a length check
+/// alone would miss. Not cryptographic; it guards against accidents, not attackers.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(word)).wrapping_mul(K).rotate_left(29);
     }
-    hash
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    hash ^ (hash >> 32)
 }
 
 fn seal(mut out: Vec<u8>) -> Vec<u8> {
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
+    seal_in_place(&mut out, 0);
     out
+}
+
+/// Appends the checksum of `out[start..]`.
+fn seal_in_place(out: &mut Vec<u8>, start: usize) {
+    let sum = checksum(&out[start..]);
+    out.extend_from_slice(&sum.to_le_bytes());
 }
 
 /// A bounds-checked reader over one record whose checksum has been verified.
@@ -116,6 +128,42 @@ pub struct Envelope {
     pub tag: u16,
     pub aggregate: String,
     pub key: Vec<u8>,
+    /// The event's name in the model: lets readers skip events without decoding them.
+    pub event_name: String,
+}
+
+/// An envelope to write, borrowing its names and key.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvelopeRef<'a> {
+    pub event_id: u128,
+    pub command_id: u128,
+    pub correlation_id: u128,
+    pub recorded_at: Timestamp,
+    pub occurred_at: Timestamp,
+    pub version: u64,
+    pub previous_seq: u64,
+    pub tag: u16,
+    pub aggregate: &'a str,
+    pub key: &'a [u8],
+    pub event_name: &'a str,
+}
+
+impl Envelope {
+    pub fn as_ref(&self) -> EnvelopeRef<'_> {
+        EnvelopeRef {
+            event_id: self.event_id,
+            command_id: self.command_id,
+            correlation_id: self.correlation_id,
+            recorded_at: self.recorded_at,
+            occurred_at: self.occurred_at,
+            version: self.version,
+            previous_seq: self.previous_seq,
+            tag: self.tag,
+            aggregate: &self.aggregate,
+            key: &self.key,
+            event_name: &self.event_name,
+        }
+    }
 }
 
 /// An event as the log stores it: its envelope and the event's own bytes.
@@ -127,10 +175,19 @@ pub struct StoredEvent {
 }
 
 pub fn encode_event(envelope: &Envelope, event: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_event_into(&envelope.as_ref(), event, &mut out);
+    out
+}
+
+/// Appends the stored form of an event to `out` (cleared first), so a writer can reuse one buffer.
+pub fn encode_event_into(envelope: &EnvelopeRef<'_>, event: &[u8], out: &mut Vec<u8>) {
     assert!(envelope.aggregate.len() <= AGGREGATE_NAME_BYTES_MAX);
+    assert!(envelope.event_name.len() <= AGGREGATE_NAME_BYTES_MAX);
     assert!(envelope.key.len() <= usize::from(u16::MAX));
     let event_len = u32::try_from(event.len()).expect("an event larger than 4 GiB");
-    let mut out = Vec::with_capacity(120 + envelope.aggregate.len() + envelope.key.len() + event.len());
+    out.clear();
+    out.reserve(130 + envelope.aggregate.len() + envelope.key.len() + envelope.event_name.len() + event.len());
     out.push(FORMAT_VERSION as u8);
     out.extend_from_slice(&envelope.event_id.to_le_bytes());
     out.extend_from_slice(&envelope.command_id.to_le_bytes());
@@ -143,10 +200,12 @@ pub fn encode_event(envelope: &Envelope, event: &[u8]) -> Vec<u8> {
     out.push(envelope.aggregate.len() as u8);
     out.extend_from_slice(envelope.aggregate.as_bytes());
     out.extend_from_slice(&(envelope.key.len() as u16).to_le_bytes());
-    out.extend_from_slice(&envelope.key);
+    out.extend_from_slice(envelope.key);
+    out.push(envelope.event_name.len() as u8);
+    out.extend_from_slice(envelope.event_name.as_bytes());
     out.extend_from_slice(&event_len.to_le_bytes());
     out.extend_from_slice(event);
-    seal(out)
+    seal_in_place(out, 0);
 }
 
 pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> {
@@ -165,6 +224,10 @@ pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> 
         .to_owned();
     let key_len = usize::from(r.u16()?);
     let key = r.take(key_len)?.to_vec();
+    let name_len = usize::from(r.u8()?);
+    let event_name = std::str::from_utf8(r.take(name_len)?)
+        .map_err(|_| DecodeError::new("event envelope: the event name is not UTF-8"))?
+        .to_owned();
     let event_len = r.u32()? as usize;
     let event = r.take(event_len)?.to_vec();
     r.finish()?;
@@ -182,6 +245,7 @@ pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> 
         tag,
         aggregate,
         key,
+        event_name,
     };
     Ok(StoredEvent { seq, envelope, event })
 }
@@ -349,6 +413,7 @@ mod tests {
             tag: 1,
             aggregate: "account".into(),
             key: b"ann".to_vec(),
+            event_name: "opened".into(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! View `account-deposits`: per account, the number of deposits (and transfers received).
 #![allow(dead_code)]
 
-use anthill_runtime::meta::{AggregateMeta, DomainMeta, TypeMeta, ViewMeta};
+use anthill_runtime::meta::{AggregateMeta, DomainMeta, ProcessHandlerMeta, ProcessMeta, TypeMeta, ViewMeta};
 use anthill_runtime::value::ArithmeticError;
 use anthill_runtime::{
     derive_command_id, Aggregate, AggregateVisitor, CommandError, CommandName, CommandVisitor, Context, Decimal,
@@ -46,7 +46,15 @@ pub static META: DomainMeta = DomainMeta {
     source: "tests/support/mod.rs",
     fingerprint: 0x0123_4567_89ab_cdef,
     aggregates: &AGGREGATES,
-    processes: &[],
+    processes: &[ProcessMeta {
+        name: "transfer",
+        doc: None,
+        handlers: &[ProcessHandlerMeta {
+            aggregate: "account",
+            event: "transfer-sent",
+            sends: &[("account", "receive-transfer"), ("account", "refund-transfer")],
+        }],
+    }],
     views: &[ViewMeta {
         name: DEPOSITS_VIEW,
         doc: None,

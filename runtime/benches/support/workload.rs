@@ -1,0 +1,218 @@
+//! The ledger workload shared by the criterion bench and the table printer: Zipf-skewed accounts, 40%
+//! withdrawals with the overdraft check, run through the engine or through a raw heed group-commit loop.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anthill_runtime::engine::{CommandMeta, Config, Engine, Pending};
+use anthill_runtime::error::Error;
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+pub use support::{money, Account, AccountCommand, Demo};
+
+/// Commands a client keeps in flight.
+pub const WINDOW: usize = 2_048;
+pub const CLIENTS: usize = 2;
+pub const BATCH_SIZE_MAX: u32 = 4_096;
+
+/// Samples ranks 0..n with probability proportional to 1 / (rank + 1)^s.
+pub struct Zipf {
+    cdf: Vec<f64>,
+    state: u64,
+}
+
+impl Zipf {
+    pub fn new(n: usize, s: f64, seed: u64) -> Zipf {
+        let mut cdf = Vec::with_capacity(n);
+        let mut total = 0.0;
+        for rank in 0..n {
+            total += 1.0 / ((rank + 1) as f64).powf(s);
+            cdf.push(total);
+        }
+        for value in &mut cdf {
+            *value /= total;
+        }
+        Zipf { cdf, state: seed | 1 }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state
+    }
+
+    pub fn sample(&mut self) -> u64 {
+        let u = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1) as u64
+    }
+}
+
+/// The next command: 40% withdrawals (which the overdraft check may reject), 60% deposits.
+pub fn next_command(zipf: &mut Zipf) -> (u64, AccountCommand) {
+    let account = zipf.sample();
+    let roll = zipf.next_u64() % 100;
+    let amount = money(1 + (zipf.next_u64() % 50) as i64);
+    if roll < 40 {
+        (account, AccountCommand::Withdraw { amount })
+    } else {
+        (account, AccountCommand::Deposit { amount })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    pub commands: u64,
+    pub elapsed: Duration,
+    pub latency_us_p50: u64,
+    pub latency_us_p99: u64,
+}
+
+impl Run {
+    pub fn per_second(&self) -> f64 {
+        self.commands as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+pub fn engine_config(partitions: u32) -> Config {
+    let mut config = Config { partitions, batch_size_max: BATCH_SIZE_MAX, ..Config::default() };
+    config.queue_depth_max = (WINDOW * CLIENTS * 2) as u32;
+    config.latency_budget = Duration::from_secs(5);
+    config.store.map_size_bytes = 4 << 30;
+    config
+}
+
+/// Opens every account with an opening balance.
+pub fn setup_engine(path: &Path, partitions: u32, accounts: u64) -> Result<Engine<Demo>, Error> {
+    let engine = Engine::<Demo>::open(path, engine_config(partitions))?;
+    let mut pending: VecDeque<Pending<Account>> = VecDeque::new();
+    for account in 0..accounts {
+        for command in [AccountCommand::Open, AccountCommand::Deposit { amount: money(500) }] {
+            pending.push_back(engine.submit::<Account>(account, command, CommandMeta::default())?);
+            if pending.len() >= WINDOW {
+                if let Some(p) = pending.pop_front() {
+                    p.wait()?;
+                }
+            }
+        }
+    }
+    for p in pending {
+        p.wait()?;
+    }
+    Ok(engine)
+}
+
+/// `commands` commands from `CLIENTS` threads, each with `WINDOW` in flight.
+pub fn run_engine(engine: &Engine<Demo>, accounts: u64, commands: u64, seed: u64) -> Result<Run, Error> {
+    let per_client = commands / CLIENTS as u64;
+    let started = Instant::now();
+    let mut latencies: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                scope.spawn(move || -> Result<Vec<u64>, Error> {
+                    let mut zipf = Zipf::new(accounts as usize, 1.0, seed ^ ((client as u64 + 1) * 0x9e37_79b9));
+                    let mut latencies = Vec::with_capacity(per_client as usize);
+                    let mut window: VecDeque<(Instant, Pending<Account>)> = VecDeque::with_capacity(WINDOW);
+                    for _ in 0..per_client {
+                        if window.len() >= WINDOW {
+                            if let Some((at, p)) = window.pop_front() {
+                                p.wait()?;
+                                latencies.push(at.elapsed().as_micros() as u64);
+                            }
+                        }
+                        let (account, command) = next_command(&mut zipf);
+                        window.push_back((
+                            Instant::now(),
+                            engine.submit::<Account>(account, command, CommandMeta::default())?,
+                        ));
+                    }
+                    for (at, p) in window {
+                        p.wait()?;
+                        latencies.push(at.elapsed().as_micros() as u64);
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.join().expect("a client panicked")?);
+        }
+        Ok::<_, Error>(all)
+    })?;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    Ok(Run { commands: per_client * CLIENTS as u64, elapsed, latency_us_p50: at(0.5), latency_us_p99: at(0.99) })
+}
+
+/// The baseline: the same work in one thread, by hand, on heed: balances in a HashMap, each batch appends
+/// its events (similar envelope size) to a log keyed by big-endian sequence number, writes each touched
+/// account's record once, and commits durably.
+pub struct Raw {
+    env: heed::Env,
+    log: heed::Database<heed::types::Bytes, heed::types::Bytes>,
+    accounts: heed::Database<heed::types::Bytes, heed::types::Bytes>,
+    balances: HashMap<u64, i64>,
+    next_seq: u64,
+}
+
+impl Raw {
+    pub fn open(path: &Path, accounts: u64) -> Result<Raw, heed::Error> {
+        std::fs::create_dir_all(path)?;
+        let mut options = heed::EnvOpenOptions::new();
+        options.map_size(4 << 30).max_dbs(4);
+        // SAFETY: the baseline owns this directory and opens it once.
+        let env = unsafe { options.open(path) }?;
+        let mut txn = env.write_txn()?;
+        let log = env.create_database(&mut txn, Some("log"))?;
+        let accounts_db = env.create_database(&mut txn, Some("accounts"))?;
+        txn.commit()?;
+        let balances = (0..accounts).map(|a| (a, 50_000)).collect();
+        Ok(Raw { env, log, accounts: accounts_db, balances, next_seq: 1 })
+    }
+
+    pub fn run(&mut self, accounts: u64, commands: u64, seed: u64) -> Result<Run, heed::Error> {
+        let mut zipf = Zipf::new(accounts as usize, 1.0, seed);
+        let started = Instant::now();
+        let mut done = 0;
+        let mut envelope = vec![0u8; 110];
+        let mut touched: HashMap<u64, ()> = HashMap::new();
+        while done < commands {
+            let batch = (commands - done).min(u64::from(BATCH_SIZE_MAX));
+            let mut txn = self.env.write_txn()?;
+            touched.clear();
+            for _ in 0..batch {
+                let (account, command) = next_command(&mut zipf);
+                let delta = match command {
+                    AccountCommand::Withdraw { amount } => -amount.mantissa(),
+                    AccountCommand::Deposit { amount } => amount.mantissa(),
+                    _ => 0,
+                };
+                let balance = self.balances.entry(account).or_default();
+                if *balance + delta < 0 {
+                    continue;
+                }
+                *balance += delta;
+                envelope[..8].copy_from_slice(&account.to_le_bytes());
+                envelope[8..16].copy_from_slice(&delta.to_le_bytes());
+                self.log.put_with_flags(&mut txn, heed::PutFlags::APPEND, &self.next_seq.to_be_bytes(), &envelope)?;
+                self.next_seq += 1;
+                touched.insert(account, ());
+            }
+            for account in touched.keys() {
+                let mut key = vec![0, 0];
+                key.extend_from_slice(&account.to_be_bytes());
+                let record = [self.balances[account].to_le_bytes(), self.next_seq.to_le_bytes()].concat();
+                self.accounts.put(&mut txn, &key, &record)?;
+            }
+            txn.commit()?;
+            done += batch;
+        }
+        let elapsed = started.elapsed();
+        Ok(Run { commands, elapsed, latency_us_p50: 0, latency_us_p99: 0 })
+    }
+}
