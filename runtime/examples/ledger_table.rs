@@ -21,14 +21,22 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
     println!("| accounts | runner | commands/s | p50 latency (us) | p99 latency (us) |");
     println!("|---:|---|---:|---:|---:|");
     for &accounts in account_counts {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let mut raw = Raw::open(dir.path(), accounts).map_err(|e| e.to_string())?;
-        let run = raw.run(accounts, commands, 7).map_err(|e| e.to_string())?;
-        println!("| {accounts} | raw heed loop | {:.0} | - | - |", run.per_second());
-        for partitions in [1, 2] {
+        // `LEDGER_PARTITIONS=1` runs only the engine with one partition (for profiling).
+        let only: Option<u32> = std::env::var("LEDGER_PARTITIONS").ok().and_then(|p| p.parse().ok());
+        if only.is_none() {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let mut raw = Raw::open(dir.path(), accounts).map_err(|e| e.to_string())?;
+            let run = raw.run(accounts, commands, 7).map_err(|e| e.to_string())?;
+            println!("| {accounts} | raw heed loop | {:.0} | - | - |", run.per_second());
+        }
+        for partitions in only.map_or(vec![1, 2], |p| vec![p]) {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let engine = setup_engine(dir.path(), partitions, accounts).map_err(|e| e.to_string())?;
+            let before = engine.stats();
             let run = run_engine(&engine, accounts, commands, 7).map_err(|e| e.to_string())?;
+            let after = engine.stats();
+            let batch_mean = (after.commands - before.commands) as f64 / (after.batches - before.batches).max(1) as f64;
+            eprintln!("engine, {partitions} partition(s): {batch_mean:.0} commands per batch on average");
             println!(
                 "| {accounts} | engine, {partitions} partition(s) | {:.0} | {} | {} |",
                 run.per_second(),

@@ -282,6 +282,30 @@ pub trait Domain: Sized + Send + Sync + 'static {
 
     /// Calls `visitor.visit::<A>()` for every aggregate `A` of the domain, in model order.
     fn for_each_aggregate<V: AggregateVisitor>(visitor: &mut V);
+
+    /// A view row's key read from its text form (as in a URL), in stored byte form; `None` when the domain
+    /// has no such view.
+    fn view_key(view: &str, text: &str) -> Option<Result<Vec<u8>, KeyError>> {
+        let _ = (view, text);
+        None
+    }
+
+    /// A stored view key in its text form; `None` when the domain has no such view.
+    fn view_key_text(view: &str, bytes: &[u8]) -> Option<Result<String, DecodeError>> {
+        let _ = (view, bytes);
+        None
+    }
+
+    /// A stored view row as JSON, validated; `None` when the domain has no such view.
+    fn view_row_json(view: &str, bytes: &[u8]) -> Option<Result<serde_json::Value, DecodeError>> {
+        let _ = (view, bytes);
+        None
+    }
+}
+
+/// Generic code run once per domain of a crate (to open its engine, list its metadata...).
+pub trait DomainVisitor {
+    fn visit<D: Domain>(&mut self);
 }
 
 /// Generic code run once per aggregate type of a domain (to register it, open its tables...).

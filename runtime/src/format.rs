@@ -209,6 +209,41 @@ pub fn encode_event_into(envelope: &EnvelopeRef<'_>, event: &[u8], out: &mut Vec
 }
 
 pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> {
+    decode_event_ref(seq, bytes).map(|event| event.to_owned())
+}
+
+/// A stored event read in place (checked like [`decode_event`], without copying).
+#[derive(Clone, Copy, Debug)]
+pub struct StoredEventRef<'a> {
+    pub seq: u64,
+    pub envelope: EnvelopeRef<'a>,
+    pub event: &'a [u8],
+}
+
+impl StoredEventRef<'_> {
+    pub fn to_owned(&self) -> StoredEvent {
+        let e = &self.envelope;
+        StoredEvent {
+            seq: self.seq,
+            envelope: Envelope {
+                event_id: e.event_id,
+                command_id: e.command_id,
+                correlation_id: e.correlation_id,
+                recorded_at: e.recorded_at,
+                occurred_at: e.occurred_at,
+                version: e.version,
+                previous_seq: e.previous_seq,
+                tag: e.tag,
+                aggregate: e.aggregate.to_owned(),
+                key: e.key.to_vec(),
+                event_name: e.event_name.to_owned(),
+            },
+            event: self.event.to_vec(),
+        }
+    }
+}
+
+pub fn decode_event_ref(seq: u64, bytes: &[u8]) -> Result<StoredEventRef<'_>, DecodeError> {
     let mut r = Reader::open(bytes, "event envelope")?;
     let event_id = r.u128()?;
     let command_id = r.u128()?;
@@ -220,21 +255,19 @@ pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> 
     let tag = r.u16()?;
     let name_len = usize::from(r.u8()?);
     let aggregate = std::str::from_utf8(r.take(name_len)?)
-        .map_err(|_| DecodeError::new("event envelope: the aggregate name is not UTF-8"))?
-        .to_owned();
+        .map_err(|_| DecodeError::new("event envelope: the aggregate name is not UTF-8"))?;
     let key_len = usize::from(r.u16()?);
-    let key = r.take(key_len)?.to_vec();
+    let key = r.take(key_len)?;
     let name_len = usize::from(r.u8()?);
     let event_name = std::str::from_utf8(r.take(name_len)?)
-        .map_err(|_| DecodeError::new("event envelope: the event name is not UTF-8"))?
-        .to_owned();
+        .map_err(|_| DecodeError::new("event envelope: the event name is not UTF-8"))?;
     let event_len = r.u32()? as usize;
-    let event = r.take(event_len)?.to_vec();
+    let event = r.take(event_len)?;
     r.finish()?;
     if version == 0 || previous_seq >= seq {
         return Err(DecodeError::new("event envelope: version 0 or a previous event that is not earlier"));
     }
-    let envelope = Envelope {
+    let envelope = EnvelopeRef {
         event_id,
         command_id,
         correlation_id,
@@ -247,7 +280,7 @@ pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> 
         key,
         event_name,
     };
-    Ok(StoredEvent { seq, envelope, event })
+    Ok(StoredEventRef { seq, envelope, event })
 }
 
 /// The per-aggregate record: current state and where its history ends. Written once per batch.

@@ -17,11 +17,11 @@
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{Database, Env, EnvOpenOptions, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls};
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::Error;
-use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, FORMAT_VERSION};
+use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, StoredEventRef, FORMAT_VERSION};
 
 type Table = Database<Bytes, Bytes>;
 
@@ -128,6 +128,9 @@ impl Store {
             .map_size(usize::try_from(map_size_bytes).map_err(|_| Error::Store { message: "map too large".into() })?)
             .max_dbs(max_dbs)
             .max_readers(config.max_readers);
+        // SAFETY: NO_MEM_INIT only skips zeroing the unused part of pages LMDB allocates before writing them:
+        // stale heap bytes of this process may reach unused space in the file, never a record (LMDB's docs).
+        unsafe { options.flags(EnvFlags::NO_MEM_INIT) };
         // SAFETY: heed requires that the environment is not opened twice in this process (heed itself refuses a
         // second open of the same path while the first is alive) and that no other code maps or truncates the
         // file; the store owns the directory. Durability relies on LMDB's default flags (sync on commit).
@@ -260,8 +263,25 @@ impl Store {
     /// Up to `limit` events after `since`, in order, checked to be gapless.
     pub fn events_after(&self, txn: &RoTxn, since: u64, limit: usize) -> Result<Vec<StoredEvent>, Error> {
         let mut out = Vec::with_capacity(limit.min(4096));
+        self.scan_events(txn, since, limit, |event| {
+            out.push(event.to_owned());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Visits up to `limit` events after `since` in place, in order, checked to be gapless; returns the last
+    /// sequence number visited (`since` if none).
+    pub fn scan_events(
+        &self,
+        txn: &RoTxn,
+        since: u64,
+        limit: usize,
+        mut visit: impl FnMut(StoredEventRef<'_>) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
         let start = since.saturating_add(1).to_be_bytes();
         let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded);
+        let mut last = since;
         for (expected, entry) in (since.saturating_add(1)..).zip(self.log.range(txn, &range)?.take(limit)) {
             let (key, bytes) = entry?;
             let seq = seq_from_key(key)?;
@@ -272,9 +292,10 @@ impl Store {
                     message: format!("the log has a gap: event {expected} is missing, next is {seq}"),
                 });
             }
-            out.push(format::decode_event(seq, bytes).map_err(|e| Error::corrupt("log", seq.to_string(), e))?);
+            visit(format::decode_event_ref(seq, bytes).map_err(|e| Error::corrupt("log", seq.to_string(), e))?)?;
+            last = seq;
         }
-        Ok(out)
+        Ok(last)
     }
 
     pub fn append_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), heed::Error> {
