@@ -1441,7 +1441,7 @@ fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress) -> Result
         store.scan_events(&txn, progress.handled, inner.config.process_batch_max as usize, |event| {
             let entry = inner.registry.by_tag(event.envelope.tag, event.seq)?;
             // Only events some process handles (as the model's metadata lists them) are decoded.
-            if !entry.handled_events.iter().any(|name| *name == event.envelope.event_name) {
+            if !entry.handled_events.contains(&event.envelope.event_name) {
                 return Ok(());
             }
             match (entry.react)(&event.to_owned()) {
