@@ -509,7 +509,56 @@ fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec<u8> {
     A::encode_state(state.downcast_ref::<A::State>().expect("a cache entry holds the state of its tag's aggregate"))
 }
 
-type Cache = FastMap<Vec<u8>, Cached>;
+/// A writer's instances: a slab of entries and an index by record key. Commands remember their entry's slot
+/// from decide to write, so the write phase does no lookups; entries move only between batches (eviction).
+#[derive(Default)]
+struct Cache {
+    index: FastMap<Vec<u8>, u32>,
+    slots: Vec<(Vec<u8>, Cached)>,
+    /// Where the next eviction starts: spreads evictions over the slab.
+    evict_cursor: usize,
+}
+
+impl Cache {
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
+    fn insert(&mut self, key: Vec<u8>, cached: Cached) -> u32 {
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 cached instances");
+        self.index.insert(key.clone(), slot);
+        self.slots.push((key, cached));
+        slot
+    }
+
+    fn slot(&mut self, slot: u32) -> &mut Cached {
+        &mut self.slots[slot as usize].1
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+    }
+
+    /// Drops entries until at most `len_max` remain. Only between batches: it moves entries between slots.
+    fn evict_to(&mut self, len_max: usize) {
+        while self.slots.len() > len_max {
+            let victim = self.evict_cursor % self.slots.len();
+            self.evict_cursor = self.evict_cursor.wrapping_add(7_919);
+            let (key, _) = self.slots.swap_remove(victim);
+            self.index.remove(&key);
+            if let Some((moved, _)) = self.slots.get(victim) {
+                let slot = self.index.get_mut(moved).expect("every cached instance is indexed");
+                *slot = victim as u32;
+            }
+        }
+        assert_eq!(self.index.len(), self.slots.len());
+    }
+}
 
 struct DecideCx<'a> {
     store: &'a Store,
@@ -525,8 +574,8 @@ struct WriteCx<'a, 't> {
     next_seq: u64,
     now: Timestamp,
     ids: &'a mut IdGenerator,
-    /// Instances written in this attempt: their records are written once, after every command.
-    dirty: &'a mut Vec<Vec<u8>>,
+    /// Cache slots of the instances written in this attempt: their records are written once, at the end.
+    dirty: &'a mut Vec<u32>,
     /// Reused for every envelope.
     buffer: &'a mut Vec<u8>,
 }
@@ -597,6 +646,8 @@ struct CommandJob<A: Aggregate> {
     enqueued_at: Instant,
     reply: Reply<A>,
     decided: Decided<A>,
+    /// The instance's cache slot, set by decide (valid until the batch ends).
+    slot: u32,
 }
 
 impl<A: Aggregate> CommandJob<A> {
@@ -648,8 +699,9 @@ impl<A: Aggregate> CommandJob<A> {
                 return self.replay(cx, command_id, record);
             }
         }
-        if let Some(entry) = cx.cache.get_mut(&self.record_key) {
-            return self.execute_on(entry, cx.now);
+        if let Some(slot) = cx.cache.find(&self.record_key) {
+            self.slot = slot;
+            return self.execute_on(cx.cache.slot(slot), cx.now);
         }
         {
             {
@@ -672,11 +724,10 @@ impl<A: Aggregate> CommandJob<A> {
                         encode: encode_state_erased::<A>,
                     },
                 };
-                cx.cache.insert(self.record_key.clone(), cached);
+                self.slot = cx.cache.insert(self.record_key.clone(), cached);
             }
         }
-        let entry = cx.cache.get_mut(&self.record_key).expect("the instance was just cached");
-        self.execute_on(entry, cx.now)
+        self.execute_on(cx.cache.slot(self.slot), cx.now)
     }
 
     /// Decides the command against the cached instance.
@@ -728,10 +779,10 @@ impl<A: Aggregate> Job for CommandJob<A> {
             Decided::Accepted { events, version_before, occurred_at, recorded } => {
                 recorded.clear();
                 let first_seq = cx.next_seq;
-                let cached = cx.cache.get_mut(&self.record_key).expect("a decided instance stays cached in its batch");
+                let cached = cx.cache.slot(self.slot);
                 let mut previous_seq = cached.batch_last_seq.unwrap_or(cached.last_seq);
                 if !events.is_empty() && cached.batch_last_seq.is_none() {
-                    cx.dirty.push(self.record_key.clone());
+                    cx.dirty.push(self.slot);
                 }
                 for (index, event) in events.iter().enumerate() {
                     let seq = cx.next_seq;
@@ -907,6 +958,7 @@ impl<D: Domain> Inner<D> {
             enqueued_at: Instant::now(),
             reply,
             decided: Decided::Pending,
+            slot: u32::MAX,
         };
         match partition.sender.try_send(Box::new(job)) {
             Ok(()) => Ok(pending),
@@ -1218,7 +1270,7 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
     let config = &inner.config;
     let batch_size_max = config.batch_size_max as usize;
     let partition = &inner.partitions[index];
-    let mut cache: Cache = FastMap::default();
+    let mut cache = Cache::default();
     let mut ids = IdGenerator::new();
     let mut scratch = Scratch { dirty: Vec::new(), buffer: Vec::new(), command_ids: HashSet::default() };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
@@ -1258,11 +1310,7 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
         run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch);
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
-            let excess = cache.len() - (config.cache_entries_max as usize * 3 / 4);
-            let victims: Vec<Vec<u8>> = cache.keys().take(excess).cloned().collect();
-            for key in victims {
-                cache.remove(&key);
-            }
+            cache.evict_to(config.cache_entries_max as usize * 3 / 4);
         }
     }
 }
@@ -1277,7 +1325,7 @@ fn answer_all(jobs: Vec<Box<dyn Job>>, failure: Option<&Error>) {
 
 /// Reusable allocations of one writer.
 struct Scratch {
-    dirty: Vec<Vec<u8>>,
+    dirty: Vec<u32>,
     buffer: Vec<u8>,
     command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
 }
@@ -1318,10 +1366,8 @@ fn run_batch<D: Domain>(
     let Scratch { dirty, buffer, .. } = scratch;
     let result = store.write(|txn| {
         // A retry (after the map grew) starts from the committed positions again.
-        for key in dirty.drain(..) {
-            if let Some(cached) = cache.get_mut(&key) {
-                cached.batch_last_seq = None;
-            }
+        for slot in dirty.drain(..) {
+            cache.slot(slot).batch_last_seq = None;
         }
         let next_seq = store.last_seq(txn)? + 1;
         let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer };
@@ -1330,8 +1376,8 @@ fn run_batch<D: Domain>(
         }
         let WriteCx { txn, dirty, buffer, cache, .. } = cx;
         // Each touched instance's record once per batch, however many of its commands the batch held.
-        for key in dirty.iter() {
-            let cached = cache.get(key).expect("an instance written in this batch is cached");
+        for &slot in dirty.iter() {
+            let (key, cached) = &cache.slots[slot as usize];
             let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
             let state = (cached.encode)(&*cached.state);
             buffer.clear();
@@ -1342,10 +1388,9 @@ fn run_batch<D: Domain>(
     });
     match result {
         Ok(()) => {
-            for key in dirty.drain(..) {
-                if let Some(cached) = cache.get_mut(&key) {
-                    cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
-                }
+            for slot in dirty.drain(..) {
+                let cached = cache.slot(slot);
+                cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
             }
             inner.stats.batches.fetch_add(1, Ordering::Relaxed);
             inner.stats.commands.fetch_add(decided.len() as u64, Ordering::Relaxed);

@@ -369,3 +369,29 @@ fn shutdown_answers_every_queued_command() -> Result<(), Error> {
     assert_eq!(engine.verify()?, (500, 500));
     Ok(())
 }
+
+#[test]
+fn a_small_cache_evicts_and_reloads_instances_correctly() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let mut config = test_config(1);
+    config.cache_entries_max = 8;
+    let engine = Engine::<Demo>::open(dir.path(), config)?;
+    for round in 0..3i64 {
+        let pending: Vec<_> = (0..100u64)
+            .map(|id| {
+                let command =
+                    if round == 0 { AccountCommand::Open } else { AccountCommand::Deposit { amount: money(round) } };
+                engine.submit::<Account>(id, command, CommandMeta::default())
+            })
+            .collect::<Result<_, _>>()?;
+        for p in pending {
+            assert!(p.wait()?.is_accepted());
+        }
+    }
+    for id in 0..100u64 {
+        let snapshot = engine.state::<Account>(&id)?.expect("opened");
+        assert_eq!((snapshot.state.balance, snapshot.version), (money(3), 3));
+    }
+    assert_eq!(engine.verify()?, (300, 100));
+    Ok(())
+}
