@@ -485,6 +485,75 @@ impl ::anthill_runtime::Domain for Delivery {
         visitor.visit::<slot::Slot>();
         let _ = visitor;
     }
+    fn view_key(
+        view: &str,
+        text: &str,
+    ) -> ::std::option::Option<
+        ::std::result::Result<::std::vec::Vec<u8>, ::anthill_runtime::KeyError>,
+    > {
+        match view {
+            "slot-counters" => {
+                ::std::option::Option::Some(
+                    <SlotId as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::SlotCounters::key_bytes(&key)),
+                )
+            }
+            "day-totals" => {
+                ::std::option::Option::Some(
+                    <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::DayTotals::key_bytes(&key)),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
+    fn view_key_text(
+        view: &str,
+        bytes: &[u8],
+    ) -> ::std::option::Option<
+        ::std::result::Result<::std::string::String, ::anthill_runtime::DecodeError>,
+    > {
+        match view {
+            "slot-counters" => {
+                ::std::option::Option::Some(
+                    <SlotId as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            "day-totals" => {
+                ::std::option::Option::Some(
+                    <::std::string::String as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
+    fn view_row_json(
+        view: &str,
+        bytes: &[u8],
+    ) -> ::std::option::Option<
+        ::std::result::Result<
+            ::anthill_runtime::serde_json::Value,
+            ::anthill_runtime::DecodeError,
+        >,
+    > {
+        match view {
+            "slot-counters" => {
+                ::std::option::Option::Some(
+                    views::SlotCounters::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            "day-totals" => {
+                ::std::option::Option::Some(
+                    views::DayTotals::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
 }
 /// A command addressed to one instance of one of the domain's aggregates.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -452,6 +452,75 @@ impl ::anthill_runtime::Domain for Ledger {
         visitor.visit::<disbursement::Disbursement>();
         let _ = visitor;
     }
+    fn view_key(
+        view: &str,
+        text: &str,
+    ) -> ::std::option::Option<
+        ::std::result::Result<::std::vec::Vec<u8>, ::anthill_runtime::KeyError>,
+    > {
+        match view {
+            "account-activity" => {
+                ::std::option::Option::Some(
+                    <AccountId as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::AccountActivity::key_bytes(&key)),
+                )
+            }
+            "disbursement-progress" => {
+                ::std::option::Option::Some(
+                    <DisbursementId as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::DisbursementProgress::key_bytes(&key)),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
+    fn view_key_text(
+        view: &str,
+        bytes: &[u8],
+    ) -> ::std::option::Option<
+        ::std::result::Result<::std::string::String, ::anthill_runtime::DecodeError>,
+    > {
+        match view {
+            "account-activity" => {
+                ::std::option::Option::Some(
+                    <AccountId as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            "disbursement-progress" => {
+                ::std::option::Option::Some(
+                    <DisbursementId as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
+    fn view_row_json(
+        view: &str,
+        bytes: &[u8],
+    ) -> ::std::option::Option<
+        ::std::result::Result<
+            ::anthill_runtime::serde_json::Value,
+            ::anthill_runtime::DecodeError,
+        >,
+    > {
+        match view {
+            "account-activity" => {
+                ::std::option::Option::Some(
+                    views::AccountActivity::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            "disbursement-progress" => {
+                ::std::option::Option::Some(
+                    views::DisbursementProgress::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
 }
 /// A command addressed to one instance of one of the domain's aggregates.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,3 +22,12 @@ pub mod shipments {
 
 /// Every domain's metadata, in model-file order.
 pub static DOMAINS: &[&::anthill_runtime::meta::DomainMeta] = &[&delivery::META, &factory::META, &ledger::META, &shipments::META];
+
+/// Calls `visitor.visit::<D>()` for every domain `D`, in model-file order.
+pub fn for_each_domain<V: ::anthill_runtime::DomainVisitor>(visitor: &mut V) {
+    visitor.visit::<delivery::Delivery>();
+    visitor.visit::<factory::Factory>();
+    visitor.visit::<ledger::Ledger>();
+    visitor.visit::<shipments::Shipments>();
+    let _ = visitor;
+}

@@ -533,6 +533,93 @@ impl ::anthill_runtime::Domain for Shipments {
         visitor.visit::<route::Route>();
         let _ = visitor;
     }
+    fn view_key(
+        view: &str,
+        text: &str,
+    ) -> ::std::option::Option<
+        ::std::result::Result<::std::vec::Vec<u8>, ::anthill_runtime::KeyError>,
+    > {
+        match view {
+            "parcel-tracking" => {
+                ::std::option::Option::Some(
+                    <ParcelId as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::ParcelTracking::key_bytes(&key)),
+                )
+            }
+            "depot-activity" => {
+                ::std::option::Option::Some(
+                    <DepotId as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::DepotActivity::key_bytes(&key)),
+                )
+            }
+            "route-progress" => {
+                ::std::option::Option::Some(
+                    <RouteId as ::anthill_runtime::Key>::parse_key(text)
+                        .map(|key| views::RouteProgress::key_bytes(&key)),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
+    fn view_key_text(
+        view: &str,
+        bytes: &[u8],
+    ) -> ::std::option::Option<
+        ::std::result::Result<::std::string::String, ::anthill_runtime::DecodeError>,
+    > {
+        match view {
+            "parcel-tracking" => {
+                ::std::option::Option::Some(
+                    <ParcelId as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            "depot-activity" => {
+                ::std::option::Option::Some(
+                    <DepotId as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            "route-progress" => {
+                ::std::option::Option::Some(
+                    <RouteId as ::anthill_runtime::Key>::decode_key(bytes)
+                        .map(|key| key.to_string()),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
+    fn view_row_json(
+        view: &str,
+        bytes: &[u8],
+    ) -> ::std::option::Option<
+        ::std::result::Result<
+            ::anthill_runtime::serde_json::Value,
+            ::anthill_runtime::DecodeError,
+        >,
+    > {
+        match view {
+            "parcel-tracking" => {
+                ::std::option::Option::Some(
+                    views::ParcelTracking::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            "depot-activity" => {
+                ::std::option::Option::Some(
+                    views::DepotActivity::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            "route-progress" => {
+                ::std::option::Option::Some(
+                    views::RouteProgress::decode(bytes)
+                        .map(|row| ::anthill_runtime::codec::to_json(&row)),
+                )
+            }
+            _ => ::std::option::Option::None,
+        }
+    }
 }
 /// A command addressed to one instance of one of the domain's aggregates.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,4 +3,8 @@
 include!("../generated/mod.rs");
 
 pub mod catalog;
+pub mod http;
+pub mod metrics;
 pub mod openapi;
+pub mod serve;
+pub mod service;

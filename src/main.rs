@@ -24,6 +24,9 @@ enum Command {
         #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
         color: String,
     },
+    /// Serve every domain over HTTP on the embedded store: commands, state, events, views, the catalog page,
+    /// OpenAPI and metrics. Stops cleanly on Ctrl-C or SIGTERM (drains, commits, closes).
+    Serve(ServeArgs),
     /// Write the catalog of the built-in domains (an HTML page with diagrams) into a folder.
     Doc {
         /// The folder to write `index.html` into (created if missing).
@@ -37,12 +40,55 @@ enum Command {
     },
 }
 
+/// Options of `anthill serve`.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7574", env = "ANTHILL_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// The folder of the stores (one per domain).
+    #[arg(long, default_value = "data", env = "ANTHILL_DATA")]
+    data: PathBuf,
+    #[command(flatten)]
+    engine: anthill::serve::EngineArgs,
+    /// Bearer tokens that may call the API, comma-separated (none: no authentication).
+    #[arg(long, env = "ANTHILL_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    tokens: Vec<String>,
+    /// A file with one bearer token per line, added to `--tokens`.
+    #[arg(long, env = "ANTHILL_TOKENS_FILE")]
+    tokens_file: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve(args),
         Command::Check { paths, color } => check(&paths, &color),
         Command::Explain { code } => explain(&code),
         Command::Doc { out } => doc(&out),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    anthill::serve::init_logging();
+    let mut tokens: Vec<String> = args.tokens.into_iter().filter(|t| !t.trim().is_empty()).collect();
+    if let Some(file) = &args.tokens_file {
+        match std::fs::read_to_string(file) {
+            Ok(text) => tokens.extend(text.lines().map(str::trim).filter(|t| !t.is_empty()).map(String::from)),
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let options = anthill::serve::Options { listen: args.listen, data: args.data, engine: args.engine, tokens };
+    match anthill::serve::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -116,7 +116,7 @@ fn event_schema(aggregate: &AggregateMeta) -> Value {
 fn envelope_schema(event: Value) -> Value {
     json!({
         "type": "object",
-        "required": ["seq", "event_id", "domain", "aggregate", "id", "version", "recorded_at", "occurred_at", "event"],
+        "required": ["seq", "event_id", "aggregate", "id", "version", "event"],
         "properties": {
             "seq": {"type": "integer", "minimum": 1, "description": "position in the global log, gapless"},
             "event_id": {"type": "string", "description": "UUIDv7"},
@@ -283,11 +283,12 @@ pub fn document(domains: &[&DomainMeta]) -> Value {
     let mut paths = Map::new();
     let feed_item = json!({"type": "object", "description": "an event envelope; `event` is the aggregate's event"});
     paths.insert(
-        "/events".into(),
+        "/{domain}/events".into(),
         json!({"get": {
             "summary": "The global changes feed: every event after `since`, gapless and in order",
             "operationId": "events",
             "parameters": [
+                {"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}},
                 {"name": "since", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
                 {"name": "limit", "in": "query", "required": false,
                  "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},

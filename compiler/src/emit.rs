@@ -118,6 +118,7 @@ impl<'a> Emitter<'a> {
         let dispatch =
             if d.aggregates.is_empty() { quote!(match self {}) } else { quote!(match self { #(#dispatch,)* }) };
         let meta = self.domain_meta();
+        let view_fns = self.domain_view_fns();
         let views = self.views_module();
         let scenarios = self.scenarios_module();
         quote! {
@@ -137,6 +138,7 @@ impl<'a> Emitter<'a> {
                     #(#visits)*
                     let _ = visitor;
                 }
+                #view_fns
             }
 
             /// A command addressed to one instance of one of the domain's aggregates.

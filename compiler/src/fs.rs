@@ -150,6 +150,21 @@ pub fn generate(compilation: &Compilation) -> Vec<(String, String)> {
         "\n/// Every domain's metadata, in model-file order.\npub static DOMAINS: &[&::anthill_runtime::meta::DomainMeta] = &[{}];\n",
         metas.join(", ")
     ));
+    let visits: Vec<String> = compilation
+        .domains
+        .iter()
+        .map(|d| {
+            format!(
+                "    visitor.visit::<{}::{}>();\n",
+                crate::lower::snake(&d.name.dsl),
+                crate::lower::camel(&d.name.dsl)
+            )
+        })
+        .collect();
+    modules.push_str(&format!(
+        "\n/// Calls `visitor.visit::<D>()` for every domain `D`, in model-file order.\npub fn for_each_domain<V: ::anthill_runtime::DomainVisitor>(visitor: &mut V) {{\n{}    let _ = visitor;\n}}\n",
+        visits.concat()
+    ));
     out.push(("mod.rs".to_string(), modules));
     out
 }

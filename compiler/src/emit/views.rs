@@ -114,6 +114,52 @@ impl Emitter<'_> {
         }
     }
 
+    /// The `Domain` methods that reach views by name: key from text, key to text, row to JSON.
+    pub(super) fn domain_view_fns(&self) -> TokenStream {
+        if self.domain.views.is_empty() {
+            return quote!();
+        }
+        let arms = |body: &dyn Fn(&View, &TokenStream, &TokenStream) -> TokenStream| {
+            let arms = self.domain.views.iter().map(|v| {
+                let dsl = &v.name.dsl;
+                let row = ident(&camel(&v.name.dsl));
+                let key = self.ty_in(&v.key, 0);
+                let body = body(v, &row, &key);
+                quote!(#dsl => ::std::option::Option::Some(#body))
+            });
+            quote!(match view { #(#arms,)* _ => ::std::option::Option::None })
+        };
+        let key = arms(
+            &|_, row, key| quote!(<#key as ::anthill_runtime::Key>::parse_key(text).map(|key| views::#row::key_bytes(&key))),
+        );
+        let key_text =
+            arms(&|_, _, key| quote!(<#key as ::anthill_runtime::Key>::decode_key(bytes).map(|key| key.to_string())));
+        let row_json =
+            arms(&|_, row, _| quote!(views::#row::decode(bytes).map(|row| ::anthill_runtime::codec::to_json(&row))));
+        quote! {
+            fn view_key(
+                view: &str,
+                text: &str,
+            ) -> ::std::option::Option<::std::result::Result<::std::vec::Vec<u8>, ::anthill_runtime::KeyError>> {
+                #key
+            }
+            fn view_key_text(
+                view: &str,
+                bytes: &[u8],
+            ) -> ::std::option::Option<::std::result::Result<::std::string::String, ::anthill_runtime::DecodeError>> {
+                #key_text
+            }
+            fn view_row_json(
+                view: &str,
+                bytes: &[u8],
+            ) -> ::std::option::Option<
+                ::std::result::Result<::anthill_runtime::serde_json::Value, ::anthill_runtime::DecodeError>,
+            > {
+                #row_json
+            }
+        }
+    }
+
     pub(super) fn update_views_fn(&self, agg: AggregateId, a: &Aggregate) -> TokenStream {
         let mut arms = Vec::new();
         for (i, e) in a.events.iter().enumerate() {

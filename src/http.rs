@@ -1,0 +1,452 @@
+//! The HTTP API (axum): routes derived from the domains' metadata, not written per domain.
+//!
+//! Handlers are thin: they validate the request (path names against the metadata, JSON content type, body
+//! size, headers), hand it to a [`Backend`] on the blocking pool (the engine answers only once a command is
+//! durable), and map every outcome to a status and a JSON body with a stable error code. Nothing a client
+//! sends can produce a 500.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anthill_runtime::meta::DomainMeta;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::metrics::Metrics;
+
+/// Bodies larger than this are refused with 413 `body-too-large`.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// `limit` query parameters are capped here.
+pub const FEED_LIMIT_MAX: usize = 10_000;
+pub const VIEW_LIMIT_MAX: usize = 1_000;
+/// Long polls of the changes feed wait at most this long.
+pub const WAIT_MS_MAX: u64 = 30_000;
+/// Idempotency keys longer than this are refused.
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+
+/// What a command request carries besides its body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    /// From `Idempotency-Key`, hashed to 128 bits.
+    pub command_id: Option<u128>,
+    /// From `Expected-Version`.
+    pub expected_version: Option<u64>,
+}
+
+/// A committed command, as the API answers it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandReply {
+    Accepted { version: u64, events: Vec<Value> },
+    Rejected { code: String, message: String },
+}
+
+/// Why the backend could not serve a request. Each maps to one status and stable code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BackendError {
+    NotFound(String),
+    InvalidId(String),
+    InvalidParameters(String),
+    VersionConflict(String),
+    Overloaded {
+        retry_after_ms: u64,
+    },
+    /// The store cannot take writes now (full, shutting down); the request may be retried later.
+    Unavailable(String),
+    /// A broken internal invariant or damaged data: logged, answered 500 without details.
+    Internal(String),
+}
+
+/// The engine as the HTTP layer sees it: every call by name, JSON in and out. Calls block until the answer is
+/// durable; the server runs them on tokio's blocking pool.
+pub trait Backend: Send + Sync + 'static {
+    fn domains(&self) -> Vec<&'static DomainMeta>;
+    fn execute(
+        &self,
+        domain: &str,
+        aggregate: &str,
+        id: &str,
+        command: &str,
+        body: &[u8],
+        meta: RequestMeta,
+    ) -> Result<CommandReply, BackendError>;
+    /// The state and version of an instance, `None` if it has no events.
+    fn state(&self, domain: &str, aggregate: &str, id: &str) -> Result<Option<(u64, Value)>, BackendError>;
+    fn events(&self, domain: &str, aggregate: &str, id: &str) -> Result<Vec<Value>, BackendError>;
+    /// Up to `limit` envelopes after `since`, and the sequence number to ask from next.
+    fn changes(&self, domain: &str, since: u64, limit: usize) -> Result<(Vec<Value>, u64), BackendError>;
+    fn view_get(&self, domain: &str, view: &str, key: &str) -> Result<Option<Value>, BackendError>;
+    fn view_range(
+        &self,
+        domain: &str,
+        view: &str,
+        from: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, BackendError>;
+}
+
+/// Everything a handler needs.
+pub struct AppState {
+    pub backend: Arc<dyn Backend>,
+    pub metrics: Arc<Metrics>,
+    /// Bearer tokens accepted; empty means no authentication.
+    pub tokens: Vec<String>,
+    pub catalog_html: String,
+    pub openapi_json: String,
+}
+
+/// An API error: status, stable code, message, and for rejections the model's code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    error: &'static str,
+    message: String,
+    code: Option<String>,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, error, message: message.into(), code: None, retry_after_s: None }
+    }
+
+    fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", what)
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(error: BackendError) -> ApiError {
+        match error {
+            BackendError::NotFound(m) => ApiError::not_found(m),
+            BackendError::InvalidId(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid-id", m),
+            BackendError::InvalidParameters(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-parameters", m)
+            }
+            BackendError::VersionConflict(m) => ApiError::new(StatusCode::CONFLICT, "version-conflict", m),
+            BackendError::Overloaded { retry_after_ms } => ApiError {
+                retry_after_s: Some(retry_after_ms.div_ceil(1000).max(1)),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the engine is shedding load")
+            },
+            BackendError::Unavailable(m) => {
+                ApiError { retry_after_s: Some(1), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m) }
+            }
+            BackendError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": self.error, "message": self.message});
+        if let Some(code) = self.code {
+            body["code"] = json!(code);
+        }
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after_s {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Runs blocking backend work off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::from(BackendError::Internal(format!("a backend task failed: {e}"))))
+}
+
+/// The 128-bit command id of an `Idempotency-Key`: FNV-1a over its bytes, so any client string works.
+pub fn command_id_of(key: &str) -> u128 {
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in key.bytes() {
+        hash ^= u128::from(byte);
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    hash
+}
+
+fn request_meta(headers: &HeaderMap) -> Result<RequestMeta, ApiError> {
+    let mut meta = RequestMeta::default();
+    if let Some(value) = headers.get("idempotency-key") {
+        let key =
+            value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX).ok_or_else(|| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "1 to 128 visible ASCII bytes")
+            })?;
+        meta.command_id = Some(command_id_of(key));
+    }
+    if let Some(value) = headers.get("expected-version") {
+        let version = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid-expected-version", "an unsigned integer version")
+        })?;
+        meta.expected_version = Some(version);
+    }
+    Ok(meta)
+}
+
+fn check_auth(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if state.tokens.is_empty() {
+        return Ok(());
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match presented {
+        Some(token) if state.tokens.iter().any(|t| constant_time_eq(t.as_bytes(), token.as_bytes())) => Ok(()),
+        _ => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn find_domain(state: &AppState, domain: &str) -> Result<&'static DomainMeta, ApiError> {
+    state
+        .backend
+        .domains()
+        .into_iter()
+        .find(|d| d.name == domain)
+        .ok_or_else(|| ApiError::not_found(format!("no domain `{domain}`")))
+}
+
+async fn send_command(
+    State(state): State<Arc<AppState>>,
+    Path((domain, aggregate, id, command)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    let started = Instant::now();
+    let meta_domain = find_domain(&state, &domain)?;
+    let meta_aggregate = meta_domain
+        .aggregate(&aggregate)
+        .ok_or_else(|| ApiError::not_found(format!("domain `{domain}` has no aggregate `{aggregate}`")))?;
+    if meta_aggregate.command(&command).is_none() {
+        return Err(ApiError::not_found(format!("aggregate `{aggregate}` has no command `{command}`")));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("at most {BODY_BYTES_MAX} bytes"))
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.body_text())
+        }
+    })?;
+    let has_body = !body.iter().all(u8::is_ascii_whitespace);
+    if has_body {
+        let json_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+            .unwrap_or(false);
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the parameters as Content-Type: application/json",
+            ));
+        }
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(_)) => {}
+            Ok(_) => {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", "the body is not a JSON object"))
+            }
+            Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.to_string())),
+        }
+    }
+    let meta = request_meta(&headers)?;
+    let backend = Arc::clone(&state.backend);
+    let reply = blocking(move || backend.execute(&domain, &aggregate, &id, &command, &body, meta)).await?;
+    state.metrics.record_command(started.elapsed(), &reply);
+    match reply {
+        Ok(CommandReply::Accepted { version, events }) => {
+            Ok((StatusCode::OK, axum::Json(json!({"version": version, "events": events}))).into_response())
+        }
+        Ok(CommandReply::Rejected { code, message }) => {
+            Err(ApiError { code: Some(code), ..ApiError::new(StatusCode::CONFLICT, "rejected", message) })
+        }
+        Err(error) => {
+            if let BackendError::Overloaded { .. } = error {
+                state.metrics.shed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error.into())
+        }
+    }
+}
+
+async fn read_state(
+    State(state): State<Arc<AppState>>,
+    Path((domain, aggregate, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?
+        .aggregate(&aggregate)
+        .ok_or_else(|| ApiError::not_found(format!("no aggregate `{aggregate}`")))?;
+    let backend = Arc::clone(&state.backend);
+    let (d, a, i) = (domain.clone(), aggregate.clone(), id.clone());
+    match blocking(move || backend.state(&d, &a, &i)).await?? {
+        Some((version, value)) => Ok(axum::Json(json!({"id": id, "version": version, "state": value})).into_response()),
+        None => Err(ApiError::not_found(format!("`{aggregate}` `{id}` has no events"))),
+    }
+}
+
+async fn read_events(
+    State(state): State<Arc<AppState>>,
+    Path((domain, aggregate, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?
+        .aggregate(&aggregate)
+        .ok_or_else(|| ApiError::not_found(format!("no aggregate `{aggregate}`")))?;
+    let backend = Arc::clone(&state.backend);
+    let events = blocking(move || backend.events(&domain, &aggregate, &id)).await??;
+    Ok(axum::Json(json!({"events": events})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct FeedQuery {
+    since: Option<String>,
+    limit: Option<String>,
+    wait_ms: Option<String>,
+}
+
+fn parse_query<T: std::str::FromStr>(name: &str, value: Option<&str>, default: T) -> Result<T, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(text) => text
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", format!("`{name}` must be a number"))),
+    }
+}
+
+async fn read_changes(
+    State(state): State<Arc<AppState>>,
+    Path(domain): Path<String>,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?;
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", e.body_text()))?;
+    let since: u64 = parse_query("since", query.since.as_deref(), 0)?;
+    let limit: usize = parse_query("limit", query.limit.as_deref(), 100)?;
+    let wait_ms: u64 = parse_query("wait_ms", query.wait_ms.as_deref(), 0)?;
+    if limit == 0 || limit > FEED_LIMIT_MAX || wait_ms > WAIT_MS_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            format!("`limit` is 1 to {FEED_LIMIT_MAX}, `wait_ms` at most {WAIT_MS_MAX}"),
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        let backend = Arc::clone(&state.backend);
+        let d = domain.clone();
+        let (events, next) = blocking(move || backend.changes(&d, since, limit)).await??;
+        if !events.is_empty() || Instant::now() >= deadline {
+            return Ok(axum::Json(json!({"events": events, "next": next})).into_response());
+        }
+        // Long poll: bounded by the deadline; each round is one short read transaction.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RangeQuery {
+    from: Option<String>,
+    limit: Option<String>,
+}
+
+async fn read_view_range(
+    State(state): State<Arc<AppState>>,
+    Path((domain, view)): Path<(String, String)>,
+    query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?.view(&view).ok_or_else(|| ApiError::not_found(format!("no view `{view}`")))?;
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", e.body_text()))?;
+    let limit: usize = parse_query("limit", query.limit.as_deref(), 100)?;
+    if limit == 0 || limit > VIEW_LIMIT_MAX {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-query",
+            format!("`limit` is 1 to {VIEW_LIMIT_MAX}"),
+        ));
+    }
+    let backend = Arc::clone(&state.backend);
+    let rows = blocking(move || backend.view_range(&domain, &view, query.from.as_deref(), limit)).await??;
+    let rows: Vec<Value> = rows.into_iter().map(|(key, row)| json!({"key": key, "row": row})).collect();
+    Ok(axum::Json(json!({"rows": rows})).into_response())
+}
+
+async fn read_view_row(
+    State(state): State<Arc<AppState>>,
+    Path((domain, view, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?.view(&view).ok_or_else(|| ApiError::not_found(format!("no view `{view}`")))?;
+    let backend = Arc::clone(&state.backend);
+    let (d, v, k) = (domain.clone(), view.clone(), key.clone());
+    match blocking(move || backend.view_get(&d, &v, &k)).await?? {
+        Some(row) => Ok(axum::Json(row).into_response()),
+        None => Err(ApiError::not_found(format!("view `{view}` has no row `{key}`"))),
+    }
+}
+
+async fn catalog(State(state): State<Arc<AppState>>) -> Response {
+    Html(state.catalog_html.clone()).into_response()
+}
+
+async fn openapi(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi_json.clone()).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+async fn live_js() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript")], include_str!("../templates/live.js")).into_response()
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("no such route; see /openapi.json")
+}
+
+/// The router for a backend. `tokens` empty means no authentication.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(catalog))
+        .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/assets/live.js", get(live_js))
+        .route("/{domain}/events", get(read_changes))
+        .route("/{domain}/views/{view}", get(read_view_range))
+        .route("/{domain}/views/{view}/{key}", get(read_view_row))
+        .route("/{domain}/{aggregate}/{id}", get(read_state))
+        .route("/{domain}/{aggregate}/{id}/events", get(read_events))
+        .route("/{domain}/{aggregate}/{id}/{command}", post(send_command))
+        .fallback(fallback)
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "see /openapi.json for the methods")
+        })
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(state)
+}

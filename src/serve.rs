@@ -1,0 +1,169 @@
+//! `anthill serve`: opens an engine per domain under the data folder and serves the HTTP API until Ctrl-C
+//! or SIGTERM, then stops accepting, lets requests in flight finish, drains the engines and closes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anthill_runtime::engine::Config;
+use anthill_runtime::{Domain, DomainVisitor};
+use askama::Template;
+
+use crate::http::{router, AppState};
+use crate::metrics::Metrics;
+use crate::service::{DomainEngine, Engines};
+
+/// Engine settings from flags and environment variables.
+#[derive(Clone, Debug, clap::Args)]
+pub struct EngineArgs {
+    /// Writer threads per domain; aggregates are hashed to them.
+    #[arg(long, default_value_t = 2, env = "ANTHILL_PARTITIONS")]
+    pub partitions: u32,
+    /// Commands decided and committed together, at most.
+    #[arg(long, default_value_t = 4096, env = "ANTHILL_BATCH_MAX")]
+    pub batch_max: u32,
+    /// Commands waiting per writer, at most; more are refused with 503.
+    #[arg(long, default_value_t = 16384, env = "ANTHILL_QUEUE_MAX")]
+    pub queue_max: u32,
+    /// When queued commands wait longer than this, new ones are refused at once (503 + Retry-After).
+    #[arg(long, default_value_t = 500, env = "ANTHILL_LATENCY_BUDGET_MS")]
+    pub latency_budget_ms: u64,
+    /// Aggregate instances kept in memory per writer.
+    #[arg(long, default_value_t = 1_000_000, env = "ANTHILL_CACHE_MAX")]
+    pub cache_max: u32,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> Config {
+        Config {
+            partitions: self.partitions,
+            batch_size_max: self.batch_max,
+            queue_depth_max: self.queue_max,
+            latency_budget: Duration::from_millis(self.latency_budget_ms),
+            cache_entries_max: self.cache_max,
+            ..Config::default()
+        }
+    }
+}
+
+/// What `anthill serve` was asked to do.
+pub struct Options {
+    pub listen: SocketAddr,
+    pub data: PathBuf,
+    pub engine: EngineArgs,
+    pub tokens: Vec<String>,
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}
+
+struct Open<'a> {
+    data: &'a std::path::Path,
+    config: Config,
+    engines: Vec<DomainEngine>,
+    error: Option<String>,
+}
+
+impl DomainVisitor for Open<'_> {
+    fn visit<D: Domain>(&mut self) {
+        if self.error.is_some() {
+            return;
+        }
+        let path = self.data.join(D::NAME);
+        let opened = std::fs::create_dir_all(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|()| DomainEngine::open::<D>(&path, self.config.clone()).map_err(|e| e.to_string()));
+        match opened {
+            Ok(engine) => {
+                tracing::info!(domain = D::NAME, path = %path.display(), "store open");
+                self.engines.push(engine);
+            }
+            Err(e) => self.error = Some(format!("domain `{}`: {e}", D::NAME)),
+        }
+    }
+}
+
+/// Opens every built-in domain's engine under `data`.
+pub fn open_engines(data: &std::path::Path, config: Config) -> Result<Engines, String> {
+    let mut open = Open { data, config, engines: Vec::new(), error: None };
+    crate::for_each_domain(&mut open);
+    match open.error {
+        Some(e) => Err(e),
+        None => Ok(Engines::new(open.engines)),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+}
+
+/// Serves until a shutdown signal.
+pub fn run(options: Options) -> Result<(), String> {
+    let engines = Arc::new(open_engines(&options.data, options.engine.config())?);
+    let domains = crate::DOMAINS;
+    let catalog_html = crate::catalog::Catalog::new(domains, true).render().map_err(|e| e.to_string())?;
+    let openapi_json = crate::openapi::document(domains).to_string();
+    let state = Arc::new(AppState {
+        backend: engines.clone(),
+        metrics: Arc::new(Metrics::default()),
+        tokens: options.tokens.clone(),
+        catalog_html,
+        openapi_json,
+    });
+    if options.tokens.is_empty() && !options.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %options.listen,
+            "listening on a non-loopback address without authentication: set --tokens or ANTHILL_TOKENS"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("anthill-http")
+        .build()
+        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        tracing::info!(
+            "serving {} domain(s) on http://{} (catalog at /, API description at /openapi.json)",
+            domains.len(),
+            options.listen
+        );
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| format!("the server failed: {e}"))
+    })?;
+    drop(runtime);
+    match Arc::try_unwrap(engines) {
+        Ok(mut engines) => engines.shutdown(),
+        Err(_) => tracing::warn!("requests still hold the engines; they close when the last one ends"),
+    }
+    tracing::info!("stopped; every acknowledged command is on disk");
+    Ok(())
+}
