@@ -5,6 +5,11 @@ pub mod delivery {
     include!("delivery.rs");
 }
 
+/// A stock exchange's matching engine: every order of a stock is processed in order by that stock's book.
+pub mod exchange {
+    include!("exchange.rs");
+}
+
 /// An automated factory: orders are picked from the warehouse or assembled from materials, then shipped.
 pub mod factory {
     include!("factory.rs");
@@ -21,11 +26,12 @@ pub mod shipments {
 }
 
 /// Every domain's metadata, in model-file order.
-pub static DOMAINS: &[&::anthill_runtime::meta::DomainMeta] = &[&delivery::META, &factory::META, &ledger::META, &shipments::META];
+pub static DOMAINS: &[&::anthill_runtime::meta::DomainMeta] = &[&delivery::META, &exchange::META, &factory::META, &ledger::META, &shipments::META];
 
 /// Calls `visitor.visit::<D>()` for every domain `D`, in model-file order.
 pub fn for_each_domain<V: ::anthill_runtime::DomainVisitor>(visitor: &mut V) {
     visitor.visit::<delivery::Delivery>();
+    visitor.visit::<exchange::Exchange>();
     visitor.visit::<factory::Factory>();
     visitor.visit::<ledger::Ledger>();
     visitor.visit::<shipments::Shipments>();

@@ -2,6 +2,8 @@
 
 include!("../generated/mod.rs");
 
+pub mod matching;
+
 pub mod catalog;
 pub mod http;
 pub mod metrics;
