@@ -578,14 +578,43 @@ struct WriteCx<'a, 't> {
     dirty: &'a mut Vec<u32>,
     /// Reused for every envelope.
     buffer: &'a mut Vec<u8>,
+    views: &'a mut ViewOverlay,
 }
 
-/// The engine's view tables inside a write transaction. A full map is remembered, because the trait's error
-/// type cannot carry it and the batch must be retried after the map grows rather than failed.
+/// View rows changed in the current write attempt, written to their tables once at the end of the batch: a
+/// hot row (skewed keys) is read and written in memory, and costs one B-tree write per batch, not per event.
+#[derive(Default)]
+struct ViewOverlay {
+    /// View index (`u16` big-endian) and key bytes, to the row.
+    rows: FastMap<Vec<u8>, Vec<u8>>,
+    /// Reused to build lookup keys.
+    lookup: Vec<u8>,
+}
+
+impl ViewOverlay {
+    fn set_lookup(&mut self, view: u16, key: &[u8]) {
+        self.lookup.clear();
+        self.lookup.extend_from_slice(&view.to_be_bytes());
+        self.lookup.extend_from_slice(key);
+    }
+
+    /// Writes every changed row (in key order, which keeps the B-tree walks local) and empties the overlay.
+    fn flush(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), heed::Error> {
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = self.rows.drain().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, row) in rows {
+            let view = u16::from_be_bytes([key[0], key[1]]);
+            store.view_table_at(view).put(txn, &key[2..], &row)?;
+        }
+        Ok(())
+    }
+}
+
+/// The engine's view tables inside a write transaction, through the batch's overlay.
 struct TxnViews<'a, 't> {
     store: &'a Store,
-    txn: &'a mut RwTxn<'t>,
-    map_full: bool,
+    txn: &'a RwTxn<'t>,
+    overlay: &'a mut ViewOverlay,
     /// When rebuilding one view, the others' rows are neither read nor written.
     only: Option<&'a str>,
 }
@@ -595,8 +624,12 @@ impl ViewTables for TxnViews<'_, '_> {
         if self.only.is_some_and(|only| only != view) {
             return Ok(None);
         }
-        let table = self.store.view_table(view).ok_or(ViewError { view, message: "no such view".into() })?;
-        match table.get(self.txn, key) {
+        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
+        self.overlay.set_lookup(index, key);
+        if let Some(row) = self.overlay.rows.get(&self.overlay.lookup[..]) {
+            return Ok(Some(row.clone()));
+        }
+        match self.store.view_table_at(index).get(self.txn, key) {
             Ok(row) => Ok(row.map(<[u8]>::to_vec)),
             Err(error) => Err(ViewError { view, message: error.to_string() }),
         }
@@ -606,14 +639,21 @@ impl ViewTables for TxnViews<'_, '_> {
         if self.only.is_some_and(|only| only != view) {
             return Ok(());
         }
-        let table = self.store.view_table(view).ok_or(ViewError { view, message: "no such view".into() })?;
-        match table.put(self.txn, key, row) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.map_full |= matches!(error, heed::Error::Mdb(heed::MdbError::MapFull));
-                Err(ViewError { view, message: error.to_string() })
+        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
+        if key.is_empty() || key.len() > crate::aggregate::KEY_BYTES_MAX {
+            return Err(ViewError { view, message: format!("a view key of {} bytes", key.len()) });
+        }
+        self.overlay.set_lookup(index, key);
+        match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
+            Some(existing) => {
+                existing.clear();
+                existing.extend_from_slice(row);
+            }
+            None => {
+                self.overlay.rows.insert(self.overlay.lookup.clone(), row.to_vec());
             }
         }
+        Ok(())
     }
 }
 
@@ -809,13 +849,9 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         occurred_at: *occurred_at,
                         event_id: envelope.event_id,
                     };
-                    let mut views = TxnViews { store: cx.store, txn: cx.txn, map_full: false, only: None };
+                    let mut views = TxnViews { store: cx.store, txn: cx.txn, overlay: cx.views, only: None };
                     if let Err(error) = A::update_views(event, &ctx, &mut views) {
-                        return Err(if views.map_full {
-                            WriteError::MapFull
-                        } else {
-                            WriteError::Other(Error::View(error.to_string()))
-                        });
+                        return Err(WriteError::Other(Error::View(error.to_string())));
                     }
                     recorded.push(Recorded {
                         seq,
@@ -888,6 +924,9 @@ struct StatsCounters {
     batches: AtomicU64,
     commands: AtomicU64,
     failed_batches: AtomicU64,
+    decide_us: AtomicU64,
+    write_us: AtomicU64,
+    commit_us: AtomicU64,
 }
 
 /// Counters since the engine opened.
@@ -899,6 +938,10 @@ pub struct Stats {
     pub commands: u64,
     /// Batches whose commit failed (every command in them got the error).
     pub failed_batches: u64,
+    /// Time the writers spent deciding commands, writing the transaction, and committing it (fsync).
+    pub decide_us: u64,
+    pub write_us: u64,
+    pub commit_us: u64,
 }
 
 /// The engine for domain `D`: owns the store, the writer threads and the process runner.
@@ -1128,6 +1171,9 @@ impl<D: Domain> Engine<D> {
             batches: stats.batches.load(Ordering::Relaxed),
             commands: stats.commands.load(Ordering::Relaxed),
             failed_batches: stats.failed_batches.load(Ordering::Relaxed),
+            decide_us: stats.decide_us.load(Ordering::Relaxed),
+            write_us: stats.write_us.load(Ordering::Relaxed),
+            commit_us: stats.commit_us.load(Ordering::Relaxed),
         }
     }
 
@@ -1176,21 +1222,20 @@ impl<D: Domain> Engine<D> {
         store.write(|txn| {
             store.clear_view(txn, view)?;
             let mut since = 0;
+            let mut overlay = ViewOverlay::default();
             loop {
                 let chunk = store.events_after(txn, since, CHUNK_EVENTS_MAX)?;
                 let Some(last) = chunk.last() else { break };
                 since = last.seq;
                 for stored in &chunk {
                     let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
-                    let mut tables = TxnViews { store, txn, map_full: false, only: Some(view) };
+                    let mut tables = TxnViews { store, txn, overlay: &mut overlay, only: Some(view) };
                     if let Err(error) = (entry.fold_views)(stored, &mut tables) {
-                        return Err(if tables.map_full {
-                            WriteError::MapFull
-                        } else {
-                            WriteError::Other(Error::View(error.to_string()))
-                        });
+                        return Err(WriteError::Other(Error::View(error.to_string())));
                     }
                 }
+                // Bounded memory: the overlay holds at most one chunk's rows.
+                overlay.flush(store, txn)?;
             }
             Ok(since)
         })
@@ -1272,7 +1317,12 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
     let partition = &inner.partitions[index];
     let mut cache = Cache::default();
     let mut ids = IdGenerator::new();
-    let mut scratch = Scratch { dirty: Vec::new(), buffer: Vec::new(), command_ids: HashSet::default() };
+    let mut scratch = Scratch {
+        views: ViewOverlay::default(),
+        dirty: Vec::new(),
+        buffer: Vec::new(),
+        command_ids: HashSet::default(),
+    };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut deferred);
@@ -1325,6 +1375,7 @@ fn answer_all(jobs: Vec<Box<dyn Job>>, failure: Option<&Error>) {
 
 /// Reusable allocations of one writer.
 struct Scratch {
+    views: ViewOverlay,
     dirty: Vec<u32>,
     buffer: Vec<u8>,
     command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
@@ -1340,6 +1391,7 @@ fn run_batch<D: Domain>(
 ) {
     let store = &inner.store;
     let now = Timestamp::now();
+    let started = Instant::now();
     let mut decided: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     {
         let txn = match store.read() {
@@ -1363,18 +1415,22 @@ fn run_batch<D: Domain>(
             decided.push(job);
         }
     }
-    let Scratch { dirty, buffer, .. } = scratch;
+    let Scratch { dirty, buffer, views, .. } = scratch;
+    let decided_at = Instant::now();
+    let mut written_at = decided_at;
     let result = store.write(|txn| {
         // A retry (after the map grew) starts from the committed positions again.
         for slot in dirty.drain(..) {
             cache.slot(slot).batch_last_seq = None;
         }
+        views.rows.clear();
         let next_seq = store.last_seq(txn)? + 1;
-        let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer };
+        let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
         for job in decided.iter_mut() {
             job.write(&mut cx)?;
         }
-        let WriteCx { txn, dirty, buffer, cache, .. } = cx;
+        let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
+        views.flush(store, txn)?;
         // Each touched instance's record once per batch, however many of its commands the batch held.
         for &slot in dirty.iter() {
             let (key, cached) = &cache.slots[slot as usize];
@@ -1384,8 +1440,13 @@ fn run_batch<D: Domain>(
             buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
             store.put_aggregate(txn, key, buffer)?;
         }
+        written_at = Instant::now();
         Ok(())
     });
+    let stats = &inner.stats;
+    stats.decide_us.fetch_add((decided_at - started).as_micros() as u64, Ordering::Relaxed);
+    stats.write_us.fetch_add(written_at.saturating_duration_since(decided_at).as_micros() as u64, Ordering::Relaxed);
+    stats.commit_us.fetch_add(written_at.elapsed().as_micros() as u64, Ordering::Relaxed);
     match result {
         Ok(()) => {
             for slot in dirty.drain(..) {

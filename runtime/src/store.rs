@@ -353,6 +353,15 @@ impl Store {
         self.views.iter().find(|(name, _)| *name == view).map(|(_, table)| table)
     }
 
+    /// The view's position among the store's views.
+    pub(crate) fn view_index(&self, view: &str) -> Option<u16> {
+        self.views.iter().position(|(name, _)| *name == view).and_then(|i| u16::try_from(i).ok())
+    }
+
+    pub(crate) fn view_table_at(&self, index: u16) -> &Table {
+        &self.views[usize::from(index)].1
+    }
+
     pub fn view_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.views.iter().map(|(name, _)| *name)
     }
