@@ -1311,7 +1311,30 @@ impl<D: Domain> Drop for Engine<D> {
 /// How long an idle writer sleeps before it checks for shutdown.
 const WRITER_IDLE_POLL: Duration = Duration::from_millis(10);
 
+/// Batches answered off the writer thread, so the writer starts its next batch at once.
+type Answers = Sender<(Vec<Box<dyn Job>>, Option<Error>)>;
+
+/// Batches a writer may have committed but not yet answered.
+const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
+
 fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
+    let (answers, answer_queue): (Answers, Receiver<(Vec<Box<dyn Job>>, Option<Error>)>) =
+        crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
+    std::thread::scope(move |scope| {
+        // If the thread cannot start, its queue is dropped with it and `answer` answers on this thread.
+        let _answerer =
+            std::thread::Builder::new().name(format!("anthill-answers-{index}")).spawn_scoped(scope, move || {
+                for (jobs, failure) in answer_queue {
+                    answer_all(jobs, failure.as_ref());
+                }
+            });
+        write_batches(inner, index, receiver, &answers);
+        // Closing the queue ends the answerer once it has answered everything; the scope then joins it.
+        drop(answers);
+    });
+}
+
+fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>, answers: &Answers) {
     let config = &inner.config;
     let batch_size_max = config.batch_size_max as usize;
     let partition = &inner.partitions[index];
@@ -1357,7 +1380,7 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         assert!(batch.len() <= batch_size_max.max(deferred.len()) + batch_size_max);
-        run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch);
+        run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch, answers);
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             cache.evict_to(config.cache_entries_max as usize * 3 / 4);
@@ -1370,6 +1393,13 @@ fn answer_all(jobs: Vec<Box<dyn Job>>, failure: Option<&Error>) {
     let wakes: Vec<Arc<dyn Wake>> = jobs.into_iter().map(|job| job.finish(failure.cloned())).collect();
     for wake in wakes {
         wake.wake();
+    }
+}
+
+fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option<Error>) {
+    // The answerer lives as long as the writer; should it be gone, answer here.
+    if let Err(crossbeam_channel::SendError((jobs, failure))) = answers.send((jobs, failure)) {
+        answer_all(jobs, failure.as_ref());
     }
 }
 
@@ -1388,6 +1418,7 @@ fn run_batch<D: Domain>(
     ids: &mut IdGenerator,
     deferred: &mut Vec<Box<dyn Job>>,
     scratch: &mut Scratch,
+    answers: &Answers,
 ) {
     let store = &inner.store;
     let now = Timestamp::now();
@@ -1397,7 +1428,7 @@ fn run_batch<D: Domain>(
         let txn = match store.read() {
             Ok(txn) => txn,
             Err(error) => {
-                answer_all(batch, Some(&error));
+                answer(answers, batch, Some(error));
                 return;
             }
         };
@@ -1455,7 +1486,7 @@ fn run_batch<D: Domain>(
             }
             inner.stats.batches.fetch_add(1, Ordering::Relaxed);
             inner.stats.commands.fetch_add(decided.len() as u64, Ordering::Relaxed);
-            answer_all(decided, None);
+            answer(answers, decided, None);
             // A full signal channel means the runner has a wake-up pending already.
             let _ = inner.commits.try_send(());
         }
@@ -1464,7 +1495,7 @@ fn run_batch<D: Domain>(
             cache.clear();
             dirty.clear();
             inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            answer_all(decided, Some(&error));
+            answer(answers, decided, Some(error));
         }
     }
 }
