@@ -1312,13 +1312,14 @@ impl<D: Domain> Drop for Engine<D> {
 const WRITER_IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// Batches answered off the writer thread, so the writer starts its next batch at once.
-type Answers = Sender<(Vec<Box<dyn Job>>, Option<Error>)>;
+type AnsweredBatch = (Vec<Box<dyn Job>>, Option<Error>);
+type Answers = Sender<AnsweredBatch>;
 
 /// Batches a writer may have committed but not yet answered.
 const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
 
 fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
-    let (answers, answer_queue): (Answers, Receiver<(Vec<Box<dyn Job>>, Option<Error>)>) =
+    let (answers, answer_queue): (Answers, Receiver<AnsweredBatch>) =
         crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
     std::thread::scope(move |scope| {
         // If the thread cannot start, its queue is dropped with it and `answer` answers on this thread.
