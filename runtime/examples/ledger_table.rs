@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use anthill_runtime::engine::{CommandMeta, Engine};
-use workload::{engine_config, money, run_engine, setup_engine, Account, AccountCommand, Demo, Raw, Zipf};
+use workload::{
+    engine_config, money, run_engine, run_engine_paced, setup_engine, Account, AccountCommand, Demo, Raw, Zipf,
+};
 
 fn main() {
     let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -55,6 +57,17 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
                 run.latency_us_p50,
                 run.latency_us_p99
             );
+            if only.is_none() {
+                // Latency at half the load just measured, submitted at a fixed rate.
+                let rate = (run.per_second() / 2.0) as u64;
+                let paced = run_engine_paced(&engine, accounts, commands / 2, rate, 9).map_err(|e| e.to_string())?;
+                println!(
+                    "| {accounts} | engine, {partitions} partition(s), paced at {rate}/s | {:.0} | {} | {} | - |",
+                    paced.per_second(),
+                    paced.latency_us_p50,
+                    paced.latency_us_p99
+                );
+            }
             if partitions == 1 && only.is_none() {
                 reads_while_writing(&engine, accounts, commands)?;
             }

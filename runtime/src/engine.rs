@@ -1612,13 +1612,19 @@ fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress) -> Result
                 expected_version: None,
                 occurred_at: None,
             };
-            let waiter = send_reaction(inner, &reaction, meta)?;
-            waiting.push((waiter, reaction, correlation_id));
+            match send_reaction(inner, &reaction, meta) {
+                Ok(waiter) => waiting.push((waiter, reaction, correlation_id)),
+                Err(error) if is_permanent(&error) => *inner.process_error.lock() = Some(error),
+                Err(error) => return Err(error),
+            }
         }
         for (waiter, reaction, correlation_id) in waiting {
-            let accepted = waiter_result(inner, waiter, &reaction, correlation_id)?;
-            if !accepted {
-                next.extend(reaction.on_rejected.into_iter().map(|r| (r, correlation_id)));
+            match waiter_result(inner, waiter, &reaction, correlation_id) {
+                Ok(true) => {}
+                Ok(false) => next.extend(reaction.on_rejected.into_iter().map(|r| (r, correlation_id))),
+                // A reaction that can never run is reported and skipped, so it does not stop every process.
+                Err(error) if is_permanent(&error) => *inner.process_error.lock() = Some(error),
+                Err(error) => return Err(error),
             }
         }
         round = next;
@@ -1631,6 +1637,19 @@ fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress) -> Result
     }
     inner.progress.store(last, Ordering::Release);
     Ok(true)
+}
+
+/// Errors a retry cannot fix (the reaction names an unknown aggregate, bad parameters...), as opposed to
+/// the store failing, a full map or an overload, which the runner retries.
+fn is_permanent(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::UnknownAggregate { .. }
+            | Error::InvalidCommand { .. }
+            | Error::CommandIdReused { .. }
+            | Error::WrongVersion { .. }
+            | Error::Replay { .. }
+    )
 }
 
 /// Waits for one reaction's outcome, re-sending it while the engine is overloaded.

@@ -216,3 +216,59 @@ impl Raw {
         Ok(Run { commands, elapsed, latency_us_p50: 0, latency_us_p99: 0 })
     }
 }
+
+/// `commands` commands at a fixed rate (an open loop: submission does not wait for answers), from `CLIENTS`
+/// threads; each command's latency is from its submission to its durable answer.
+pub fn run_engine_paced(
+    engine: &Engine<Demo>,
+    accounts: u64,
+    commands: u64,
+    rate_per_second: u64,
+    seed: u64,
+) -> Result<Run, Error> {
+    let per_client = commands / CLIENTS as u64;
+    let client_rate = (rate_per_second / CLIENTS as u64).max(1) as f64;
+    let started = Instant::now();
+    let mut latencies: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                scope.spawn(move || -> Result<Vec<u64>, Error> {
+                    let (sender, receiver) = crossbeam_channel::bounded::<(Instant, Pending<Account>)>(1 << 16);
+                    let waiter = std::thread::spawn(move || -> Result<Vec<u64>, Error> {
+                        let mut latencies = Vec::new();
+                        for (at, pending) in receiver {
+                            pending.wait()?;
+                            latencies.push(at.elapsed().as_micros() as u64);
+                        }
+                        Ok(latencies)
+                    });
+                    let mut zipf = Zipf::new(accounts as usize, 1.0, seed ^ ((client as u64 + 1) * 0x9e37_79b9));
+                    let begin = Instant::now();
+                    for i in 0..per_client {
+                        let due = begin + Duration::from_secs_f64(i as f64 / client_rate);
+                        let now = Instant::now();
+                        if due > now + Duration::from_micros(200) {
+                            std::thread::sleep(due - now);
+                        }
+                        let (account, command) = next_command(&mut zipf);
+                        let pending = engine.submit::<Account>(account, command, CommandMeta::default())?;
+                        if sender.send((Instant::now(), pending)).is_err() {
+                            break;
+                        }
+                    }
+                    drop(sender);
+                    waiter.join().expect("a waiter panicked")
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.join().expect("a client panicked")?);
+        }
+        Ok::<_, Error>(all)
+    })?;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    Ok(Run { commands: per_client * CLIENTS as u64, elapsed, latency_us_p50: at(0.5), latency_us_p99: at(0.99) })
+}
