@@ -1219,7 +1219,7 @@ impl<D: Domain> Engine<D> {
             return Err(Error::UnknownView { name: view.to_owned() });
         };
         const CHUNK_EVENTS_MAX: usize = 4096;
-        store.write(|txn| {
+        store.write_durable(|txn| {
             store.clear_view(txn, view)?;
             let mut since = 0;
             let mut overlay = ViewOverlay::default();
@@ -1312,7 +1312,8 @@ impl<D: Domain> Drop for Engine<D> {
 const WRITER_IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// Batches answered off the writer thread, so the writer starts its next batch at once.
-type AnsweredBatch = (Vec<Box<dyn Job>>, Option<Error>);
+type Jobs = Vec<Box<dyn Job>>;
+type AnsweredBatch = (Jobs, Option<Error>);
 type Answers = Sender<AnsweredBatch>;
 
 /// Batches a writer may have committed but not yet answered.
@@ -1348,19 +1349,28 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
         command_ids: HashSet::default(),
     };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
+    // The last committed batch, answered once durable: when the next commit's data sync has covered its meta
+    // page, or when the writer runs out of work and syncs (see `Store::sync`).
+    let mut unsynced: Option<Vec<Box<dyn Job>>> = None;
     loop {
         let mut batch = std::mem::take(&mut deferred);
         if batch.is_empty() {
-            partition.queue_wait_us.store(0, Ordering::Relaxed);
-            match receiver.recv_timeout(WRITER_IDLE_POLL) {
+            match receiver.try_recv() {
                 Ok(job) => batch.push(job),
-                Err(RecvTimeoutError::Timeout) => {
-                    if inner.closing.load(Ordering::Acquire) && receiver.is_empty() {
-                        return;
+                Err(_) => {
+                    settle(inner, &mut unsynced, answers);
+                    partition.queue_wait_us.store(0, Ordering::Relaxed);
+                    match receiver.recv_timeout(WRITER_IDLE_POLL) {
+                        Ok(job) => batch.push(job),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if inner.closing.load(Ordering::Acquire) && receiver.is_empty() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         while batch.len() < batch_size_max {
@@ -1381,11 +1391,33 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         assert!(batch.len() <= batch_size_max.max(deferred.len()) + batch_size_max);
-        run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch, answers);
+        match run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch) {
+            Ok(committed) => {
+                // This commit synced its data pages, and with them the previous batch's meta page.
+                if let Some(previous) = unsynced.replace(committed) {
+                    answer(answers, previous, None);
+                }
+            }
+            Err((jobs, error)) => {
+                settle(inner, &mut unsynced, answers);
+                answer(answers, jobs, Some(error));
+            }
+        }
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             cache.evict_to(config.cache_entries_max as usize * 3 / 4);
         }
+    }
+}
+
+/// Makes the last committed batch durable and answers it.
+fn settle<D: Domain>(inner: &Inner<D>, unsynced: &mut Option<Vec<Box<dyn Job>>>, answers: &Answers) {
+    if let Some(jobs) = unsynced.take() {
+        let synced = inner.store.sync();
+        if synced.is_err() {
+            inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        answer(answers, jobs, synced.err());
     }
 }
 
@@ -1419,8 +1451,7 @@ fn run_batch<D: Domain>(
     ids: &mut IdGenerator,
     deferred: &mut Vec<Box<dyn Job>>,
     scratch: &mut Scratch,
-    answers: &Answers,
-) {
+) -> Result<Jobs, (Jobs, Error)> {
     let store = &inner.store;
     let now = Timestamp::now();
     let started = Instant::now();
@@ -1429,8 +1460,7 @@ fn run_batch<D: Domain>(
         let txn = match store.read() {
             Ok(txn) => txn,
             Err(error) => {
-                answer(answers, batch, Some(error));
-                return;
+                return Err((batch, error));
             }
         };
         scratch.command_ids.clear();
@@ -1487,16 +1517,16 @@ fn run_batch<D: Domain>(
             }
             inner.stats.batches.fetch_add(1, Ordering::Relaxed);
             inner.stats.commands.fetch_add(decided.len() as u64, Ordering::Relaxed);
-            answer(answers, decided, None);
             // A full signal channel means the runner has a wake-up pending already.
             let _ = inner.commits.try_send(());
+            Ok(decided)
         }
         Err(error) => {
             // The cache ran ahead of the store; failures are rare, so forget it all and reload from records.
             cache.clear();
             dirty.clear();
             inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            answer(answers, decided, Some(error));
+            Err((decided, error))
         }
     }
 }
@@ -1562,7 +1592,7 @@ fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>) {
     // Events handled without reactions since the last store: store them now, so a restart skips them.
     if progress.handled > progress.stored {
         let store = &inner.store;
-        if let Err(error) = store.write(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
+        if let Err(error) = store.write_durable(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
             *inner.process_error.lock() = Some(error);
         }
     }
