@@ -101,7 +101,12 @@
       (require (not (contains blocked address)) address-not-served "the slot cannot deliver to this address")
       (require (not (contains bookings booking)) already-booked "the booking is already in this slot")
       (require (> picking-minutes 0) empty-booking "a booking has something to pick")
-      (emit booked booking day address (small-van (= access 'small-van-only)) picking-minutes chilled-totes frozen-totes))
+      (emit booked booking day address (small-van (= access 'small-van-only)) picking-minutes chilled-totes frozen-totes)
+      (policy van-stops-within-limit strict)
+      (policy small-van-stops-within-limit strict)
+      (policy picking-minutes-within-limit strict)
+      (policy chilled-totes-within-limit strict)
+      (policy frozen-totes-within-limit strict))
 
     (command cancel
       (doc "Cancel a booking: its capacity is free again at once.")
@@ -113,30 +118,11 @@
                         (chilled-totes l.chilled-totes) (frozen-totes l.frozen-totes))))
 
     (command change-limits
-      (doc "Change the capacity. Lost capacity is a fact, so lowering below the bookings is accepted and reported per counter.")
+      (doc "Change the capacity. Lost capacity is a fact, so lowering below the bookings is accepted, and each counter taken below its bookings is reported by its invariant.")
       (params (van-stops u32) (small-van-stops u32) (picking-minutes u32) (chilled-totes u32) (frozen-totes u32))
       (require (!= status 'new) not-opened "the slot is not open")
       (require (<= small-van-stops van-stops) small-vans-exceed-vans "small-van stops are a part of the van stops")
-      (emit limits-changed day van-stops small-van-stops picking-minutes chilled-totes frozen-totes)
-      (policy van-stops-within-limit
-        (relaxed (tolerance van-stops-used)
-          (on-violation (emit overbooked (capacity 'van-stops) (over (- van-stops-used (min van-stops-used van-stops-limit)))))))
-      (policy small-van-stops-within-limit
-        (relaxed (tolerance small-van-stops-used)
-          (on-violation (emit overbooked (capacity 'small-van-stops)
-                          (over (- small-van-stops-used (min small-van-stops-used small-van-stops-limit)))))))
-      (policy picking-minutes-within-limit
-        (relaxed (tolerance picking-minutes-used)
-          (on-violation (emit overbooked (capacity 'picking-minutes)
-                          (over (- picking-minutes-used (min picking-minutes-used picking-minutes-limit)))))))
-      (policy chilled-totes-within-limit
-        (relaxed (tolerance chilled-totes-used)
-          (on-violation (emit overbooked (capacity 'chilled-totes)
-                          (over (- chilled-totes-used (min chilled-totes-used chilled-totes-limit)))))))
-      (policy frozen-totes-within-limit
-        (relaxed (tolerance frozen-totes-used)
-          (on-violation (emit overbooked (capacity 'frozen-totes)
-                          (over (- frozen-totes-used (min frozen-totes-used frozen-totes-limit))))))))
+      (emit limits-changed day van-stops small-van-stops picking-minutes chilled-totes frozen-totes))
 
     (command close
       (require (= status 'open) not-open "the slot does not take bookings")
@@ -179,19 +165,29 @@
 
     (invariant van-stops-within-limit
       (doc "The vans are fully booked.")
-      (<= van-stops-used van-stops-limit))
+      (<= van-stops-used van-stops-limit)
+      (policy (relaxed (tolerance van-stops-used)
+                (on-violation (emit overbooked (capacity 'van-stops) (over (- van-stops-used (min van-stops-used van-stops-limit))))))))
     (invariant small-van-stops-within-limit
       (doc "The small vans are fully booked.")
-      (<= small-van-stops-used small-van-stops-limit))
+      (<= small-van-stops-used small-van-stops-limit)
+      (policy (relaxed (tolerance small-van-stops-used)
+                (on-violation (emit overbooked (capacity 'small-van-stops) (over (- small-van-stops-used (min small-van-stops-used small-van-stops-limit))))))))
     (invariant picking-minutes-within-limit
       (doc "The pickers are fully booked.")
-      (<= picking-minutes-used picking-minutes-limit))
+      (<= picking-minutes-used picking-minutes-limit)
+      (policy (relaxed (tolerance picking-minutes-used)
+                (on-violation (emit overbooked (capacity 'picking-minutes) (over (- picking-minutes-used (min picking-minutes-used picking-minutes-limit))))))))
     (invariant chilled-totes-within-limit
       (doc "The chilled space is fully booked.")
-      (<= chilled-totes-used chilled-totes-limit))
+      (<= chilled-totes-used chilled-totes-limit)
+      (policy (relaxed (tolerance chilled-totes-used)
+                (on-violation (emit overbooked (capacity 'chilled-totes) (over (- chilled-totes-used (min chilled-totes-used chilled-totes-limit))))))))
     (invariant frozen-totes-within-limit
       (doc "The frozen space is fully booked.")
-      (<= frozen-totes-used frozen-totes-limit)))
+      (<= frozen-totes-used frozen-totes-limit)
+      (policy (relaxed (tolerance frozen-totes-used)
+                (on-violation (emit overbooked (capacity 'frozen-totes) (over (- frozen-totes-used (min frozen-totes-used frozen-totes-limit)))))))))
 
   (view slot-counters
     (doc "Per slot, every counter: what is booked and the limit. The keys sort by day, so one range read shows a whole day at a glance.")
@@ -418,6 +414,39 @@
     (then (limits-changed (day "2026-01-02") (van-stops 1) (small-van-stops 1) (picking-minutes 600)
                           (chilled-totes 40) (frozen-totes 20))
           (overbooked (capacity 'van-stops) (over 1))))
+
+  (scenario "an overbooked slot still takes cancellations"
+    (doc "The counters' own policies accept every command but a booking while a slot is overbooked.")
+    (given (opened (day "2026-01-02") (window "08-10") (cutoff 1767232800000000)
+                   (van-stops 3) (small-van-stops 1) (picking-minutes 600) (chilled-totes 40) (frozen-totes 20))
+           (area-served (area "SW1"))
+           (booked (booking "b-1") (day "2026-01-02") (address "1 Main St") (small-van false)
+                   (picking-minutes 12) (chilled-totes 2) (frozen-totes 1))
+           (booked (booking "b-2") (day "2026-01-02") (address "2 Main St") (small-van false)
+                   (picking-minutes 12) (chilled-totes 2) (frozen-totes 1))
+           (booked (booking "b-3") (day "2026-01-02") (address "3 Main St") (small-van false)
+                   (picking-minutes 12) (chilled-totes 2) (frozen-totes 1))
+           (limits-changed (day "2026-01-02") (van-stops 1) (small-van-stops 1) (picking-minutes 600)
+                           (chilled-totes 40) (frozen-totes 20))
+           (overbooked (capacity 'van-stops) (over 2)))
+    (when (cancel (booking "b-3")))
+    (then (cancelled (booking "b-3") (day "2026-01-02") (small-van false)
+                     (picking-minutes 12) (chilled-totes 2) (frozen-totes 1))))
+
+  (scenario "an overbooked slot takes no booking"
+    (given (opened (day "2026-01-02") (window "08-10") (cutoff 1767232800000000)
+                   (van-stops 3) (small-van-stops 1) (picking-minutes 600) (chilled-totes 40) (frozen-totes 20))
+           (area-served (area "SW1"))
+           (booked (booking "b-1") (day "2026-01-02") (address "1 Main St") (small-van false)
+                   (picking-minutes 12) (chilled-totes 2) (frozen-totes 1))
+           (booked (booking "b-2") (day "2026-01-02") (address "2 Main St") (small-van false)
+                   (picking-minutes 12) (chilled-totes 2) (frozen-totes 1))
+           (limits-changed (day "2026-01-02") (van-stops 1) (small-van-stops 1) (picking-minutes 600)
+                           (chilled-totes 40) (frozen-totes 20))
+           (overbooked (capacity 'van-stops) (over 1)))
+    (when (book (booking "b-3") (address "3 Main St") (area "SW1") (access 'any-van)
+                (picking-minutes 1) (chilled-totes 0) (frozen-totes 0)))
+    (then (rejected van-stops-within-limit)))
 
   (scenario "raising a limit reports nothing"
     (given (opened (day "2026-01-02") (window "08-10") (cutoff 1767232800000000)

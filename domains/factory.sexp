@@ -75,14 +75,16 @@
     (command reclassify
       (params (availability availability) (back-order-tolerance u32))
       (require registered unknown-sku "the SKU is not registered")
-      (emit reclassified availability back-order-tolerance))
+      (emit reclassified availability back-order-tolerance)
+      (policy not-oversold (relaxed (tolerance reserved))))
 
     (command receive
-      (doc "Put units on the shelves.")
+      (doc "Put units on the shelves. Like releasing, reclassifying and returning units, it never makes promises worse, so it is accepted even when a loss left the SKU oversold.")
       (params (qty u32) (source supply-source))
       (require registered unknown-sku "the SKU is not registered")
       (require (> qty 0) no-quantity "the quantity must be positive")
-      (emit received qty source))
+      (emit received qty source)
+      (policy not-oversold (relaxed (tolerance reserved))))
 
     (command reserve
       (doc "Promise units to an order. Never beyond the stock for rare items; back-orderable ones may go beyond by their tolerance.")
@@ -95,7 +97,8 @@
       (doc "Withdraw an order's promise, all of it.")
       (params (order order-id))
       (require (contains reservations order) no-reservation "the order has no reservation of this SKU")
-      (emit released order (qty (get reservations order 0))))
+      (emit released order (qty (get reservations order 0)))
+      (policy not-oversold (relaxed (tolerance reserved))))
 
     (command pick
       (doc "Take units off the shelves for an order. Picking more than the order reserved takes units promised to others (over-picking), so it follows the same policy as reserving.")
@@ -109,7 +112,8 @@
       (doc "Compensation: units picked for an order that refused them go back on the shelves.")
       (params (order order-id) (qty u32))
       (require (> qty 0) no-quantity "the quantity must be positive")
-      (emit received qty (source 'returned)))
+      (emit received qty (source 'returned))
+      (policy not-oversold (relaxed (tolerance reserved))))
 
     (command consume
       (doc "Issue units to an assembly job as material. Materials promised to orders are not taken: this is strict for every SKU.")
@@ -533,6 +537,26 @@
   (scenario "units picked for a cancelled order go back on the shelf"
     (when (return-to-shelf (order "ord-a") (qty 2)))
     (then (received (qty 2) (source 'returned))))
+
+  (scenario "an oversold rare item takes a delivery that does not cover every promise"
+    (given (registered (availability 'rare) (back-order-tolerance 0))
+           (received (qty 4) (source 'delivery))
+           (reserved (order "ord-a") (qty 4))
+           (written-off (qty 3) (loss 'broken))
+           (back-ordered (short 3)))
+    (when (receive (qty 1) (source 'delivery)))
+    (then (received (qty 1) (source 'delivery))))
+
+  (scenario "an oversold rare item is not picked until someone decides who goes short"
+    (doc "Strict: after a loss uncovered promises, which order loses out is decided by releasing a reservation or receiving stock, not by whichever robot picks first.")
+    (given (registered (availability 'rare) (back-order-tolerance 0))
+           (received (qty 4) (source 'delivery))
+           (reserved (order "ord-a") (qty 2))
+           (reserved (order "ord-b") (qty 2))
+           (written-off (qty 1) (loss 'lost))
+           (back-ordered (short 1)))
+    (when (pick (order "ord-a") (qty 2)))
+    (then (rejected not-oversold)))
 
   ;; Stock: every rejection.
 

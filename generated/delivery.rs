@@ -853,7 +853,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["opened"],
+                    emits: &["opened", "overbooked"],
                     rejections: &[
                         "already-opened",
                         "small-vans-exceed-vans",
@@ -877,7 +877,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["area-served"],
+                    emits: &["area-served", "overbooked"],
                     rejections: &[
                         "not-opened",
                         "van-stops-within-limit",
@@ -905,7 +905,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["address-blocked"],
+                    emits: &["address-blocked", "overbooked"],
                     rejections: &[
                         "not-opened",
                         "van-stops-within-limit",
@@ -1024,7 +1024,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["cancelled"],
+                    emits: &["cancelled", "overbooked"],
                     rejections: &[
                         "unknown-booking",
                         "van-stops-within-limit",
@@ -1039,7 +1039,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                 ::anthill_runtime::meta::CommandMeta {
                     name: "change-limits",
                     doc: ::std::option::Option::Some(
-                        "Change the capacity. Lost capacity is a fact, so lowering below the bookings is accepted and reported per counter.",
+                        "Change the capacity. Lost capacity is a fact, so lowering below the bookings is accepted, and each counter taken below its bookings is reported by its invariant.",
                     ),
                     params: &[
                         ::anthill_runtime::meta::FieldMeta {
@@ -1107,7 +1107,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     doc: ::std::option::Option::None,
                     params: &[],
                     is_extern: false,
-                    emits: &["closed"],
+                    emits: &["closed", "overbooked"],
                     rejections: &[
                         "not-open",
                         "van-stops-within-limit",
@@ -1543,37 +1543,22 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     name: "van-stops-within-limit",
                     doc: ::std::option::Option::Some("The vans are fully booked."),
                     condition: "(<= van-stops-used van-stops-limit)",
-                    policy: "strict",
-                    overrides: &[
-                        (
-                            "change-limits",
-                            "(relaxed (tolerance van-stops-used) (on-violation (emit overbooked (capacity 'van-stops) (over (- van-stops-used (min van-stops-used van-stops-limit))))))",
-                        ),
-                    ],
+                    policy: "(relaxed (tolerance van-stops-used) (on-violation (emit overbooked (capacity 'van-stops) (over (- van-stops-used (min van-stops-used van-stops-limit))))))",
+                    overrides: &[("book", "strict")],
                 },
                 ::anthill_runtime::meta::InvariantMeta {
                     name: "small-van-stops-within-limit",
                     doc: ::std::option::Option::Some("The small vans are fully booked."),
                     condition: "(<= small-van-stops-used small-van-stops-limit)",
-                    policy: "strict",
-                    overrides: &[
-                        (
-                            "change-limits",
-                            "(relaxed (tolerance small-van-stops-used) (on-violation (emit overbooked (capacity 'small-van-stops) (over (- small-van-stops-used (min small-van-stops-used small-van-stops-limit))))))",
-                        ),
-                    ],
+                    policy: "(relaxed (tolerance small-van-stops-used) (on-violation (emit overbooked (capacity 'small-van-stops) (over (- small-van-stops-used (min small-van-stops-used small-van-stops-limit))))))",
+                    overrides: &[("book", "strict")],
                 },
                 ::anthill_runtime::meta::InvariantMeta {
                     name: "picking-minutes-within-limit",
                     doc: ::std::option::Option::Some("The pickers are fully booked."),
                     condition: "(<= picking-minutes-used picking-minutes-limit)",
-                    policy: "strict",
-                    overrides: &[
-                        (
-                            "change-limits",
-                            "(relaxed (tolerance picking-minutes-used) (on-violation (emit overbooked (capacity 'picking-minutes) (over (- picking-minutes-used (min picking-minutes-used picking-minutes-limit))))))",
-                        ),
-                    ],
+                    policy: "(relaxed (tolerance picking-minutes-used) (on-violation (emit overbooked (capacity 'picking-minutes) (over (- picking-minutes-used (min picking-minutes-used picking-minutes-limit))))))",
+                    overrides: &[("book", "strict")],
                 },
                 ::anthill_runtime::meta::InvariantMeta {
                     name: "chilled-totes-within-limit",
@@ -1581,13 +1566,8 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         "The chilled space is fully booked.",
                     ),
                     condition: "(<= chilled-totes-used chilled-totes-limit)",
-                    policy: "strict",
-                    overrides: &[
-                        (
-                            "change-limits",
-                            "(relaxed (tolerance chilled-totes-used) (on-violation (emit overbooked (capacity 'chilled-totes) (over (- chilled-totes-used (min chilled-totes-used chilled-totes-limit))))))",
-                        ),
-                    ],
+                    policy: "(relaxed (tolerance chilled-totes-used) (on-violation (emit overbooked (capacity 'chilled-totes) (over (- chilled-totes-used (min chilled-totes-used chilled-totes-limit))))))",
+                    overrides: &[("book", "strict")],
                 },
                 ::anthill_runtime::meta::InvariantMeta {
                     name: "frozen-totes-within-limit",
@@ -1595,13 +1575,8 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         "The frozen space is fully booked.",
                     ),
                     condition: "(<= frozen-totes-used frozen-totes-limit)",
-                    policy: "strict",
-                    overrides: &[
-                        (
-                            "change-limits",
-                            "(relaxed (tolerance frozen-totes-used) (on-violation (emit overbooked (capacity 'frozen-totes) (over (- frozen-totes-used (min frozen-totes-used frozen-totes-limit))))))",
-                        ),
-                    ],
+                    policy: "(relaxed (tolerance frozen-totes-used) (on-violation (emit overbooked (capacity 'frozen-totes) (over (- frozen-totes-used (min frozen-totes-used frozen-totes-limit))))))",
+                    overrides: &[("book", "strict")],
                 },
             ],
         },
@@ -2499,7 +2474,7 @@ pub mod slot {
         }
         /// Cancel a booking: its capacity is free again at once.
         ///
-        /// Declared at `domains/delivery.sexp:106`.
+        /// Declared at `domains/delivery.sexp:111`.
         #[derive(
             Clone,
             Debug,
@@ -2515,13 +2490,13 @@ pub mod slot {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Cancel {
-            /// Declared at `domains/delivery.sexp:108`.
+            /// Declared at `domains/delivery.sexp:113`.
             #[serde(rename = "booking")]
             pub booking: super::super::BookingId,
         }
-        /// Change the capacity. Lost capacity is a fact, so lowering below the bookings is accepted and reported per counter.
+        /// Change the capacity. Lost capacity is a fact, so lowering below the bookings is accepted, and each counter taken below its bookings is reported by its invariant.
         ///
-        /// Declared at `domains/delivery.sexp:115`.
+        /// Declared at `domains/delivery.sexp:120`.
         #[derive(
             Clone,
             Debug,
@@ -2537,23 +2512,23 @@ pub mod slot {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ChangeLimits {
-            /// Declared at `domains/delivery.sexp:117`.
+            /// Declared at `domains/delivery.sexp:122`.
             #[serde(rename = "van-stops")]
             pub van_stops: u32,
-            /// Declared at `domains/delivery.sexp:117`.
+            /// Declared at `domains/delivery.sexp:122`.
             #[serde(rename = "small-van-stops")]
             pub small_van_stops: u32,
-            /// Declared at `domains/delivery.sexp:117`.
+            /// Declared at `domains/delivery.sexp:122`.
             #[serde(rename = "picking-minutes")]
             pub picking_minutes: u32,
-            /// Declared at `domains/delivery.sexp:117`.
+            /// Declared at `domains/delivery.sexp:122`.
             #[serde(rename = "chilled-totes")]
             pub chilled_totes: u32,
-            /// Declared at `domains/delivery.sexp:117`.
+            /// Declared at `domains/delivery.sexp:122`.
             #[serde(rename = "frozen-totes")]
             pub frozen_totes: u32,
         }
-        /// Declared at `domains/delivery.sexp:141`.
+        /// Declared at `domains/delivery.sexp:127`.
         #[derive(
             Clone,
             Debug,
@@ -2658,23 +2633,23 @@ pub mod slot {
         DivisionByZero,
         /// `van-stops-within-limit`: The vans are fully booked.
         ///
-        /// Declared at `domains/delivery.sexp:180`.
+        /// Declared at `domains/delivery.sexp:166`.
         VanStopsWithinLimit,
         /// `small-van-stops-within-limit`: The small vans are fully booked.
         ///
-        /// Declared at `domains/delivery.sexp:183`.
+        /// Declared at `domains/delivery.sexp:171`.
         SmallVanStopsWithinLimit,
         /// `picking-minutes-within-limit`: The pickers are fully booked.
         ///
-        /// Declared at `domains/delivery.sexp:186`.
+        /// Declared at `domains/delivery.sexp:176`.
         PickingMinutesWithinLimit,
         /// `chilled-totes-within-limit`: The chilled space is fully booked.
         ///
-        /// Declared at `domains/delivery.sexp:189`.
+        /// Declared at `domains/delivery.sexp:181`.
         ChilledTotesWithinLimit,
         /// `frozen-totes-within-limit`: The frozen space is fully booked.
         ///
-        /// Declared at `domains/delivery.sexp:192`.
+        /// Declared at `domains/delivery.sexp:186`.
         FrozenTotesWithinLimit,
         /// `already-opened`: the slot is already open
         ///
@@ -2714,7 +2689,7 @@ pub mod slot {
         EmptyBooking,
         /// `unknown-booking`: the slot has no such booking
         ///
-        /// Declared at `domains/delivery.sexp:109`.
+        /// Declared at `domains/delivery.sexp:114`.
         UnknownBooking,
     }
     impl Rejection {
@@ -2999,112 +2974,11 @@ pub mod slot {
     ///
     /// The vans are fully booked.
     ///
-    /// Policy: `strict`.
+    /// Policy: `(relaxed (tolerance van-stops-used) (on-violation (emit overbooked (capacity 'van-stops) (over (- van-stops-used (min van-stops-used van-stops-limit))))))`.
     fn invariant_van_stops_within_limit(
-        _before: &State,
-        next: &State,
-        _reactions: &mut ::std::vec::Vec<Event>,
-        _ctx: &::anthill_runtime::Context<'_, Id>,
-        _version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        if next.van_stops_used > next.van_stops_limit {
-            return ::std::result::Result::Err(Rejection::VanStopsWithinLimit);
-        }
-        ::std::result::Result::Ok(())
-    }
-    /// Invariant `small-van-stops-within-limit`: `(<= small-van-stops-used small-van-stops-limit)`.
-    ///
-    /// The small vans are fully booked.
-    ///
-    /// Policy: `strict`.
-    fn invariant_small_van_stops_within_limit(
-        _before: &State,
-        next: &State,
-        _reactions: &mut ::std::vec::Vec<Event>,
-        _ctx: &::anthill_runtime::Context<'_, Id>,
-        _version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        if next.small_van_stops_used > next.small_van_stops_limit {
-            return ::std::result::Result::Err(Rejection::SmallVanStopsWithinLimit);
-        }
-        ::std::result::Result::Ok(())
-    }
-    /// Invariant `picking-minutes-within-limit`: `(<= picking-minutes-used picking-minutes-limit)`.
-    ///
-    /// The pickers are fully booked.
-    ///
-    /// Policy: `strict`.
-    fn invariant_picking_minutes_within_limit(
-        _before: &State,
-        next: &State,
-        _reactions: &mut ::std::vec::Vec<Event>,
-        _ctx: &::anthill_runtime::Context<'_, Id>,
-        _version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        if next.picking_minutes_used > next.picking_minutes_limit {
-            return ::std::result::Result::Err(Rejection::PickingMinutesWithinLimit);
-        }
-        ::std::result::Result::Ok(())
-    }
-    /// Invariant `chilled-totes-within-limit`: `(<= chilled-totes-used chilled-totes-limit)`.
-    ///
-    /// The chilled space is fully booked.
-    ///
-    /// Policy: `strict`.
-    fn invariant_chilled_totes_within_limit(
-        _before: &State,
-        next: &State,
-        _reactions: &mut ::std::vec::Vec<Event>,
-        _ctx: &::anthill_runtime::Context<'_, Id>,
-        _version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        if next.chilled_totes_used > next.chilled_totes_limit {
-            return ::std::result::Result::Err(Rejection::ChilledTotesWithinLimit);
-        }
-        ::std::result::Result::Ok(())
-    }
-    /// Invariant `frozen-totes-within-limit`: `(<= frozen-totes-used frozen-totes-limit)`.
-    ///
-    /// The frozen space is fully booked.
-    ///
-    /// Policy: `strict`.
-    fn invariant_frozen_totes_within_limit(
-        _before: &State,
-        next: &State,
-        _reactions: &mut ::std::vec::Vec<Event>,
-        _ctx: &::anthill_runtime::Context<'_, Id>,
-        _version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        if next.frozen_totes_used > next.frozen_totes_limit {
-            return ::std::result::Result::Err(Rejection::FrozenTotesWithinLimit);
-        }
-        ::std::result::Result::Ok(())
-    }
-    /// Checks every invariant on `next`, the state after the command, with the invariant's own policy.
-    fn check_invariants(
         before: &State,
         next: &State,
         reactions: &mut ::std::vec::Vec<Event>,
-        ctx: &::anthill_runtime::Context<'_, Id>,
-        version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        invariant_van_stops_within_limit(before, next, reactions, ctx, version)?;
-        invariant_small_van_stops_within_limit(before, next, reactions, ctx, version)?;
-        invariant_picking_minutes_within_limit(before, next, reactions, ctx, version)?;
-        invariant_chilled_totes_within_limit(before, next, reactions, ctx, version)?;
-        invariant_frozen_totes_within_limit(before, next, reactions, ctx, version)?;
-        ::std::result::Result::Ok(())
-    }
-    /// Invariant `van-stops-within-limit`: `(<= van-stops-used van-stops-limit)`.
-    ///
-    /// The vans are fully booked.
-    ///
-    /// Policy for `change-limits`: `(relaxed (tolerance van-stops-used) (on-violation (emit overbooked (capacity 'van-stops) (over (- van-stops-used (min van-stops-used van-stops-limit))))))`.
-    fn invariant_van_stops_within_limit_for_change_limits(
-        before: &State,
-        next: &State,
-        reactions: &mut ::std::vec::Vec<Event>,
-        _command: &commands::ChangeLimits,
         _ctx: &::anthill_runtime::Context<'_, Id>,
         _version: u64,
     ) -> ::std::result::Result<(), Rejection> {
@@ -3133,12 +3007,11 @@ pub mod slot {
     ///
     /// The small vans are fully booked.
     ///
-    /// Policy for `change-limits`: `(relaxed (tolerance small-van-stops-used) (on-violation (emit overbooked (capacity 'small-van-stops) (over (- small-van-stops-used (min small-van-stops-used small-van-stops-limit))))))`.
-    fn invariant_small_van_stops_within_limit_for_change_limits(
+    /// Policy: `(relaxed (tolerance small-van-stops-used) (on-violation (emit overbooked (capacity 'small-van-stops) (over (- small-van-stops-used (min small-van-stops-used small-van-stops-limit))))))`.
+    fn invariant_small_van_stops_within_limit(
         before: &State,
         next: &State,
         reactions: &mut ::std::vec::Vec<Event>,
-        _command: &commands::ChangeLimits,
         _ctx: &::anthill_runtime::Context<'_, Id>,
         _version: u64,
     ) -> ::std::result::Result<(), Rejection> {
@@ -3170,12 +3043,11 @@ pub mod slot {
     ///
     /// The pickers are fully booked.
     ///
-    /// Policy for `change-limits`: `(relaxed (tolerance picking-minutes-used) (on-violation (emit overbooked (capacity 'picking-minutes) (over (- picking-minutes-used (min picking-minutes-used picking-minutes-limit))))))`.
-    fn invariant_picking_minutes_within_limit_for_change_limits(
+    /// Policy: `(relaxed (tolerance picking-minutes-used) (on-violation (emit overbooked (capacity 'picking-minutes) (over (- picking-minutes-used (min picking-minutes-used picking-minutes-limit))))))`.
+    fn invariant_picking_minutes_within_limit(
         before: &State,
         next: &State,
         reactions: &mut ::std::vec::Vec<Event>,
-        _command: &commands::ChangeLimits,
         _ctx: &::anthill_runtime::Context<'_, Id>,
         _version: u64,
     ) -> ::std::result::Result<(), Rejection> {
@@ -3207,12 +3079,11 @@ pub mod slot {
     ///
     /// The chilled space is fully booked.
     ///
-    /// Policy for `change-limits`: `(relaxed (tolerance chilled-totes-used) (on-violation (emit overbooked (capacity 'chilled-totes) (over (- chilled-totes-used (min chilled-totes-used chilled-totes-limit))))))`.
-    fn invariant_chilled_totes_within_limit_for_change_limits(
+    /// Policy: `(relaxed (tolerance chilled-totes-used) (on-violation (emit overbooked (capacity 'chilled-totes) (over (- chilled-totes-used (min chilled-totes-used chilled-totes-limit))))))`.
+    fn invariant_chilled_totes_within_limit(
         before: &State,
         next: &State,
         reactions: &mut ::std::vec::Vec<Event>,
-        _command: &commands::ChangeLimits,
         _ctx: &::anthill_runtime::Context<'_, Id>,
         _version: u64,
     ) -> ::std::result::Result<(), Rejection> {
@@ -3244,12 +3115,11 @@ pub mod slot {
     ///
     /// The frozen space is fully booked.
     ///
-    /// Policy for `change-limits`: `(relaxed (tolerance frozen-totes-used) (on-violation (emit overbooked (capacity 'frozen-totes) (over (- frozen-totes-used (min frozen-totes-used frozen-totes-limit))))))`.
-    fn invariant_frozen_totes_within_limit_for_change_limits(
+    /// Policy: `(relaxed (tolerance frozen-totes-used) (on-violation (emit overbooked (capacity 'frozen-totes) (over (- frozen-totes-used (min frozen-totes-used frozen-totes-limit))))))`.
+    fn invariant_frozen_totes_within_limit(
         before: &State,
         next: &State,
         reactions: &mut ::std::vec::Vec<Event>,
-        _command: &commands::ChangeLimits,
         _ctx: &::anthill_runtime::Context<'_, Id>,
         _version: u64,
     ) -> ::std::result::Result<(), Rejection> {
@@ -3277,16 +3147,121 @@ pub mod slot {
         }
         ::std::result::Result::Ok(())
     }
-    /// Checks every invariant for `change-limits`, which chooses its own policy for some.
-    fn check_invariants_change_limits(
+    /// Checks every invariant on `next`, the state after the command, with the invariant's own policy.
+    fn check_invariants(
         before: &State,
         next: &State,
         reactions: &mut ::std::vec::Vec<Event>,
-        command: &commands::ChangeLimits,
         ctx: &::anthill_runtime::Context<'_, Id>,
         version: u64,
     ) -> ::std::result::Result<(), Rejection> {
-        invariant_van_stops_within_limit_for_change_limits(
+        invariant_van_stops_within_limit(before, next, reactions, ctx, version)?;
+        invariant_small_van_stops_within_limit(before, next, reactions, ctx, version)?;
+        invariant_picking_minutes_within_limit(before, next, reactions, ctx, version)?;
+        invariant_chilled_totes_within_limit(before, next, reactions, ctx, version)?;
+        invariant_frozen_totes_within_limit(before, next, reactions, ctx, version)?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `van-stops-within-limit`: `(<= van-stops-used van-stops-limit)`.
+    ///
+    /// The vans are fully booked.
+    ///
+    /// Policy for `book`: `strict`.
+    fn invariant_van_stops_within_limit_for_book(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Book,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.van_stops_used > next.van_stops_limit {
+            return ::std::result::Result::Err(Rejection::VanStopsWithinLimit);
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `small-van-stops-within-limit`: `(<= small-van-stops-used small-van-stops-limit)`.
+    ///
+    /// The small vans are fully booked.
+    ///
+    /// Policy for `book`: `strict`.
+    fn invariant_small_van_stops_within_limit_for_book(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Book,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.small_van_stops_used > next.small_van_stops_limit {
+            return ::std::result::Result::Err(Rejection::SmallVanStopsWithinLimit);
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `picking-minutes-within-limit`: `(<= picking-minutes-used picking-minutes-limit)`.
+    ///
+    /// The pickers are fully booked.
+    ///
+    /// Policy for `book`: `strict`.
+    fn invariant_picking_minutes_within_limit_for_book(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Book,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.picking_minutes_used > next.picking_minutes_limit {
+            return ::std::result::Result::Err(Rejection::PickingMinutesWithinLimit);
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `chilled-totes-within-limit`: `(<= chilled-totes-used chilled-totes-limit)`.
+    ///
+    /// The chilled space is fully booked.
+    ///
+    /// Policy for `book`: `strict`.
+    fn invariant_chilled_totes_within_limit_for_book(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Book,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.chilled_totes_used > next.chilled_totes_limit {
+            return ::std::result::Result::Err(Rejection::ChilledTotesWithinLimit);
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `frozen-totes-within-limit`: `(<= frozen-totes-used frozen-totes-limit)`.
+    ///
+    /// The frozen space is fully booked.
+    ///
+    /// Policy for `book`: `strict`.
+    fn invariant_frozen_totes_within_limit_for_book(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Book,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.frozen_totes_used > next.frozen_totes_limit {
+            return ::std::result::Result::Err(Rejection::FrozenTotesWithinLimit);
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant for `book`, which chooses its own policy for some.
+    fn check_invariants_book(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &commands::Book,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        invariant_van_stops_within_limit_for_book(
             before,
             next,
             reactions,
@@ -3294,7 +3269,7 @@ pub mod slot {
             ctx,
             version,
         )?;
-        invariant_small_van_stops_within_limit_for_change_limits(
+        invariant_small_van_stops_within_limit_for_book(
             before,
             next,
             reactions,
@@ -3302,7 +3277,7 @@ pub mod slot {
             ctx,
             version,
         )?;
-        invariant_picking_minutes_within_limit_for_change_limits(
+        invariant_picking_minutes_within_limit_for_book(
             before,
             next,
             reactions,
@@ -3310,7 +3285,7 @@ pub mod slot {
             ctx,
             version,
         )?;
-        invariant_chilled_totes_within_limit_for_change_limits(
+        invariant_chilled_totes_within_limit_for_book(
             before,
             next,
             reactions,
@@ -3318,7 +3293,7 @@ pub mod slot {
             ctx,
             version,
         )?;
-        invariant_frozen_totes_within_limit_for_change_limits(
+        invariant_frozen_totes_within_limit_for_book(
             before,
             next,
             reactions,
@@ -3358,14 +3333,8 @@ pub mod slot {
             Command::BlockAddress(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
             }
-            Command::Book(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
-            }
-            Command::Cancel(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
-            }
-            Command::ChangeLimits(command) => {
-                check_invariants_change_limits(
+            Command::Book(command) => {
+                check_invariants_book(
                     state,
                     &next,
                     &mut reactions,
@@ -3373,6 +3342,12 @@ pub mod slot {
                     ctx,
                     version,
                 )?
+            }
+            Command::Cancel(_) => {
+                check_invariants(state, &next, &mut reactions, ctx, version)?
+            }
+            Command::ChangeLimits(_) => {
+                check_invariants(state, &next, &mut reactions, ctx, version)?
             }
             Command::Close(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
@@ -3990,7 +3965,7 @@ pub mod slot {
 pub mod views {
     /// Per slot, every counter: what is booked and the limit. The keys sort by day, so one range read shows a whole day at a glance.
     ///
-    /// Declared at `domains/delivery.sexp:196`.
+    /// Declared at `domains/delivery.sexp:192`.
     #[derive(
         Clone,
         Debug,
@@ -4006,13 +3981,13 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct SlotCounters {
-        /// Declared at `domains/delivery.sexp:199`.
+        /// Declared at `domains/delivery.sexp:195`.
         #[serde(rename = "day")]
         pub day: ::std::option::Option<::std::string::String>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub day_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/delivery.sexp:200`.
+        /// Declared at `domains/delivery.sexp:196`.
         #[serde(rename = "window")]
         pub window: ::std::option::Option<::std::string::String>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -4020,49 +3995,49 @@ pub mod views {
         pub window_at: ::anthill_runtime::Timestamp,
         /// Bookings held now.
         ///
-        /// Declared at `domains/delivery.sexp:201`.
+        /// Declared at `domains/delivery.sexp:197`.
         #[serde(rename = "bookings")]
         pub bookings: i64,
-        /// Declared at `domains/delivery.sexp:202`.
+        /// Declared at `domains/delivery.sexp:198`.
         #[serde(rename = "van-stops")]
         pub van_stops: i64,
-        /// Declared at `domains/delivery.sexp:203`.
+        /// Declared at `domains/delivery.sexp:199`.
         #[serde(rename = "van-stops-limit")]
         pub van_stops_limit: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub van_stops_limit_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/delivery.sexp:204`.
+        /// Declared at `domains/delivery.sexp:200`.
         #[serde(rename = "small-van-stops")]
         pub small_van_stops: i64,
-        /// Declared at `domains/delivery.sexp:205`.
+        /// Declared at `domains/delivery.sexp:201`.
         #[serde(rename = "small-van-stops-limit")]
         pub small_van_stops_limit: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub small_van_stops_limit_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/delivery.sexp:206`.
+        /// Declared at `domains/delivery.sexp:202`.
         #[serde(rename = "picking-minutes")]
         pub picking_minutes: i64,
-        /// Declared at `domains/delivery.sexp:207`.
+        /// Declared at `domains/delivery.sexp:203`.
         #[serde(rename = "picking-minutes-limit")]
         pub picking_minutes_limit: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub picking_minutes_limit_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/delivery.sexp:208`.
+        /// Declared at `domains/delivery.sexp:204`.
         #[serde(rename = "chilled-totes")]
         pub chilled_totes: i64,
-        /// Declared at `domains/delivery.sexp:209`.
+        /// Declared at `domains/delivery.sexp:205`.
         #[serde(rename = "chilled-totes-limit")]
         pub chilled_totes_limit: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub chilled_totes_limit_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/delivery.sexp:210`.
+        /// Declared at `domains/delivery.sexp:206`.
         #[serde(rename = "frozen-totes")]
         pub frozen_totes: i64,
-        /// Declared at `domains/delivery.sexp:211`.
+        /// Declared at `domains/delivery.sexp:207`.
         #[serde(rename = "frozen-totes-limit")]
         pub frozen_totes_limit: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -4070,7 +4045,7 @@ pub mod views {
         pub frozen_totes_limit_at: ::anthill_runtime::Timestamp,
         /// The counters lowered below their bookings, latest last.
         ///
-        /// Declared at `domains/delivery.sexp:212`.
+        /// Declared at `domains/delivery.sexp:208`.
         #[serde(rename = "overbookings")]
         pub overbookings: ::std::vec::Vec<super::Capacity>,
         /// When each value in the column occurred, in the same order.
@@ -4123,7 +4098,7 @@ pub mod views {
     }
     /// Per day, over all its slots: bookings held and the load booked.
     ///
-    /// Declared at `domains/delivery.sexp:230`.
+    /// Declared at `domains/delivery.sexp:226`.
     #[derive(
         Clone,
         Debug,
@@ -4139,24 +4114,24 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct DayTotals {
-        /// Declared at `domains/delivery.sexp:233`.
+        /// Declared at `domains/delivery.sexp:229`.
         #[serde(rename = "bookings")]
         pub bookings: i64,
         /// Bookings made, including those cancelled since.
         ///
-        /// Declared at `domains/delivery.sexp:234`.
+        /// Declared at `domains/delivery.sexp:230`.
         #[serde(rename = "booked")]
         pub booked: u64,
-        /// Declared at `domains/delivery.sexp:235`.
+        /// Declared at `domains/delivery.sexp:231`.
         #[serde(rename = "cancellations")]
         pub cancellations: u64,
-        /// Declared at `domains/delivery.sexp:236`.
+        /// Declared at `domains/delivery.sexp:232`.
         #[serde(rename = "picking-minutes")]
         pub picking_minutes: i64,
-        /// Declared at `domains/delivery.sexp:237`.
+        /// Declared at `domains/delivery.sexp:233`.
         #[serde(rename = "chilled-totes")]
         pub chilled_totes: i64,
-        /// Declared at `domains/delivery.sexp:238`.
+        /// Declared at `domains/delivery.sexp:234`.
         #[serde(rename = "frozen-totes")]
         pub frozen_totes: i64,
     }
@@ -4208,7 +4183,7 @@ pub mod views {
 /// The model's scenarios, run on the pure decide/evolve logic.
 #[cfg(test)]
 mod scenarios {
-    /// Scenario "a slot opens with its limits", declared at `domains/delivery.sexp:251`.
+    /// Scenario "a slot opens with its limits", declared at `domains/delivery.sexp:247`.
     #[test]
     fn a_slot_opens_with_its_limits() -> ::std::result::Result<
         (),
@@ -4246,7 +4221,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a slot opens once", declared at `domains/delivery.sexp:257`.
+    /// Scenario "a slot opens once", declared at `domains/delivery.sexp:253`.
     #[test]
     fn a_slot_opens_once() -> ::std::result::Result<
         (),
@@ -4286,7 +4261,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "small-van stops cannot exceed the van stops", declared at `domains/delivery.sexp:264`.
+    /// Scenario "small-van stops cannot exceed the van stops", declared at `domains/delivery.sexp:260`.
     #[test]
     fn small_van_stops_cannot_exceed_the_van_stops() -> ::std::result::Result<
         (),
@@ -4317,7 +4292,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an area is served by a slot that is not open yet", declared at `domains/delivery.sexp:269`.
+    /// Scenario "an area is served by a slot that is not open yet", declared at `domains/delivery.sexp:265`.
     #[test]
     fn an_area_is_served_by_a_slot_that_is_not_open_yet() -> ::std::result::Result<
         (),
@@ -4339,7 +4314,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a booking that fits every counter is accepted", declared at `domains/delivery.sexp:273`.
+    /// Scenario "a booking that fits every counter is accepted", declared at `domains/delivery.sexp:269`.
     #[test]
     fn a_booking_that_fits_every_counter_is_accepted() -> ::std::result::Result<
         (),
@@ -4389,7 +4364,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "the last van stop goes to exactly one booking", declared at `domains/delivery.sexp:282`.
+    /// Scenario "the last van stop goes to exactly one booking", declared at `domains/delivery.sexp:278`.
     #[test]
     fn the_last_van_stop_goes_to_exactly_one_booking() -> ::std::result::Result<
         (),
@@ -4442,7 +4417,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a small-van address needs a small-van stop", declared at `domains/delivery.sexp:293`.
+    /// Scenario "a small-van address needs a small-van stop", declared at `domains/delivery.sexp:289`.
     #[test]
     fn a_small_van_address_needs_a_small_van_stop() -> ::std::result::Result<
         (),
@@ -4495,7 +4470,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a booking that needs more picking than is left is rejected", declared at `domains/delivery.sexp:303`.
+    /// Scenario "a booking that needs more picking than is left is rejected", declared at `domains/delivery.sexp:299`.
     #[test]
     fn a_booking_that_needs_more_picking_than_is_left_is_rejected() -> ::std::result::Result<
         (),
@@ -4548,7 +4523,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a booking with too much chilled food is rejected", declared at `domains/delivery.sexp:313`.
+    /// Scenario "a booking with too much chilled food is rejected", declared at `domains/delivery.sexp:309`.
     #[test]
     fn a_booking_with_too_much_chilled_food_is_rejected() -> ::std::result::Result<
         (),
@@ -4592,7 +4567,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a booking with too much frozen food is rejected", declared at `domains/delivery.sexp:321`.
+    /// Scenario "a booking with too much frozen food is rejected", declared at `domains/delivery.sexp:317`.
     #[test]
     fn a_booking_with_too_much_frozen_food_is_rejected() -> ::std::result::Result<
         (),
@@ -4636,7 +4611,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a slot does not deliver outside its areas", declared at `domains/delivery.sexp:329`.
+    /// Scenario "a slot does not deliver outside its areas", declared at `domains/delivery.sexp:325`.
     #[test]
     fn a_slot_does_not_deliver_outside_its_areas() -> ::std::result::Result<
         (),
@@ -4678,7 +4653,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a blocked address is not served", declared at `domains/delivery.sexp:337`.
+    /// Scenario "a blocked address is not served", declared at `domains/delivery.sexp:333`.
     #[test]
     fn a_blocked_address_is_not_served() -> ::std::result::Result<
         (),
@@ -4724,7 +4699,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "no booking after the cut-off", declared at `domains/delivery.sexp:346`.
+    /// Scenario "no booking after the cut-off", declared at `domains/delivery.sexp:342`.
     #[test]
     fn no_booking_after_the_cut_off() -> ::std::result::Result<
         (),
@@ -4766,7 +4741,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a closed slot takes no booking", declared at `domains/delivery.sexp:354`.
+    /// Scenario "a closed slot takes no booking", declared at `domains/delivery.sexp:350`.
     #[test]
     fn a_closed_slot_takes_no_booking() -> ::std::result::Result<
         (),
@@ -4809,7 +4784,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a booking is made once", declared at `domains/delivery.sexp:363`.
+    /// Scenario "a booking is made once", declared at `domains/delivery.sexp:359`.
     #[test]
     fn a_booking_is_made_once() -> ::std::result::Result<
         (),
@@ -4860,7 +4835,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a booking has something to pick", declared at `domains/delivery.sexp:373`.
+    /// Scenario "a booking has something to pick", declared at `domains/delivery.sexp:369`.
     #[test]
     fn a_booking_has_something_to_pick() -> ::std::result::Result<
         (),
@@ -4902,7 +4877,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "cancelling gives the booking's capacity back", declared at `domains/delivery.sexp:381`.
+    /// Scenario "cancelling gives the booking's capacity back", declared at `domains/delivery.sexp:377`.
     #[test]
     fn cancelling_gives_the_booking_s_capacity_back() -> ::std::result::Result<
         (),
@@ -4954,7 +4929,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "the capacity a cancellation freed can be booked again", declared at `domains/delivery.sexp:391`.
+    /// Scenario "the capacity a cancellation freed can be booked again", declared at `domains/delivery.sexp:387`.
     #[test]
     fn the_capacity_a_cancellation_freed_can_be_booked_again() -> ::std::result::Result<
         (),
@@ -5021,7 +4996,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unknown booking cannot be cancelled", declared at `domains/delivery.sexp:404`.
+    /// Scenario "an unknown booking cannot be cancelled", declared at `domains/delivery.sexp:400`.
     #[test]
     fn an_unknown_booking_cannot_be_cancelled() -> ::std::result::Result<
         (),
@@ -5043,7 +5018,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "lowering the vans below the bookings is accepted and reported", declared at `domains/delivery.sexp:408`.
+    /// Scenario "lowering the vans below the bookings is accepted and reported", declared at `domains/delivery.sexp:404`.
     #[test]
     fn lowering_the_vans_below_the_bookings_is_accepted_and_reported() -> ::std::result::Result<
         (),
@@ -5110,7 +5085,163 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "raising a limit reports nothing", declared at `domains/delivery.sexp:422`.
+    /// Scenario "an overbooked slot still takes cancellations", declared at `domains/delivery.sexp:418`.
+    #[test]
+    fn an_overbooked_slot_still_takes_cancellations() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::slot::Event::Opened(super::slot::events::Opened {
+                day: ::std::string::String::from("2026-01-02"),
+                window: ::std::string::String::from("08-10"),
+                cutoff: ::anthill_runtime::Timestamp::from_micros(1767232800000000),
+                van_stops: 3u32,
+                small_van_stops: 1u32,
+                picking_minutes: 600u32,
+                chilled_totes: 40u32,
+                frozen_totes: 20u32,
+            }),
+            super::slot::Event::AreaServed(super::slot::events::AreaServed {
+                area: ::std::string::String::from("SW1"),
+            }),
+            super::slot::Event::Booked(super::slot::events::Booked {
+                booking: super::BookingId(::std::string::String::from("b-1")),
+                day: ::std::string::String::from("2026-01-02"),
+                address: ::std::string::String::from("1 Main St"),
+                small_van: false,
+                picking_minutes: 12u32,
+                chilled_totes: 2u32,
+                frozen_totes: 1u32,
+            }),
+            super::slot::Event::Booked(super::slot::events::Booked {
+                booking: super::BookingId(::std::string::String::from("b-2")),
+                day: ::std::string::String::from("2026-01-02"),
+                address: ::std::string::String::from("2 Main St"),
+                small_van: false,
+                picking_minutes: 12u32,
+                chilled_totes: 2u32,
+                frozen_totes: 1u32,
+            }),
+            super::slot::Event::Booked(super::slot::events::Booked {
+                booking: super::BookingId(::std::string::String::from("b-3")),
+                day: ::std::string::String::from("2026-01-02"),
+                address: ::std::string::String::from("3 Main St"),
+                small_van: false,
+                picking_minutes: 12u32,
+                chilled_totes: 2u32,
+                frozen_totes: 1u32,
+            }),
+            super::slot::Event::LimitsChanged(super::slot::events::LimitsChanged {
+                day: ::std::string::String::from("2026-01-02"),
+                van_stops: 1u32,
+                small_van_stops: 1u32,
+                picking_minutes: 600u32,
+                chilled_totes: 40u32,
+                frozen_totes: 20u32,
+            }),
+            super::slot::Event::Overbooked(super::slot::events::Overbooked {
+                capacity: super::Capacity::VanStops,
+                over: 2u32,
+            }),
+        ];
+        let when = super::slot::Command::Cancel(super::slot::commands::Cancel {
+            booking: super::BookingId(::std::string::String::from("b-3")),
+        });
+        let then = ::std::result::Result::Ok(
+            ::std::vec![
+                super::slot::Event::Cancelled(super::slot::events::Cancelled { booking :
+                super::BookingId(::std::string::String::from("b-3")), day :
+                ::std::string::String::from("2026-01-02"), small_van : false,
+                picking_minutes : 12u32, chilled_totes : 2u32, frozen_totes : 1u32 })
+            ],
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::slot::Slot,
+        >(
+            "an overbooked slot still takes cancellations",
+            &super::SlotId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "an overbooked slot takes no booking", declared at `domains/delivery.sexp:436`.
+    #[test]
+    fn an_overbooked_slot_takes_no_booking() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::slot::Event::Opened(super::slot::events::Opened {
+                day: ::std::string::String::from("2026-01-02"),
+                window: ::std::string::String::from("08-10"),
+                cutoff: ::anthill_runtime::Timestamp::from_micros(1767232800000000),
+                van_stops: 3u32,
+                small_van_stops: 1u32,
+                picking_minutes: 600u32,
+                chilled_totes: 40u32,
+                frozen_totes: 20u32,
+            }),
+            super::slot::Event::AreaServed(super::slot::events::AreaServed {
+                area: ::std::string::String::from("SW1"),
+            }),
+            super::slot::Event::Booked(super::slot::events::Booked {
+                booking: super::BookingId(::std::string::String::from("b-1")),
+                day: ::std::string::String::from("2026-01-02"),
+                address: ::std::string::String::from("1 Main St"),
+                small_van: false,
+                picking_minutes: 12u32,
+                chilled_totes: 2u32,
+                frozen_totes: 1u32,
+            }),
+            super::slot::Event::Booked(super::slot::events::Booked {
+                booking: super::BookingId(::std::string::String::from("b-2")),
+                day: ::std::string::String::from("2026-01-02"),
+                address: ::std::string::String::from("2 Main St"),
+                small_van: false,
+                picking_minutes: 12u32,
+                chilled_totes: 2u32,
+                frozen_totes: 1u32,
+            }),
+            super::slot::Event::LimitsChanged(super::slot::events::LimitsChanged {
+                day: ::std::string::String::from("2026-01-02"),
+                van_stops: 1u32,
+                small_van_stops: 1u32,
+                picking_minutes: 600u32,
+                chilled_totes: 40u32,
+                frozen_totes: 20u32,
+            }),
+            super::slot::Event::Overbooked(super::slot::events::Overbooked {
+                capacity: super::Capacity::VanStops,
+                over: 1u32,
+            }),
+        ];
+        let when = super::slot::Command::Book(super::slot::commands::Book {
+            booking: super::BookingId(::std::string::String::from("b-3")),
+            address: ::std::string::String::from("3 Main St"),
+            area: ::std::string::String::from("SW1"),
+            access: super::Access::AnyVan,
+            picking_minutes: 1u32,
+            chilled_totes: 0u32,
+            frozen_totes: 0u32,
+        });
+        let then = ::std::result::Result::Err(
+            super::slot::Rejection::VanStopsWithinLimit,
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::slot::Slot,
+        >(
+            "an overbooked slot takes no booking",
+            &super::SlotId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "raising a limit reports nothing", declared at `domains/delivery.sexp:451`.
     #[test]
     fn raising_a_limit_reports_nothing() -> ::std::result::Result<
         (),

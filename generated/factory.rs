@@ -1136,7 +1136,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["reclassified", "back-ordered"],
+                    emits: &["reclassified"],
                     rejections: &[
                         "unknown-sku",
                         "not-oversold",
@@ -1146,7 +1146,9 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                 },
                 ::anthill_runtime::meta::CommandMeta {
                     name: "receive",
-                    doc: ::std::option::Option::Some("Put units on the shelves."),
+                    doc: ::std::option::Option::Some(
+                        "Put units on the shelves. Like releasing, reclassifying and returning units, it never makes promises worse, so it is accepted even when a loss left the SKU oversold.",
+                    ),
                     params: &[
                         ::anthill_runtime::meta::FieldMeta {
                             name: "qty",
@@ -1184,7 +1186,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["received", "back-ordered"],
+                    emits: &["received"],
                     rejections: &[
                         "unknown-sku",
                         "no-quantity",
@@ -1243,7 +1245,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["released", "back-ordered"],
+                    emits: &["released"],
                     rejections: &[
                         "no-reservation",
                         "not-oversold",
@@ -1311,7 +1313,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["received", "back-ordered"],
+                    emits: &["received"],
                     rejections: &[
                         "no-quantity",
                         "not-oversold",
@@ -1742,6 +1744,10 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     condition: "(<= reserved on-hand)",
                     policy: "(if (= availability 'back-orderable) (relaxed (tolerance back-order-tolerance) (on-violation (emit back-ordered (short (- reserved (min reserved on-hand)))))) strict)",
                     overrides: &[
+                        ("reclassify", "(relaxed (tolerance reserved))"),
+                        ("receive", "(relaxed (tolerance reserved))"),
+                        ("release", "(relaxed (tolerance reserved))"),
+                        ("return-to-shelf", "(relaxed (tolerance reserved))"),
                         ("consume", "strict"),
                         (
                             "write-off",
@@ -3636,9 +3642,9 @@ pub mod stock_item {
             #[serde(rename = "back-order-tolerance")]
             pub back_order_tolerance: u32,
         }
-        /// Put units on the shelves.
+        /// Put units on the shelves. Like releasing, reclassifying and returning units, it never makes promises worse, so it is accepted even when a loss left the SKU oversold.
         ///
-        /// Declared at `domains/factory.sexp:80`.
+        /// Declared at `domains/factory.sexp:81`.
         #[derive(
             Clone,
             Debug,
@@ -3654,16 +3660,16 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Receive {
-            /// Declared at `domains/factory.sexp:82`.
+            /// Declared at `domains/factory.sexp:83`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:82`.
+            /// Declared at `domains/factory.sexp:83`.
             #[serde(rename = "source")]
             pub source: super::super::SupplySource,
         }
         /// Promise units to an order. Never beyond the stock for rare items; back-orderable ones may go beyond by their tolerance.
         ///
-        /// Declared at `domains/factory.sexp:87`.
+        /// Declared at `domains/factory.sexp:89`.
         #[derive(
             Clone,
             Debug,
@@ -3679,16 +3685,16 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Reserve {
-            /// Declared at `domains/factory.sexp:89`.
+            /// Declared at `domains/factory.sexp:91`.
             #[serde(rename = "order")]
             pub order: super::super::OrderId,
-            /// Declared at `domains/factory.sexp:89`.
+            /// Declared at `domains/factory.sexp:91`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Withdraw an order's promise, all of it.
         ///
-        /// Declared at `domains/factory.sexp:94`.
+        /// Declared at `domains/factory.sexp:96`.
         #[derive(
             Clone,
             Debug,
@@ -3704,13 +3710,13 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Release {
-            /// Declared at `domains/factory.sexp:96`.
+            /// Declared at `domains/factory.sexp:98`.
             #[serde(rename = "order")]
             pub order: super::super::OrderId,
         }
         /// Take units off the shelves for an order. Picking more than the order reserved takes units promised to others (over-picking), so it follows the same policy as reserving.
         ///
-        /// Declared at `domains/factory.sexp:100`.
+        /// Declared at `domains/factory.sexp:103`.
         #[derive(
             Clone,
             Debug,
@@ -3726,16 +3732,16 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Pick {
-            /// Declared at `domains/factory.sexp:102`.
+            /// Declared at `domains/factory.sexp:105`.
             #[serde(rename = "order")]
             pub order: super::super::OrderId,
-            /// Declared at `domains/factory.sexp:102`.
+            /// Declared at `domains/factory.sexp:105`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Compensation: units picked for an order that refused them go back on the shelves.
         ///
-        /// Declared at `domains/factory.sexp:108`.
+        /// Declared at `domains/factory.sexp:111`.
         #[derive(
             Clone,
             Debug,
@@ -3751,16 +3757,16 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ReturnToShelf {
-            /// Declared at `domains/factory.sexp:110`.
+            /// Declared at `domains/factory.sexp:113`.
             #[serde(rename = "order")]
             pub order: super::super::OrderId,
-            /// Declared at `domains/factory.sexp:110`.
+            /// Declared at `domains/factory.sexp:113`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Issue units to an assembly job as material. Materials promised to orders are not taken: this is strict for every SKU.
         ///
-        /// Declared at `domains/factory.sexp:114`.
+        /// Declared at `domains/factory.sexp:118`.
         #[derive(
             Clone,
             Debug,
@@ -3776,16 +3782,16 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Consume {
-            /// Declared at `domains/factory.sexp:116`.
+            /// Declared at `domains/factory.sexp:120`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
-            /// Declared at `domains/factory.sexp:116`.
+            /// Declared at `domains/factory.sexp:120`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Record a loss. A loss is a fact, so it is always accepted; when it leaves promises uncovered, the shortfall is back-ordered.
         ///
-        /// Declared at `domains/factory.sexp:123`.
+        /// Declared at `domains/factory.sexp:127`.
         #[derive(
             Clone,
             Debug,
@@ -3801,10 +3807,10 @@ pub mod stock_item {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct WriteOff {
-            /// Declared at `domains/factory.sexp:125`.
+            /// Declared at `domains/factory.sexp:129`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:125`.
+            /// Declared at `domains/factory.sexp:129`.
             #[serde(rename = "loss")]
             pub loss: super::super::Loss,
         }
@@ -3913,7 +3919,7 @@ pub mod stock_item {
         DivisionByZero,
         /// `not-oversold`: Promises never exceed the stock on hand; back-orderable SKUs may exceed it by their tolerance, which back-orders the shortfall.
         ///
-        /// Declared at `domains/factory.sexp:157`.
+        /// Declared at `domains/factory.sexp:161`.
         NotOversold,
         /// `already-registered`: the SKU is already registered
         ///
@@ -3925,19 +3931,19 @@ pub mod stock_item {
         UnknownSku,
         /// `no-quantity`: the quantity must be positive
         ///
-        /// Declared at `domains/factory.sexp:84`.
+        /// Declared at `domains/factory.sexp:85`.
         NoQuantity,
         /// `no-reservation`: the order has no reservation of this SKU
         ///
-        /// Declared at `domains/factory.sexp:97`.
+        /// Declared at `domains/factory.sexp:99`.
         NoReservation,
         /// `not-on-shelf`: there are not that many units on the shelves
         ///
-        /// Declared at `domains/factory.sexp:105`.
+        /// Declared at `domains/factory.sexp:108`.
         NotOnShelf,
         /// `more-than-on-hand`: only units on hand can be written off
         ///
-        /// Declared at `domains/factory.sexp:127`.
+        /// Declared at `domains/factory.sexp:131`.
         MoreThanOnHand,
     }
     impl Rejection {
@@ -4264,6 +4270,170 @@ pub mod stock_item {
     ///
     /// Promises never exceed the stock on hand; back-orderable SKUs may exceed it by their tolerance, which back-orders the shortfall.
     ///
+    /// Policy for `reclassify`: `(relaxed (tolerance reserved))`.
+    fn invariant_not_oversold_for_reclassify(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Reclassify,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.reserved > next.on_hand {
+            let tolerance = next.reserved;
+            let (lhs, rhs) = (next.reserved, next.on_hand);
+            if lhs > ::anthill_runtime::value::Num::add(rhs, tolerance)? {
+                return ::std::result::Result::Err(Rejection::NotOversold);
+            }
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant for `reclassify`, which chooses its own policy for some.
+    fn check_invariants_reclassify(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &commands::Reclassify,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        invariant_not_oversold_for_reclassify(
+            before,
+            next,
+            reactions,
+            command,
+            ctx,
+            version,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `not-oversold`: `(<= reserved on-hand)`.
+    ///
+    /// Promises never exceed the stock on hand; back-orderable SKUs may exceed it by their tolerance, which back-orders the shortfall.
+    ///
+    /// Policy for `receive`: `(relaxed (tolerance reserved))`.
+    fn invariant_not_oversold_for_receive(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Receive,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.reserved > next.on_hand {
+            let tolerance = next.reserved;
+            let (lhs, rhs) = (next.reserved, next.on_hand);
+            if lhs > ::anthill_runtime::value::Num::add(rhs, tolerance)? {
+                return ::std::result::Result::Err(Rejection::NotOversold);
+            }
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant for `receive`, which chooses its own policy for some.
+    fn check_invariants_receive(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &commands::Receive,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        invariant_not_oversold_for_receive(
+            before,
+            next,
+            reactions,
+            command,
+            ctx,
+            version,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `not-oversold`: `(<= reserved on-hand)`.
+    ///
+    /// Promises never exceed the stock on hand; back-orderable SKUs may exceed it by their tolerance, which back-orders the shortfall.
+    ///
+    /// Policy for `release`: `(relaxed (tolerance reserved))`.
+    fn invariant_not_oversold_for_release(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::Release,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.reserved > next.on_hand {
+            let tolerance = next.reserved;
+            let (lhs, rhs) = (next.reserved, next.on_hand);
+            if lhs > ::anthill_runtime::value::Num::add(rhs, tolerance)? {
+                return ::std::result::Result::Err(Rejection::NotOversold);
+            }
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant for `release`, which chooses its own policy for some.
+    fn check_invariants_release(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &commands::Release,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        invariant_not_oversold_for_release(
+            before,
+            next,
+            reactions,
+            command,
+            ctx,
+            version,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `not-oversold`: `(<= reserved on-hand)`.
+    ///
+    /// Promises never exceed the stock on hand; back-orderable SKUs may exceed it by their tolerance, which back-orders the shortfall.
+    ///
+    /// Policy for `return-to-shelf`: `(relaxed (tolerance reserved))`.
+    fn invariant_not_oversold_for_return_to_shelf(
+        _before: &State,
+        next: &State,
+        _reactions: &mut ::std::vec::Vec<Event>,
+        _command: &commands::ReturnToShelf,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+        _version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        if next.reserved > next.on_hand {
+            let tolerance = next.reserved;
+            let (lhs, rhs) = (next.reserved, next.on_hand);
+            if lhs > ::anthill_runtime::value::Num::add(rhs, tolerance)? {
+                return ::std::result::Result::Err(Rejection::NotOversold);
+            }
+        }
+        ::std::result::Result::Ok(())
+    }
+    /// Checks every invariant for `return-to-shelf`, which chooses its own policy for some.
+    fn check_invariants_return_to_shelf(
+        before: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &commands::ReturnToShelf,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        invariant_not_oversold_for_return_to_shelf(
+            before,
+            next,
+            reactions,
+            command,
+            ctx,
+            version,
+        )?;
+        ::std::result::Result::Ok(())
+    }
+    /// Invariant `not-oversold`: `(<= reserved on-hand)`.
+    ///
+    /// Promises never exceed the stock on hand; back-orderable SKUs may exceed it by their tolerance, which back-orders the shortfall.
+    ///
     /// Policy for `consume`: `strict`.
     fn invariant_not_oversold_for_consume(
         _before: &State,
@@ -4377,23 +4547,51 @@ pub mod stock_item {
             Command::Register(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
             }
-            Command::Reclassify(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+            Command::Reclassify(command) => {
+                check_invariants_reclassify(
+                    state,
+                    &next,
+                    &mut reactions,
+                    command,
+                    ctx,
+                    version,
+                )?
             }
-            Command::Receive(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+            Command::Receive(command) => {
+                check_invariants_receive(
+                    state,
+                    &next,
+                    &mut reactions,
+                    command,
+                    ctx,
+                    version,
+                )?
             }
             Command::Reserve(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
             }
-            Command::Release(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+            Command::Release(command) => {
+                check_invariants_release(
+                    state,
+                    &next,
+                    &mut reactions,
+                    command,
+                    ctx,
+                    version,
+                )?
             }
             Command::Pick(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
             }
-            Command::ReturnToShelf(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+            Command::ReturnToShelf(command) => {
+                check_invariants_return_to_shelf(
+                    state,
+                    &next,
+                    &mut reactions,
+                    command,
+                    ctx,
+                    version,
+                )?
             }
             Command::Consume(command) => {
                 check_invariants_consume(
@@ -4847,7 +5045,7 @@ pub mod stock_item {
 pub mod order {
     /// A customer order of zero or more items, each reserved as it is added, picked, then shipped together.
     ///
-    /// Declared at `domains/factory.sexp:166`.
+    /// Declared at `domains/factory.sexp:170`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Order;
     /// The key of an instance.
@@ -4867,22 +5065,22 @@ pub mod order {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/factory.sexp:170`.
+        /// Declared at `domains/factory.sexp:174`.
         #[serde(rename = "status")]
         status: super::OrderStatus,
         /// Ordered units per SKU, each reserved in the warehouse.
         ///
-        /// Declared at `domains/factory.sexp:171`.
+        /// Declared at `domains/factory.sexp:175`.
         #[serde(rename = "items")]
         items: ::std::collections::BTreeMap<super::Sku, u32>,
         /// Picked units per SKU.
         ///
-        /// Declared at `domains/factory.sexp:172`.
+        /// Declared at `domains/factory.sexp:176`.
         #[serde(rename = "picked")]
         picked: ::std::collections::BTreeMap<super::Sku, u32>,
         /// Items not fully picked yet.
         ///
-        /// Declared at `domains/factory.sexp:173`.
+        /// Declared at `domains/factory.sexp:177`.
         #[serde(rename = "open-lines")]
         open_lines: u32,
     }
@@ -4919,56 +5117,6 @@ pub mod order {
     pub mod events {
         /// An item was added (or more of it); the warehouse reserves it.
         ///
-        /// Declared at `domains/factory.sexp:175`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct ItemAdded {
-            /// Declared at `domains/factory.sexp:175`.
-            #[serde(rename = "item")]
-            pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:175`.
-            #[serde(rename = "qty")]
-            pub qty: u32,
-        }
-        /// The warehouse could not reserve an item, so the order does without it.
-        ///
-        /// Declared at `domains/factory.sexp:176`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct ItemDropped {
-            /// Declared at `domains/factory.sexp:178`.
-            #[serde(rename = "item")]
-            pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:178`.
-            #[serde(rename = "qty")]
-            pub qty: u32,
-        }
-        /// The customer submitted the order.
-        ///
         /// Declared at `domains/factory.sexp:179`.
         #[derive(
             Clone,
@@ -4984,12 +5132,15 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Placed {
+        pub struct ItemAdded {
             /// Declared at `domains/factory.sexp:179`.
-            #[serde(rename = "lines")]
-            pub lines: u32,
+            #[serde(rename = "item")]
+            pub item: super::super::Sku,
+            /// Declared at `domains/factory.sexp:179`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
         }
-        /// Units of an item were picked; `completes-line` when the item is now fully picked.
+        /// The warehouse could not reserve an item, so the order does without it.
         ///
         /// Declared at `domains/factory.sexp:180`.
         #[derive(
@@ -5006,20 +5157,67 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct ItemPicked {
+        pub struct ItemDropped {
             /// Declared at `domains/factory.sexp:182`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
             /// Declared at `domains/factory.sexp:182`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:182`.
+        }
+        /// The customer submitted the order.
+        ///
+        /// Declared at `domains/factory.sexp:183`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Placed {
+            /// Declared at `domains/factory.sexp:183`.
+            #[serde(rename = "lines")]
+            pub lines: u32,
+        }
+        /// Units of an item were picked; `completes-line` when the item is now fully picked.
+        ///
+        /// Declared at `domains/factory.sexp:184`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct ItemPicked {
+            /// Declared at `domains/factory.sexp:186`.
+            #[serde(rename = "item")]
+            pub item: super::super::Sku,
+            /// Declared at `domains/factory.sexp:186`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+            /// Declared at `domains/factory.sexp:186`.
             #[serde(rename = "completes-line")]
             pub completes_line: bool,
         }
         /// Every item is picked: the order is ready to ship.
         ///
-        /// Declared at `domains/factory.sexp:183`.
+        /// Declared at `domains/factory.sexp:187`.
         #[derive(
             Clone,
             Debug,
@@ -5037,7 +5235,7 @@ pub mod order {
         pub struct Packed {}
         /// The order left the factory.
         ///
-        /// Declared at `domains/factory.sexp:184`.
+        /// Declared at `domains/factory.sexp:188`.
         #[derive(
             Clone,
             Debug,
@@ -5053,13 +5251,13 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Shipped {
-            /// Declared at `domains/factory.sexp:184`.
+            /// Declared at `domains/factory.sexp:188`.
             #[serde(rename = "carrier")]
             pub carrier: ::std::string::String,
         }
         /// The order was cancelled.
         ///
-        /// Declared at `domains/factory.sexp:185`.
+        /// Declared at `domains/factory.sexp:189`.
         #[derive(
             Clone,
             Debug,
@@ -5075,13 +5273,13 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Cancelled {
-            /// Declared at `domains/factory.sexp:185`.
+            /// Declared at `domains/factory.sexp:189`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
         /// After a cancellation: one item's reservation is to be released, one event per item.
         ///
-        /// Declared at `domains/factory.sexp:186`.
+        /// Declared at `domains/factory.sexp:190`.
         #[derive(
             Clone,
             Debug,
@@ -5097,10 +5295,10 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ItemReleased {
-            /// Declared at `domains/factory.sexp:188`.
+            /// Declared at `domains/factory.sexp:192`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:188`.
+            /// Declared at `domains/factory.sexp:192`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
@@ -5154,7 +5352,7 @@ pub mod order {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:190`.
+        /// Declared at `domains/factory.sexp:194`.
         #[derive(
             Clone,
             Debug,
@@ -5170,16 +5368,16 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct AddItem {
-            /// Declared at `domains/factory.sexp:191`.
+            /// Declared at `domains/factory.sexp:195`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:191`.
+            /// Declared at `domains/factory.sexp:195`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Compensation: the warehouse refused the reservation. Dropping the last item of a placed order cancels it.
         ///
-        /// Declared at `domains/factory.sexp:196`.
+        /// Declared at `domains/factory.sexp:200`.
         #[derive(
             Clone,
             Debug,
@@ -5195,14 +5393,14 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct DropItem {
-            /// Declared at `domains/factory.sexp:198`.
+            /// Declared at `domains/factory.sexp:202`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:198`.
+            /// Declared at `domains/factory.sexp:202`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:205`.
+        /// Declared at `domains/factory.sexp:209`.
         #[derive(
             Clone,
             Debug,
@@ -5220,7 +5418,7 @@ pub mod order {
         pub struct Place {}
         /// Record units picked for the order; the pick that completes the last item packs the order.
         ///
-        /// Declared at `domains/factory.sexp:210`.
+        /// Declared at `domains/factory.sexp:214`.
         #[derive(
             Clone,
             Debug,
@@ -5236,14 +5434,14 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct RecordPick {
-            /// Declared at `domains/factory.sexp:212`.
+            /// Declared at `domains/factory.sexp:216`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:212`.
+            /// Declared at `domains/factory.sexp:216`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:222`.
+        /// Declared at `domains/factory.sexp:226`.
         #[derive(
             Clone,
             Debug,
@@ -5259,11 +5457,11 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Ship {
-            /// Declared at `domains/factory.sexp:223`.
+            /// Declared at `domains/factory.sexp:227`.
             #[serde(rename = "carrier")]
             pub carrier: ::std::string::String,
         }
-        /// Declared at `domains/factory.sexp:227`.
+        /// Declared at `domains/factory.sexp:231`.
         #[derive(
             Clone,
             Debug,
@@ -5279,13 +5477,13 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Cancel {
-            /// Declared at `domains/factory.sexp:228`.
+            /// Declared at `domains/factory.sexp:232`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
         /// Release the next reserved item of a cancelled order; sent by the `release-reservations` process until none is left.
         ///
-        /// Declared at `domains/factory.sexp:232`.
+        /// Declared at `domains/factory.sexp:236`.
         #[derive(
             Clone,
             Debug,
@@ -5390,39 +5588,39 @@ pub mod order {
         DivisionByZero,
         /// `shipped-orders-are-complete`: An order is packed or shipped only when no item is left to pick.
         ///
-        /// Declared at `domains/factory.sexp:256`.
+        /// Declared at `domains/factory.sexp:260`.
         ShippedOrdersAreComplete,
         /// `not-open`: the order is no longer open
         ///
-        /// Declared at `domains/factory.sexp:192`.
+        /// Declared at `domains/factory.sexp:196`.
         NotOpen,
         /// `no-quantity`: the quantity must be positive
         ///
-        /// Declared at `domains/factory.sexp:193`.
+        /// Declared at `domains/factory.sexp:197`.
         NoQuantity,
         /// `not-active`: the order is packed, shipped or cancelled
         ///
-        /// Declared at `domains/factory.sexp:199`.
+        /// Declared at `domains/factory.sexp:203`.
         NotActive,
         /// `empty-order`: an order needs at least one item
         ///
-        /// Declared at `domains/factory.sexp:207`.
+        /// Declared at `domains/factory.sexp:211`.
         EmptyOrder,
         /// `not-placed`: the order is not placed
         ///
-        /// Declared at `domains/factory.sexp:213`.
+        /// Declared at `domains/factory.sexp:217`.
         NotPlaced,
         /// `not-in-order`: the order has no such item
         ///
-        /// Declared at `domains/factory.sexp:214`.
+        /// Declared at `domains/factory.sexp:218`.
         NotInOrder,
         /// `not-packed`: the order is not packed
         ///
-        /// Declared at `domains/factory.sexp:224`.
+        /// Declared at `domains/factory.sexp:228`.
         NotPacked,
         /// `not-cancelled`: the order is not cancelled
         ///
-        /// Declared at `domains/factory.sexp:234`.
+        /// Declared at `domains/factory.sexp:238`.
         NotCancelled,
     }
     impl Rejection {
@@ -6266,7 +6464,7 @@ pub mod order {
 pub mod assembly_job {
     /// Builds units of a product on one machine from materials issued by the warehouse.
     ///
-    /// Declared at `domains/factory.sexp:260`.
+    /// Declared at `domains/factory.sexp:264`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct AssemblyJob;
     /// The key of an instance.
@@ -6286,26 +6484,26 @@ pub mod assembly_job {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/factory.sexp:264`.
+        /// Declared at `domains/factory.sexp:268`.
         #[serde(rename = "status")]
         status: super::JobStatus,
-        /// Declared at `domains/factory.sexp:265`.
+        /// Declared at `domains/factory.sexp:269`.
         #[serde(rename = "product")]
         product: super::Sku,
-        /// Declared at `domains/factory.sexp:266`.
+        /// Declared at `domains/factory.sexp:270`.
         #[serde(rename = "qty")]
         qty: u32,
-        /// Declared at `domains/factory.sexp:267`.
+        /// Declared at `domains/factory.sexp:271`.
         #[serde(rename = "machine")]
         machine: super::MachineId,
         /// Materials issued to the job.
         ///
-        /// Declared at `domains/factory.sexp:268`.
+        /// Declared at `domains/factory.sexp:272`.
         #[serde(rename = "materials")]
         materials: ::std::collections::BTreeMap<super::Sku, u32>,
         /// Materials the warehouse could not issue.
         ///
-        /// Declared at `domains/factory.sexp:269`.
+        /// Declared at `domains/factory.sexp:273`.
         #[serde(rename = "missing")]
         missing: ::std::collections::BTreeSet<super::Sku>,
     }
@@ -6352,106 +6550,6 @@ pub mod assembly_job {
     pub mod events {
         /// The job was planned.
         ///
-        /// Declared at `domains/factory.sexp:271`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Planned {
-            /// Declared at `domains/factory.sexp:271`.
-            #[serde(rename = "product")]
-            pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:271`.
-            #[serde(rename = "qty")]
-            pub qty: u32,
-            /// Declared at `domains/factory.sexp:271`.
-            #[serde(rename = "machine")]
-            pub machine: super::super::MachineId,
-        }
-        /// A material is needed; the warehouse issues it.
-        ///
-        /// Declared at `domains/factory.sexp:272`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct MaterialAdded {
-            /// Declared at `domains/factory.sexp:272`.
-            #[serde(rename = "material")]
-            pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:272`.
-            #[serde(rename = "qty")]
-            pub qty: u32,
-        }
-        /// The warehouse could not issue a material.
-        ///
-        /// Declared at `domains/factory.sexp:273`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct MaterialMissing {
-            /// Declared at `domains/factory.sexp:273`.
-            #[serde(rename = "material")]
-            pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:273`.
-            #[serde(rename = "qty")]
-            pub qty: u32,
-        }
-        /// The job went onto its machine.
-        ///
-        /// Declared at `domains/factory.sexp:274`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Started {
-            /// Declared at `domains/factory.sexp:274`.
-            #[serde(rename = "machine")]
-            pub machine: super::super::MachineId,
-        }
-        /// The products are built.
-        ///
         /// Declared at `domains/factory.sexp:275`.
         #[derive(
             Clone,
@@ -6467,7 +6565,7 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Completed {
+        pub struct Planned {
             /// Declared at `domains/factory.sexp:275`.
             #[serde(rename = "product")]
             pub product: super::super::Sku,
@@ -6478,7 +6576,7 @@ pub mod assembly_job {
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
-        /// The job stopped; issued materials are scrapped.
+        /// A material is needed; the warehouse issues it.
         ///
         /// Declared at `domains/factory.sexp:276`.
         #[derive(
@@ -6495,11 +6593,111 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Aborted {
+        pub struct MaterialAdded {
             /// Declared at `domains/factory.sexp:276`.
+            #[serde(rename = "material")]
+            pub material: super::super::Sku,
+            /// Declared at `domains/factory.sexp:276`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+        }
+        /// The warehouse could not issue a material.
+        ///
+        /// Declared at `domains/factory.sexp:277`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct MaterialMissing {
+            /// Declared at `domains/factory.sexp:277`.
+            #[serde(rename = "material")]
+            pub material: super::super::Sku,
+            /// Declared at `domains/factory.sexp:277`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+        }
+        /// The job went onto its machine.
+        ///
+        /// Declared at `domains/factory.sexp:278`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Started {
+            /// Declared at `domains/factory.sexp:278`.
+            #[serde(rename = "machine")]
+            pub machine: super::super::MachineId,
+        }
+        /// The products are built.
+        ///
+        /// Declared at `domains/factory.sexp:279`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Completed {
+            /// Declared at `domains/factory.sexp:279`.
+            #[serde(rename = "product")]
+            pub product: super::super::Sku,
+            /// Declared at `domains/factory.sexp:279`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+            /// Declared at `domains/factory.sexp:279`.
+            #[serde(rename = "machine")]
+            pub machine: super::super::MachineId,
+        }
+        /// The job stopped; issued materials are scrapped.
+        ///
+        /// Declared at `domains/factory.sexp:280`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Aborted {
+            /// Declared at `domains/factory.sexp:280`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
-            /// Declared at `domains/factory.sexp:276`.
+            /// Declared at `domains/factory.sexp:280`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
@@ -6547,7 +6745,7 @@ pub mod assembly_job {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:278`.
+        /// Declared at `domains/factory.sexp:282`.
         #[derive(
             Clone,
             Debug,
@@ -6563,17 +6761,17 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Plan {
-            /// Declared at `domains/factory.sexp:279`.
+            /// Declared at `domains/factory.sexp:283`.
             #[serde(rename = "product")]
             pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:279`.
+            /// Declared at `domains/factory.sexp:283`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:279`.
+            /// Declared at `domains/factory.sexp:283`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
-        /// Declared at `domains/factory.sexp:284`.
+        /// Declared at `domains/factory.sexp:288`.
         #[derive(
             Clone,
             Debug,
@@ -6589,16 +6787,16 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct AddMaterial {
-            /// Declared at `domains/factory.sexp:285`.
+            /// Declared at `domains/factory.sexp:289`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:285`.
+            /// Declared at `domains/factory.sexp:289`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Compensation: the warehouse refused to issue a material.
         ///
-        /// Declared at `domains/factory.sexp:290`.
+        /// Declared at `domains/factory.sexp:294`.
         #[derive(
             Clone,
             Debug,
@@ -6614,14 +6812,14 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct MarkMaterialMissing {
-            /// Declared at `domains/factory.sexp:292`.
+            /// Declared at `domains/factory.sexp:296`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:292`.
+            /// Declared at `domains/factory.sexp:296`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:296`.
+        /// Declared at `domains/factory.sexp:300`.
         #[derive(
             Clone,
             Debug,
@@ -6637,22 +6835,6 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Start {}
-        /// Declared at `domains/factory.sexp:302`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Complete {}
         /// Declared at `domains/factory.sexp:306`.
         #[derive(
             Clone,
@@ -6668,8 +6850,24 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Complete {}
+        /// Declared at `domains/factory.sexp:310`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Abort {
-            /// Declared at `domains/factory.sexp:307`.
+            /// Declared at `domains/factory.sexp:311`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
@@ -6754,31 +6952,31 @@ pub mod assembly_job {
         DivisionByZero,
         /// `already-planned`: the job is already planned
         ///
-        /// Declared at `domains/factory.sexp:280`.
+        /// Declared at `domains/factory.sexp:284`.
         AlreadyPlanned,
         /// `no-quantity`: the quantity must be positive
         ///
-        /// Declared at `domains/factory.sexp:281`.
+        /// Declared at `domains/factory.sexp:285`.
         NoQuantity,
         /// `not-planned`: the job is not being planned
         ///
-        /// Declared at `domains/factory.sexp:286`.
+        /// Declared at `domains/factory.sexp:290`.
         NotPlanned,
         /// `no-materials`: a job needs materials
         ///
-        /// Declared at `domains/factory.sexp:298`.
+        /// Declared at `domains/factory.sexp:302`.
         NoMaterials,
         /// `materials-missing`: some materials could not be issued
         ///
-        /// Declared at `domains/factory.sexp:299`.
+        /// Declared at `domains/factory.sexp:303`.
         MaterialsMissing,
         /// `not-running`: the job is not running
         ///
-        /// Declared at `domains/factory.sexp:303`.
+        /// Declared at `domains/factory.sexp:307`.
         NotRunning,
         /// `already-finished`: the job is already done or aborted
         ///
-        /// Declared at `domains/factory.sexp:308`.
+        /// Declared at `domains/factory.sexp:312`.
         AlreadyFinished,
     }
     impl Rejection {
@@ -7372,7 +7570,7 @@ pub mod assembly_job {
 pub mod machine {
     /// A machine of an assembly line: runs one job at a time, and breaks down.
     ///
-    /// Declared at `domains/factory.sexp:322`.
+    /// Declared at `domains/factory.sexp:326`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Machine;
     /// The key of an instance.
@@ -7392,12 +7590,12 @@ pub mod machine {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/factory.sexp:326`.
+        /// Declared at `domains/factory.sexp:330`.
         #[serde(rename = "status")]
         status: super::MachineStatus,
         /// The job it runs.
         ///
-        /// Declared at `domains/factory.sexp:327`.
+        /// Declared at `domains/factory.sexp:331`.
         #[serde(rename = "job")]
         job: ::std::option::Option<super::JobId>,
     }
@@ -7424,7 +7622,7 @@ pub mod machine {
     pub mod events {
         /// A job went onto the machine.
         ///
-        /// Declared at `domains/factory.sexp:329`.
+        /// Declared at `domains/factory.sexp:333`.
         #[derive(
             Clone,
             Debug,
@@ -7440,13 +7638,13 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Occupied {
-            /// Declared at `domains/factory.sexp:329`.
+            /// Declared at `domains/factory.sexp:333`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
         /// The job left the machine.
         ///
-        /// Declared at `domains/factory.sexp:330`.
+        /// Declared at `domains/factory.sexp:334`.
         #[derive(
             Clone,
             Debug,
@@ -7462,13 +7660,13 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Freed {
-            /// Declared at `domains/factory.sexp:330`.
+            /// Declared at `domains/factory.sexp:334`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
         /// The machine broke; the job it ran, if any, is aborted.
         ///
-        /// Declared at `domains/factory.sexp:331`.
+        /// Declared at `domains/factory.sexp:335`.
         #[derive(
             Clone,
             Debug,
@@ -7484,16 +7682,16 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct BrokeDown {
-            /// Declared at `domains/factory.sexp:331`.
+            /// Declared at `domains/factory.sexp:335`.
             #[serde(rename = "job")]
             pub job: ::std::option::Option<super::super::JobId>,
-            /// Declared at `domains/factory.sexp:331`.
+            /// Declared at `domains/factory.sexp:335`.
             #[serde(rename = "cause")]
             pub cause: ::std::string::String,
         }
         /// The machine works again.
         ///
-        /// Declared at `domains/factory.sexp:332`.
+        /// Declared at `domains/factory.sexp:336`.
         #[derive(
             Clone,
             Debug,
@@ -7547,7 +7745,7 @@ pub mod machine {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:334`.
+        /// Declared at `domains/factory.sexp:338`.
         #[derive(
             Clone,
             Debug,
@@ -7563,27 +7761,7 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Occupy {
-            /// Declared at `domains/factory.sexp:335`.
-            #[serde(rename = "job")]
-            pub job: super::super::JobId,
-        }
-        /// Declared at `domains/factory.sexp:340`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Free {
-            /// Declared at `domains/factory.sexp:341`.
+            /// Declared at `domains/factory.sexp:339`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
@@ -7602,12 +7780,32 @@ pub mod machine {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct BreakDown {
+        pub struct Free {
             /// Declared at `domains/factory.sexp:345`.
+            #[serde(rename = "job")]
+            pub job: super::super::JobId,
+        }
+        /// Declared at `domains/factory.sexp:348`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct BreakDown {
+            /// Declared at `domains/factory.sexp:349`.
             #[serde(rename = "cause")]
             pub cause: ::std::string::String,
         }
-        /// Declared at `domains/factory.sexp:349`.
+        /// Declared at `domains/factory.sexp:353`.
         #[derive(
             Clone,
             Debug,
@@ -7688,15 +7886,15 @@ pub mod machine {
         DivisionByZero,
         /// `machine-broken`: the machine is broken
         ///
-        /// Declared at `domains/factory.sexp:336`.
+        /// Declared at `domains/factory.sexp:340`.
         MachineBroken,
         /// `machine-busy`: the machine runs another job
         ///
-        /// Declared at `domains/factory.sexp:337`.
+        /// Declared at `domains/factory.sexp:341`.
         MachineBusy,
         /// `not-broken`: the machine is not broken
         ///
-        /// Declared at `domains/factory.sexp:350`.
+        /// Declared at `domains/factory.sexp:354`.
         NotBroken,
     }
     impl Rejection {
@@ -8097,7 +8295,7 @@ pub mod machine {
 pub mod views {
     /// Per SKU: what came in, went out and was lost, and the back-orders raised.
     ///
-    /// Declared at `domains/factory.sexp:401`.
+    /// Declared at `domains/factory.sexp:405`.
     #[derive(
         Clone,
         Debug,
@@ -8113,22 +8311,22 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct StockMovements {
-        /// Declared at `domains/factory.sexp:404`.
+        /// Declared at `domains/factory.sexp:408`.
         #[serde(rename = "received")]
         pub received: u32,
-        /// Declared at `domains/factory.sexp:405`.
+        /// Declared at `domains/factory.sexp:409`.
         #[serde(rename = "picked")]
         pub picked: u32,
-        /// Declared at `domains/factory.sexp:406`.
+        /// Declared at `domains/factory.sexp:410`.
         #[serde(rename = "consumed")]
         pub consumed: u32,
-        /// Declared at `domains/factory.sexp:407`.
+        /// Declared at `domains/factory.sexp:411`.
         #[serde(rename = "written-off")]
         pub written_off: u32,
-        /// Declared at `domains/factory.sexp:408`.
+        /// Declared at `domains/factory.sexp:412`.
         #[serde(rename = "back-orders")]
         pub back_orders: u64,
-        /// Declared at `domains/factory.sexp:409`.
+        /// Declared at `domains/factory.sexp:413`.
         #[serde(rename = "last-shortfall")]
         pub last_shortfall: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -8136,7 +8334,7 @@ pub mod views {
         pub last_shortfall_at: ::anthill_runtime::Timestamp,
         /// The kinds of the last 20 losses, oldest first.
         ///
-        /// Declared at `domains/factory.sexp:410`.
+        /// Declared at `domains/factory.sexp:414`.
         #[serde(rename = "losses")]
         pub losses: ::std::vec::Vec<super::Loss>,
         /// When each value in the column occurred, in the same order.
@@ -8189,7 +8387,7 @@ pub mod views {
     }
     /// Per order: its status, items and picks.
     ///
-    /// Declared at `domains/factory.sexp:417`.
+    /// Declared at `domains/factory.sexp:421`.
     #[derive(
         Clone,
         Debug,
@@ -8205,28 +8403,28 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct OrderProgress {
-        /// Declared at `domains/factory.sexp:420`.
+        /// Declared at `domains/factory.sexp:424`.
         #[serde(rename = "status")]
         pub status: ::std::option::Option<super::OrderStatus>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub status_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:421`.
+        /// Declared at `domains/factory.sexp:425`.
         #[serde(rename = "items-added")]
         pub items_added: u64,
-        /// Declared at `domains/factory.sexp:422`.
+        /// Declared at `domains/factory.sexp:426`.
         #[serde(rename = "items-dropped")]
         pub items_dropped: u64,
-        /// Declared at `domains/factory.sexp:423`.
+        /// Declared at `domains/factory.sexp:427`.
         #[serde(rename = "units-picked")]
         pub units_picked: u32,
-        /// Declared at `domains/factory.sexp:424`.
+        /// Declared at `domains/factory.sexp:428`.
         #[serde(rename = "placed-at")]
         pub placed_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub placed_at_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:425`.
+        /// Declared at `domains/factory.sexp:429`.
         #[serde(rename = "shipped-at")]
         pub shipped_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -8279,7 +8477,7 @@ pub mod views {
     }
     /// Per machine: breakdowns and jobs run.
     ///
-    /// Declared at `domains/factory.sexp:434`.
+    /// Declared at `domains/factory.sexp:438`.
     #[derive(
         Clone,
         Debug,
@@ -8295,16 +8493,16 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct MachineHealth {
-        /// Declared at `domains/factory.sexp:437`.
+        /// Declared at `domains/factory.sexp:441`.
         #[serde(rename = "breakdowns")]
         pub breakdowns: u64,
-        /// Declared at `domains/factory.sexp:438`.
+        /// Declared at `domains/factory.sexp:442`.
         #[serde(rename = "last-cause")]
         pub last_cause: ::std::option::Option<::std::string::String>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub last_cause_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:439`.
+        /// Declared at `domains/factory.sexp:443`.
         #[serde(rename = "jobs")]
         pub jobs: u64,
     }
@@ -8356,7 +8554,7 @@ pub mod views {
 /// The model's scenarios, run on the pure decide/evolve logic.
 #[cfg(test)]
 mod scenarios {
-    /// Scenario "a rare item is reserved within the stock", declared at `domains/factory.sexp:445`.
+    /// Scenario "a rare item is reserved within the stock", declared at `domains/factory.sexp:449`.
     #[test]
     fn a_rare_item_is_reserved_within_the_stock() -> ::std::result::Result<
         (),
@@ -8395,7 +8593,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a rare item is never oversold", declared at `domains/factory.sexp:450`.
+    /// Scenario "a rare item is never oversold", declared at `domains/factory.sexp:454`.
     #[test]
     fn a_rare_item_is_never_oversold() -> ::std::result::Result<
         (),
@@ -8431,7 +8629,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-orderable item may be promised ahead of the stock", declared at `domains/factory.sexp:458`.
+    /// Scenario "a back-orderable item may be promised ahead of the stock", declared at `domains/factory.sexp:462`.
     #[test]
     fn a_back_orderable_item_may_be_promised_ahead_of_the_stock() -> ::std::result::Result<
         (),
@@ -8475,7 +8673,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-orderable item is not promised beyond its tolerance", declared at `domains/factory.sexp:466`.
+    /// Scenario "a back-orderable item is not promised beyond its tolerance", declared at `domains/factory.sexp:470`.
     #[test]
     fn a_back_orderable_item_is_not_promised_beyond_its_tolerance() -> ::std::result::Result<
         (),
@@ -8507,7 +8705,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-ordered item is not back-ordered twice", declared at `domains/factory.sexp:473`.
+    /// Scenario "a back-ordered item is not back-ordered twice", declared at `domains/factory.sexp:477`.
     #[test]
     fn a_back_ordered_item_is_not_back_ordered_twice() -> ::std::result::Result<
         (),
@@ -8545,7 +8743,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "picking the reserved units consumes the reservation", declared at `domains/factory.sexp:480`.
+    /// Scenario "picking the reserved units consumes the reservation", declared at `domains/factory.sexp:484`.
     #[test]
     fn picking_the_reserved_units_consumes_the_reservation() -> ::std::result::Result<
         (),
@@ -8587,7 +8785,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "over-picking a rare item is rejected", declared at `domains/factory.sexp:487`.
+    /// Scenario "over-picking a rare item is rejected", declared at `domains/factory.sexp:491`.
     #[test]
     fn over_picking_a_rare_item_is_rejected() -> ::std::result::Result<
         (),
@@ -8627,7 +8825,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "over-picking a back-orderable item back-orders the difference", declared at `domains/factory.sexp:496`.
+    /// Scenario "over-picking a back-orderable item back-orders the difference", declared at `domains/factory.sexp:500`.
     #[test]
     fn over_picking_a_back_orderable_item_back_orders_the_difference() -> ::std::result::Result<
         (),
@@ -8675,7 +8873,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a loss that uncovers promises is recorded and back-ordered", declared at `domains/factory.sexp:504`.
+    /// Scenario "a loss that uncovers promises is recorded and back-ordered", declared at `domains/factory.sexp:508`.
     #[test]
     fn a_loss_that_uncovers_promises_is_recorded_and_back_ordered() -> ::std::result::Result<
         (),
@@ -8718,7 +8916,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "materials promised to orders are not consumed", declared at `domains/factory.sexp:512`.
+    /// Scenario "materials promised to orders are not consumed", declared at `domains/factory.sexp:516`.
     #[test]
     fn materials_promised_to_orders_are_not_consumed() -> ::std::result::Result<
         (),
@@ -8754,7 +8952,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "free materials are issued to a job", declared at `domains/factory.sexp:520`.
+    /// Scenario "free materials are issued to a job", declared at `domains/factory.sexp:524`.
     #[test]
     fn free_materials_are_issued_to_a_job() -> ::std::result::Result<
         (),
@@ -8791,7 +8989,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing an order's reservation returns all of it", declared at `domains/factory.sexp:525`.
+    /// Scenario "releasing an order's reservation returns all of it", declared at `domains/factory.sexp:529`.
     #[test]
     fn releasing_an_order_s_reservation_returns_all_of_it() -> ::std::result::Result<
         (),
@@ -8836,7 +9034,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "units picked for a cancelled order go back on the shelf", declared at `domains/factory.sexp:533`.
+    /// Scenario "units picked for a cancelled order go back on the shelf", declared at `domains/factory.sexp:537`.
     #[test]
     fn units_picked_for_a_cancelled_order_go_back_on_the_shelf() -> ::std::result::Result<
         (),
@@ -8864,7 +9062,102 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a SKU is registered once", declared at `domains/factory.sexp:539`.
+    /// Scenario "an oversold rare item takes a delivery that does not cover every promise", declared at `domains/factory.sexp:541`.
+    #[test]
+    fn an_oversold_rare_item_takes_a_delivery_that_does_not_cover_every_promise() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::stock_item::Event::Registered(super::stock_item::events::Registered {
+                availability: super::Availability::Rare,
+                back_order_tolerance: 0u32,
+            }),
+            super::stock_item::Event::Received(super::stock_item::events::Received {
+                qty: 4u32,
+                source: super::SupplySource::Delivery,
+            }),
+            super::stock_item::Event::Reserved(super::stock_item::events::Reserved {
+                order: super::OrderId(::std::string::String::from("ord-a")),
+                qty: 4u32,
+            }),
+            super::stock_item::Event::WrittenOff(super::stock_item::events::WrittenOff {
+                qty: 3u32,
+                loss: super::Loss::Broken,
+            }),
+            super::stock_item::Event::BackOrdered(super::stock_item::events::BackOrdered {
+                short: 3u32,
+            }),
+        ];
+        let when = super::stock_item::Command::Receive(super::stock_item::commands::Receive {
+            qty: 1u32,
+            source: super::SupplySource::Delivery,
+        });
+        let then = ::std::result::Result::Ok(
+            ::std::vec![
+                super::stock_item::Event::Received(super::stock_item::events::Received {
+                qty : 1u32, source : super::SupplySource::Delivery })
+            ],
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::stock_item::StockItem,
+        >(
+            "an oversold rare item takes a delivery that does not cover every promise",
+            &super::Sku(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "an oversold rare item is not picked until someone decides who goes short", declared at `domains/factory.sexp:550`.
+    #[test]
+    fn an_oversold_rare_item_is_not_picked_until_someone_decides_who_goes_short() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::stock_item::Event::Registered(super::stock_item::events::Registered {
+                availability: super::Availability::Rare,
+                back_order_tolerance: 0u32,
+            }),
+            super::stock_item::Event::Received(super::stock_item::events::Received {
+                qty: 4u32,
+                source: super::SupplySource::Delivery,
+            }),
+            super::stock_item::Event::Reserved(super::stock_item::events::Reserved {
+                order: super::OrderId(::std::string::String::from("ord-a")),
+                qty: 2u32,
+            }),
+            super::stock_item::Event::Reserved(super::stock_item::events::Reserved {
+                order: super::OrderId(::std::string::String::from("ord-b")),
+                qty: 2u32,
+            }),
+            super::stock_item::Event::WrittenOff(super::stock_item::events::WrittenOff {
+                qty: 1u32,
+                loss: super::Loss::Lost,
+            }),
+            super::stock_item::Event::BackOrdered(super::stock_item::events::BackOrdered {
+                short: 1u32,
+            }),
+        ];
+        let when = super::stock_item::Command::Pick(super::stock_item::commands::Pick {
+            order: super::OrderId(::std::string::String::from("ord-a")),
+            qty: 2u32,
+        });
+        let then = ::std::result::Result::Err(super::stock_item::Rejection::NotOversold);
+        ::anthill_runtime::testing::run_scenario::<
+            super::stock_item::StockItem,
+        >(
+            "an oversold rare item is not picked until someone decides who goes short",
+            &super::Sku(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "a SKU is registered once", declared at `domains/factory.sexp:563`.
     #[test]
     fn a_sku_is_registered_once() -> ::std::result::Result<
         (),
@@ -8894,7 +9187,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unknown SKU receives nothing", declared at `domains/factory.sexp:544`.
+    /// Scenario "an unknown SKU receives nothing", declared at `domains/factory.sexp:568`.
     #[test]
     fn an_unknown_sku_receives_nothing() -> ::std::result::Result<
         (),
@@ -8917,7 +9210,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a reservation needs a quantity", declared at `domains/factory.sexp:548`.
+    /// Scenario "a reservation needs a quantity", declared at `domains/factory.sexp:572`.
     #[test]
     fn a_reservation_needs_a_quantity() -> ::std::result::Result<
         (),
@@ -8945,7 +9238,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order without a reservation releases nothing", declared at `domains/factory.sexp:553`.
+    /// Scenario "an order without a reservation releases nothing", declared at `domains/factory.sexp:577`.
     #[test]
     fn an_order_without_a_reservation_releases_nothing() -> ::std::result::Result<
         (),
@@ -8974,7 +9267,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "nothing is picked from an empty shelf", declared at `domains/factory.sexp:558`.
+    /// Scenario "nothing is picked from an empty shelf", declared at `domains/factory.sexp:582`.
     #[test]
     fn nothing_is_picked_from_an_empty_shelf() -> ::std::result::Result<
         (),
@@ -9006,7 +9299,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only units on hand are written off", declared at `domains/factory.sexp:564`.
+    /// Scenario "only units on hand are written off", declared at `domains/factory.sexp:588`.
     #[test]
     fn only_units_on_hand_are_written_off() -> ::std::result::Result<
         (),
@@ -9040,7 +9333,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an item is added to an open order", declared at `domains/factory.sexp:571`.
+    /// Scenario "an item is added to an open order", declared at `domains/factory.sexp:595`.
     #[test]
     fn an_item_is_added_to_an_open_order() -> ::std::result::Result<
         (),
@@ -9068,7 +9361,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order with items is placed", declared at `domains/factory.sexp:575`.
+    /// Scenario "an order with items is placed", declared at `domains/factory.sexp:599`.
     #[test]
     fn an_order_with_items_is_placed() -> ::std::result::Result<
         (),
@@ -9102,7 +9395,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an empty order cannot be placed", declared at `domains/factory.sexp:580`.
+    /// Scenario "an empty order cannot be placed", declared at `domains/factory.sexp:604`.
     #[test]
     fn an_empty_order_cannot_be_placed() -> ::std::result::Result<
         (),
@@ -9122,7 +9415,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a placed order takes no more items", declared at `domains/factory.sexp:584`.
+    /// Scenario "a placed order takes no more items", declared at `domains/factory.sexp:608`.
     #[test]
     fn a_placed_order_takes_no_more_items() -> ::std::result::Result<
         (),
@@ -9153,7 +9446,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an item needs a quantity", declared at `domains/factory.sexp:589`.
+    /// Scenario "an item needs a quantity", declared at `domains/factory.sexp:613`.
     #[test]
     fn an_item_needs_a_quantity() -> ::std::result::Result<
         (),
@@ -9176,7 +9469,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unreservable item is dropped", declared at `domains/factory.sexp:593`.
+    /// Scenario "an unreservable item is dropped", declared at `domains/factory.sexp:617`.
     #[test]
     fn an_unreservable_item_is_dropped() -> ::std::result::Result<
         (),
@@ -9216,7 +9509,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "dropping the only item cancels the placed order", declared at `domains/factory.sexp:598`.
+    /// Scenario "dropping the only item cancels the placed order", declared at `domains/factory.sexp:622`.
     #[test]
     fn dropping_the_only_item_cancels_the_placed_order() -> ::std::result::Result<
         (),
@@ -9254,7 +9547,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a pick that completes the last item packs the order", declared at `domains/factory.sexp:603`.
+    /// Scenario "a pick that completes the last item packs the order", declared at `domains/factory.sexp:627`.
     #[test]
     fn a_pick_that_completes_the_last_item_packs_the_order() -> ::std::result::Result<
         (),
@@ -9306,7 +9599,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a partial pick does not pack", declared at `domains/factory.sexp:610`.
+    /// Scenario "a partial pick does not pack", declared at `domains/factory.sexp:634`.
     #[test]
     fn a_partial_pick_does_not_pack() -> ::std::result::Result<
         (),
@@ -9343,7 +9636,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "picks for a cancelled order are refused", declared at `domains/factory.sexp:615`.
+    /// Scenario "picks for a cancelled order are refused", declared at `domains/factory.sexp:639`.
     #[test]
     fn picks_for_a_cancelled_order_are_refused() -> ::std::result::Result<
         (),
@@ -9377,7 +9670,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a pick of an item the order does not have is refused", declared at `domains/factory.sexp:621`.
+    /// Scenario "a pick of an item the order does not have is refused", declared at `domains/factory.sexp:645`.
     #[test]
     fn a_pick_of_an_item_the_order_does_not_have_is_refused() -> ::std::result::Result<
         (),
@@ -9408,7 +9701,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a packed order ships", declared at `domains/factory.sexp:626`.
+    /// Scenario "a packed order ships", declared at `domains/factory.sexp:650`.
     #[test]
     fn a_packed_order_ships() -> ::std::result::Result<
         (),
@@ -9449,7 +9742,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order that is not packed does not ship", declared at `domains/factory.sexp:632`.
+    /// Scenario "an order that is not packed does not ship", declared at `domains/factory.sexp:656`.
     #[test]
     fn an_order_that_is_not_packed_does_not_ship() -> ::std::result::Result<
         (),
@@ -9479,7 +9772,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a shipped order cannot be cancelled", declared at `domains/factory.sexp:637`.
+    /// Scenario "a shipped order cannot be cancelled", declared at `domains/factory.sexp:661`.
     #[test]
     fn a_shipped_order_cannot_be_cancelled() -> ::std::result::Result<
         (),
@@ -9518,7 +9811,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a cancelled order releases its items one at a time", declared at `domains/factory.sexp:643`.
+    /// Scenario "a cancelled order releases its items one at a time", declared at `domains/factory.sexp:667`.
     #[test]
     fn a_cancelled_order_releases_its_items_one_at_a_time() -> ::std::result::Result<
         (),
@@ -9555,7 +9848,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing stops when no item is left", declared at `domains/factory.sexp:648`.
+    /// Scenario "releasing stops when no item is left", declared at `domains/factory.sexp:672`.
     #[test]
     fn releasing_stops_when_no_item_is_left() -> ::std::result::Result<
         (),
@@ -9587,7 +9880,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only a cancelled order releases its items", declared at `domains/factory.sexp:653`.
+    /// Scenario "only a cancelled order releases its items", declared at `domains/factory.sexp:677`.
     #[test]
     fn only_a_cancelled_order_releases_its_items() -> ::std::result::Result<
         (),
@@ -9612,7 +9905,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a packed order is complete", declared at `domains/factory.sexp:658`.
+    /// Scenario "a packed order is complete", declared at `domains/factory.sexp:682`.
     #[test]
     fn a_packed_order_is_complete() -> ::std::result::Result<
         (),
@@ -9649,7 +9942,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job with all its materials starts", declared at `domains/factory.sexp:666`.
+    /// Scenario "a job with all its materials starts", declared at `domains/factory.sexp:690`.
     #[test]
     fn a_job_with_all_its_materials_starts() -> ::std::result::Result<
         (),
@@ -9685,7 +9978,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job is planned once", declared at `domains/factory.sexp:672`.
+    /// Scenario "a job is planned once", declared at `domains/factory.sexp:696`.
     #[test]
     fn a_job_is_planned_once() -> ::std::result::Result<
         (),
@@ -9717,7 +10010,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job without materials does not start", declared at `domains/factory.sexp:677`.
+    /// Scenario "a job without materials does not start", declared at `domains/factory.sexp:701`.
     #[test]
     fn a_job_without_materials_does_not_start() -> ::std::result::Result<
         (),
@@ -9745,7 +10038,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job missing a material does not start", declared at `domains/factory.sexp:682`.
+    /// Scenario "a job missing a material does not start", declared at `domains/factory.sexp:706`.
     #[test]
     fn a_job_missing_a_material_does_not_start() -> ::std::result::Result<
         (),
@@ -9781,7 +10074,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "materials are added only while planning", declared at `domains/factory.sexp:689`.
+    /// Scenario "materials are added only while planning", declared at `domains/factory.sexp:713`.
     #[test]
     fn materials_are_added_only_while_planning() -> ::std::result::Result<
         (),
@@ -9806,7 +10099,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a running job completes", declared at `domains/factory.sexp:693`.
+    /// Scenario "a running job completes", declared at `domains/factory.sexp:717`.
     #[test]
     fn a_running_job_completes() -> ::std::result::Result<
         (),
@@ -9846,7 +10139,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job that is not running does not complete", declared at `domains/factory.sexp:700`.
+    /// Scenario "a job that is not running does not complete", declared at `domains/factory.sexp:724`.
     #[test]
     fn a_job_that_is_not_running_does_not_complete() -> ::std::result::Result<
         (),
@@ -9874,7 +10167,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a finished job is not aborted", declared at `domains/factory.sexp:705`.
+    /// Scenario "a finished job is not aborted", declared at `domains/factory.sexp:729`.
     #[test]
     fn a_finished_job_is_not_aborted() -> ::std::result::Result<
         (),
@@ -9916,7 +10209,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a machine breaking down names the job it ran", declared at `domains/factory.sexp:713`.
+    /// Scenario "a machine breaking down names the job it ran", declared at `domains/factory.sexp:737`.
     #[test]
     fn a_machine_breaking_down_names_the_job_it_ran() -> ::std::result::Result<
         (),
@@ -9949,7 +10242,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a broken machine takes no job", declared at `domains/factory.sexp:718`.
+    /// Scenario "a broken machine takes no job", declared at `domains/factory.sexp:742`.
     #[test]
     fn a_broken_machine_takes_no_job() -> ::std::result::Result<
         (),
@@ -9976,7 +10269,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a busy machine takes no other job", declared at `domains/factory.sexp:723`.
+    /// Scenario "a busy machine takes no other job", declared at `domains/factory.sexp:747`.
     #[test]
     fn a_busy_machine_takes_no_other_job() -> ::std::result::Result<
         (),
@@ -10002,7 +10295,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a working machine needs no repair", declared at `domains/factory.sexp:728`.
+    /// Scenario "a working machine needs no repair", declared at `domains/factory.sexp:752`.
     #[test]
     fn a_working_machine_needs_no_repair() -> ::std::result::Result<
         (),

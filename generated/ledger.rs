@@ -706,7 +706,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                 ::anthill_runtime::meta::CommandMeta {
                     name: "change-limit",
                     doc: ::std::option::Option::Some(
-                        "Change the overdraft limit; an account already overdrawn beyond a lowered limit stays as it is.",
+                        "Change the overdraft limit. It is not lowered below the current overdraft: the invariant checks the new limit.",
                     ),
                     params: &[
                         ::anthill_runtime::meta::FieldMeta {
@@ -718,7 +718,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         },
                     ],
                     is_extern: false,
-                    emits: &["limit-changed"],
+                    emits: &["limit-changed", "overdrawn"],
                     rejections: &[
                         "not-open",
                         "negative-limit",
@@ -1336,10 +1336,6 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         (
                             "withdraw",
                             "(if (> amount 1000) strict (relaxed (tolerance overdraft-limit) (on-violation (emit overdrawn (balance balance)))))",
-                        ),
-                        (
-                            "change-limit",
-                            "(relaxed (tolerance (max overdraft-limit (- 0 balance))))",
                         ),
                         ("send-transfer", "strict"),
                         ("debit-disbursement", "strict"),
@@ -2697,7 +2693,7 @@ pub mod account {
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
-        /// Change the overdraft limit; an account already overdrawn beyond a lowered limit stays as it is.
+        /// Change the overdraft limit. It is not lowered below the current overdraft: the invariant checks the new limit.
         ///
         /// Declared at `domains/ledger.sexp:85`.
         #[derive(
@@ -2721,7 +2717,7 @@ pub mod account {
         }
         /// Hold the account: no money moves until it is unfrozen.
         ///
-        /// Declared at `domains/ledger.sexp:93`.
+        /// Declared at `domains/ledger.sexp:92`.
         #[derive(
             Clone,
             Debug,
@@ -2737,11 +2733,11 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Freeze {
-            /// Declared at `domains/ledger.sexp:95`.
+            /// Declared at `domains/ledger.sexp:94`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
-        /// Declared at `domains/ledger.sexp:99`.
+        /// Declared at `domains/ledger.sexp:98`.
         #[derive(
             Clone,
             Debug,
@@ -2759,7 +2755,7 @@ pub mod account {
         pub struct Unfreeze {}
         /// Close an account for good; only an empty account closes.
         ///
-        /// Declared at `domains/ledger.sexp:103`.
+        /// Declared at `domains/ledger.sexp:102`.
         #[derive(
             Clone,
             Debug,
@@ -2777,7 +2773,7 @@ pub mod account {
         pub struct Close {}
         /// The first step of a transfer: take the money out of this account. Never overdraws.
         ///
-        /// Declared at `domains/ledger.sexp:110`.
+        /// Declared at `domains/ledger.sexp:109`.
         #[derive(
             Clone,
             Debug,
@@ -2793,19 +2789,19 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct SendTransfer {
-            /// Declared at `domains/ledger.sexp:112`.
+            /// Declared at `domains/ledger.sexp:111`.
             #[serde(rename = "transfer")]
             pub transfer: super::super::TransferId,
-            /// Declared at `domains/ledger.sexp:112`.
+            /// Declared at `domains/ledger.sexp:111`.
             #[serde(rename = "to")]
             pub to: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:112`.
+            /// Declared at `domains/ledger.sexp:111`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// The second step of a transfer, sent by the `transfer` process.
         ///
-        /// Declared at `domains/ledger.sexp:119`.
+        /// Declared at `domains/ledger.sexp:118`.
         #[derive(
             Clone,
             Debug,
@@ -2821,19 +2817,19 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ReceiveTransfer {
-            /// Declared at `domains/ledger.sexp:121`.
+            /// Declared at `domains/ledger.sexp:120`.
             #[serde(rename = "transfer")]
             pub transfer: super::super::TransferId,
-            /// Declared at `domains/ledger.sexp:121`.
+            /// Declared at `domains/ledger.sexp:120`.
             #[serde(rename = "from")]
             pub from: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:121`.
+            /// Declared at `domains/ledger.sexp:120`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// Compensation: the receiving side refused, so the money comes back.
         ///
-        /// Declared at `domains/ledger.sexp:125`.
+        /// Declared at `domains/ledger.sexp:124`.
         #[derive(
             Clone,
             Debug,
@@ -2849,16 +2845,16 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct RefundTransfer {
-            /// Declared at `domains/ledger.sexp:127`.
+            /// Declared at `domains/ledger.sexp:126`.
             #[serde(rename = "transfer")]
             pub transfer: super::super::TransferId,
-            /// Declared at `domains/ledger.sexp:127`.
+            /// Declared at `domains/ledger.sexp:126`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// Take a disbursement's total out of the paying account, before any payout. Never overdraws.
         ///
-        /// Declared at `domains/ledger.sexp:130`.
+        /// Declared at `domains/ledger.sexp:129`.
         #[derive(
             Clone,
             Debug,
@@ -2874,16 +2870,16 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct DebitDisbursement {
-            /// Declared at `domains/ledger.sexp:132`.
+            /// Declared at `domains/ledger.sexp:131`.
             #[serde(rename = "disbursement")]
             pub disbursement: super::super::DisbursementId,
-            /// Declared at `domains/ledger.sexp:132`.
+            /// Declared at `domains/ledger.sexp:131`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// Credit one payout of a disbursement, sent by the `disbursement` process.
         ///
-        /// Declared at `domains/ledger.sexp:138`.
+        /// Declared at `domains/ledger.sexp:137`.
         #[derive(
             Clone,
             Debug,
@@ -2899,22 +2895,22 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct CreditDisbursement {
-            /// Declared at `domains/ledger.sexp:140`.
+            /// Declared at `domains/ledger.sexp:139`.
             #[serde(rename = "disbursement")]
             pub disbursement: super::super::DisbursementId,
-            /// Declared at `domains/ledger.sexp:140`.
+            /// Declared at `domains/ledger.sexp:139`.
             #[serde(rename = "index")]
             pub index: u32,
-            /// Declared at `domains/ledger.sexp:140`.
+            /// Declared at `domains/ledger.sexp:139`.
             #[serde(rename = "from")]
             pub from: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:140`.
+            /// Declared at `domains/ledger.sexp:139`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// Compensation: a payout was refused, so its amount comes back to the payer.
         ///
-        /// Declared at `domains/ledger.sexp:144`.
+        /// Declared at `domains/ledger.sexp:143`.
         #[derive(
             Clone,
             Debug,
@@ -2930,10 +2926,10 @@ pub mod account {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct RefundDisbursement {
-            /// Declared at `domains/ledger.sexp:146`.
+            /// Declared at `domains/ledger.sexp:145`.
             #[serde(rename = "disbursement")]
             pub disbursement: super::super::DisbursementId,
-            /// Declared at `domains/ledger.sexp:146`.
+            /// Declared at `domains/ledger.sexp:145`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
@@ -3074,7 +3070,7 @@ pub mod account {
         DivisionByZero,
         /// `non-negative`: The balance stays at or above zero; a relaxed command may overdraw within the limit.
         ///
-        /// Declared at `domains/ledger.sexp:171`.
+        /// Declared at `domains/ledger.sexp:170`.
         NonNegative,
         /// `already-open`: the account is already open
         ///
@@ -3094,19 +3090,19 @@ pub mod account {
         NonPositiveAmount,
         /// `not-frozen`: the account is not frozen
         ///
-        /// Declared at `domains/ledger.sexp:100`.
+        /// Declared at `domains/ledger.sexp:99`.
         NotFrozen,
         /// `already-closed`: the account is already closed
         ///
-        /// Declared at `domains/ledger.sexp:105`.
+        /// Declared at `domains/ledger.sexp:104`.
         AlreadyClosed,
         /// `balance-not-zero`: only an account with a zero balance can be closed
         ///
-        /// Declared at `domains/ledger.sexp:107`.
+        /// Declared at `domains/ledger.sexp:106`.
         BalanceNotZero,
         /// `same-account`: a transfer needs two different accounts
         ///
-        /// Declared at `domains/ledger.sexp:115`.
+        /// Declared at `domains/ledger.sexp:114`.
         SameAccount,
     }
     impl Rejection {
@@ -3557,56 +3553,6 @@ pub mod account {
     ///
     /// The balance stays at or above zero; a relaxed command may overdraw within the limit.
     ///
-    /// Policy for `change-limit`: `(relaxed (tolerance (max overdraft-limit (- 0 balance))))`.
-    fn invariant_non_negative_for_change_limit(
-        _before: &State,
-        next: &State,
-        _reactions: &mut ::std::vec::Vec<Event>,
-        command: &commands::ChangeLimit,
-        _ctx: &::anthill_runtime::Context<'_, Id>,
-        _version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        if next.balance < ::anthill_runtime::Decimal::<2>::from_mantissa(0) {
-            let tolerance = ::std::cmp::max(
-                command.overdraft_limit,
-                ::anthill_runtime::value::Num::sub(
-                    ::anthill_runtime::Decimal::<2>::from_mantissa(0),
-                    next.balance,
-                )?,
-            );
-            let (lhs, rhs) = (
-                next.balance,
-                ::anthill_runtime::Decimal::<2>::from_mantissa(0),
-            );
-            if lhs < ::anthill_runtime::value::Num::sub(rhs, tolerance)? {
-                return ::std::result::Result::Err(Rejection::NonNegative);
-            }
-        }
-        ::std::result::Result::Ok(())
-    }
-    /// Checks every invariant for `change-limit`, which chooses its own policy for some.
-    fn check_invariants_change_limit(
-        before: &State,
-        next: &State,
-        reactions: &mut ::std::vec::Vec<Event>,
-        command: &commands::ChangeLimit,
-        ctx: &::anthill_runtime::Context<'_, Id>,
-        version: u64,
-    ) -> ::std::result::Result<(), Rejection> {
-        invariant_non_negative_for_change_limit(
-            before,
-            next,
-            reactions,
-            command,
-            ctx,
-            version,
-        )?;
-        ::std::result::Result::Ok(())
-    }
-    /// Invariant `non-negative`: `(>= balance 0)`.
-    ///
-    /// The balance stays at or above zero; a relaxed command may overdraw within the limit.
-    ///
     /// Policy for `send-transfer`: `strict`.
     fn invariant_non_negative_for_send_transfer(
         _before: &State,
@@ -3730,15 +3676,8 @@ pub mod account {
                     version,
                 )?
             }
-            Command::ChangeLimit(command) => {
-                check_invariants_change_limit(
-                    state,
-                    &next,
-                    &mut reactions,
-                    command,
-                    ctx,
-                    version,
-                )?
+            Command::ChangeLimit(_) => {
+                check_invariants(state, &next, &mut reactions, ctx, version)?
             }
             Command::Freeze(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
@@ -4336,7 +4275,7 @@ pub mod account {
 pub mod disbursement {
     /// A payment from one account to many: planned line by line, funded in one debit, paid out per line.
     ///
-    /// Declared at `domains/ledger.sexp:178`.
+    /// Declared at `domains/ledger.sexp:177`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Disbursement;
     /// The key of an instance.
@@ -4356,42 +4295,42 @@ pub mod disbursement {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/ledger.sexp:182`.
+        /// Declared at `domains/ledger.sexp:181`.
         #[serde(rename = "status")]
         status: super::DisbursementStatus,
         /// The paying account, once the disbursement is planned.
         ///
-        /// Declared at `domains/ledger.sexp:183`.
+        /// Declared at `domains/ledger.sexp:182`.
         #[serde(rename = "payer")]
         payer: ::std::option::Option<super::AccountId>,
         /// The lines, numbered from 0 in the order they were added.
         ///
-        /// Declared at `domains/ledger.sexp:184`.
+        /// Declared at `domains/ledger.sexp:183`.
         #[serde(rename = "payouts")]
         payouts: ::std::collections::BTreeMap<u32, super::Payout>,
         /// The sum of the lines.
         ///
-        /// Declared at `domains/ledger.sexp:185`.
+        /// Declared at `domains/ledger.sexp:184`.
         #[serde(rename = "total")]
         total: ::anthill_runtime::Decimal<2>,
         /// The number of the next line to pay out.
         ///
-        /// Declared at `domains/ledger.sexp:186`.
+        /// Declared at `domains/ledger.sexp:185`.
         #[serde(rename = "next")]
         next: u32,
         /// The lines already credited or refunded.
         ///
-        /// Declared at `domains/ledger.sexp:187`.
+        /// Declared at `domains/ledger.sexp:186`.
         #[serde(rename = "settled")]
         settled: ::std::collections::BTreeSet<u32>,
         /// What the recipients received.
         ///
-        /// Declared at `domains/ledger.sexp:188`.
+        /// Declared at `domains/ledger.sexp:187`.
         #[serde(rename = "credited")]
         credited: ::anthill_runtime::Decimal<2>,
         /// What came back to the payer from refused lines.
         ///
-        /// Declared at `domains/ledger.sexp:189`.
+        /// Declared at `domains/ledger.sexp:188`.
         #[serde(rename = "refunded")]
         refunded: ::anthill_runtime::Decimal<2>,
     }
@@ -4448,7 +4387,7 @@ pub mod disbursement {
     pub mod events {
         /// The disbursement was started for a paying account.
         ///
-        /// Declared at `domains/ledger.sexp:191`.
+        /// Declared at `domains/ledger.sexp:190`.
         #[derive(
             Clone,
             Debug,
@@ -4464,11 +4403,39 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Planned {
-            /// Declared at `domains/ledger.sexp:191`.
+            /// Declared at `domains/ledger.sexp:190`.
             #[serde(rename = "payer")]
             pub payer: super::super::AccountId,
         }
         /// A line was added.
+        ///
+        /// Declared at `domains/ledger.sexp:191`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct PayoutAdded {
+            /// Declared at `domains/ledger.sexp:191`.
+            #[serde(rename = "index")]
+            pub index: u32,
+            /// Declared at `domains/ledger.sexp:191`.
+            #[serde(rename = "to")]
+            pub to: super::super::AccountId,
+            /// Declared at `domains/ledger.sexp:191`.
+            #[serde(rename = "amount")]
+            pub amount: ::anthill_runtime::Decimal<2>,
+        }
+        /// Planning is over; the payer is to be debited with the total.
         ///
         /// Declared at `domains/ledger.sexp:192`.
         #[derive(
@@ -4485,45 +4452,17 @@ pub mod disbursement {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct PayoutAdded {
-            /// Declared at `domains/ledger.sexp:192`.
-            #[serde(rename = "index")]
-            pub index: u32,
-            /// Declared at `domains/ledger.sexp:192`.
-            #[serde(rename = "to")]
-            pub to: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:192`.
-            #[serde(rename = "amount")]
-            pub amount: ::anthill_runtime::Decimal<2>,
-        }
-        /// Planning is over; the payer is to be debited with the total.
-        ///
-        /// Declared at `domains/ledger.sexp:193`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Released {
-            /// Declared at `domains/ledger.sexp:193`.
+            /// Declared at `domains/ledger.sexp:192`.
             #[serde(rename = "payer")]
             pub payer: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:193`.
+            /// Declared at `domains/ledger.sexp:192`.
             #[serde(rename = "total")]
             pub total: ::anthill_runtime::Decimal<2>,
         }
         /// The payer's account refused the debit.
         ///
-        /// Declared at `domains/ledger.sexp:194`.
+        /// Declared at `domains/ledger.sexp:193`.
         #[derive(
             Clone,
             Debug,
@@ -4541,7 +4480,7 @@ pub mod disbursement {
         pub struct Unfunded {}
         /// One line is being paid: the `disbursement` process credits the recipient.
         ///
-        /// Declared at `domains/ledger.sexp:195`.
+        /// Declared at `domains/ledger.sexp:194`.
         #[derive(
             Clone,
             Debug,
@@ -4557,20 +4496,45 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct PayoutSent {
-            /// Declared at `domains/ledger.sexp:197`.
+            /// Declared at `domains/ledger.sexp:196`.
             #[serde(rename = "index")]
             pub index: u32,
-            /// Declared at `domains/ledger.sexp:197`.
+            /// Declared at `domains/ledger.sexp:196`.
             #[serde(rename = "payer")]
             pub payer: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:197`.
+            /// Declared at `domains/ledger.sexp:196`.
             #[serde(rename = "to")]
             pub to: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:197`.
+            /// Declared at `domains/ledger.sexp:196`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// The recipient was credited.
+        ///
+        /// Declared at `domains/ledger.sexp:197`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct PayoutConfirmed {
+            /// Declared at `domains/ledger.sexp:197`.
+            #[serde(rename = "index")]
+            pub index: u32,
+            /// Declared at `domains/ledger.sexp:197`.
+            #[serde(rename = "amount")]
+            pub amount: ::anthill_runtime::Decimal<2>,
+        }
+        /// The recipient refused the credit; the process refunds the payer.
         ///
         /// Declared at `domains/ledger.sexp:198`.
         #[derive(
@@ -4587,45 +4551,20 @@ pub mod disbursement {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct PayoutConfirmed {
-            /// Declared at `domains/ledger.sexp:198`.
-            #[serde(rename = "index")]
-            pub index: u32,
-            /// Declared at `domains/ledger.sexp:198`.
-            #[serde(rename = "amount")]
-            pub amount: ::anthill_runtime::Decimal<2>,
-        }
-        /// The recipient refused the credit; the process refunds the payer.
-        ///
-        /// Declared at `domains/ledger.sexp:199`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct PayoutRefused {
-            /// Declared at `domains/ledger.sexp:201`.
+            /// Declared at `domains/ledger.sexp:200`.
             #[serde(rename = "index")]
             pub index: u32,
-            /// Declared at `domains/ledger.sexp:201`.
+            /// Declared at `domains/ledger.sexp:200`.
             #[serde(rename = "payer")]
             pub payer: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:201`.
+            /// Declared at `domains/ledger.sexp:200`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// Every line is settled.
         ///
-        /// Declared at `domains/ledger.sexp:202`.
+        /// Declared at `domains/ledger.sexp:201`.
         #[derive(
             Clone,
             Debug,
@@ -4641,10 +4580,10 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Completed {
-            /// Declared at `domains/ledger.sexp:202`.
+            /// Declared at `domains/ledger.sexp:201`.
             #[serde(rename = "credited")]
             pub credited: ::anthill_runtime::Decimal<2>,
-            /// Declared at `domains/ledger.sexp:202`.
+            /// Declared at `domains/ledger.sexp:201`.
             #[serde(rename = "refunded")]
             pub refunded: ::anthill_runtime::Decimal<2>,
         }
@@ -4700,7 +4639,7 @@ pub mod disbursement {
     pub mod commands {
         /// Start a disbursement paid by one account.
         ///
-        /// Declared at `domains/ledger.sexp:204`.
+        /// Declared at `domains/ledger.sexp:203`.
         #[derive(
             Clone,
             Debug,
@@ -4716,13 +4655,13 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Plan {
-            /// Declared at `domains/ledger.sexp:206`.
+            /// Declared at `domains/ledger.sexp:205`.
             #[serde(rename = "payer")]
             pub payer: super::super::AccountId,
         }
         /// Add a line; lines are paid in the order they were added.
         ///
-        /// Declared at `domains/ledger.sexp:210`.
+        /// Declared at `domains/ledger.sexp:209`.
         #[derive(
             Clone,
             Debug,
@@ -4738,16 +4677,16 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct AddPayout {
-            /// Declared at `domains/ledger.sexp:212`.
+            /// Declared at `domains/ledger.sexp:211`.
             #[serde(rename = "to")]
             pub to: super::super::AccountId,
-            /// Declared at `domains/ledger.sexp:212`.
+            /// Declared at `domains/ledger.sexp:211`.
             #[serde(rename = "amount")]
             pub amount: ::anthill_runtime::Decimal<2>,
         }
         /// Close the plan and ask for the payer's account to be debited with the total.
         ///
-        /// Declared at `domains/ledger.sexp:219`.
+        /// Declared at `domains/ledger.sexp:218`.
         #[derive(
             Clone,
             Debug,
@@ -4765,7 +4704,7 @@ pub mod disbursement {
         pub struct Release {}
         /// Compensation: the payer's account refused the debit.
         ///
-        /// Declared at `domains/ledger.sexp:225`.
+        /// Declared at `domains/ledger.sexp:224`.
         #[derive(
             Clone,
             Debug,
@@ -4783,7 +4722,7 @@ pub mod disbursement {
         pub struct MarkUnfunded {}
         /// Pay line `index` if it is the next one; a repeated or early request changes nothing.
         ///
-        /// Declared at `domains/ledger.sexp:230`.
+        /// Declared at `domains/ledger.sexp:229`.
         #[derive(
             Clone,
             Debug,
@@ -4799,13 +4738,13 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct PayOut {
-            /// Declared at `domains/ledger.sexp:232`.
+            /// Declared at `domains/ledger.sexp:231`.
             #[serde(rename = "index")]
             pub index: u32,
         }
         /// The recipient was credited; the last settled line completes the disbursement.
         ///
-        /// Declared at `domains/ledger.sexp:240`.
+        /// Declared at `domains/ledger.sexp:239`.
         #[derive(
             Clone,
             Debug,
@@ -4821,13 +4760,13 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ConfirmPayout {
-            /// Declared at `domains/ledger.sexp:242`.
+            /// Declared at `domains/ledger.sexp:241`.
             #[serde(rename = "index")]
             pub index: u32,
         }
         /// Compensation: the recipient refused; the line's amount goes back to the payer.
         ///
-        /// Declared at `domains/ledger.sexp:251`.
+        /// Declared at `domains/ledger.sexp:250`.
         #[derive(
             Clone,
             Debug,
@@ -4843,7 +4782,7 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct RefusePayout {
-            /// Declared at `domains/ledger.sexp:253`.
+            /// Declared at `domains/ledger.sexp:252`.
             #[serde(rename = "index")]
             pub index: u32,
         }
@@ -4936,47 +4875,47 @@ pub mod disbursement {
         DivisionByZero,
         /// `pays-out-at-most-the-total`: The recipients and the refunds together never get more than the payer was debited.
         ///
-        /// Declared at `domains/ledger.sexp:279`.
+        /// Declared at `domains/ledger.sexp:278`.
         PaysOutAtMostTheTotal,
         /// `already-planned`: the disbursement is already planned
         ///
-        /// Declared at `domains/ledger.sexp:207`.
+        /// Declared at `domains/ledger.sexp:206`.
         AlreadyPlanned,
         /// `not-planned`: the disbursement is not planned
         ///
-        /// Declared at `domains/ledger.sexp:213`.
+        /// Declared at `domains/ledger.sexp:212`.
         NotPlanned,
         /// `not-draft`: the disbursement was already released
         ///
-        /// Declared at `domains/ledger.sexp:214`.
+        /// Declared at `domains/ledger.sexp:213`.
         NotDraft,
         /// `non-positive-amount`: the amount must be positive
         ///
-        /// Declared at `domains/ledger.sexp:215`.
+        /// Declared at `domains/ledger.sexp:214`.
         NonPositiveAmount,
         /// `pays-the-payer`: a disbursement cannot pay its own payer
         ///
-        /// Declared at `domains/ledger.sexp:216`.
+        /// Declared at `domains/ledger.sexp:215`.
         PaysThePayer,
         /// `no-payouts`: a disbursement needs at least one payout
         ///
-        /// Declared at `domains/ledger.sexp:222`.
+        /// Declared at `domains/ledger.sexp:221`.
         NoPayouts,
         /// `not-funding`: the disbursement is not waiting for its funds
         ///
-        /// Declared at `domains/ledger.sexp:227`.
+        /// Declared at `domains/ledger.sexp:226`.
         NotFunding,
         /// `not-funded`: the disbursement is not funded
         ///
-        /// Declared at `domains/ledger.sexp:233`.
+        /// Declared at `domains/ledger.sexp:232`.
         NotFunded,
         /// `not-paying`: the disbursement is not paying out
         ///
-        /// Declared at `domains/ledger.sexp:243`.
+        /// Declared at `domains/ledger.sexp:242`.
         NotPaying,
         /// `not-sent`: this payout was not sent
         ///
-        /// Declared at `domains/ledger.sexp:244`.
+        /// Declared at `domains/ledger.sexp:243`.
         NotSent,
     }
     impl Rejection {
@@ -5823,7 +5762,7 @@ pub mod disbursement {
 pub mod views {
     /// Per account: how many deposits and withdrawals, and the money that moved.
     ///
-    /// Declared at `domains/ledger.sexp:306`.
+    /// Declared at `domains/ledger.sexp:305`.
     #[derive(
         Clone,
         Debug,
@@ -5839,19 +5778,19 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct AccountActivity {
-        /// Declared at `domains/ledger.sexp:309`.
+        /// Declared at `domains/ledger.sexp:308`.
         #[serde(rename = "deposits")]
         pub deposits: u64,
-        /// Declared at `domains/ledger.sexp:310`.
+        /// Declared at `domains/ledger.sexp:309`.
         #[serde(rename = "withdrawals")]
         pub withdrawals: u64,
-        /// Declared at `domains/ledger.sexp:311`.
+        /// Declared at `domains/ledger.sexp:310`.
         #[serde(rename = "total-in")]
         pub total_in: ::anthill_runtime::Decimal<2>,
-        /// Declared at `domains/ledger.sexp:312`.
+        /// Declared at `domains/ledger.sexp:311`.
         #[serde(rename = "total-out")]
         pub total_out: ::anthill_runtime::Decimal<2>,
-        /// Declared at `domains/ledger.sexp:313`.
+        /// Declared at `domains/ledger.sexp:312`.
         #[serde(rename = "last-owner")]
         pub last_owner: ::std::option::Option<::std::string::String>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -5859,7 +5798,7 @@ pub mod views {
         pub last_owner_at: ::anthill_runtime::Timestamp,
         /// How often the balance crossed zero.
         ///
-        /// Declared at `domains/ledger.sexp:314`.
+        /// Declared at `domains/ledger.sexp:313`.
         #[serde(rename = "overdrafts")]
         pub overdrafts: u64,
     }
@@ -5909,7 +5848,7 @@ pub mod views {
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
     ///
-    /// Declared at `domains/ledger.sexp:326`.
+    /// Declared at `domains/ledger.sexp:325`.
     #[derive(
         Clone,
         Debug,
@@ -5925,22 +5864,22 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct DisbursementProgress {
-        /// Declared at `domains/ledger.sexp:329`.
+        /// Declared at `domains/ledger.sexp:328`.
         #[serde(rename = "lines")]
         pub lines: u64,
-        /// Declared at `domains/ledger.sexp:330`.
+        /// Declared at `domains/ledger.sexp:329`.
         #[serde(rename = "confirmed")]
         pub confirmed: u64,
-        /// Declared at `domains/ledger.sexp:331`.
+        /// Declared at `domains/ledger.sexp:330`.
         #[serde(rename = "refused")]
         pub refused: u64,
-        /// Declared at `domains/ledger.sexp:332`.
+        /// Declared at `domains/ledger.sexp:331`.
         #[serde(rename = "credited")]
         pub credited: ::anthill_runtime::Decimal<2>,
-        /// Declared at `domains/ledger.sexp:333`.
+        /// Declared at `domains/ledger.sexp:332`.
         #[serde(rename = "refunded")]
         pub refunded: ::anthill_runtime::Decimal<2>,
-        /// Declared at `domains/ledger.sexp:334`.
+        /// Declared at `domains/ledger.sexp:333`.
         #[serde(rename = "finished-at")]
         pub finished_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -5995,7 +5934,7 @@ pub mod views {
 /// The model's scenarios, run on the pure decide/evolve logic.
 #[cfg(test)]
 mod scenarios {
-    /// Scenario "an account opens", declared at `domains/ledger.sexp:342`.
+    /// Scenario "an account opens", declared at `domains/ledger.sexp:341`.
     #[test]
     fn an_account_opens() -> ::std::result::Result<
         (),
@@ -6024,7 +5963,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a deposit is recorded", declared at `domains/ledger.sexp:346`.
+    /// Scenario "a deposit is recorded", declared at `domains/ledger.sexp:345`.
     #[test]
     fn a_deposit_is_recorded() -> ::std::result::Result<
         (),
@@ -6056,7 +5995,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a withdrawal within the balance does not overdraw", declared at `domains/ledger.sexp:351`.
+    /// Scenario "a withdrawal within the balance does not overdraw", declared at `domains/ledger.sexp:350`.
     #[test]
     fn a_withdrawal_within_the_balance_does_not_overdraw() -> ::std::result::Result<
         (),
@@ -6091,7 +6030,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a frozen account is unfrozen", declared at `domains/ledger.sexp:356`.
+    /// Scenario "a frozen account is unfrozen", declared at `domains/ledger.sexp:355`.
     #[test]
     fn a_frozen_account_is_unfrozen() -> ::std::result::Result<
         (),
@@ -6124,7 +6063,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an empty account closes", declared at `domains/ledger.sexp:361`.
+    /// Scenario "an empty account closes", declared at `domains/ledger.sexp:360`.
     #[test]
     fn an_empty_account_closes() -> ::std::result::Result<
         (),
@@ -6157,7 +6096,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a transfer takes the money out of the sending account", declared at `domains/ledger.sexp:366`.
+    /// Scenario "a transfer takes the money out of the sending account", declared at `domains/ledger.sexp:365`.
     #[test]
     fn a_transfer_takes_the_money_out_of_the_sending_account() -> ::std::result::Result<
         (),
@@ -6196,7 +6135,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a small withdrawal may overdraw within the limit", declared at `domains/ledger.sexp:373`.
+    /// Scenario "a small withdrawal may overdraw within the limit", declared at `domains/ledger.sexp:372`.
     #[test]
     fn a_small_withdrawal_may_overdraw_within_the_limit() -> ::std::result::Result<
         (),
@@ -6233,7 +6172,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an overdrawn account reports the overdraft only once", declared at `domains/ledger.sexp:379`.
+    /// Scenario "an overdrawn account reports the overdraft only once", declared at `domains/ledger.sexp:378`.
     #[test]
     fn an_overdrawn_account_reports_the_overdraft_only_once() -> ::std::result::Result<
         (),
@@ -6268,7 +6207,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a withdrawal beyond the overdraft limit is rejected", declared at `domains/ledger.sexp:385`.
+    /// Scenario "a withdrawal beyond the overdraft limit is rejected", declared at `domains/ledger.sexp:384`.
     #[test]
     fn a_withdrawal_beyond_the_overdraft_limit_is_rejected() -> ::std::result::Result<
         (),
@@ -6295,7 +6234,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a large withdrawal never overdraws", declared at `domains/ledger.sexp:391`.
+    /// Scenario "a large withdrawal never overdraws", declared at `domains/ledger.sexp:390`.
     #[test]
     fn a_large_withdrawal_never_overdraws() -> ::std::result::Result<
         (),
@@ -6325,7 +6264,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a transfer cannot overdraw", declared at `domains/ledger.sexp:397`.
+    /// Scenario "a transfer cannot overdraw", declared at `domains/ledger.sexp:396`.
     #[test]
     fn a_transfer_cannot_overdraw() -> ::std::result::Result<
         (),
@@ -6354,9 +6293,45 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "lowering the limit of an overdrawn account is accepted", declared at `domains/ledger.sexp:403`.
+    /// Scenario "a limit is lowered down to the current overdraft", declared at `domains/ledger.sexp:402`.
     #[test]
-    fn lowering_the_limit_of_an_overdrawn_account_is_accepted() -> ::std::result::Result<
+    fn a_limit_is_lowered_down_to_the_current_overdraft() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::account::Event::Opened(super::account::events::Opened {
+                owner: ::std::string::String::from("ann"),
+                overdraft_limit: ::anthill_runtime::Decimal::<2>::from_mantissa(10000),
+            }),
+            super::account::Event::Withdrawn(super::account::events::Withdrawn {
+                amount: ::anthill_runtime::Decimal::<2>::from_mantissa(8000),
+            }),
+        ];
+        let when = super::account::Command::ChangeLimit(super::account::commands::ChangeLimit {
+            overdraft_limit: ::anthill_runtime::Decimal::<2>::from_mantissa(8000),
+        });
+        let then = ::std::result::Result::Ok(
+            ::std::vec![
+                super::account::Event::LimitChanged(super::account::events::LimitChanged
+                { overdraft_limit : ::anthill_runtime::Decimal:: < 2 >
+                ::from_mantissa(8000) })
+            ],
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::account::Account,
+        >(
+            "a limit is lowered down to the current overdraft",
+            &super::AccountId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "a limit is not lowered below the current overdraft", declared at `domains/ledger.sexp:407`.
+    #[test]
+    fn a_limit_is_not_lowered_below_the_current_overdraft() -> ::std::result::Result<
         (),
         ::anthill_runtime::ArithmeticError,
     > {
@@ -6372,17 +6347,11 @@ mod scenarios {
         let when = super::account::Command::ChangeLimit(super::account::commands::ChangeLimit {
             overdraft_limit: ::anthill_runtime::Decimal::<2>::from_mantissa(1000),
         });
-        let then = ::std::result::Result::Ok(
-            ::std::vec![
-                super::account::Event::LimitChanged(super::account::events::LimitChanged
-                { overdraft_limit : ::anthill_runtime::Decimal:: < 2 >
-                ::from_mantissa(1000) })
-            ],
-        );
+        let then = ::std::result::Result::Err(super::account::Rejection::NonNegative);
         ::anthill_runtime::testing::run_scenario::<
             super::account::Account,
         >(
-            "lowering the limit of an overdrawn account is accepted",
+            "a limit is not lowered below the current overdraft",
             &super::AccountId(::std::string::String::from("scenario")),
             &given,
             &when,
@@ -6390,7 +6359,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an account opens once", declared at `domains/ledger.sexp:411`.
+    /// Scenario "an account opens once", declared at `domains/ledger.sexp:415`.
     #[test]
     fn an_account_opens_once() -> ::std::result::Result<
         (),
@@ -6418,7 +6387,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an overdraft limit cannot be negative", declared at `domains/ledger.sexp:416`.
+    /// Scenario "an overdraft limit cannot be negative", declared at `domains/ledger.sexp:420`.
     #[test]
     fn an_overdraft_limit_cannot_be_negative() -> ::std::result::Result<
         (),
@@ -6445,7 +6414,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a deposit into an account that is not open is rejected", declared at `domains/ledger.sexp:421`.
+    /// Scenario "a deposit into an account that is not open is rejected", declared at `domains/ledger.sexp:425`.
     #[test]
     fn a_deposit_into_an_account_that_is_not_open_is_rejected() -> ::std::result::Result<
         (),
@@ -6467,7 +6436,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a deposit must be positive", declared at `domains/ledger.sexp:425`.
+    /// Scenario "a deposit must be positive", declared at `domains/ledger.sexp:429`.
     #[test]
     fn a_deposit_must_be_positive() -> ::std::result::Result<
         (),
@@ -6496,7 +6465,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a frozen account refuses withdrawals", declared at `domains/ledger.sexp:430`.
+    /// Scenario "a frozen account refuses withdrawals", declared at `domains/ledger.sexp:434`.
     #[test]
     fn a_frozen_account_refuses_withdrawals() -> ::std::result::Result<
         (),
@@ -6526,7 +6495,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an open account cannot be unfrozen", declared at `domains/ledger.sexp:435`.
+    /// Scenario "an open account cannot be unfrozen", declared at `domains/ledger.sexp:439`.
     #[test]
     fn an_open_account_cannot_be_unfrozen() -> ::std::result::Result<
         (),
@@ -6552,7 +6521,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only an empty account closes", declared at `domains/ledger.sexp:440`.
+    /// Scenario "only an empty account closes", declared at `domains/ledger.sexp:444`.
     #[test]
     fn only_an_empty_account_closes() -> ::std::result::Result<
         (),
@@ -6580,7 +6549,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a closed account cannot be closed again", declared at `domains/ledger.sexp:445`.
+    /// Scenario "a closed account cannot be closed again", declared at `domains/ledger.sexp:449`.
     #[test]
     fn a_closed_account_cannot_be_closed_again() -> ::std::result::Result<
         (),
@@ -6606,7 +6575,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a transfer to the same account is rejected", declared at `domains/ledger.sexp:450`.
+    /// Scenario "a transfer to the same account is rejected", declared at `domains/ledger.sexp:454`.
     #[test]
     fn a_transfer_to_the_same_account_is_rejected() -> ::std::result::Result<
         (),
@@ -6638,7 +6607,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a closed account refuses an incoming transfer", declared at `domains/ledger.sexp:456`.
+    /// Scenario "a closed account refuses an incoming transfer", declared at `domains/ledger.sexp:460`.
     #[test]
     fn a_closed_account_refuses_an_incoming_transfer() -> ::std::result::Result<
         (),
@@ -6668,7 +6637,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement debits the payer once, strictly", declared at `domains/ledger.sexp:464`.
+    /// Scenario "a disbursement debits the payer once, strictly", declared at `domains/ledger.sexp:468`.
     #[test]
     fn a_disbursement_debits_the_payer_once_strictly() -> ::std::result::Result<
         (),
@@ -6699,7 +6668,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a funded payer is debited with the total", declared at `domains/ledger.sexp:470`.
+    /// Scenario "a funded payer is debited with the total", declared at `domains/ledger.sexp:474`.
     #[test]
     fn a_funded_payer_is_debited_with_the_total() -> ::std::result::Result<
         (),
@@ -6737,7 +6706,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "payout lines are numbered in order", declared at `domains/ledger.sexp:476`.
+    /// Scenario "payout lines are numbered in order", declared at `domains/ledger.sexp:480`.
     #[test]
     fn payout_lines_are_numbered_in_order() -> ::std::result::Result<
         (),
@@ -6776,7 +6745,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a payout line needs a planned disbursement", declared at `domains/ledger.sexp:481`.
+    /// Scenario "a payout line needs a planned disbursement", declared at `domains/ledger.sexp:485`.
     #[test]
     fn a_payout_line_needs_a_planned_disbursement() -> ::std::result::Result<
         (),
@@ -6801,7 +6770,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement is planned once", declared at `domains/ledger.sexp:485`.
+    /// Scenario "a disbursement is planned once", declared at `domains/ledger.sexp:489`.
     #[test]
     fn a_disbursement_is_planned_once() -> ::std::result::Result<
         (),
@@ -6829,7 +6798,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement cannot pay its own payer", declared at `domains/ledger.sexp:490`.
+    /// Scenario "a disbursement cannot pay its own payer", declared at `domains/ledger.sexp:494`.
     #[test]
     fn a_disbursement_cannot_pay_its_own_payer() -> ::std::result::Result<
         (),
@@ -6858,7 +6827,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a payout line must be positive", declared at `domains/ledger.sexp:495`.
+    /// Scenario "a payout line must be positive", declared at `domains/ledger.sexp:499`.
     #[test]
     fn a_payout_line_must_be_positive() -> ::std::result::Result<
         (),
@@ -6887,7 +6856,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a released disbursement takes no more lines", declared at `domains/ledger.sexp:500`.
+    /// Scenario "a released disbursement takes no more lines", declared at `domains/ledger.sexp:504`.
     #[test]
     fn a_released_disbursement_takes_no_more_lines() -> ::std::result::Result<
         (),
@@ -6923,7 +6892,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing asks for the total", declared at `domains/ledger.sexp:507`.
+    /// Scenario "releasing asks for the total", declared at `domains/ledger.sexp:511`.
     #[test]
     fn releasing_asks_for_the_total() -> ::std::result::Result<
         (),
@@ -6963,7 +6932,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an empty disbursement cannot be released", declared at `domains/ledger.sexp:514`.
+    /// Scenario "an empty disbursement cannot be released", declared at `domains/ledger.sexp:518`.
     #[test]
     fn an_empty_disbursement_cannot_be_released() -> ::std::result::Result<
         (),
@@ -6987,7 +6956,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a refused debit leaves the disbursement unfunded", declared at `domains/ledger.sexp:519`.
+    /// Scenario "a refused debit leaves the disbursement unfunded", declared at `domains/ledger.sexp:523`.
     #[test]
     fn a_refused_debit_leaves_the_disbursement_unfunded() -> ::std::result::Result<
         (),
@@ -7025,7 +6994,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only a disbursement waiting for funds can be unfunded", declared at `domains/ledger.sexp:525`.
+    /// Scenario "only a disbursement waiting for funds can be unfunded", declared at `domains/ledger.sexp:529`.
     #[test]
     fn only_a_disbursement_waiting_for_funds_can_be_unfunded() -> ::std::result::Result<
         (),
@@ -7051,7 +7020,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "the first line is paid once the payer is debited", declared at `domains/ledger.sexp:530`.
+    /// Scenario "the first line is paid once the payer is debited", declared at `domains/ledger.sexp:534`.
     #[test]
     fn the_first_line_is_paid_once_the_payer_is_debited() -> ::std::result::Result<
         (),
@@ -7099,7 +7068,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "paying past the last line does nothing", declared at `domains/ledger.sexp:538`.
+    /// Scenario "paying past the last line does nothing", declared at `domains/ledger.sexp:542`.
     #[test]
     fn paying_past_the_last_line_does_nothing() -> ::std::result::Result<
         (),
@@ -7140,7 +7109,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement in draft pays nothing", declared at `domains/ledger.sexp:547`.
+    /// Scenario "a disbursement in draft pays nothing", declared at `domains/ledger.sexp:551`.
     #[test]
     fn a_disbursement_in_draft_pays_nothing() -> ::std::result::Result<
         (),
@@ -7171,7 +7140,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "the last confirmed line completes the disbursement", declared at `domains/ledger.sexp:552`.
+    /// Scenario "the last confirmed line completes the disbursement", declared at `domains/ledger.sexp:556`.
     #[test]
     fn the_last_confirmed_line_completes_the_disbursement() -> ::std::result::Result<
         (),
@@ -7237,7 +7206,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a refused line is refunded", declared at `domains/ledger.sexp:563`.
+    /// Scenario "a refused line is refunded", declared at `domains/ledger.sexp:567`.
     #[test]
     fn a_refused_line_is_refunded() -> ::std::result::Result<
         (),
@@ -7290,7 +7259,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a line that was not sent cannot be settled", declared at `domains/ledger.sexp:572`.
+    /// Scenario "a line that was not sent cannot be settled", declared at `domains/ledger.sexp:576`.
     #[test]
     fn a_line_that_was_not_sent_cannot_be_settled() -> ::std::result::Result<
         (),
@@ -7336,7 +7305,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement that is not paying settles nothing", declared at `domains/ledger.sexp:581`.
+    /// Scenario "a disbursement that is not paying settles nothing", declared at `domains/ledger.sexp:585`.
     #[test]
     fn a_disbursement_that_is_not_paying_settles_nothing() -> ::std::result::Result<
         (),
@@ -7362,7 +7331,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a line is settled once", declared at `domains/ledger.sexp:586`.
+    /// Scenario "a line is settled once", declared at `domains/ledger.sexp:590`.
     #[test]
     fn a_line_is_settled_once() -> ::std::result::Result<
         (),
@@ -7412,7 +7381,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a line credited twice over is caught by the invariant", declared at `domains/ledger.sexp:596`.
+    /// Scenario "a line credited twice over is caught by the invariant", declared at `domains/ledger.sexp:600`.
     #[test]
     fn a_line_credited_twice_over_is_caught_by_the_invariant() -> ::std::result::Result<
         (),
