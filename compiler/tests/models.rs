@@ -28,8 +28,8 @@ fn bundled_domains_check_clean() {
         rejections,
         ["not-open", "non-positive-amount", "non-negative", "arithmetic-overflow", "division-by-zero"]
     );
-    assert_eq!(ledger.processes.len(), 1);
-    assert_eq!(ledger.views.len(), 1);
+    assert_eq!(ledger.processes.len(), 2, "transfer and disbursement");
+    assert_eq!(ledger.views.len(), 2, "account-activity and disbursement-progress");
     assert!(ledger.scenarios.len() >= 8);
 }
 
