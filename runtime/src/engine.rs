@@ -1390,7 +1390,8 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
         }
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
-        assert!(batch.len() <= batch_size_max.max(deferred.len()) + batch_size_max);
+        // Deferred commands come from a batch no larger than this one may be.
+        assert!(batch.len() <= batch_size_max);
         match run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch) {
             Ok(committed) => {
                 // This commit synced its data pages, and with them the previous batch's meta page.
