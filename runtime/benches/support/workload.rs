@@ -14,7 +14,7 @@ mod support;
 pub use support::{money, Account, AccountCommand, Demo};
 
 /// Commands a client keeps in flight.
-pub const WINDOW: usize = 4_096;
+pub const WINDOW: usize = 8_192;
 pub const CLIENTS: usize = 2;
 pub const BATCH_SIZE_MAX: u32 = 4_096;
 
