@@ -140,6 +140,8 @@ impl Store {
         // second open of the same path while the first is alive) and that no other code maps or truncates the
         // file; the store owns the directory. Durability relies on LMDB's default flags (sync on commit).
         let env = unsafe { options.open(path) }?;
+        // Reader slots of a process that died (kill -9) stay taken until checked; free them now.
+        env.clear_stale_readers()?;
         let mut wtxn = env.write_txn()?;
         let meta: Table = env.create_database(&mut wtxn, Some("meta"))?;
         let log: Table = env.create_database(&mut wtxn, Some("log"))?;
