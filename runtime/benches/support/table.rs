@@ -1,0 +1,136 @@
+//! The ledger benchmark table, shared by the `ledger_table` examples (system allocator and mimalloc).
+
+#[path = "workload.rs"]
+mod workload;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use anthill_runtime::engine::{CommandMeta, Engine};
+use workload::{
+    engine_config, money, run_engine, run_engine_paced, setup_engine, Account, AccountCommand, Demo, Raw, Zipf,
+};
+
+/// Runs the table with the arguments of the process.
+pub fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let commands = args.first().copied().unwrap_or(400_000);
+    let account_counts = if args.len() > 1 { args[1..].to_vec() } else { vec![10_000] };
+    if let Err(message) = table(commands, &account_counts) {
+        eprintln!("ledger_table: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
+    let only: Option<u32> = std::env::var("LEDGER_PARTITIONS").ok().and_then(|p| p.parse().ok());
+    println!("| accounts | runner | commands/s | p50 latency (us) | p99 latency (us) | commands/batch |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for &accounts in account_counts {
+        if only.is_none() {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let mut raw = Raw::open(dir.path(), accounts).map_err(|e| e.to_string())?;
+            let run = raw.run(accounts, commands, 7).map_err(|e| e.to_string())?;
+            println!("| {accounts} | raw heed loop | {:.0} | - | - | 4096 |", run.per_second());
+        }
+        for partitions in only.map_or(vec![1, 2], |p| vec![p]) {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let engine = setup_engine(dir.path(), partitions, accounts).map_err(|e| e.to_string())?;
+            let before = engine.stats();
+            let run = run_engine(&engine, accounts, commands, 7).map_err(|e| e.to_string())?;
+            let after = engine.stats();
+            let batches = (after.batches - before.batches).max(1);
+            let batch_mean = (after.commands - before.commands) as f64 / batches as f64;
+            eprintln!(
+                "engine, {partitions} partition(s): per batch: decide {} us, write {} us, commit {} us",
+                (after.decide_us - before.decide_us) / batches,
+                (after.write_us - before.write_us) / batches,
+                (after.commit_us - before.commit_us) / batches
+            );
+            println!(
+                "| {accounts} | engine, {partitions} partition(s) | {:.0} | {} | {} | {batch_mean:.0} |",
+                run.per_second(),
+                run.latency_us_p50,
+                run.latency_us_p99
+            );
+            if only.is_none() {
+                // Latency at half the load just measured, submitted at a fixed rate.
+                let rate = (run.per_second() / 2.0) as u64;
+                let paced = run_engine_paced(&engine, accounts, commands / 2, rate, 9).map_err(|e| e.to_string())?;
+                println!(
+                    "| {accounts} | engine, {partitions} partition(s), paced at {rate}/s | {:.0} | {} | {} | - |",
+                    paced.per_second(),
+                    paced.latency_us_p50,
+                    paced.latency_us_p99
+                );
+            }
+            if partitions == 1 && only.is_none() {
+                reads_while_writing(&engine, accounts, commands)?;
+            }
+        }
+    }
+    if let Some(events) = std::env::var("LEDGER_REOPEN_EVENTS").ok().and_then(|e| e.parse::<u64>().ok()) {
+        reopen(events)?;
+    }
+    Ok(())
+}
+
+/// One thread reads account states (each read its own read transaction) while the clients write.
+fn reads_while_writing(engine: &Engine<Demo>, accounts: u64, commands: u64) -> Result<(), String> {
+    let stop = AtomicBool::new(false);
+    let reads = AtomicU64::new(0);
+    let started = Instant::now();
+    let run = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut zipf = Zipf::new(accounts as usize, 1.0, 99);
+            let mut count = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..1_000 {
+                    if let Ok(Some(snapshot)) = engine.state::<Account>(&zipf.sample()) {
+                        std::hint::black_box(snapshot);
+                        count += 1;
+                    }
+                }
+            }
+            reads.store(count, Ordering::Relaxed);
+        });
+        let run = run_engine(engine, accounts, commands, 8);
+        stop.store(true, Ordering::Relaxed);
+        run
+    })
+    .map_err(|e| e.to_string())?;
+    let reads_per_second = reads.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "| {accounts} | engine, 1 partition, with 1 reader thread | {:.0} | {} | {} | - |",
+        run.per_second(),
+        run.latency_us_p50,
+        run.latency_us_p99
+    );
+    println!("\nstate reads/s alongside those writes (1 thread): {reads_per_second:.0}\n");
+    Ok(())
+}
+
+/// Builds a store of `events` events (10,000 accounts), closes it, and times reopen plus the first command.
+fn reopen(events: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    {
+        let engine = setup_engine(dir.path(), 1, 10_000).map_err(|e| e.to_string())?;
+        let built = Instant::now();
+        run_engine(&engine, 10_000, events.saturating_sub(20_000), 5).map_err(|e| e.to_string())?;
+        let last = engine.last_seq().map_err(|e| e.to_string())?;
+        println!("built a store of {last} events in {:?}", built.elapsed());
+        engine.shutdown();
+    }
+    let started = Instant::now();
+    let engine = Engine::<Demo>::open(dir.path(), engine_config(1)).map_err(|e| e.to_string())?;
+    let opened = started.elapsed();
+    let outcome = engine
+        .execute::<Account>(17, AccountCommand::Deposit { amount: money(1) }, CommandMeta::default())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "reopen: {opened:?}; reopen plus first command: {:?} (accepted: {})",
+        started.elapsed(),
+        outcome.is_accepted()
+    );
+    Ok(())
+}
