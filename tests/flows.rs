@@ -1,27 +1,46 @@
 //! The seed domains' processes, end to end on the generated logic: scenarios test one command of one aggregate,
 //! these tests follow a flow across aggregates (a transfer and its refund, a disbursement's fan-out, an order's
 //! reservations and their release, a machine breakdown, a route's stops). A small in-memory world runs each
-//! command, records its events, and runs the processes' reactions (and their `on-rejected` compensations) until
-//! none is left. No store, no engine: the engine's own tests cover those.
+//! command, records its events, runs the processes' reactions (and their `on-rejected` compensations) until
+//! none is left, and folds every event into the views. No store, no engine: the engine's own tests cover those.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 
-use anthill::{factory, ledger, shipments};
+use anthill::{delivery, factory, ledger, shipments};
 use anthill_runtime::{
     Aggregate, CommandVisitor, Context, Decimal, Domain, DomainCommand, EventContext, Reaction, Rejection, Timestamp,
+    ViewError, ViewTables,
 };
 
 const NOW: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
 
-/// Every instance's state, the events in the order they were recorded, and the rejected commands.
+/// Every instance's state, the events in the order they were recorded, the rejected commands and the views.
 struct World<D: Domain> {
     states: HashMap<String, (Box<dyn Any>, u64)>,
     events: Vec<String>,
     rejections: Vec<String>,
     next_event_id: u128,
+    views: Tables,
+    /// The clock commands run at, `(now)`.
+    now: Timestamp,
     domain: PhantomData<D>,
+}
+
+/// View rows by view and key, as the engine stores them.
+#[derive(Default)]
+struct Tables(HashMap<(&'static str, Vec<u8>), Vec<u8>>);
+
+impl ViewTables for Tables {
+    fn get(&mut self, view: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        Ok(self.0.get(&(view, key.to_vec())).cloned())
+    }
+
+    fn put(&mut self, view: &'static str, key: &[u8], row: &[u8]) -> Result<(), ViewError> {
+        self.0.insert((view, key.to_vec()), row.to_vec());
+        Ok(())
+    }
 }
 
 impl<D: Domain> World<D> {
@@ -31,17 +50,30 @@ impl<D: Domain> World<D> {
             events: Vec::new(),
             rejections: Vec::new(),
             next_event_id: 1,
+            views: Tables::default(),
+            now: NOW,
             domain: PhantomData,
         }
     }
 
     /// Runs the command and everything the processes send in reaction, breadth first.
     fn send(&mut self, command: impl Into<D::Command>) {
+        self.send_at(command, self.now);
+    }
+
+    /// [`World::send`], backdated: the events (and those of the reactions) occurred at `occurred_at`.
+    fn send_at(&mut self, command: impl Into<D::Command>, occurred_at: Timestamp) {
         let mut queue: VecDeque<Reaction<D::Command>> = VecDeque::new();
         queue.push_back(Reaction { command_id: 0, command: command.into(), on_rejected: Vec::new() });
         while let Some(reaction) = queue.pop_front() {
-            let step =
-                Step { states: &mut self.states, events: &mut self.events, next_event_id: &mut self.next_event_id };
+            let step = Step {
+                states: &mut self.states,
+                events: &mut self.events,
+                next_event_id: &mut self.next_event_id,
+                views: &mut self.views,
+                now: self.now,
+                occurred_at,
+            };
             match reaction.command.dispatch(step) {
                 Ok(reactions) => {
                     let reactions = reactions.downcast::<Vec<Reaction<D::Command>>>().expect("the domain's commands");
@@ -70,6 +102,9 @@ struct Step<'w> {
     states: &'w mut HashMap<String, (Box<dyn Any>, u64)>,
     events: &'w mut Vec<String>,
     next_event_id: &'w mut u128,
+    views: &'w mut Tables,
+    now: Timestamp,
+    occurred_at: Timestamp,
 }
 
 impl CommandVisitor for Step<'_> {
@@ -80,16 +115,22 @@ impl CommandVisitor for Step<'_> {
         let key = format!("{}/{id}", A::NAME);
         let (state, version) = self.states.entry(key.clone()).or_insert_with(|| (Box::new(A::State::default()), 0));
         let state = state.downcast_mut::<A::State>().expect("one state type per aggregate");
-        let ctx = Context { id: &id, version: *version, now: NOW, occurred_at: NOW };
+        let ctx = Context { id: &id, version: *version, now: self.now, occurred_at: self.occurred_at };
         let events = A::execute(state, &command, &ctx)
             .map_err(|r| format!("{key} {}: {}", anthill_runtime::CommandName::name(&command), r.code()))?;
         let mut reactions = Vec::new();
         for event in &events {
-            let ctx = EventContext { id: &id, version: *version, occurred_at: NOW, event_id: *self.next_event_id };
+            let ctx = EventContext {
+                id: &id,
+                version: *version,
+                occurred_at: self.occurred_at,
+                event_id: *self.next_event_id,
+            };
             *self.next_event_id += 1;
             *version += 1;
             self.events.push(format!("{key} {}", anthill_runtime::EventName::name(event)));
             reactions.extend(A::react(event, &ctx).expect("no overflow in the processes"));
+            A::update_views(event, &ctx, self.views).expect("the views fold the event");
         }
         Ok(Box::new(reactions))
     }
@@ -293,7 +334,51 @@ mod factory_flows {
 
 mod shipments_flows {
     use super::*;
-    use shipments::{parcel, route, Command, DepotId, ParcelId, RouteId, Shipments};
+    use shipments::{parcel, route, views, Command, DepotId, ParcelId, ParcelStatus, RouteId, ScanKind, Shipments};
+
+    const HOUR: i64 = 3_600_000_000;
+
+    #[test]
+    fn a_scan_uploaded_late_takes_its_place_in_the_history() {
+        let mut world = World::<Shipments>::new();
+        let to_parcel = |command: parcel::Command| Command::Parcel { id: ParcelId::from("p-1"), command };
+        let hours_ago = |hours: i64| Timestamp::from_micros(NOW.micros() - hours * HOUR);
+        let register = parcel::commands::Register {
+            sender: "acme".into(),
+            recipient: "ann".into(),
+            destination: DepotId::from("north"),
+        };
+        world.now = hours_ago(10);
+        world.send(to_parcel(register.into()));
+        world.now = NOW;
+        let scan_in =
+            parcel::commands::ScanIn { depot: DepotId::from("north"), device: "hh-1".into(), scanned_at: hours_ago(3) };
+        world.send_at(to_parcel(scan_in.into()), hours_ago(3));
+        let deliver =
+            parcel::commands::Deliver { signed_by: "ann".into(), device: "hh-2".into(), scanned_at: hours_ago(1) };
+        world.send_at(to_parcel(deliver.into()), hours_ago(1));
+        // The van's device was offline: its load scan, made between the two, arrives last, backdated.
+        let load = parcel::commands::Load {
+            depot: DepotId::from("north"),
+            route: RouteId::from("r-1"),
+            device: "hh-3".into(),
+            scanned_at: hours_ago(2),
+        };
+        world.send_at(to_parcel(load.into()), hours_ago(2));
+        assert_eq!(world.rejections, ["route/r-1 add-stop: unknown-route"], "the route was never planned");
+        assert_eq!(world.state::<parcel::Parcel>("p-1").status(), ParcelStatus::Delivered);
+
+        let key = views::ParcelTracking::key_bytes(&ParcelId::from("p-1"));
+        let row = views::ParcelTracking::decode(&world.views.0[&("parcel-tracking", key)]).expect("a tracking row");
+        assert_eq!(
+            row.status,
+            Some(ParcelStatus::Delivered),
+            "the late load scan happened earlier, so it does not win"
+        );
+        let kinds: Vec<ScanKind> = row.history.iter().map(|h| h.kind).collect();
+        assert_eq!(kinds, [ScanKind::Arrived, ScanKind::Loaded, ScanKind::Delivered], "in the order they happened");
+        assert_eq!(row.scans, 3);
+    }
 
     #[test]
     fn a_loaded_and_delivered_parcel_completes_its_route_stop() {
@@ -325,5 +410,59 @@ mod shipments_flows {
         ));
         assert!(world.rejections.is_empty(), "{:?}", world.rejections);
         assert_eq!(world.recorded("route/r-1"), ["route/r-1 planned", "route/r-1 stop-added", "route/r-1 stop-done"]);
+    }
+}
+
+mod delivery_flows {
+    use super::*;
+    use delivery::{slot, views, Access, BookingId, Command, Delivery, SlotId};
+
+    fn to_slot(command: impl Into<slot::Command>) -> Command {
+        Command::Slot { id: SlotId::from("2026-01-02/08-10/north"), command: command.into() }
+    }
+
+    fn book(booking: &str) -> Command {
+        to_slot(slot::commands::Book {
+            booking: BookingId::from(booking),
+            address: format!("{booking} Main St"),
+            area: "SW1".into(),
+            access: Access::AnyVan,
+            picking_minutes: 10,
+            chilled_totes: 1,
+            frozen_totes: 0,
+        })
+    }
+
+    #[test]
+    fn of_two_customers_racing_for_the_last_van_stop_exactly_one_wins() {
+        let mut world = World::<Delivery>::new();
+        world.send(to_slot(slot::commands::Open {
+            day: "2026-01-02".into(),
+            window: "08-10".into(),
+            cutoff: Timestamp::from_micros(NOW.micros() + 3_600_000_000),
+            van_stops: 2,
+            small_van_stops: 1,
+            picking_minutes: 600,
+            chilled_totes: 40,
+            frozen_totes: 20,
+        }));
+        world.send(to_slot(slot::commands::ServeArea { area: "SW1".into() }));
+        world.send(book("b-1"));
+        world.send(book("b-2"));
+        world.send(book("b-3"));
+        assert_eq!(world.rejections, ["slot/2026-01-02/08-10/north book: van-stops-within-limit"]);
+
+        let key = views::SlotCounters::key_bytes(&SlotId::from("2026-01-02/08-10/north"));
+        let counters = |world: &World<Delivery>| {
+            views::SlotCounters::decode(&world.views.0[&("slot-counters", key.clone())]).expect("a counters row")
+        };
+        let row = counters(&world);
+        assert_eq!((row.bookings, row.van_stops, row.van_stops_limit), (2, 2, Some(2)));
+        assert_eq!((row.picking_minutes, row.chilled_totes), (20, 2));
+
+        world.send(to_slot(slot::commands::Cancel { booking: BookingId::from("b-1") }));
+        world.send(book("b-3"));
+        assert_eq!(world.rejections.len(), 1, "the cancelled booking's stop went to the next customer");
+        assert_eq!(counters(&world).van_stops, 2);
     }
 }
