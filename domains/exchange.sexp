@@ -148,7 +148,7 @@
     (on order-book/order-cancelled (key order) (cancelled)))
 
   (view trader-positions
-    (doc "Per trader: shares bought and sold, and the money that changed hands, from the trades only.")
+    (doc "Per trader: shares bought and sold, from the trades only.")
     (key trader-id)
     (column bought (sum u64))
     (column sold (sum u64))

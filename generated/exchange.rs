@@ -1387,7 +1387,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
         ::anthill_runtime::meta::ViewMeta {
             name: "trader-positions",
             doc: ::std::option::Option::Some(
-                "Per trader: shares bought and sold, and the money that changed hands, from the trades only.",
+                "Per trader: shares bought and sold, from the trades only.",
             ),
             key: &::anthill_runtime::meta::TypeMeta::Id {
                 name: "trader-id",
@@ -2848,7 +2848,7 @@ pub mod views {
             tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
         }
     }
-    /// Per trader: shares bought and sold, and the money that changed hands, from the trades only.
+    /// Per trader: shares bought and sold, from the trades only.
     ///
     /// Declared at `domains/exchange.sexp:150`.
     #[derive(
