@@ -177,6 +177,7 @@
       (open-lines u32 0 (doc "Items not fully picked yet.")))
 
     (event item-added (doc "An item was added (or more of it); the warehouse reserves it.") (item sku) (qty u32))
+    (event item-reserved (doc "The warehouse reserved an item for the order.") (item sku) (qty u32))
     (event item-dropped
       (doc "The warehouse could not reserve an item, so the order does without it.")
       (item sku) (qty u32))
@@ -196,6 +197,12 @@
       (require (= status 'open) not-open "the order is no longer open")
       (require (> qty 0) no-quantity "the quantity must be positive")
       (emit item-added item qty))
+
+    (command confirm-reservation
+      (doc "The warehouse reserved an item. An order that was cancelled meanwhile refuses it, and the `reservations` process releases it again.")
+      (params (item sku) (qty u32))
+      (require (or (= status 'open) (= status 'placed)) not-active "the order is packed, shipped or cancelled")
+      (emit item-reserved item qty))
 
     (command drop-item
       (doc "Compensation: the warehouse refused the reservation. Dropping the last item of a placed order cancels it.")
@@ -244,6 +251,7 @@
     (on item-added
       (unless (contains items item) (set open-lines (+ open-lines 1)))
       (set items (update items item (ordered 0) (+ ordered qty))))
+    (on item-reserved)
     (on item-dropped
       (let ((left (- (get items item 0) (min (get items item 0) qty))))
         (when (= left 0) (set open-lines (- open-lines (min open-lines 1))))
@@ -366,10 +374,13 @@
     (on repaired (set status 'idle)))
 
   (process reservations
-    (doc "Reserve each item as it is added to an order; drop it from the order when the warehouse refuses.")
+    (doc "Reserve each item as it is added to an order; drop it from the order when the warehouse refuses, and release a reservation the order no longer wants (it was cancelled while the reservation was on its way).")
     (on order/item-added
       (send stock-item item reserve (order id) qty
-        (on-rejected (send order id drop-item item qty)))))
+        (on-rejected (send order id drop-item item qty))))
+    (on stock-item/reserved
+      (send order order confirm-reservation (item id) qty
+        (on-rejected (send stock-item id release order)))))
 
   (process release-reservations
     (doc "When an order is cancelled, release its items one by one: each released item asks for the next.")
@@ -423,11 +434,13 @@
     (key order-id)
     (column status (latest order-status))
     (column items-added count)
+    (column items-reserved count)
     (column items-dropped count)
     (column units-picked (sum u32))
     (column placed-at (latest timestamp))
     (column shipped-at (latest timestamp))
     (on order/item-added (items-added))
+    (on order/item-reserved (items-reserved))
     (on order/item-dropped (items-dropped))
     (on order/placed (status 'placed) (placed-at (occurred-at)))
     (on order/item-picked (units-picked qty))
@@ -613,6 +626,17 @@
   (scenario "an item needs a quantity"
     (when (add-item (item "SKU-100234") (qty 0)))
     (then (rejected no-quantity)))
+
+  (scenario "a reservation is confirmed to the order"
+    (given (item-added (item "SKU-100234") (qty 1)))
+    (when (confirm-reservation (item "SKU-100234") (qty 1)))
+    (then (item-reserved (item "SKU-100234") (qty 1))))
+
+  (scenario "a cancelled order refuses a late reservation"
+    (doc "The `reservations` process then releases it in the warehouse.")
+    (given (item-added (item "SKU-100234") (qty 1)) (cancelled (reason "customer")))
+    (when (confirm-reservation (item "SKU-100234") (qty 1)))
+    (then (rejected not-active)))
 
   (scenario "an unreservable item is dropped"
     (given (item-added (item "SKU-100234") (qty 1)) (item-added (item "SKU-100235") (qty 1)) (placed (lines 2)))

@@ -227,9 +227,9 @@
       (emit unfunded))
 
     (command pay-out
-      (doc "Pay line `index` if it is the next one; a repeated or early request changes nothing.")
+      (doc "Pay line `index` if it is the next one; a repeated or early request, or one past the last line (even after completion), changes nothing.")
       (params (index u32))
-      (require (or (= status 'funding) (= status 'paying)) not-funded "the disbursement is not funded")
+      (require (or (= status 'funding) (= status 'paying) (= status 'completed)) not-funded "the disbursement is not funded")
       (when (= index next)
         (let ((line (get payouts index)))
           (when (is-some line)
@@ -545,6 +545,17 @@
            (payout-added (index 0) (to "ann") (amount 100))
            (released (payer "payroll") (total 100))
            (payout-sent (index 0) (payer "payroll") (to "ann") (amount 100)))
+    (when (pay-out (index 1)))
+    (then))
+
+  (scenario "the end of the chain may arrive after completion"
+    (doc "The last line's credit can complete the disbursement before the request for the line after it arrives.")
+    (given (planned (payer "payroll"))
+           (payout-added (index 0) (to "ann") (amount 100))
+           (released (payer "payroll") (total 100))
+           (payout-sent (index 0) (payer "payroll") (to "ann") (amount 100))
+           (payout-confirmed (index 0) (amount 100))
+           (completed (credited 100) (refunded 0)))
     (when (pay-out (index 1)))
     (then))
 

@@ -968,7 +968,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
         "An automated factory: orders are picked from the warehouse or assembled from materials, then shipped.",
     ),
     source: "domains/factory.sexp",
-    fingerprint: 7655582031110347464u64,
+    fingerprint: 8969188713074644143u64,
     aggregates: &[
         ::anthill_runtime::meta::AggregateMeta {
             name: "stock-item",
@@ -1878,6 +1878,39 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     ],
                 },
                 ::anthill_runtime::meta::CommandMeta {
+                    name: "confirm-reservation",
+                    doc: ::std::option::Option::Some(
+                        "The warehouse reserved an item. An order that was cancelled meanwhile refuses it, and the `reservations` process releases it again.",
+                    ),
+                    params: &[
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "item",
+                            ty: &::anthill_runtime::meta::TypeMeta::Id {
+                                name: "sku",
+                                repr: &::anthill_runtime::meta::TypeMeta::String,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "qty",
+                            ty: &::anthill_runtime::meta::TypeMeta::Int {
+                                name: "u32",
+                                signed: false,
+                                bits: 32u32,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                    ],
+                    is_extern: false,
+                    emits: &["item-reserved"],
+                    rejections: &[
+                        "not-active",
+                        "shipped-orders-are-complete",
+                        "arithmetic-overflow",
+                        "division-by-zero",
+                    ],
+                },
+                ::anthill_runtime::meta::CommandMeta {
                     name: "drop-item",
                     doc: ::std::option::Option::Some(
                         "Compensation: the warehouse refused the reservation. Dropping the last item of a placed order cancels it.",
@@ -2017,6 +2050,31 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     name: "item-added",
                     doc: ::std::option::Option::Some(
                         "An item was added (or more of it); the warehouse reserves it.",
+                    ),
+                    fields: &[
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "item",
+                            ty: &::anthill_runtime::meta::TypeMeta::Id {
+                                name: "sku",
+                                repr: &::anthill_runtime::meta::TypeMeta::String,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "qty",
+                            ty: &::anthill_runtime::meta::TypeMeta::Int {
+                                name: "u32",
+                                signed: false,
+                                bits: 32u32,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                    ],
+                },
+                ::anthill_runtime::meta::EventMeta {
+                    name: "item-reserved",
+                    doc: ::std::option::Option::Some(
+                        "The warehouse reserved an item for the order.",
                     ),
                     fields: &[
                         ::anthill_runtime::meta::FieldMeta {
@@ -2885,13 +2943,18 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
         ::anthill_runtime::meta::ProcessMeta {
             name: "reservations",
             doc: ::std::option::Option::Some(
-                "Reserve each item as it is added to an order; drop it from the order when the warehouse refuses.",
+                "Reserve each item as it is added to an order; drop it from the order when the warehouse refuses, and release a reservation the order no longer wants (it was cancelled while the reservation was on its way).",
             ),
             handlers: &[
                 ::anthill_runtime::meta::ProcessHandlerMeta {
                     aggregate: "order",
                     event: "item-added",
                     sends: &[("order", "drop-item"), ("stock-item", "reserve")],
+                },
+                ::anthill_runtime::meta::ProcessHandlerMeta {
+                    aggregate: "stock-item",
+                    event: "reserved",
+                    sends: &[("order", "confirm-reservation"), ("stock-item", "release")],
                 },
             ],
         },
@@ -3132,6 +3195,16 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     },
                 },
                 ::anthill_runtime::meta::ColumnMeta {
+                    name: "items-reserved",
+                    doc: ::std::option::Option::None,
+                    reducer: "count",
+                    ty: &::anthill_runtime::meta::TypeMeta::Int {
+                        name: "u64",
+                        signed: false,
+                        bits: 64u32,
+                    },
+                },
+                ::anthill_runtime::meta::ColumnMeta {
                     name: "items-dropped",
                     doc: ::std::option::Option::None,
                     reducer: "count",
@@ -3173,6 +3246,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                 ("order", "item-added"),
                 ("order", "item-dropped"),
                 ("order", "item-picked"),
+                ("order", "item-reserved"),
                 ("order", "packed"),
                 ("order", "placed"),
                 ("order", "shipped"),
@@ -4751,8 +4825,55 @@ pub mod stock_item {
         ::anthill_runtime::ArithmeticError,
     > {
         let mut reactions = ::std::vec::Vec::new();
-        if let Event::Picked(event) = event {
-            {
+        match event {
+            Event::Reserved(event) => {
+                let _process = "process `reservations`";
+                {
+                    let command_id = ::anthill_runtime::derive_command_id(
+                        ctx.event_id,
+                        "reservations",
+                        0u32,
+                    );
+                    let command = super::Command::Order {
+                        id: event.order.clone(),
+                        command: super::order::Command::ConfirmReservation(super::order::commands::ConfirmReservation {
+                            item: (*ctx.id).clone(),
+                            qty: event.qty,
+                        }),
+                    };
+                    let on_rejected = {
+                        let mut reactions = ::std::vec::Vec::new();
+                        {
+                            let command_id = ::anthill_runtime::derive_command_id(
+                                ctx.event_id,
+                                "reservations",
+                                1u32,
+                            );
+                            let command = super::Command::StockItem {
+                                id: (*ctx.id).clone(),
+                                command: super::stock_item::Command::Release(super::stock_item::commands::Release {
+                                    order: event.order.clone(),
+                                }),
+                            };
+                            let on_rejected = ::std::vec::Vec::new();
+                            reactions
+                                .push(::anthill_runtime::Reaction {
+                                    command_id,
+                                    command,
+                                    on_rejected,
+                                });
+                        }
+                        reactions
+                    };
+                    reactions
+                        .push(::anthill_runtime::Reaction {
+                            command_id,
+                            command,
+                            on_rejected,
+                        });
+                }
+            }
+            Event::Picked(event) => {
                 let _process = "process `picking`";
                 {
                     let command_id = ::anthill_runtime::derive_command_id(
@@ -4800,6 +4921,7 @@ pub mod stock_item {
                         });
                 }
             }
+            _ => {}
         }
         ::std::result::Result::Ok(reactions)
     }
@@ -5140,7 +5262,7 @@ pub mod order {
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// The warehouse could not reserve an item, so the order does without it.
+        /// The warehouse reserved an item for the order.
         ///
         /// Declared at `domains/factory.sexp:180`.
         #[derive(
@@ -5157,17 +5279,17 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct ItemDropped {
-            /// Declared at `domains/factory.sexp:182`.
+        pub struct ItemReserved {
+            /// Declared at `domains/factory.sexp:180`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:182`.
+            /// Declared at `domains/factory.sexp:180`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// The customer submitted the order.
+        /// The warehouse could not reserve an item, so the order does without it.
         ///
-        /// Declared at `domains/factory.sexp:183`.
+        /// Declared at `domains/factory.sexp:181`.
         #[derive(
             Clone,
             Debug,
@@ -5182,12 +5304,15 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Placed {
+        pub struct ItemDropped {
             /// Declared at `domains/factory.sexp:183`.
-            #[serde(rename = "lines")]
-            pub lines: u32,
+            #[serde(rename = "item")]
+            pub item: super::super::Sku,
+            /// Declared at `domains/factory.sexp:183`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
         }
-        /// Units of an item were picked; `completes-line` when the item is now fully picked.
+        /// The customer submitted the order.
         ///
         /// Declared at `domains/factory.sexp:184`.
         #[derive(
@@ -5204,20 +5329,42 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Placed {
+            /// Declared at `domains/factory.sexp:184`.
+            #[serde(rename = "lines")]
+            pub lines: u32,
+        }
+        /// Units of an item were picked; `completes-line` when the item is now fully picked.
+        ///
+        /// Declared at `domains/factory.sexp:185`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ItemPicked {
-            /// Declared at `domains/factory.sexp:186`.
+            /// Declared at `domains/factory.sexp:187`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:186`.
+            /// Declared at `domains/factory.sexp:187`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:186`.
+            /// Declared at `domains/factory.sexp:187`.
             #[serde(rename = "completes-line")]
             pub completes_line: bool,
         }
         /// Every item is picked: the order is ready to ship.
         ///
-        /// Declared at `domains/factory.sexp:187`.
+        /// Declared at `domains/factory.sexp:188`.
         #[derive(
             Clone,
             Debug,
@@ -5235,28 +5382,6 @@ pub mod order {
         pub struct Packed {}
         /// The order left the factory.
         ///
-        /// Declared at `domains/factory.sexp:188`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Shipped {
-            /// Declared at `domains/factory.sexp:188`.
-            #[serde(rename = "carrier")]
-            pub carrier: ::std::string::String,
-        }
-        /// The order was cancelled.
-        ///
         /// Declared at `domains/factory.sexp:189`.
         #[derive(
             Clone,
@@ -5272,12 +5397,12 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Cancelled {
+        pub struct Shipped {
             /// Declared at `domains/factory.sexp:189`.
-            #[serde(rename = "reason")]
-            pub reason: ::std::string::String,
+            #[serde(rename = "carrier")]
+            pub carrier: ::std::string::String,
         }
-        /// After a cancellation: one item's reservation is to be released, one event per item.
+        /// The order was cancelled.
         ///
         /// Declared at `domains/factory.sexp:190`.
         #[derive(
@@ -5294,11 +5419,33 @@ pub mod order {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Cancelled {
+            /// Declared at `domains/factory.sexp:190`.
+            #[serde(rename = "reason")]
+            pub reason: ::std::string::String,
+        }
+        /// After a cancellation: one item's reservation is to be released, one event per item.
+        ///
+        /// Declared at `domains/factory.sexp:191`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct ItemReleased {
-            /// Declared at `domains/factory.sexp:192`.
+            /// Declared at `domains/factory.sexp:193`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:192`.
+            /// Declared at `domains/factory.sexp:193`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
@@ -5321,6 +5468,8 @@ pub mod order {
     pub enum Event {
         #[serde(rename = "item-added")]
         ItemAdded(events::ItemAdded),
+        #[serde(rename = "item-reserved")]
+        ItemReserved(events::ItemReserved),
         #[serde(rename = "item-dropped")]
         ItemDropped(events::ItemDropped),
         #[serde(rename = "placed")]
@@ -5340,6 +5489,7 @@ pub mod order {
         fn name(&self) -> &'static str {
             match self {
                 Event::ItemAdded(_) => "item-added",
+                Event::ItemReserved(_) => "item-reserved",
                 Event::ItemDropped(_) => "item-dropped",
                 Event::Placed(_) => "placed",
                 Event::ItemPicked(_) => "item-picked",
@@ -5352,7 +5502,7 @@ pub mod order {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:194`.
+        /// Declared at `domains/factory.sexp:195`.
         #[derive(
             Clone,
             Debug,
@@ -5368,16 +5518,41 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct AddItem {
-            /// Declared at `domains/factory.sexp:195`.
+            /// Declared at `domains/factory.sexp:196`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:195`.
+            /// Declared at `domains/factory.sexp:196`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+        }
+        /// The warehouse reserved an item. An order that was cancelled meanwhile refuses it, and the `reservations` process releases it again.
+        ///
+        /// Declared at `domains/factory.sexp:201`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct ConfirmReservation {
+            /// Declared at `domains/factory.sexp:203`.
+            #[serde(rename = "item")]
+            pub item: super::super::Sku,
+            /// Declared at `domains/factory.sexp:203`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Compensation: the warehouse refused the reservation. Dropping the last item of a placed order cancels it.
         ///
-        /// Declared at `domains/factory.sexp:200`.
+        /// Declared at `domains/factory.sexp:207`.
         #[derive(
             Clone,
             Debug,
@@ -5393,14 +5568,14 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct DropItem {
-            /// Declared at `domains/factory.sexp:202`.
+            /// Declared at `domains/factory.sexp:209`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:202`.
+            /// Declared at `domains/factory.sexp:209`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:209`.
+        /// Declared at `domains/factory.sexp:216`.
         #[derive(
             Clone,
             Debug,
@@ -5418,7 +5593,7 @@ pub mod order {
         pub struct Place {}
         /// Record units picked for the order; the pick that completes the last item packs the order.
         ///
-        /// Declared at `domains/factory.sexp:214`.
+        /// Declared at `domains/factory.sexp:221`.
         #[derive(
             Clone,
             Debug,
@@ -5434,14 +5609,14 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct RecordPick {
-            /// Declared at `domains/factory.sexp:216`.
+            /// Declared at `domains/factory.sexp:223`.
             #[serde(rename = "item")]
             pub item: super::super::Sku,
-            /// Declared at `domains/factory.sexp:216`.
+            /// Declared at `domains/factory.sexp:223`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:226`.
+        /// Declared at `domains/factory.sexp:233`.
         #[derive(
             Clone,
             Debug,
@@ -5457,11 +5632,11 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Ship {
-            /// Declared at `domains/factory.sexp:227`.
+            /// Declared at `domains/factory.sexp:234`.
             #[serde(rename = "carrier")]
             pub carrier: ::std::string::String,
         }
-        /// Declared at `domains/factory.sexp:231`.
+        /// Declared at `domains/factory.sexp:238`.
         #[derive(
             Clone,
             Debug,
@@ -5477,13 +5652,13 @@ pub mod order {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Cancel {
-            /// Declared at `domains/factory.sexp:232`.
+            /// Declared at `domains/factory.sexp:239`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
         /// Release the next reserved item of a cancelled order; sent by the `release-reservations` process until none is left.
         ///
-        /// Declared at `domains/factory.sexp:236`.
+        /// Declared at `domains/factory.sexp:243`.
         #[derive(
             Clone,
             Debug,
@@ -5518,6 +5693,8 @@ pub mod order {
     pub enum Command {
         #[serde(rename = "add-item")]
         AddItem(commands::AddItem),
+        #[serde(rename = "confirm-reservation")]
+        ConfirmReservation(commands::ConfirmReservation),
         #[serde(rename = "drop-item")]
         DropItem(commands::DropItem),
         #[serde(rename = "place")]
@@ -5535,6 +5712,7 @@ pub mod order {
         fn name(&self) -> &'static str {
             match self {
                 Command::AddItem(_) => "add-item",
+                Command::ConfirmReservation(_) => "confirm-reservation",
                 Command::DropItem(_) => "drop-item",
                 Command::Place(_) => "place",
                 Command::RecordPick(_) => "record-pick",
@@ -5547,6 +5725,11 @@ pub mod order {
     impl ::std::convert::From<commands::AddItem> for Command {
         fn from(command: commands::AddItem) -> Self {
             Command::AddItem(command)
+        }
+    }
+    impl ::std::convert::From<commands::ConfirmReservation> for Command {
+        fn from(command: commands::ConfirmReservation) -> Self {
+            Command::ConfirmReservation(command)
         }
     }
     impl ::std::convert::From<commands::DropItem> for Command {
@@ -5588,39 +5771,39 @@ pub mod order {
         DivisionByZero,
         /// `shipped-orders-are-complete`: An order is packed or shipped only when no item is left to pick.
         ///
-        /// Declared at `domains/factory.sexp:260`.
+        /// Declared at `domains/factory.sexp:268`.
         ShippedOrdersAreComplete,
         /// `not-open`: the order is no longer open
         ///
-        /// Declared at `domains/factory.sexp:196`.
+        /// Declared at `domains/factory.sexp:197`.
         NotOpen,
         /// `no-quantity`: the quantity must be positive
         ///
-        /// Declared at `domains/factory.sexp:197`.
+        /// Declared at `domains/factory.sexp:198`.
         NoQuantity,
         /// `not-active`: the order is packed, shipped or cancelled
         ///
-        /// Declared at `domains/factory.sexp:203`.
+        /// Declared at `domains/factory.sexp:204`.
         NotActive,
         /// `empty-order`: an order needs at least one item
         ///
-        /// Declared at `domains/factory.sexp:211`.
+        /// Declared at `domains/factory.sexp:218`.
         EmptyOrder,
         /// `not-placed`: the order is not placed
         ///
-        /// Declared at `domains/factory.sexp:217`.
+        /// Declared at `domains/factory.sexp:224`.
         NotPlaced,
         /// `not-in-order`: the order has no such item
         ///
-        /// Declared at `domains/factory.sexp:218`.
+        /// Declared at `domains/factory.sexp:225`.
         NotInOrder,
         /// `not-packed`: the order is not packed
         ///
-        /// Declared at `domains/factory.sexp:228`.
+        /// Declared at `domains/factory.sexp:235`.
         NotPacked,
         /// `not-cancelled`: the order is not cancelled
         ///
-        /// Declared at `domains/factory.sexp:238`.
+        /// Declared at `domains/factory.sexp:245`.
         NotCancelled,
     }
     impl Rejection {
@@ -5714,6 +5897,28 @@ pub mod order {
         events
             .push(
                 Event::ItemAdded(events::ItemAdded {
+                    item: command.item.clone(),
+                    qty: command.qty,
+                }),
+            );
+        ::std::result::Result::Ok(events)
+    }
+    /// The rules of `confirm-reservation`: the events it emits, or why it is refused.
+    #[allow(clippy::vec_init_then_push)]
+    fn decide_confirm_reservation(
+        state: &State,
+        command: &commands::ConfirmReservation,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        let mut events = ::std::vec::Vec::new();
+        if !((state.status == super::OrderStatus::Open)
+            || (state.status == super::OrderStatus::Placed))
+        {
+            return ::std::result::Result::Err(Rejection::NotActive);
+        }
+        events
+            .push(
+                Event::ItemReserved(events::ItemReserved {
                     item: command.item.clone(),
                     qty: command.qty,
                 }),
@@ -5930,6 +6135,9 @@ pub mod order {
     ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
         let mut events = match command {
             Command::AddItem(command) => decide_add_item(state, command, ctx)?,
+            Command::ConfirmReservation(command) => {
+                decide_confirm_reservation(state, command, ctx)?
+            }
             Command::DropItem(command) => decide_drop_item(state, command, ctx)?,
             Command::Place(command) => decide_place(state, command, ctx)?,
             Command::RecordPick(command) => decide_record_pick(state, command, ctx)?,
@@ -5943,6 +6151,9 @@ pub mod order {
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::AddItem(_) => {
+                check_invariants(state, &next, &mut reactions, ctx, version)?
+            }
+            Command::ConfirmReservation(_) => {
                 check_invariants(state, &next, &mut reactions, ctx, version)?
             }
             Command::DropItem(_) => {
@@ -6012,6 +6223,7 @@ pub mod order {
                     state.items.insert(key, value);
                 }
             }
+            Event::ItemReserved(_) => {}
             Event::ItemDropped(event) => {
                 let v_left = ::anthill_runtime::value::Num::sub(
                     state.items.get(&event.item).cloned().unwrap_or(0u32),
@@ -6221,6 +6433,22 @@ pub mod order {
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
+            Event::ItemReserved(_) => {
+                (|| -> ::std::result::Result<
+                    (),
+                    ::anthill_runtime::aggregate::FoldError,
+                > {
+                    let key = (*ctx.id).clone();
+                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    row.items_reserved = ::anthill_runtime::value::Num::add(
+                        row.items_reserved,
+                        1u64,
+                    )?;
+                    row.store(tables, &key)?;
+                    ::std::result::Result::Ok(())
+                })()
+                    .map_err(|e| e.into_view_error("order-progress"))?;
+            }
             Event::ItemDropped(_) => {
                 (|| -> ::std::result::Result<
                     (),
@@ -6412,6 +6640,12 @@ pub mod order {
                     ::anthill_runtime::codec::command_params::<commands::AddItem>(json)
                         .map(Command::AddItem)
                 }
+                "confirm-reservation" => {
+                    ::anthill_runtime::codec::command_params::<
+                        commands::ConfirmReservation,
+                    >(json)
+                        .map(Command::ConfirmReservation)
+                }
                 "drop-item" => {
                     ::anthill_runtime::codec::command_params::<commands::DropItem>(json)
                         .map(Command::DropItem)
@@ -6464,7 +6698,7 @@ pub mod order {
 pub mod assembly_job {
     /// Builds units of a product on one machine from materials issued by the warehouse.
     ///
-    /// Declared at `domains/factory.sexp:264`.
+    /// Declared at `domains/factory.sexp:272`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct AssemblyJob;
     /// The key of an instance.
@@ -6484,26 +6718,26 @@ pub mod assembly_job {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/factory.sexp:268`.
+        /// Declared at `domains/factory.sexp:276`.
         #[serde(rename = "status")]
         status: super::JobStatus,
-        /// Declared at `domains/factory.sexp:269`.
+        /// Declared at `domains/factory.sexp:277`.
         #[serde(rename = "product")]
         product: super::Sku,
-        /// Declared at `domains/factory.sexp:270`.
+        /// Declared at `domains/factory.sexp:278`.
         #[serde(rename = "qty")]
         qty: u32,
-        /// Declared at `domains/factory.sexp:271`.
+        /// Declared at `domains/factory.sexp:279`.
         #[serde(rename = "machine")]
         machine: super::MachineId,
         /// Materials issued to the job.
         ///
-        /// Declared at `domains/factory.sexp:272`.
+        /// Declared at `domains/factory.sexp:280`.
         #[serde(rename = "materials")]
         materials: ::std::collections::BTreeMap<super::Sku, u32>,
         /// Materials the warehouse could not issue.
         ///
-        /// Declared at `domains/factory.sexp:273`.
+        /// Declared at `domains/factory.sexp:281`.
         #[serde(rename = "missing")]
         missing: ::std::collections::BTreeSet<super::Sku>,
     }
@@ -6550,7 +6784,7 @@ pub mod assembly_job {
     pub mod events {
         /// The job was planned.
         ///
-        /// Declared at `domains/factory.sexp:275`.
+        /// Declared at `domains/factory.sexp:283`.
         #[derive(
             Clone,
             Debug,
@@ -6566,19 +6800,19 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Planned {
-            /// Declared at `domains/factory.sexp:275`.
+            /// Declared at `domains/factory.sexp:283`.
             #[serde(rename = "product")]
             pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:275`.
+            /// Declared at `domains/factory.sexp:283`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:275`.
+            /// Declared at `domains/factory.sexp:283`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
         /// A material is needed; the warehouse issues it.
         ///
-        /// Declared at `domains/factory.sexp:276`.
+        /// Declared at `domains/factory.sexp:284`.
         #[derive(
             Clone,
             Debug,
@@ -6594,16 +6828,16 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct MaterialAdded {
-            /// Declared at `domains/factory.sexp:276`.
+            /// Declared at `domains/factory.sexp:284`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:276`.
+            /// Declared at `domains/factory.sexp:284`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// The warehouse could not issue a material.
         ///
-        /// Declared at `domains/factory.sexp:277`.
+        /// Declared at `domains/factory.sexp:285`.
         #[derive(
             Clone,
             Debug,
@@ -6619,16 +6853,16 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct MaterialMissing {
-            /// Declared at `domains/factory.sexp:277`.
+            /// Declared at `domains/factory.sexp:285`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:277`.
+            /// Declared at `domains/factory.sexp:285`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// The job went onto its machine.
         ///
-        /// Declared at `domains/factory.sexp:278`.
+        /// Declared at `domains/factory.sexp:286`.
         #[derive(
             Clone,
             Debug,
@@ -6644,13 +6878,13 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Started {
-            /// Declared at `domains/factory.sexp:278`.
+            /// Declared at `domains/factory.sexp:286`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
         /// The products are built.
         ///
-        /// Declared at `domains/factory.sexp:279`.
+        /// Declared at `domains/factory.sexp:287`.
         #[derive(
             Clone,
             Debug,
@@ -6666,19 +6900,19 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Completed {
-            /// Declared at `domains/factory.sexp:279`.
+            /// Declared at `domains/factory.sexp:287`.
             #[serde(rename = "product")]
             pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:279`.
+            /// Declared at `domains/factory.sexp:287`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:279`.
+            /// Declared at `domains/factory.sexp:287`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
         /// The job stopped; issued materials are scrapped.
         ///
-        /// Declared at `domains/factory.sexp:280`.
+        /// Declared at `domains/factory.sexp:288`.
         #[derive(
             Clone,
             Debug,
@@ -6694,10 +6928,10 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Aborted {
-            /// Declared at `domains/factory.sexp:280`.
+            /// Declared at `domains/factory.sexp:288`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
-            /// Declared at `domains/factory.sexp:280`.
+            /// Declared at `domains/factory.sexp:288`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
@@ -6745,7 +6979,7 @@ pub mod assembly_job {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:282`.
+        /// Declared at `domains/factory.sexp:290`.
         #[derive(
             Clone,
             Debug,
@@ -6761,17 +6995,17 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Plan {
-            /// Declared at `domains/factory.sexp:283`.
+            /// Declared at `domains/factory.sexp:291`.
             #[serde(rename = "product")]
             pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:283`.
+            /// Declared at `domains/factory.sexp:291`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:283`.
+            /// Declared at `domains/factory.sexp:291`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
-        /// Declared at `domains/factory.sexp:288`.
+        /// Declared at `domains/factory.sexp:296`.
         #[derive(
             Clone,
             Debug,
@@ -6787,16 +7021,16 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct AddMaterial {
-            /// Declared at `domains/factory.sexp:289`.
+            /// Declared at `domains/factory.sexp:297`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:289`.
+            /// Declared at `domains/factory.sexp:297`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Compensation: the warehouse refused to issue a material.
         ///
-        /// Declared at `domains/factory.sexp:294`.
+        /// Declared at `domains/factory.sexp:302`.
         #[derive(
             Clone,
             Debug,
@@ -6812,14 +7046,14 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct MarkMaterialMissing {
-            /// Declared at `domains/factory.sexp:296`.
+            /// Declared at `domains/factory.sexp:304`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:296`.
+            /// Declared at `domains/factory.sexp:304`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:300`.
+        /// Declared at `domains/factory.sexp:308`.
         #[derive(
             Clone,
             Debug,
@@ -6835,7 +7069,7 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Start {}
-        /// Declared at `domains/factory.sexp:306`.
+        /// Declared at `domains/factory.sexp:314`.
         #[derive(
             Clone,
             Debug,
@@ -6851,7 +7085,7 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Complete {}
-        /// Declared at `domains/factory.sexp:310`.
+        /// Declared at `domains/factory.sexp:318`.
         #[derive(
             Clone,
             Debug,
@@ -6867,7 +7101,7 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Abort {
-            /// Declared at `domains/factory.sexp:311`.
+            /// Declared at `domains/factory.sexp:319`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
@@ -6952,31 +7186,31 @@ pub mod assembly_job {
         DivisionByZero,
         /// `already-planned`: the job is already planned
         ///
-        /// Declared at `domains/factory.sexp:284`.
+        /// Declared at `domains/factory.sexp:292`.
         AlreadyPlanned,
         /// `no-quantity`: the quantity must be positive
         ///
-        /// Declared at `domains/factory.sexp:285`.
+        /// Declared at `domains/factory.sexp:293`.
         NoQuantity,
         /// `not-planned`: the job is not being planned
         ///
-        /// Declared at `domains/factory.sexp:290`.
+        /// Declared at `domains/factory.sexp:298`.
         NotPlanned,
         /// `no-materials`: a job needs materials
         ///
-        /// Declared at `domains/factory.sexp:302`.
+        /// Declared at `domains/factory.sexp:310`.
         NoMaterials,
         /// `materials-missing`: some materials could not be issued
         ///
-        /// Declared at `domains/factory.sexp:303`.
+        /// Declared at `domains/factory.sexp:311`.
         MaterialsMissing,
         /// `not-running`: the job is not running
         ///
-        /// Declared at `domains/factory.sexp:307`.
+        /// Declared at `domains/factory.sexp:315`.
         NotRunning,
         /// `already-finished`: the job is already done or aborted
         ///
-        /// Declared at `domains/factory.sexp:312`.
+        /// Declared at `domains/factory.sexp:320`.
         AlreadyFinished,
     }
     impl Rejection {
@@ -7570,7 +7804,7 @@ pub mod assembly_job {
 pub mod machine {
     /// A machine of an assembly line: runs one job at a time, and breaks down.
     ///
-    /// Declared at `domains/factory.sexp:326`.
+    /// Declared at `domains/factory.sexp:334`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Machine;
     /// The key of an instance.
@@ -7590,12 +7824,12 @@ pub mod machine {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/factory.sexp:330`.
+        /// Declared at `domains/factory.sexp:338`.
         #[serde(rename = "status")]
         status: super::MachineStatus,
         /// The job it runs.
         ///
-        /// Declared at `domains/factory.sexp:331`.
+        /// Declared at `domains/factory.sexp:339`.
         #[serde(rename = "job")]
         job: ::std::option::Option<super::JobId>,
     }
@@ -7622,7 +7856,7 @@ pub mod machine {
     pub mod events {
         /// A job went onto the machine.
         ///
-        /// Declared at `domains/factory.sexp:333`.
+        /// Declared at `domains/factory.sexp:341`.
         #[derive(
             Clone,
             Debug,
@@ -7638,13 +7872,13 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Occupied {
-            /// Declared at `domains/factory.sexp:333`.
+            /// Declared at `domains/factory.sexp:341`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
         /// The job left the machine.
         ///
-        /// Declared at `domains/factory.sexp:334`.
+        /// Declared at `domains/factory.sexp:342`.
         #[derive(
             Clone,
             Debug,
@@ -7660,13 +7894,13 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Freed {
-            /// Declared at `domains/factory.sexp:334`.
+            /// Declared at `domains/factory.sexp:342`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
         /// The machine broke; the job it ran, if any, is aborted.
         ///
-        /// Declared at `domains/factory.sexp:335`.
+        /// Declared at `domains/factory.sexp:343`.
         #[derive(
             Clone,
             Debug,
@@ -7682,16 +7916,16 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct BrokeDown {
-            /// Declared at `domains/factory.sexp:335`.
+            /// Declared at `domains/factory.sexp:343`.
             #[serde(rename = "job")]
             pub job: ::std::option::Option<super::super::JobId>,
-            /// Declared at `domains/factory.sexp:335`.
+            /// Declared at `domains/factory.sexp:343`.
             #[serde(rename = "cause")]
             pub cause: ::std::string::String,
         }
         /// The machine works again.
         ///
-        /// Declared at `domains/factory.sexp:336`.
+        /// Declared at `domains/factory.sexp:344`.
         #[derive(
             Clone,
             Debug,
@@ -7745,7 +7979,7 @@ pub mod machine {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:338`.
+        /// Declared at `domains/factory.sexp:346`.
         #[derive(
             Clone,
             Debug,
@@ -7761,11 +7995,11 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Occupy {
-            /// Declared at `domains/factory.sexp:339`.
+            /// Declared at `domains/factory.sexp:347`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
-        /// Declared at `domains/factory.sexp:344`.
+        /// Declared at `domains/factory.sexp:352`.
         #[derive(
             Clone,
             Debug,
@@ -7781,11 +8015,11 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Free {
-            /// Declared at `domains/factory.sexp:345`.
+            /// Declared at `domains/factory.sexp:353`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
-        /// Declared at `domains/factory.sexp:348`.
+        /// Declared at `domains/factory.sexp:356`.
         #[derive(
             Clone,
             Debug,
@@ -7801,11 +8035,11 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct BreakDown {
-            /// Declared at `domains/factory.sexp:349`.
+            /// Declared at `domains/factory.sexp:357`.
             #[serde(rename = "cause")]
             pub cause: ::std::string::String,
         }
-        /// Declared at `domains/factory.sexp:353`.
+        /// Declared at `domains/factory.sexp:361`.
         #[derive(
             Clone,
             Debug,
@@ -7886,15 +8120,15 @@ pub mod machine {
         DivisionByZero,
         /// `machine-broken`: the machine is broken
         ///
-        /// Declared at `domains/factory.sexp:340`.
+        /// Declared at `domains/factory.sexp:348`.
         MachineBroken,
         /// `machine-busy`: the machine runs another job
         ///
-        /// Declared at `domains/factory.sexp:341`.
+        /// Declared at `domains/factory.sexp:349`.
         MachineBusy,
         /// `not-broken`: the machine is not broken
         ///
-        /// Declared at `domains/factory.sexp:354`.
+        /// Declared at `domains/factory.sexp:362`.
         NotBroken,
     }
     impl Rejection {
@@ -8295,7 +8529,7 @@ pub mod machine {
 pub mod views {
     /// Per SKU: what came in, went out and was lost, and the back-orders raised.
     ///
-    /// Declared at `domains/factory.sexp:405`.
+    /// Declared at `domains/factory.sexp:416`.
     #[derive(
         Clone,
         Debug,
@@ -8311,22 +8545,22 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct StockMovements {
-        /// Declared at `domains/factory.sexp:408`.
+        /// Declared at `domains/factory.sexp:419`.
         #[serde(rename = "received")]
         pub received: u32,
-        /// Declared at `domains/factory.sexp:409`.
+        /// Declared at `domains/factory.sexp:420`.
         #[serde(rename = "picked")]
         pub picked: u32,
-        /// Declared at `domains/factory.sexp:410`.
+        /// Declared at `domains/factory.sexp:421`.
         #[serde(rename = "consumed")]
         pub consumed: u32,
-        /// Declared at `domains/factory.sexp:411`.
+        /// Declared at `domains/factory.sexp:422`.
         #[serde(rename = "written-off")]
         pub written_off: u32,
-        /// Declared at `domains/factory.sexp:412`.
+        /// Declared at `domains/factory.sexp:423`.
         #[serde(rename = "back-orders")]
         pub back_orders: u64,
-        /// Declared at `domains/factory.sexp:413`.
+        /// Declared at `domains/factory.sexp:424`.
         #[serde(rename = "last-shortfall")]
         pub last_shortfall: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -8334,7 +8568,7 @@ pub mod views {
         pub last_shortfall_at: ::anthill_runtime::Timestamp,
         /// The kinds of the last 20 losses, oldest first.
         ///
-        /// Declared at `domains/factory.sexp:414`.
+        /// Declared at `domains/factory.sexp:425`.
         #[serde(rename = "losses")]
         pub losses: ::std::vec::Vec<super::Loss>,
         /// When each value in the column occurred, in the same order.
@@ -8387,7 +8621,7 @@ pub mod views {
     }
     /// Per order: its status, items and picks.
     ///
-    /// Declared at `domains/factory.sexp:421`.
+    /// Declared at `domains/factory.sexp:432`.
     #[derive(
         Clone,
         Debug,
@@ -8403,28 +8637,31 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct OrderProgress {
-        /// Declared at `domains/factory.sexp:424`.
+        /// Declared at `domains/factory.sexp:435`.
         #[serde(rename = "status")]
         pub status: ::std::option::Option<super::OrderStatus>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub status_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:425`.
+        /// Declared at `domains/factory.sexp:436`.
         #[serde(rename = "items-added")]
         pub items_added: u64,
-        /// Declared at `domains/factory.sexp:426`.
+        /// Declared at `domains/factory.sexp:437`.
+        #[serde(rename = "items-reserved")]
+        pub items_reserved: u64,
+        /// Declared at `domains/factory.sexp:438`.
         #[serde(rename = "items-dropped")]
         pub items_dropped: u64,
-        /// Declared at `domains/factory.sexp:427`.
+        /// Declared at `domains/factory.sexp:439`.
         #[serde(rename = "units-picked")]
         pub units_picked: u32,
-        /// Declared at `domains/factory.sexp:428`.
+        /// Declared at `domains/factory.sexp:440`.
         #[serde(rename = "placed-at")]
         pub placed_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub placed_at_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:429`.
+        /// Declared at `domains/factory.sexp:441`.
         #[serde(rename = "shipped-at")]
         pub shipped_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -8477,7 +8714,7 @@ pub mod views {
     }
     /// Per machine: breakdowns and jobs run.
     ///
-    /// Declared at `domains/factory.sexp:438`.
+    /// Declared at `domains/factory.sexp:451`.
     #[derive(
         Clone,
         Debug,
@@ -8493,16 +8730,16 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct MachineHealth {
-        /// Declared at `domains/factory.sexp:441`.
+        /// Declared at `domains/factory.sexp:454`.
         #[serde(rename = "breakdowns")]
         pub breakdowns: u64,
-        /// Declared at `domains/factory.sexp:442`.
+        /// Declared at `domains/factory.sexp:455`.
         #[serde(rename = "last-cause")]
         pub last_cause: ::std::option::Option<::std::string::String>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub last_cause_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:443`.
+        /// Declared at `domains/factory.sexp:456`.
         #[serde(rename = "jobs")]
         pub jobs: u64,
     }
@@ -8554,7 +8791,7 @@ pub mod views {
 /// The model's scenarios, run on the pure decide/evolve logic.
 #[cfg(test)]
 mod scenarios {
-    /// Scenario "a rare item is reserved within the stock", declared at `domains/factory.sexp:449`.
+    /// Scenario "a rare item is reserved within the stock", declared at `domains/factory.sexp:462`.
     #[test]
     fn a_rare_item_is_reserved_within_the_stock() -> ::std::result::Result<
         (),
@@ -8593,7 +8830,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a rare item is never oversold", declared at `domains/factory.sexp:454`.
+    /// Scenario "a rare item is never oversold", declared at `domains/factory.sexp:467`.
     #[test]
     fn a_rare_item_is_never_oversold() -> ::std::result::Result<
         (),
@@ -8629,7 +8866,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-orderable item may be promised ahead of the stock", declared at `domains/factory.sexp:462`.
+    /// Scenario "a back-orderable item may be promised ahead of the stock", declared at `domains/factory.sexp:475`.
     #[test]
     fn a_back_orderable_item_may_be_promised_ahead_of_the_stock() -> ::std::result::Result<
         (),
@@ -8673,7 +8910,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-orderable item is not promised beyond its tolerance", declared at `domains/factory.sexp:470`.
+    /// Scenario "a back-orderable item is not promised beyond its tolerance", declared at `domains/factory.sexp:483`.
     #[test]
     fn a_back_orderable_item_is_not_promised_beyond_its_tolerance() -> ::std::result::Result<
         (),
@@ -8705,7 +8942,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-ordered item is not back-ordered twice", declared at `domains/factory.sexp:477`.
+    /// Scenario "a back-ordered item is not back-ordered twice", declared at `domains/factory.sexp:490`.
     #[test]
     fn a_back_ordered_item_is_not_back_ordered_twice() -> ::std::result::Result<
         (),
@@ -8743,7 +8980,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "picking the reserved units consumes the reservation", declared at `domains/factory.sexp:484`.
+    /// Scenario "picking the reserved units consumes the reservation", declared at `domains/factory.sexp:497`.
     #[test]
     fn picking_the_reserved_units_consumes_the_reservation() -> ::std::result::Result<
         (),
@@ -8785,7 +9022,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "over-picking a rare item is rejected", declared at `domains/factory.sexp:491`.
+    /// Scenario "over-picking a rare item is rejected", declared at `domains/factory.sexp:504`.
     #[test]
     fn over_picking_a_rare_item_is_rejected() -> ::std::result::Result<
         (),
@@ -8825,7 +9062,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "over-picking a back-orderable item back-orders the difference", declared at `domains/factory.sexp:500`.
+    /// Scenario "over-picking a back-orderable item back-orders the difference", declared at `domains/factory.sexp:513`.
     #[test]
     fn over_picking_a_back_orderable_item_back_orders_the_difference() -> ::std::result::Result<
         (),
@@ -8873,7 +9110,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a loss that uncovers promises is recorded and back-ordered", declared at `domains/factory.sexp:508`.
+    /// Scenario "a loss that uncovers promises is recorded and back-ordered", declared at `domains/factory.sexp:521`.
     #[test]
     fn a_loss_that_uncovers_promises_is_recorded_and_back_ordered() -> ::std::result::Result<
         (),
@@ -8916,7 +9153,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "materials promised to orders are not consumed", declared at `domains/factory.sexp:516`.
+    /// Scenario "materials promised to orders are not consumed", declared at `domains/factory.sexp:529`.
     #[test]
     fn materials_promised_to_orders_are_not_consumed() -> ::std::result::Result<
         (),
@@ -8952,7 +9189,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "free materials are issued to a job", declared at `domains/factory.sexp:524`.
+    /// Scenario "free materials are issued to a job", declared at `domains/factory.sexp:537`.
     #[test]
     fn free_materials_are_issued_to_a_job() -> ::std::result::Result<
         (),
@@ -8989,7 +9226,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing an order's reservation returns all of it", declared at `domains/factory.sexp:529`.
+    /// Scenario "releasing an order's reservation returns all of it", declared at `domains/factory.sexp:542`.
     #[test]
     fn releasing_an_order_s_reservation_returns_all_of_it() -> ::std::result::Result<
         (),
@@ -9034,7 +9271,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "units picked for a cancelled order go back on the shelf", declared at `domains/factory.sexp:537`.
+    /// Scenario "units picked for a cancelled order go back on the shelf", declared at `domains/factory.sexp:550`.
     #[test]
     fn units_picked_for_a_cancelled_order_go_back_on_the_shelf() -> ::std::result::Result<
         (),
@@ -9062,7 +9299,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an oversold rare item takes a delivery that does not cover every promise", declared at `domains/factory.sexp:541`.
+    /// Scenario "an oversold rare item takes a delivery that does not cover every promise", declared at `domains/factory.sexp:554`.
     #[test]
     fn an_oversold_rare_item_takes_a_delivery_that_does_not_cover_every_promise() -> ::std::result::Result<
         (),
@@ -9110,7 +9347,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an oversold rare item is not picked until someone decides who goes short", declared at `domains/factory.sexp:550`.
+    /// Scenario "an oversold rare item is not picked until someone decides who goes short", declared at `domains/factory.sexp:563`.
     #[test]
     fn an_oversold_rare_item_is_not_picked_until_someone_decides_who_goes_short() -> ::std::result::Result<
         (),
@@ -9157,7 +9394,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a SKU is registered once", declared at `domains/factory.sexp:563`.
+    /// Scenario "a SKU is registered once", declared at `domains/factory.sexp:576`.
     #[test]
     fn a_sku_is_registered_once() -> ::std::result::Result<
         (),
@@ -9187,7 +9424,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unknown SKU receives nothing", declared at `domains/factory.sexp:568`.
+    /// Scenario "an unknown SKU receives nothing", declared at `domains/factory.sexp:581`.
     #[test]
     fn an_unknown_sku_receives_nothing() -> ::std::result::Result<
         (),
@@ -9210,7 +9447,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a reservation needs a quantity", declared at `domains/factory.sexp:572`.
+    /// Scenario "a reservation needs a quantity", declared at `domains/factory.sexp:585`.
     #[test]
     fn a_reservation_needs_a_quantity() -> ::std::result::Result<
         (),
@@ -9238,7 +9475,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order without a reservation releases nothing", declared at `domains/factory.sexp:577`.
+    /// Scenario "an order without a reservation releases nothing", declared at `domains/factory.sexp:590`.
     #[test]
     fn an_order_without_a_reservation_releases_nothing() -> ::std::result::Result<
         (),
@@ -9267,7 +9504,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "nothing is picked from an empty shelf", declared at `domains/factory.sexp:582`.
+    /// Scenario "nothing is picked from an empty shelf", declared at `domains/factory.sexp:595`.
     #[test]
     fn nothing_is_picked_from_an_empty_shelf() -> ::std::result::Result<
         (),
@@ -9299,7 +9536,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only units on hand are written off", declared at `domains/factory.sexp:588`.
+    /// Scenario "only units on hand are written off", declared at `domains/factory.sexp:601`.
     #[test]
     fn only_units_on_hand_are_written_off() -> ::std::result::Result<
         (),
@@ -9333,7 +9570,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an item is added to an open order", declared at `domains/factory.sexp:595`.
+    /// Scenario "an item is added to an open order", declared at `domains/factory.sexp:608`.
     #[test]
     fn an_item_is_added_to_an_open_order() -> ::std::result::Result<
         (),
@@ -9361,7 +9598,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order with items is placed", declared at `domains/factory.sexp:599`.
+    /// Scenario "an order with items is placed", declared at `domains/factory.sexp:612`.
     #[test]
     fn an_order_with_items_is_placed() -> ::std::result::Result<
         (),
@@ -9395,7 +9632,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an empty order cannot be placed", declared at `domains/factory.sexp:604`.
+    /// Scenario "an empty order cannot be placed", declared at `domains/factory.sexp:617`.
     #[test]
     fn an_empty_order_cannot_be_placed() -> ::std::result::Result<
         (),
@@ -9415,7 +9652,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a placed order takes no more items", declared at `domains/factory.sexp:608`.
+    /// Scenario "a placed order takes no more items", declared at `domains/factory.sexp:621`.
     #[test]
     fn a_placed_order_takes_no_more_items() -> ::std::result::Result<
         (),
@@ -9446,7 +9683,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an item needs a quantity", declared at `domains/factory.sexp:613`.
+    /// Scenario "an item needs a quantity", declared at `domains/factory.sexp:626`.
     #[test]
     fn an_item_needs_a_quantity() -> ::std::result::Result<
         (),
@@ -9469,7 +9706,72 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unreservable item is dropped", declared at `domains/factory.sexp:617`.
+    /// Scenario "a reservation is confirmed to the order", declared at `domains/factory.sexp:630`.
+    #[test]
+    fn a_reservation_is_confirmed_to_the_order() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::order::Event::ItemAdded(super::order::events::ItemAdded {
+                item: super::Sku(::std::string::String::from("SKU-100234")),
+                qty: 1u32,
+            }),
+        ];
+        let when = super::order::Command::ConfirmReservation(super::order::commands::ConfirmReservation {
+            item: super::Sku(::std::string::String::from("SKU-100234")),
+            qty: 1u32,
+        });
+        let then = ::std::result::Result::Ok(
+            ::std::vec![
+                super::order::Event::ItemReserved(super::order::events::ItemReserved {
+                item : super::Sku(::std::string::String::from("SKU-100234")), qty : 1u32
+                })
+            ],
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::order::Order,
+        >(
+            "a reservation is confirmed to the order",
+            &super::OrderId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "a cancelled order refuses a late reservation", declared at `domains/factory.sexp:635`.
+    #[test]
+    fn a_cancelled_order_refuses_a_late_reservation() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::order::Event::ItemAdded(super::order::events::ItemAdded {
+                item: super::Sku(::std::string::String::from("SKU-100234")),
+                qty: 1u32,
+            }),
+            super::order::Event::Cancelled(super::order::events::Cancelled {
+                reason: ::std::string::String::from("customer"),
+            }),
+        ];
+        let when = super::order::Command::ConfirmReservation(super::order::commands::ConfirmReservation {
+            item: super::Sku(::std::string::String::from("SKU-100234")),
+            qty: 1u32,
+        });
+        let then = ::std::result::Result::Err(super::order::Rejection::NotActive);
+        ::anthill_runtime::testing::run_scenario::<
+            super::order::Order,
+        >(
+            "a cancelled order refuses a late reservation",
+            &super::OrderId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "an unreservable item is dropped", declared at `domains/factory.sexp:641`.
     #[test]
     fn an_unreservable_item_is_dropped() -> ::std::result::Result<
         (),
@@ -9509,7 +9811,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "dropping the only item cancels the placed order", declared at `domains/factory.sexp:622`.
+    /// Scenario "dropping the only item cancels the placed order", declared at `domains/factory.sexp:646`.
     #[test]
     fn dropping_the_only_item_cancels_the_placed_order() -> ::std::result::Result<
         (),
@@ -9547,7 +9849,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a pick that completes the last item packs the order", declared at `domains/factory.sexp:627`.
+    /// Scenario "a pick that completes the last item packs the order", declared at `domains/factory.sexp:651`.
     #[test]
     fn a_pick_that_completes_the_last_item_packs_the_order() -> ::std::result::Result<
         (),
@@ -9599,7 +9901,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a partial pick does not pack", declared at `domains/factory.sexp:634`.
+    /// Scenario "a partial pick does not pack", declared at `domains/factory.sexp:658`.
     #[test]
     fn a_partial_pick_does_not_pack() -> ::std::result::Result<
         (),
@@ -9636,7 +9938,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "picks for a cancelled order are refused", declared at `domains/factory.sexp:639`.
+    /// Scenario "picks for a cancelled order are refused", declared at `domains/factory.sexp:663`.
     #[test]
     fn picks_for_a_cancelled_order_are_refused() -> ::std::result::Result<
         (),
@@ -9670,7 +9972,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a pick of an item the order does not have is refused", declared at `domains/factory.sexp:645`.
+    /// Scenario "a pick of an item the order does not have is refused", declared at `domains/factory.sexp:669`.
     #[test]
     fn a_pick_of_an_item_the_order_does_not_have_is_refused() -> ::std::result::Result<
         (),
@@ -9701,7 +10003,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a packed order ships", declared at `domains/factory.sexp:650`.
+    /// Scenario "a packed order ships", declared at `domains/factory.sexp:674`.
     #[test]
     fn a_packed_order_ships() -> ::std::result::Result<
         (),
@@ -9742,7 +10044,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order that is not packed does not ship", declared at `domains/factory.sexp:656`.
+    /// Scenario "an order that is not packed does not ship", declared at `domains/factory.sexp:680`.
     #[test]
     fn an_order_that_is_not_packed_does_not_ship() -> ::std::result::Result<
         (),
@@ -9772,7 +10074,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a shipped order cannot be cancelled", declared at `domains/factory.sexp:661`.
+    /// Scenario "a shipped order cannot be cancelled", declared at `domains/factory.sexp:685`.
     #[test]
     fn a_shipped_order_cannot_be_cancelled() -> ::std::result::Result<
         (),
@@ -9811,7 +10113,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a cancelled order releases its items one at a time", declared at `domains/factory.sexp:667`.
+    /// Scenario "a cancelled order releases its items one at a time", declared at `domains/factory.sexp:691`.
     #[test]
     fn a_cancelled_order_releases_its_items_one_at_a_time() -> ::std::result::Result<
         (),
@@ -9848,7 +10150,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing stops when no item is left", declared at `domains/factory.sexp:672`.
+    /// Scenario "releasing stops when no item is left", declared at `domains/factory.sexp:696`.
     #[test]
     fn releasing_stops_when_no_item_is_left() -> ::std::result::Result<
         (),
@@ -9880,7 +10182,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only a cancelled order releases its items", declared at `domains/factory.sexp:677`.
+    /// Scenario "only a cancelled order releases its items", declared at `domains/factory.sexp:701`.
     #[test]
     fn only_a_cancelled_order_releases_its_items() -> ::std::result::Result<
         (),
@@ -9905,7 +10207,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a packed order is complete", declared at `domains/factory.sexp:682`.
+    /// Scenario "a packed order is complete", declared at `domains/factory.sexp:706`.
     #[test]
     fn a_packed_order_is_complete() -> ::std::result::Result<
         (),
@@ -9942,7 +10244,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job with all its materials starts", declared at `domains/factory.sexp:690`.
+    /// Scenario "a job with all its materials starts", declared at `domains/factory.sexp:714`.
     #[test]
     fn a_job_with_all_its_materials_starts() -> ::std::result::Result<
         (),
@@ -9978,7 +10280,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job is planned once", declared at `domains/factory.sexp:696`.
+    /// Scenario "a job is planned once", declared at `domains/factory.sexp:720`.
     #[test]
     fn a_job_is_planned_once() -> ::std::result::Result<
         (),
@@ -10010,7 +10312,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job without materials does not start", declared at `domains/factory.sexp:701`.
+    /// Scenario "a job without materials does not start", declared at `domains/factory.sexp:725`.
     #[test]
     fn a_job_without_materials_does_not_start() -> ::std::result::Result<
         (),
@@ -10038,7 +10340,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job missing a material does not start", declared at `domains/factory.sexp:706`.
+    /// Scenario "a job missing a material does not start", declared at `domains/factory.sexp:730`.
     #[test]
     fn a_job_missing_a_material_does_not_start() -> ::std::result::Result<
         (),
@@ -10074,7 +10376,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "materials are added only while planning", declared at `domains/factory.sexp:713`.
+    /// Scenario "materials are added only while planning", declared at `domains/factory.sexp:737`.
     #[test]
     fn materials_are_added_only_while_planning() -> ::std::result::Result<
         (),
@@ -10099,7 +10401,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a running job completes", declared at `domains/factory.sexp:717`.
+    /// Scenario "a running job completes", declared at `domains/factory.sexp:741`.
     #[test]
     fn a_running_job_completes() -> ::std::result::Result<
         (),
@@ -10139,7 +10441,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job that is not running does not complete", declared at `domains/factory.sexp:724`.
+    /// Scenario "a job that is not running does not complete", declared at `domains/factory.sexp:748`.
     #[test]
     fn a_job_that_is_not_running_does_not_complete() -> ::std::result::Result<
         (),
@@ -10167,7 +10469,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a finished job is not aborted", declared at `domains/factory.sexp:729`.
+    /// Scenario "a finished job is not aborted", declared at `domains/factory.sexp:753`.
     #[test]
     fn a_finished_job_is_not_aborted() -> ::std::result::Result<
         (),
@@ -10209,7 +10511,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a machine breaking down names the job it ran", declared at `domains/factory.sexp:737`.
+    /// Scenario "a machine breaking down names the job it ran", declared at `domains/factory.sexp:761`.
     #[test]
     fn a_machine_breaking_down_names_the_job_it_ran() -> ::std::result::Result<
         (),
@@ -10242,7 +10544,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a broken machine takes no job", declared at `domains/factory.sexp:742`.
+    /// Scenario "a broken machine takes no job", declared at `domains/factory.sexp:766`.
     #[test]
     fn a_broken_machine_takes_no_job() -> ::std::result::Result<
         (),
@@ -10269,7 +10571,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a busy machine takes no other job", declared at `domains/factory.sexp:747`.
+    /// Scenario "a busy machine takes no other job", declared at `domains/factory.sexp:771`.
     #[test]
     fn a_busy_machine_takes_no_other_job() -> ::std::result::Result<
         (),
@@ -10295,7 +10597,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a working machine needs no repair", declared at `domains/factory.sexp:752`.
+    /// Scenario "a working machine needs no repair", declared at `domains/factory.sexp:776`.
     #[test]
     fn a_working_machine_needs_no_repair() -> ::std::result::Result<
         (),

@@ -1578,7 +1578,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                 ::anthill_runtime::meta::CommandMeta {
                     name: "pay-out",
                     doc: ::std::option::Option::Some(
-                        "Pay line `index` if it is the next one; a repeated or early request changes nothing.",
+                        "Pay line `index` if it is the next one; a repeated or early request, or one past the last line (even after completion), changes nothing.",
                     ),
                     params: &[
                         ::anthill_runtime::meta::FieldMeta {
@@ -4720,7 +4720,7 @@ pub mod disbursement {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct MarkUnfunded {}
-        /// Pay line `index` if it is the next one; a repeated or early request changes nothing.
+        /// Pay line `index` if it is the next one; a repeated or early request, or one past the last line (even after completion), changes nothing.
         ///
         /// Declared at `domains/ledger.sexp:229`.
         #[derive(
@@ -5099,7 +5099,8 @@ pub mod disbursement {
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = ::std::vec::Vec::new();
         if !((state.status == super::DisbursementStatus::Funding)
-            || (state.status == super::DisbursementStatus::Paying))
+            || (state.status == super::DisbursementStatus::Paying)
+            || (state.status == super::DisbursementStatus::Completed))
         {
             return ::std::result::Result::Err(Rejection::NotFunded);
         }
@@ -7109,7 +7110,56 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement in draft pays nothing", declared at `domains/ledger.sexp:551`.
+    /// Scenario "the end of the chain may arrive after completion", declared at `domains/ledger.sexp:551`.
+    #[test]
+    fn the_end_of_the_chain_may_arrive_after_completion() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::disbursement::Event::Planned(super::disbursement::events::Planned {
+                payer: super::AccountId(::std::string::String::from("payroll")),
+            }),
+            super::disbursement::Event::PayoutAdded(super::disbursement::events::PayoutAdded {
+                index: 0u32,
+                to: super::AccountId(::std::string::String::from("ann")),
+                amount: ::anthill_runtime::Decimal::<2>::from_mantissa(10000),
+            }),
+            super::disbursement::Event::Released(super::disbursement::events::Released {
+                payer: super::AccountId(::std::string::String::from("payroll")),
+                total: ::anthill_runtime::Decimal::<2>::from_mantissa(10000),
+            }),
+            super::disbursement::Event::PayoutSent(super::disbursement::events::PayoutSent {
+                index: 0u32,
+                payer: super::AccountId(::std::string::String::from("payroll")),
+                to: super::AccountId(::std::string::String::from("ann")),
+                amount: ::anthill_runtime::Decimal::<2>::from_mantissa(10000),
+            }),
+            super::disbursement::Event::PayoutConfirmed(super::disbursement::events::PayoutConfirmed {
+                index: 0u32,
+                amount: ::anthill_runtime::Decimal::<2>::from_mantissa(10000),
+            }),
+            super::disbursement::Event::Completed(super::disbursement::events::Completed {
+                credited: ::anthill_runtime::Decimal::<2>::from_mantissa(10000),
+                refunded: ::anthill_runtime::Decimal::<2>::from_mantissa(0),
+            }),
+        ];
+        let when = super::disbursement::Command::PayOut(super::disbursement::commands::PayOut {
+            index: 1u32,
+        });
+        let then = ::std::result::Result::Ok(::std::vec![]);
+        ::anthill_runtime::testing::run_scenario::<
+            super::disbursement::Disbursement,
+        >(
+            "the end of the chain may arrive after completion",
+            &super::DisbursementId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "a disbursement in draft pays nothing", declared at `domains/ledger.sexp:562`.
     #[test]
     fn a_disbursement_in_draft_pays_nothing() -> ::std::result::Result<
         (),
@@ -7140,7 +7190,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "the last confirmed line completes the disbursement", declared at `domains/ledger.sexp:556`.
+    /// Scenario "the last confirmed line completes the disbursement", declared at `domains/ledger.sexp:567`.
     #[test]
     fn the_last_confirmed_line_completes_the_disbursement() -> ::std::result::Result<
         (),
@@ -7206,7 +7256,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a refused line is refunded", declared at `domains/ledger.sexp:567`.
+    /// Scenario "a refused line is refunded", declared at `domains/ledger.sexp:578`.
     #[test]
     fn a_refused_line_is_refunded() -> ::std::result::Result<
         (),
@@ -7259,7 +7309,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a line that was not sent cannot be settled", declared at `domains/ledger.sexp:576`.
+    /// Scenario "a line that was not sent cannot be settled", declared at `domains/ledger.sexp:587`.
     #[test]
     fn a_line_that_was_not_sent_cannot_be_settled() -> ::std::result::Result<
         (),
@@ -7305,7 +7355,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a disbursement that is not paying settles nothing", declared at `domains/ledger.sexp:585`.
+    /// Scenario "a disbursement that is not paying settles nothing", declared at `domains/ledger.sexp:596`.
     #[test]
     fn a_disbursement_that_is_not_paying_settles_nothing() -> ::std::result::Result<
         (),
@@ -7331,7 +7381,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a line is settled once", declared at `domains/ledger.sexp:590`.
+    /// Scenario "a line is settled once", declared at `domains/ledger.sexp:601`.
     #[test]
     fn a_line_is_settled_once() -> ::std::result::Result<
         (),
@@ -7381,7 +7431,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a line credited twice over is caught by the invariant", declared at `domains/ledger.sexp:600`.
+    /// Scenario "a line credited twice over is caught by the invariant", declared at `domains/ledger.sexp:611`.
     #[test]
     fn a_line_credited_twice_over_is_caught_by_the_invariant() -> ::std::result::Result<
         (),

@@ -275,6 +275,20 @@ mod factory_flows {
     }
 
     #[test]
+    fn a_reservation_that_arrives_after_the_cancellation_is_released() {
+        let mut world = World::<Factory>::new();
+        stock(&mut world, "SKU-A", Availability::Rare, 5);
+        world.send(to_order("ord-1", order::commands::AddItem { item: Sku::from("SKU-A"), qty: 1 }));
+        world.send(to_order("ord-1", order::commands::Cancel { reason: "customer".into() }));
+        assert_eq!(world.state::<stock_item::StockItem>("SKU-A").reserved(), 0);
+        // A reservation that was still on its way when the order was cancelled (the engine runs processes
+        // asynchronously): the order refuses it and the process releases it again.
+        world.send(to_stock("SKU-A", stock_item::commands::Reserve { order: OrderId::from("ord-1"), qty: 2 }));
+        assert_eq!(world.rejections, ["order/ord-1 confirm-reservation: not-active"]);
+        assert_eq!(world.state::<stock_item::StockItem>("SKU-A").reserved(), 0);
+    }
+
+    #[test]
     fn picking_every_item_packs_the_order_and_it_ships() {
         let mut world = World::<Factory>::new();
         stock(&mut world, "SKU-A", Availability::Rare, 5);
