@@ -133,12 +133,12 @@ impl Store {
         // file, never a record. NO_META_SYNC makes a commit sync its data pages and write its meta page without
         // waiting for it: the database stays consistent after a system crash, which may undo the last commit
         // only. That commit is durable once the next commit's data sync (which covers the whole file) or a
-        // `Store::sync` returns; the engine answers a batch only after such a sync. One synchronous write per commit is
-        // saved, and the process-crash guarantee (`kill -9`) is unaffected: the page cache keeps every write.
+        // `Store::sync` returns; the engine answers a batch only after such a sync. Commits save a synchronous
+        // write, and the process-crash guarantee (`kill -9`) is unaffected: the page cache keeps every write.
         unsafe { options.flags(EnvFlags::NO_MEM_INIT | EnvFlags::NO_META_SYNC) };
         // SAFETY: heed requires that the environment is not opened twice in this process (heed itself refuses a
         // second open of the same path while the first is alive) and that no other code maps or truncates the
-        // file; the store owns the directory. Durability relies on LMDB's default flags (sync on commit).
+        // file; the store owns the directory.
         let env = unsafe { options.open(path) }?;
         // Reader slots of a process that died (kill -9) stay taken until checked; free them now.
         env.clear_stale_readers()?;
