@@ -1311,13 +1311,12 @@ impl<D: Domain> Drop for Engine<D> {
 /// How long an idle writer sleeps before it checks for shutdown.
 const WRITER_IDLE_POLL: Duration = Duration::from_millis(10);
 
-/// Batches made durable and answered off the writer thread, so the writer starts its next batch at once: a
-/// committed batch (no error) is answered after a sync that began after its commit (see `Store::sync`).
+/// Batches answered off the writer thread, so the writer starts its next batch at once.
 type Jobs = Vec<Box<dyn Job>>;
 type AnsweredBatch = (Jobs, Option<Error>);
 type Answers = Sender<AnsweredBatch>;
 
-/// Batches a writer may have committed but not yet answered; also the most one sync covers.
+/// Batches a writer may have committed but not yet answered.
 const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
 
 fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
@@ -1325,22 +1324,10 @@ fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box
         crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
     std::thread::scope(move |scope| {
         // If the thread cannot start, its queue is dropped with it and `answer` answers on this thread.
-        let _syncer =
-            std::thread::Builder::new().name(format!("anthill-sync-{index}")).spawn_scoped(scope, move || {
-                while let Ok(first) = answer_queue.recv() {
-                    // Every batch already queued shares one sync.
-                    let mut taken = vec![first];
-                    while taken.len() < ANSWER_QUEUE_BATCHES_MAX {
-                        match answer_queue.try_recv() {
-                            Ok(batch) => taken.push(batch),
-                            Err(_) => break,
-                        }
-                    }
-                    let synced = if taken.iter().any(|(_, failure)| failure.is_none()) { sync(inner) } else { Ok(()) };
-                    for (jobs, failure) in taken {
-                        let failure = failure.or_else(|| synced.clone().err());
-                        answer_all(jobs, failure.as_ref());
-                    }
+        let _answerer =
+            std::thread::Builder::new().name(format!("anthill-answers-{index}")).spawn_scoped(scope, move || {
+                for (jobs, failure) in answer_queue {
+                    answer_all(jobs, failure.as_ref());
                 }
             });
         write_batches(inner, index, receiver, &answers);
@@ -1362,19 +1349,28 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
         command_ids: HashSet::default(),
     };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
+    // The last committed batch, answered once durable: when the next commit's data sync has covered its meta
+    // page, or when the writer runs out of work and syncs (see `Store::sync`).
+    let mut unsynced: Option<Vec<Box<dyn Job>>> = None;
     loop {
         let mut batch = std::mem::take(&mut deferred);
         if batch.is_empty() {
-            partition.queue_wait_us.store(0, Ordering::Relaxed);
-            match receiver.recv_timeout(WRITER_IDLE_POLL) {
+            match receiver.try_recv() {
                 Ok(job) => batch.push(job),
-                Err(RecvTimeoutError::Timeout) => {
-                    if inner.closing.load(Ordering::Acquire) && receiver.is_empty() {
-                        return;
+                Err(_) => {
+                    settle(inner, &mut unsynced, answers);
+                    partition.queue_wait_us.store(0, Ordering::Relaxed);
+                    match receiver.recv_timeout(WRITER_IDLE_POLL) {
+                        Ok(job) => batch.push(job),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if inner.closing.load(Ordering::Acquire) && receiver.is_empty() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
         while batch.len() < batch_size_max {
@@ -1397,8 +1393,16 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
         // Deferred commands come from a batch no larger than this one may be.
         assert!(batch.len() <= batch_size_max);
         match run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch) {
-            Ok(committed) => answer(inner, answers, committed, None),
-            Err((jobs, error)) => answer(inner, answers, jobs, Some(error)),
+            Ok(committed) => {
+                // This commit synced its data pages, and with them the previous batch's meta page.
+                if let Some(previous) = unsynced.replace(committed) {
+                    answer(answers, previous, None);
+                }
+            }
+            Err((jobs, error)) => {
+                settle(inner, &mut unsynced, answers);
+                answer(answers, jobs, Some(error));
+            }
         }
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
@@ -1407,14 +1411,15 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
     }
 }
 
-/// Makes every commit so far durable (a failure fails the batches waiting for it, which stay committed: a
-/// retry with the same command id then returns their outcome).
-fn sync<D: Domain>(inner: &Inner<D>) -> Result<(), Error> {
-    let synced = inner.store.sync();
-    if synced.is_err() {
-        inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+/// Makes the last committed batch durable and answers it.
+fn settle<D: Domain>(inner: &Inner<D>, unsynced: &mut Option<Vec<Box<dyn Job>>>, answers: &Answers) {
+    if let Some(jobs) = unsynced.take() {
+        let synced = inner.store.sync();
+        if synced.is_err() {
+            inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        answer(answers, jobs, synced.err());
     }
-    synced
 }
 
 /// Answers every job, then wakes the callers (see [`Reply::send`]).
@@ -1425,10 +1430,9 @@ fn answer_all(jobs: Vec<Box<dyn Job>>, failure: Option<&Error>) {
     }
 }
 
-fn answer<D: Domain>(inner: &Inner<D>, answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option<Error>) {
-    // The syncer lives as long as the writer; should it be gone, sync and answer here.
+fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option<Error>) {
+    // The answerer lives as long as the writer; should it be gone, answer here.
     if let Err(crossbeam_channel::SendError((jobs, failure))) = answers.send((jobs, failure)) {
-        let failure = failure.or_else(|| sync(inner).err());
         answer_all(jobs, failure.as_ref());
     }
 }
