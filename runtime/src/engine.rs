@@ -69,6 +69,34 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Partitions are bounded because each is a thread (and a queue of `queue_depth_max` commands).
+    pub const PARTITIONS_MAX: u32 = 64;
+
+    /// Checks the bounds the engine relies on.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |message: String| Err(Error::InvalidConfig { message });
+        if !(1..=Self::PARTITIONS_MAX).contains(&self.partitions) {
+            return bad(format!("partitions is {}, it must be 1 to {}", self.partitions, Self::PARTITIONS_MAX));
+        }
+        for (name, value) in [
+            ("queue_depth_max", self.queue_depth_max),
+            ("batch_size_max", self.batch_size_max),
+            ("cache_entries_max", self.cache_entries_max),
+            ("process_batch_max", self.process_batch_max),
+            ("process_depth_max", self.process_depth_max),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} is 0, it must be at least 1"));
+            }
+        }
+        if self.store.max_readers == 0 || self.store.map_size_bytes == 0 {
+            return bad("the store's max_readers and map_size_bytes must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// What the caller knows about a command besides the command itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommandMeta {
@@ -1014,8 +1042,7 @@ impl<D: Domain> Inner<D> {
 impl<D: Domain> Engine<D> {
     /// Opens (or creates) the store at `path` and starts the writers and the process runner.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Engine<D>, Error> {
-        assert!(config.partitions >= 1 && config.partitions <= 64, "partitions must be 1..=64");
-        assert!(config.queue_depth_max >= 1 && config.batch_size_max >= 1 && config.process_batch_max >= 1);
+        config.check()?;
         let meta = D::meta();
         let views: Vec<&'static str> = meta.views.iter().map(|v| v.name).collect();
         let store = Store::open(path.as_ref(), config.store.clone(), D::NAME, meta.fingerprint, &views)?;

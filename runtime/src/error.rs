@@ -5,7 +5,11 @@ use crate::codec::DecodeError;
 /// Everything the store and the engine report. Domain rejections are not errors: they are an
 /// [`crate::engine::Outcome`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// The engine's configuration is out of its bounds.
+    #[error("invalid engine configuration: {message}")]
+    InvalidConfig { message: String },
     /// LMDB failed (I/O, a full disk, too many readers...). The batch it happened in was not committed.
     #[error("store: {message}")]
     Store { message: String },

@@ -395,3 +395,17 @@ fn a_small_cache_evicts_and_reloads_instances_correctly() -> Result<(), Error> {
     assert_eq!(engine.verify()?, (300, 100));
     Ok(())
 }
+
+#[test]
+fn a_configuration_out_of_bounds_is_an_error() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    for config in [
+        anthill_runtime::engine::Config { partitions: 0, ..test_config(1) },
+        anthill_runtime::engine::Config { partitions: 65, ..test_config(1) },
+        anthill_runtime::engine::Config { batch_size_max: 0, ..test_config(1) },
+        anthill_runtime::engine::Config { queue_depth_max: 0, ..test_config(1) },
+    ] {
+        let opened = Engine::<Demo>::open(dir.path(), config);
+        assert!(matches!(opened, Err(Error::InvalidConfig { .. })), "{:?}", opened.err());
+    }
+}
