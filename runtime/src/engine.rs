@@ -1040,6 +1040,9 @@ impl<D: Domain> Inner<D> {
 }
 
 impl<D: Domain> Engine<D> {
+    /// The most events or rows one read returns: a read holds a read transaction (and memory) for its length.
+    pub const READ_LIMIT_MAX: usize = 10_000;
+
     /// Opens (or creates) the store at `path` and starts the writers and the process runner.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Engine<D>, Error> {
         config.check()?;
@@ -1163,10 +1166,11 @@ impl<D: Domain> Engine<D> {
             .collect())
     }
 
-    /// Up to `limit` events after sequence number `since_seq`, gapless and in order (the changes feed).
+    /// Up to `limit` (at most [`Engine::READ_LIMIT_MAX`]) events after sequence number `since_seq`, gapless and
+    /// in order (the changes feed).
     pub fn changes(&self, since_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, Error> {
         let txn = self.inner.store.read()?;
-        self.inner.store.events_after(&txn, since_seq, limit)
+        self.inner.store.events_after(&txn, since_seq, limit.min(Self::READ_LIMIT_MAX))
     }
 
     /// A stored event's name and JSON form.
@@ -1232,10 +1236,10 @@ impl<D: Domain> Engine<D> {
         self.inner.store.view_get(&txn, view, key)
     }
 
-    /// Up to `limit` rows of a view from key `from` on, in key-byte order.
+    /// Up to `limit` (at most [`Engine::READ_LIMIT_MAX`]) rows of a view from key `from` on, in key-byte order.
     pub fn view_range(&self, view: &str, from: &[u8], limit: usize) -> Result<Vec<ViewRow>, Error> {
         let txn = self.inner.store.read()?;
-        self.inner.store.view_range(&txn, view, from, limit)
+        self.inner.store.view_range(&txn, view, from, limit.min(Self::READ_LIMIT_MAX))
     }
 
     /// Clears a view and folds the whole log into it again, in one write transaction (writers wait meanwhile).
