@@ -4,8 +4,15 @@
 //! A command goes: caller -> partition queue (bounded; hashed by aggregate type and key) -> writer thread. The
 //! writer drains up to `batch_size_max` commands, decides each against its in-memory state (loading the stored
 //! record on a cache miss), then opens the single LMDB write transaction, appends the events, folds them into
-//! the views, writes each touched aggregate's record once and every command record, and commits. Only then
-//! are the callers answered. Partitions decide in parallel; LMDB serializes their commits.
+//! the views, writes each touched aggregate's record once and every command record, and commits. The callers
+//! are answered once the commit is durable: commits sync their data but not their meta page, so a batch is
+//! answered after the next batch's commit or, when no work is queued, after an explicit sync (see
+//! `Store::open`). Answers are filled and callers woken on a separate thread per writer. Partitions decide
+//! in parallel; LMDB serializes their write transactions.
+//!
+//! Sections: the registry (per aggregate type, monomorphized functions the engine calls by tag or name), jobs
+//! (type-erased commands, the writer's cache and view overlay), the engine (API and reads), the writer loop,
+//! and the process runner.
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
