@@ -1055,7 +1055,8 @@ impl<D: Domain> Engine<D> {
         config.check()?;
         let meta = D::meta();
         let views: Vec<&'static str> = meta.views.iter().map(|v| v.name).collect();
-        let store = Store::open(path.as_ref(), config.store.clone(), D::NAME, meta.fingerprint, &views)?;
+        let schema = crate::schema::describe(meta);
+        let store = Store::open(path.as_ref(), config.store.clone(), D::NAME, meta.fingerprint, &schema, &views)?;
         let mut registry = Registry { entries: Vec::new(), _domain: PhantomData };
         D::for_each_aggregate(&mut registry);
         let mut receivers = Vec::new();
@@ -1431,13 +1432,13 @@ fn write_batches<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<
         // Deferred commands come from a batch no larger than this one may be.
         assert!(batch.len() <= batch_size_max);
         match run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch) {
-            Ok(committed) => {
+            (committed, None) => {
                 // This commit synced its data pages, and with them the previous batch's meta page.
                 if let Some(previous) = unsynced.replace(committed) {
                     answer(answers, previous, None);
                 }
             }
-            Err((jobs, error)) => {
+            (jobs, Some(error)) => {
                 settle(inner, &mut unsynced, answers);
                 answer(answers, jobs, Some(error));
             }
@@ -1490,7 +1491,7 @@ fn run_batch<D: Domain>(
     ids: &mut IdGenerator,
     deferred: &mut Vec<Box<dyn Job>>,
     scratch: &mut Scratch,
-) -> Result<Jobs, (Jobs, Error)> {
+) -> (Jobs, Option<Error>) {
     let store = &inner.store;
     let now = Timestamp::now();
     let started = Instant::now();
@@ -1499,7 +1500,7 @@ fn run_batch<D: Domain>(
         let txn = match store.read() {
             Ok(txn) => txn,
             Err(error) => {
-                return Err((batch, error));
+                return (batch, Some(error));
             }
         };
         scratch.command_ids.clear();
@@ -1558,14 +1559,14 @@ fn run_batch<D: Domain>(
             inner.stats.commands.fetch_add(decided.len() as u64, Ordering::Relaxed);
             // A full signal channel means the runner has a wake-up pending already.
             let _ = inner.commits.try_send(());
-            Ok(decided)
+            (decided, None)
         }
         Err(error) => {
             // The cache ran ahead of the store; failures are rare, so forget it all and reload from records.
             cache.clear();
             dirty.clear();
             inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            Err((decided, error))
+            (decided, Some(error))
         }
     }
 }

@@ -22,7 +22,8 @@ pub enum Error {
     /// The store was written by a different model (or a different domain).
     #[error(
         "the store at {path} was written by domain `{stored_domain}` with schema fingerprint {stored_fingerprint:#018x}, \
-         but this is domain `{domain}` with fingerprint {fingerprint:#018x}; no upcaster is declared"
+         but this is domain `{domain}` with fingerprint {fingerprint:#018x}; no upcaster is declared; what changed: {}",
+        if changes.is_empty() { "not recorded".to_owned() } else { changes.join("; ") }
     )]
     IncompatibleSchema {
         path: String,
@@ -30,6 +31,8 @@ pub enum Error {
         fingerprint: u64,
         stored_domain: String,
         stored_fingerprint: u64,
+        /// What differs in the stored format (see [`crate::schema`]).
+        changes: Vec<String>,
     },
     /// The store's format is not the one this runtime writes.
     #[error("the store at {path} has format version {stored}, this runtime reads version {supported}")]

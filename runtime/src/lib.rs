@@ -27,4 +27,5 @@ pub use serde_json;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod schema;
 pub mod store;

@@ -49,6 +49,7 @@ const META_FORMAT: &[u8] = b"format";
 const META_DOMAIN: &[u8] = b"domain";
 const META_FINGERPRINT: &[u8] = b"fingerprint";
 const META_PROGRESS: &[u8] = b"process-progress";
+const META_SCHEMA: &[u8] = b"schema";
 
 /// Map sizes are kept at a multiple of this (a multiple of every page size LMDB runs with).
 const MAP_SIZE_GRANULE_BYTES: u64 = 1 << 20;
@@ -111,11 +112,13 @@ impl From<Error> for WriteError {
 
 impl Store {
     /// Opens (or creates) the store at `path` for domain `domain`, refusing one written by another schema.
+    /// `schema` describes the stored format (see [`crate::schema::describe`]), to name what changed.
     pub fn open(
         path: &Path,
         config: StoreConfig,
         domain: &'static str,
         fingerprint: u64,
+        schema: &[String],
         views: &[&'static str],
     ) -> Result<Store, Error> {
         std::fs::create_dir_all(path)
@@ -158,6 +161,7 @@ impl Store {
                 meta.put(&mut wtxn, META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
                 meta.put(&mut wtxn, META_DOMAIN, domain.as_bytes())?;
                 meta.put(&mut wtxn, META_FINGERPRINT, &fingerprint.to_le_bytes())?;
+                meta.put(&mut wtxn, META_SCHEMA, schema.join("\n").as_bytes())?;
             }
             Some(bytes) => {
                 let stored = <[u8; 4]>::try_from(bytes).map(u32::from_le_bytes).unwrap_or(u32::MAX);
@@ -172,12 +176,22 @@ impl Store {
                     .map(u64::from_le_bytes)
                     .unwrap_or(0);
                 if stored_domain != domain || stored_fingerprint != fingerprint {
+                    let stored_schema: Vec<String> = meta
+                        .get(&wtxn, META_SCHEMA)?
+                        .map(|b| String::from_utf8_lossy(b).lines().map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    let changes = if stored_schema.is_empty() {
+                        Vec::new()
+                    } else {
+                        crate::schema::changes(&stored_schema, schema)
+                    };
                     return Err(Error::IncompatibleSchema {
                         path: shown,
                         domain,
                         fingerprint,
                         stored_domain,
                         stored_fingerprint,
+                        changes,
                     });
                 }
             }

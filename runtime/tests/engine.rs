@@ -254,13 +254,18 @@ fn damaged_bytes_on_disk_are_reported() -> Result<(), Error> {
 fn a_store_of_another_schema_is_refused() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     drop(open(&dir, 1));
-    let refused = Store::open(dir.path(), StoreConfig::default(), "demo", 42, &[]).err().expect("refused");
+    // The same model but for one state field's type (and so another fingerprint).
+    let mut schema = anthill_runtime::schema::describe(&support::META);
+    schema[1] = "aggregate account state (balance: (decimal 3))".to_owned();
+    let refused = Store::open(dir.path(), StoreConfig::default(), "demo", 42, &schema, &[]).err().expect("refused");
     let message = refused.to_string();
     assert!(matches!(refused, Error::IncompatibleSchema { stored_fingerprint: 0x0123_4567_89ab_cdef, .. }));
     assert!(
         message.contains("`demo`") && message.contains("0x0123456789abcdef") && message.contains("0x000000000000002a")
     );
-    let other = Store::open(dir.path(), StoreConfig::default(), "shop", 0x0123_4567_89ab_cdef, &[]).err();
+    assert!(message.contains("was: aggregate account state ()"), "{message}");
+    assert!(message.contains("now: aggregate account state (balance: (decimal 3))"), "{message}");
+    let other = Store::open(dir.path(), StoreConfig::default(), "shop", 0x0123_4567_89ab_cdef, &schema, &[]).err();
     assert!(matches!(other, Some(Error::IncompatibleSchema { .. })));
     Ok(())
 }
