@@ -1,0 +1,441 @@
+//! Jobs: type-erased commands in a partition queue, the writer's instance cache and its view overlay.
+
+use super::*;
+
+/// An aggregate instance in a writer's memory.
+pub(super) struct Cached {
+    pub(super) state: Box<dyn Any + Send>,
+    pub(super) version: u64,
+    pub(super) last_seq: u64,
+    /// The last event written for it in the current write attempt (becomes `last_seq` once committed).
+    pub(super) batch_last_seq: Option<u64>,
+    pub(super) encode: fn(&(dyn Any + Send)) -> Vec<u8>,
+}
+
+/// A multiply-rotate hash, eight bytes at a time, for the writers' maps: keys are short, and SipHash showed
+/// up in profiles. (A client choosing colliding keys only slows its own partition.)
+#[derive(Default)]
+pub(super) struct FastHasher(u64);
+
+pub(super) const FAST_HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        let hash = self.0.wrapping_mul(FAST_HASH_K);
+        hash ^ (hash >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(FAST_HASH_K).rotate_left(29);
+        }
+        let remainder = chunks.remainder();
+        if !remainder.is_empty() {
+            let mut word = [0u8; 8];
+            word[..remainder.len()].copy_from_slice(remainder);
+            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(FAST_HASH_K).rotate_left(29);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(FAST_HASH_K).rotate_left(29);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write(&n.to_le_bytes());
+    }
+}
+
+pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+pub(super) fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec<u8> {
+    A::encode_state(state.downcast_ref::<A::State>().expect("a cache entry holds the state of its tag's aggregate"))
+}
+
+/// A writer's instances: a slab of entries and an index by record key. Commands remember their entry's slot
+/// from decide to write, so the write phase does no lookups; entries move only between batches (eviction).
+#[derive(Default)]
+pub(super) struct Cache {
+    pub(super) index: FastMap<Vec<u8>, u32>,
+    pub(super) slots: Vec<(Vec<u8>, Cached)>,
+    /// Where the next eviction starts: spreads evictions over the slab.
+    pub(super) evict_cursor: usize,
+}
+
+impl Cache {
+    pub(super) fn find(&self, key: &[u8]) -> Option<u32> {
+        self.index.get(key).copied()
+    }
+
+    pub(super) fn insert(&mut self, key: Vec<u8>, cached: Cached) -> u32 {
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 cached instances");
+        self.index.insert(key.clone(), slot);
+        self.slots.push((key, cached));
+        slot
+    }
+
+    pub(super) fn slot(&mut self, slot: u32) -> &mut Cached {
+        &mut self.slots[slot as usize].1
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+    }
+
+    /// Drops entries until at most `len_max` remain. Only between batches: it moves entries between slots.
+    pub(super) fn evict_to(&mut self, len_max: usize) {
+        while self.slots.len() > len_max {
+            let victim = self.evict_cursor % self.slots.len();
+            self.evict_cursor = self.evict_cursor.wrapping_add(7_919);
+            let (key, _) = self.slots.swap_remove(victim);
+            self.index.remove(&key);
+            if let Some((moved, _)) = self.slots.get(victim) {
+                let slot = self.index.get_mut(moved).expect("every cached instance is indexed");
+                *slot = victim as u32;
+            }
+        }
+        assert_eq!(self.index.len(), self.slots.len());
+    }
+}
+
+pub(super) struct DecideCx<'a> {
+    pub(super) store: &'a Store,
+    pub(super) txn: &'a RoTxn<'a>,
+    pub(super) cache: &'a mut Cache,
+    pub(super) now: Timestamp,
+}
+
+pub(super) struct WriteCx<'a, 't> {
+    pub(super) store: &'a Store,
+    pub(super) txn: &'a mut RwTxn<'t>,
+    pub(super) cache: &'a mut Cache,
+    pub(super) next_seq: u64,
+    pub(super) now: Timestamp,
+    pub(super) ids: &'a mut IdGenerator,
+    /// Cache slots of the instances written in this attempt: their records are written once, at the end.
+    pub(super) dirty: &'a mut Vec<u32>,
+    /// Reused for every envelope.
+    pub(super) buffer: &'a mut Vec<u8>,
+    pub(super) views: &'a mut ViewOverlay,
+}
+
+/// View rows changed in the current write attempt, written to their tables once at the end of the batch: a
+/// hot row (skewed keys) is read and written in memory, and costs one B-tree write per batch, not per event.
+#[derive(Default)]
+pub(super) struct ViewOverlay {
+    /// View index (`u16` big-endian) and key bytes, to the row.
+    pub(super) rows: FastMap<Vec<u8>, Vec<u8>>,
+    /// Reused to build lookup keys.
+    pub(super) lookup: Vec<u8>,
+}
+
+impl ViewOverlay {
+    pub(super) fn set_lookup(&mut self, view: u16, key: &[u8]) {
+        self.lookup.clear();
+        self.lookup.extend_from_slice(&view.to_be_bytes());
+        self.lookup.extend_from_slice(key);
+    }
+
+    /// Writes every changed row (in key order, which keeps the B-tree walks local) and empties the overlay.
+    pub(super) fn flush(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), heed::Error> {
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = self.rows.drain().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, row) in rows {
+            let view = u16::from_be_bytes([key[0], key[1]]);
+            store.view_table_at(view).put(txn, &key[2..], &row)?;
+        }
+        Ok(())
+    }
+}
+
+/// The engine's view tables inside a write transaction, through the batch's overlay.
+pub(super) struct TxnViews<'a, 't> {
+    pub(super) store: &'a Store,
+    pub(super) txn: &'a RwTxn<'t>,
+    pub(super) overlay: &'a mut ViewOverlay,
+    /// When rebuilding one view, the others' rows are neither read nor written.
+    pub(super) only: Option<&'a str>,
+}
+
+impl ViewTables for TxnViews<'_, '_> {
+    fn get(&mut self, view: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        if self.only.is_some_and(|only| only != view) {
+            return Ok(None);
+        }
+        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
+        self.overlay.set_lookup(index, key);
+        if let Some(row) = self.overlay.rows.get(&self.overlay.lookup[..]) {
+            return Ok(Some(row.clone()));
+        }
+        match self.store.view_table_at(index).get(self.txn, key) {
+            Ok(row) => Ok(row.map(<[u8]>::to_vec)),
+            Err(error) => Err(ViewError { view, message: error.to_string() }),
+        }
+    }
+
+    fn put(&mut self, view: &'static str, key: &[u8], row: &[u8]) -> Result<(), ViewError> {
+        if self.only.is_some_and(|only| only != view) {
+            return Ok(());
+        }
+        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
+        if key.is_empty() || key.len() > crate::aggregate::KEY_BYTES_MAX {
+            return Err(ViewError { view, message: format!("a view key of {} bytes", key.len()) });
+        }
+        self.overlay.set_lookup(index, key);
+        match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
+            Some(existing) => {
+                existing.clear();
+                existing.extend_from_slice(row);
+            }
+            None => {
+                self.overlay.rows.insert(self.overlay.lookup.clone(), row.to_vec());
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) trait Job: Send {
+    fn enqueued_at(&self) -> Instant;
+    fn command_id(&self) -> Option<u128>;
+    fn decide(&mut self, cx: &mut DecideCx<'_>);
+    /// Writes what was decided. May run more than once (after the map grows), each time from scratch.
+    fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError>;
+    /// Leaves the answer; the caller is woken by [`Wake::wake`] on what it returns.
+    fn finish(self: Box<Self>, failure: Option<Error>) -> Arc<dyn Wake>;
+}
+
+pub(super) enum Decided<A: Aggregate> {
+    Pending,
+    Failed(Error),
+    Replayed(Outcome<A>),
+    Rejected(A::Rejection),
+    Accepted { events: Vec<A::Event>, version_before: u64, occurred_at: Timestamp, recorded: Vec<Recorded<A>> },
+}
+
+pub(super) struct CommandJob<A: Aggregate> {
+    pub(super) tag: u16,
+    /// Tag and key bytes: the instance's record key and cache key.
+    pub(super) record_key: Vec<u8>,
+    pub(super) id: A::Id,
+    pub(super) command: A::Command,
+    pub(super) meta: CommandMeta,
+    pub(super) correlation_id: u128,
+    pub(super) enqueued_at: Instant,
+    pub(super) reply: Reply<A>,
+    pub(super) decided: Decided<A>,
+    /// The instance's cache slot, set by decide (valid until the batch ends).
+    pub(super) slot: u32,
+}
+
+impl<A: Aggregate> CommandJob<A> {
+    pub(super) fn key_bytes(&self) -> &[u8] {
+        &self.record_key[2..]
+    }
+
+    pub(super) fn replay(
+        &self,
+        cx: &DecideCx<'_>,
+        command_id: u128,
+        record: CommandRecord,
+    ) -> Result<Decided<A>, Error> {
+        if record.tag != self.tag || record.key != self.key_bytes() {
+            return Err(Error::CommandIdReused { command_id });
+        }
+        let outcome = match record.outcome {
+            CommandOutcome::Rejected { code } => match A::Rejection::from_code(&code) {
+                Some(rejection) => Outcome::Rejected(rejection),
+                None => {
+                    return Err(Error::Corrupt {
+                        table: "commands",
+                        at: format!("{command_id:#034x}"),
+                        message: format!("`{code}` is not a rejection of `{}`", A::NAME),
+                    })
+                }
+            },
+            CommandOutcome::Accepted { first_seq, count, version } => {
+                let mut events = Vec::with_capacity(count as usize);
+                for seq in first_seq..first_seq + u64::from(count) {
+                    let stored = cx.store.event(cx.txn, seq)?.ok_or_else(|| Error::Corrupt {
+                        table: "commands",
+                        at: format!("{command_id:#034x}"),
+                        message: format!("its event {seq} is not in the log"),
+                    })?;
+                    let (_, event) = decode_stored_event::<A>(&stored)?;
+                    events.push(Recorded {
+                        seq,
+                        event_id: stored.envelope.event_id,
+                        version: stored.envelope.version,
+                        occurred_at: stored.envelope.occurred_at,
+                        event,
+                    });
+                }
+                Outcome::Accepted { events, version }
+            }
+        };
+        Ok(Decided::Replayed(outcome))
+    }
+
+    pub(super) fn decide_inner(&mut self, cx: &mut DecideCx<'_>) -> Result<Decided<A>, Error> {
+        if let Some(command_id) = self.meta.command_id {
+            if let Some(record) = cx.store.command(cx.txn, command_id)? {
+                return self.replay(cx, command_id, record);
+            }
+        }
+        if let Some(slot) = cx.cache.find(&self.record_key) {
+            self.slot = slot;
+            return self.execute_on(cx.cache.slot(slot), cx.now);
+        }
+        {
+            {
+                let cached = match cx.store.aggregate(cx.txn, &self.record_key)? {
+                    None => Cached {
+                        state: Box::new(A::State::default()),
+                        version: 0,
+                        last_seq: 0,
+                        batch_last_seq: None,
+                        encode: encode_state_erased::<A>,
+                    },
+                    Some(record) => Cached {
+                        state: Box::new(
+                            A::decode_state(&record.state)
+                                .map_err(|e| Error::corrupt("aggregates", self.id.to_string(), e))?,
+                        ),
+                        version: record.version,
+                        last_seq: record.last_seq,
+                        batch_last_seq: None,
+                        encode: encode_state_erased::<A>,
+                    },
+                };
+                self.slot = cx.cache.insert(self.record_key.clone(), cached);
+            }
+        }
+        self.execute_on(cx.cache.slot(self.slot), cx.now)
+    }
+
+    /// Decides the command against the cached instance.
+    pub(super) fn execute_on(&mut self, entry: &mut Cached, now: Timestamp) -> Result<Decided<A>, Error> {
+        if let Some(expected) = self.meta.expected_version {
+            if expected != entry.version {
+                return Err(Error::WrongVersion {
+                    aggregate: A::NAME,
+                    id: self.id.to_string(),
+                    expected,
+                    actual: entry.version,
+                });
+            }
+        }
+        let occurred_at = self.meta.occurred_at.unwrap_or(now);
+        let version_before = entry.version;
+        let ctx = Context { id: &self.id, version: version_before, now, occurred_at };
+        let state =
+            entry.state.downcast_mut::<A::State>().expect("a cache entry holds the state of its tag's aggregate");
+        match A::execute(state, &self.command, &ctx) {
+            Ok(events) => {
+                entry.version += events.len() as u64;
+                Ok(Decided::Accepted { events, version_before, occurred_at, recorded: Vec::new() })
+            }
+            Err(rejection) => Ok(Decided::Rejected(rejection)),
+        }
+    }
+}
+
+impl<A: Aggregate> Job for CommandJob<A> {
+    fn enqueued_at(&self) -> Instant {
+        self.enqueued_at
+    }
+
+    fn command_id(&self) -> Option<u128> {
+        self.meta.command_id
+    }
+
+    fn decide(&mut self, cx: &mut DecideCx<'_>) {
+        assert!(matches!(self.decided, Decided::Pending), "a command is decided once");
+        self.decided = self.decide_inner(cx).unwrap_or_else(Decided::Failed);
+    }
+
+    fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError> {
+        let outcome = match &mut self.decided {
+            Decided::Pending => unreachable!("a command is decided before it is written"),
+            Decided::Failed(_) | Decided::Replayed(_) => return Ok(()),
+            Decided::Rejected(rejection) => CommandOutcome::Rejected { code: rejection.code().to_owned() },
+            Decided::Accepted { events, version_before, occurred_at, recorded } => {
+                recorded.clear();
+                let first_seq = cx.next_seq;
+                let cached = cx.cache.slot(self.slot);
+                let mut previous_seq = cached.batch_last_seq.unwrap_or(cached.last_seq);
+                if !events.is_empty() && cached.batch_last_seq.is_none() {
+                    cx.dirty.push(self.slot);
+                }
+                for (index, event) in events.iter().enumerate() {
+                    let seq = cx.next_seq;
+                    cx.next_seq += 1;
+                    let version = *version_before + index as u64 + 1;
+                    let envelope = EnvelopeRef {
+                        event_id: cx.ids.next_id(cx.now),
+                        command_id: self.meta.command_id.unwrap_or(0),
+                        correlation_id: self.correlation_id,
+                        recorded_at: cx.now,
+                        occurred_at: *occurred_at,
+                        version,
+                        previous_seq,
+                        tag: self.tag,
+                        aggregate: A::NAME,
+                        key: &self.record_key[2..],
+                        event_name: crate::aggregate::EventName::name(event),
+                    };
+                    format::encode_event_into(&envelope, &A::encode_event(event), cx.buffer);
+                    cx.store.append_event(cx.txn, seq, cx.buffer)?;
+                    let ctx = EventContext {
+                        id: &self.id,
+                        version: version - 1,
+                        occurred_at: *occurred_at,
+                        event_id: envelope.event_id,
+                    };
+                    let mut views = TxnViews { store: cx.store, txn: cx.txn, overlay: cx.views, only: None };
+                    if let Err(error) = A::update_views(event, &ctx, &mut views) {
+                        return Err(WriteError::Other(Error::View(error.to_string())));
+                    }
+                    recorded.push(Recorded {
+                        seq,
+                        event_id: envelope.event_id,
+                        version,
+                        occurred_at: *occurred_at,
+                        event: event.clone(),
+                    });
+                    previous_seq = seq;
+                }
+                if !events.is_empty() {
+                    cached.batch_last_seq = Some(previous_seq);
+                }
+                let count = u32::try_from(events.len()).expect("a command emits fewer than 2^32 events");
+                CommandOutcome::Accepted { first_seq, count, version: *version_before + u64::from(count) }
+            }
+        };
+        if let Some(command_id) = self.meta.command_id {
+            let record = CommandRecord { tag: self.tag, key: self.record_key[2..].to_vec(), outcome };
+            cx.store.put_command(cx.txn, command_id, &format::encode_command(&record))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, failure: Option<Error>) -> Arc<dyn Wake> {
+        let answer = match (failure, self.decided) {
+            (Some(error), _) => Err(error),
+            (None, Decided::Pending) => unreachable!("a command is decided before it is answered"),
+            (None, Decided::Failed(error)) => Err(error),
+            (None, Decided::Replayed(outcome)) => Ok(outcome),
+            (None, Decided::Rejected(rejection)) => Ok(Outcome::Rejected(rejection)),
+            (None, Decided::Accepted { recorded, version_before, .. }) => {
+                let version = version_before + recorded.len() as u64;
+                Ok(Outcome::Accepted { events: recorded, version })
+            }
+        };
+        self.reply.send(answer)
+    }
+}

@@ -1,0 +1,710 @@
+//! The command engine: partitioned writer threads that decide commands in batches against cached state and
+//! commit each batch in one durable LMDB transaction (group commit), plus the reads and the process runner.
+//!
+//! A command goes: caller -> partition queue (bounded; hashed by aggregate type and key) -> writer thread. The
+//! writer drains up to `batch_size_max` commands, decides each against its in-memory state (loading the stored
+//! record on a cache miss), then opens the single LMDB write transaction, appends the events, folds them into
+//! the views, writes each touched aggregate's record once and every command record, and commits. The callers
+//! are answered once the commit is durable: commits sync their data but not their meta page, so a batch is
+//! answered after the next batch's commit or, when no work is queued, after an explicit sync (see
+//! `Store::open`). Answers are filled and callers woken on a separate thread per writer. Partitions decide
+//! in parallel; LMDB serializes their write transactions.
+//!
+//! Modules: `registry` (per aggregate type, monomorphized functions the engine calls by tag or name), `job`
+//! (type-erased commands, the writer's cache and view overlay), `writer` (the batch loop), `processes` (the
+//! process runner); this file holds the public API and the reads. Submodules see this module's items and
+//! imports through `use super::*`.
+
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use heed::{RoTxn, RwTxn};
+use parking_lot::{Condvar, Mutex};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::aggregate::{
+    Aggregate, AggregateVisitor, CommandVisitor, Context, Domain, DomainCommand, EventContext, Key, Reaction,
+    Rejection, ViewError, ViewTables,
+};
+use crate::error::Error;
+use crate::format::{self, AggregateRecord, CommandOutcome, CommandRecord, EnvelopeRef, IdGenerator, StoredEvent};
+use crate::store::{Store, StoreConfig, ViewRow, WriteError};
+use crate::value::Timestamp;
+
+mod job;
+mod processes;
+mod registry;
+mod writer;
+
+use job::*;
+use processes::*;
+use registry::*;
+use writer::*;
+
+/// How the engine runs. Every queue and batch is bounded by one of these.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Writer threads; aggregates are hashed to one by type and key.
+    pub partitions: u32,
+    /// Commands waiting per partition; a full queue refuses new commands with [`Error::Overloaded`].
+    pub queue_depth_max: u32,
+    /// Commands decided and committed together.
+    pub batch_size_max: u32,
+    /// How long a writer waits for more commands once it has one (0: take what is queued and go).
+    pub batch_wait_max: Duration,
+    /// Aggregate instances kept in memory per partition.
+    pub cache_entries_max: u32,
+    /// When the oldest command of a batch waited longer than this, new commands are refused at once.
+    pub latency_budget: Duration,
+    /// Events the process runner reads per round.
+    pub process_batch_max: u32,
+    /// Rounds of `on_rejected` compensations followed for one reaction.
+    pub process_depth_max: u32,
+    pub store: StoreConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            partitions: 1,
+            queue_depth_max: 16_384,
+            batch_size_max: 4_096,
+            batch_wait_max: Duration::ZERO,
+            cache_entries_max: 1_000_000,
+            latency_budget: Duration::from_millis(500),
+            process_batch_max: 1_024,
+            process_depth_max: 8,
+            store: StoreConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Partitions are bounded because each is a thread (and a queue of `queue_depth_max` commands).
+    pub const PARTITIONS_MAX: u32 = 64;
+
+    /// Checks the bounds the engine relies on.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |message: String| Err(Error::InvalidConfig { message });
+        if !(1..=Self::PARTITIONS_MAX).contains(&self.partitions) {
+            return bad(format!("partitions is {}, it must be 1 to {}", self.partitions, Self::PARTITIONS_MAX));
+        }
+        for (name, value) in [
+            ("queue_depth_max", self.queue_depth_max),
+            ("batch_size_max", self.batch_size_max),
+            ("cache_entries_max", self.cache_entries_max),
+            ("process_batch_max", self.process_batch_max),
+            ("process_depth_max", self.process_depth_max),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} is 0, it must be at least 1"));
+            }
+        }
+        if self.store.max_readers == 0 || self.store.map_size_bytes == 0 {
+            return bad("the store's max_readers and map_size_bytes must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What the caller knows about a command besides the command itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommandMeta {
+    /// The idempotency key: a retry with the same id returns the original outcome and never runs twice.
+    pub command_id: Option<u128>,
+    /// Ties together the commands and events of one business operation; defaults to the command id.
+    pub correlation_id: Option<u128>,
+    /// Optimistic concurrency: the command fails with [`Error::WrongVersion`] unless the instance is at it.
+    pub expected_version: Option<u64>,
+    /// Backdates the events: when they occurred, if not now.
+    pub occurred_at: Option<Timestamp>,
+}
+
+/// One recorded event of aggregate `A`.
+pub struct Recorded<A: Aggregate> {
+    pub seq: u64,
+    pub event_id: u128,
+    /// The instance's version once this event is applied (its first event has version 1).
+    pub version: u64,
+    pub occurred_at: Timestamp,
+    pub event: A::Event,
+}
+
+/// What a command led to: its committed events, or the rejection the model named.
+pub enum Outcome<A: Aggregate> {
+    Accepted { events: Vec<Recorded<A>>, version: u64 },
+    Rejected(A::Rejection),
+}
+
+/// The stored state of one instance.
+pub struct Snapshot<A: Aggregate> {
+    pub state: A::State,
+    pub version: u64,
+    pub last_seq: u64,
+}
+
+macro_rules! manual_traits {
+    ($name:ident { $($field:ident),* }) => {
+        impl<A: Aggregate> Clone for $name<A> {
+            fn clone(&self) -> Self {
+                $name { $($field: self.$field.clone()),* }
+            }
+        }
+        impl<A: Aggregate> PartialEq for $name<A> {
+            fn eq(&self, other: &Self) -> bool {
+                true $(&& self.$field == other.$field)*
+            }
+        }
+        impl<A: Aggregate> fmt::Debug for $name<A> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)) $(.field(stringify!($field), &self.$field))* .finish()
+            }
+        }
+    };
+}
+
+manual_traits!(Recorded { seq, event_id, version, occurred_at, event });
+manual_traits!(Snapshot { state, version, last_seq });
+
+impl<A: Aggregate> Clone for Outcome<A> {
+    fn clone(&self) -> Self {
+        match self {
+            Outcome::Accepted { events, version } => Outcome::Accepted { events: events.clone(), version: *version },
+            Outcome::Rejected(rejection) => Outcome::Rejected(rejection.clone()),
+        }
+    }
+}
+
+impl<A: Aggregate> PartialEq for Outcome<A> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Outcome::Accepted { events: a, version: va }, Outcome::Accepted { events: b, version: vb }) => {
+                a == b && va == vb
+            }
+            (Outcome::Rejected(a), Outcome::Rejected(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl<A: Aggregate> fmt::Debug for Outcome<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Accepted { events, version } => {
+                f.debug_struct("Accepted").field("events", events).field("version", version).finish()
+            }
+            Outcome::Rejected(rejection) => f.debug_tuple("Rejected").field(rejection).finish(),
+        }
+    }
+}
+
+impl<A: Aggregate> Outcome<A> {
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Outcome::Accepted { .. })
+    }
+}
+
+/// An outcome in JSON terms, for the HTTP layer.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum JsonOutcome {
+    Accepted { version: u64, events: Vec<JsonEvent> },
+    Rejected { code: String, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct JsonEvent {
+    pub seq: u64,
+    pub event_id: String,
+    pub name: &'static str,
+    pub event: serde_json::Value,
+}
+
+/// Where a writer leaves one command's answer: a one-shot slot (one allocation, no channel machinery).
+struct Answer<A: Aggregate> {
+    value: Mutex<Option<Result<Outcome<A>, Error>>>,
+    ready: Condvar,
+}
+
+/// A command in flight: [`Pending::wait`] returns its outcome once its batch is committed.
+pub struct Pending<A: Aggregate> {
+    answer: Arc<Answer<A>>,
+}
+
+impl<A: Aggregate> Pending<A> {
+    pub fn wait(self) -> Result<Outcome<A>, Error> {
+        let mut value = self.answer.value.lock();
+        loop {
+            if let Some(answer) = value.take() {
+                return answer;
+            }
+            self.answer.ready.wait(&mut value);
+        }
+    }
+}
+
+/// Wakes a caller whose answer is in place.
+trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+impl<A: Aggregate> Wake for Answer<A> {
+    fn wake(&self) {
+        self.ready.notify_one();
+    }
+}
+
+/// The writer's end of an [`Answer`]. Dropped unanswered (a queue discarded at shutdown), it answers
+/// [`Error::ShuttingDown`], so no caller waits forever.
+struct Reply<A: Aggregate> {
+    answer: Option<Arc<Answer<A>>>,
+}
+
+impl<A: Aggregate> Reply<A> {
+    fn pair() -> (Reply<A>, Pending<A>) {
+        let answer = Arc::new(Answer { value: Mutex::new(None), ready: Condvar::new() });
+        (Reply { answer: Some(Arc::clone(&answer)) }, Pending { answer })
+    }
+
+    /// Leaves the answer without waking the caller: the writer answers a whole batch first, then wakes the
+    /// callers, so that a caller woken for its first command finds the rest answered instead of sleeping again.
+    fn send(mut self, value: Result<Outcome<A>, Error>) -> Arc<dyn Wake> {
+        let answer = self.answer.take().expect("a reply is sent once");
+        *answer.value.lock() = Some(value);
+        answer
+    }
+}
+
+impl<A: Aggregate> Drop for Reply<A> {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take() {
+            *answer.value.lock() = Some(Err(Error::ShuttingDown));
+            answer.ready.notify_one();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The engine: its threads, the public API and the reads.
+
+struct Partition {
+    sender: Sender<Box<dyn Job>>,
+    /// How long the oldest command of the writer's latest batch had waited, in microseconds: load shedding.
+    queue_wait_us: AtomicU64,
+}
+
+struct Inner<D: Domain> {
+    store: Store,
+    config: Config,
+    registry: Registry<D>,
+    partitions: Vec<Partition>,
+    /// Refuses new commands: set once the processes have stopped, during shutdown.
+    closing: AtomicBool,
+    /// Stops the process runner.
+    processes_stop: AtomicBool,
+    /// Wakes the process runner after a commit (a bounded signal: one pending wake-up is enough).
+    commits: Sender<()>,
+    /// The last error the process runner met (for operators and tests).
+    process_error: Mutex<Option<Error>>,
+    /// The last event the process runner has handled (in memory; stored lazily when nothing was sent).
+    progress: AtomicU64,
+    stats: StatsCounters,
+}
+
+#[derive(Default)]
+struct StatsCounters {
+    batches: AtomicU64,
+    commands: AtomicU64,
+    failed_batches: AtomicU64,
+    decide_us: AtomicU64,
+    write_us: AtomicU64,
+    commit_us: AtomicU64,
+}
+
+/// Counters since the engine opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Batches committed (one durable transaction each).
+    pub batches: u64,
+    /// Commands answered from committed batches (accepted, rejected, replayed or refused).
+    pub commands: u64,
+    /// Batches whose commit failed (every command in them got the error).
+    pub failed_batches: u64,
+    /// Time the writers spent deciding commands, writing the transaction, and committing it (fsync).
+    pub decide_us: u64,
+    pub write_us: u64,
+    pub commit_us: u64,
+}
+
+/// The engine for domain `D`: owns the store, the writer threads and the process runner.
+pub struct Engine<D: Domain> {
+    inner: Arc<Inner<D>>,
+    writers: Vec<JoinHandle<()>>,
+    processes: Option<JoinHandle<()>>,
+}
+
+thread_local! {
+    static IDS: std::cell::RefCell<IdGenerator> = std::cell::RefCell::new(IdGenerator::new());
+}
+
+/// A fresh UUIDv7-style id (for correlation ids and clients that want one).
+pub fn new_id() -> u128 {
+    IDS.with(|ids| ids.borrow_mut().next_id(Timestamp::now()))
+}
+
+fn partition_of(name: &str, key: &[u8], partitions: usize) -> usize {
+    let mut hash = format::checksum(name.as_bytes());
+    for &byte in key {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash % partitions as u64) as usize
+}
+
+impl<D: Domain> Inner<D> {
+    fn submit<A: Aggregate>(&self, id: A::Id, command: A::Command, meta: CommandMeta) -> Result<Pending<A>, Error> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        let tag = self.registry.by_type::<A>()?.tag;
+        let mut record_key = Vec::with_capacity(2 + 16);
+        format::aggregate_key(tag, &[], &mut record_key);
+        id.encode_key(&mut record_key);
+        if record_key.len() - 2 > crate::aggregate::KEY_BYTES_MAX {
+            return Err(Error::InvalidCommand {
+                message: format!("the key of `{}` is longer than 256 bytes", A::NAME),
+            });
+        }
+        let partition = &self.partitions[partition_of(A::NAME, &record_key[2..], self.partitions.len())];
+        let budget_us = self.config.latency_budget.as_micros() as u64;
+        let waited_us = partition.queue_wait_us.load(Ordering::Relaxed);
+        if waited_us > budget_us {
+            return Err(Error::Overloaded { retry_after_ms: waited_us / 1000 + 1 });
+        }
+        let correlation_id = meta.correlation_id.or(meta.command_id).unwrap_or_else(new_id);
+        let (reply, pending) = Reply::pair();
+        let job = CommandJob::<A> {
+            tag,
+            record_key,
+            id,
+            command,
+            meta,
+            correlation_id,
+            enqueued_at: Instant::now(),
+            reply,
+            decided: Decided::Pending,
+            slot: u32::MAX,
+        };
+        match partition.sender.try_send(Box::new(job)) {
+            Ok(()) => Ok(pending),
+            Err(TrySendError::Full(_)) => Err(Error::Overloaded { retry_after_ms: budget_us / 1000 + 1 }),
+            Err(TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
+        }
+    }
+}
+
+impl<D: Domain> Engine<D> {
+    /// The most events or rows one read returns: a read holds a read transaction (and memory) for its length.
+    pub const READ_LIMIT_MAX: usize = 10_000;
+
+    /// Opens (or creates) the store at `path` and starts the writers and the process runner.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Engine<D>, Error> {
+        config.check()?;
+        let meta = D::meta();
+        let views: Vec<&'static str> = meta.views.iter().map(|v| v.name).collect();
+        let schema = crate::schema::describe(meta);
+        let store = Store::open(path.as_ref(), config.store.clone(), D::NAME, meta.fingerprint, &schema, &views)?;
+        let mut registry = Registry { entries: Vec::new(), _domain: PhantomData };
+        D::for_each_aggregate(&mut registry);
+        let mut receivers = Vec::new();
+        let mut partitions = Vec::new();
+        for _ in 0..config.partitions {
+            let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth_max as usize);
+            partitions.push(Partition { sender, queue_wait_us: AtomicU64::new(0) });
+            receivers.push(receiver);
+        }
+        let (commits, commits_receiver) = crossbeam_channel::bounded(1);
+        let inner = Arc::new(Inner {
+            store,
+            config,
+            registry,
+            partitions,
+            closing: AtomicBool::new(false),
+            processes_stop: AtomicBool::new(false),
+            commits,
+            process_error: Mutex::new(None),
+            progress: AtomicU64::new(0),
+            stats: StatsCounters::default(),
+        });
+        let mut writers = Vec::new();
+        for (index, receiver) in receivers.into_iter().enumerate() {
+            let inner = Arc::clone(&inner);
+            let spawned = std::thread::Builder::new()
+                .name(format!("anthill-writer-{index}"))
+                .spawn(move || run_writer(&inner, index, &receiver));
+            writers.push(spawned.map_err(|e| Error::Store { message: format!("cannot start a writer: {e}") })?);
+        }
+        let processes = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("anthill-processes".into())
+                .spawn(move || run_processes(&inner, &commits_receiver))
+                .map_err(|e| Error::Store { message: format!("cannot start the process runner: {e}") })?
+        };
+        Ok(Engine { inner, writers, processes: Some(processes) })
+    }
+
+    /// Runs a command and returns once its outcome is durable.
+    pub fn execute<A: Aggregate<Domain = D>>(
+        &self,
+        id: A::Id,
+        command: A::Command,
+        meta: CommandMeta,
+    ) -> Result<Outcome<A>, Error> {
+        self.submit::<A>(id, command, meta)?.wait()
+    }
+
+    /// Queues a command and returns at once; [`Pending::wait`] gives the outcome once it is durable. Lets one
+    /// thread keep many commands in flight.
+    pub fn submit<A: Aggregate<Domain = D>>(
+        &self,
+        id: A::Id,
+        command: A::Command,
+        meta: CommandMeta,
+    ) -> Result<Pending<A>, Error> {
+        self.inner.submit::<A>(id, command, meta)
+    }
+
+    /// Runs a command given by names and JSON (the HTTP layer's entry point).
+    pub fn execute_json(
+        &self,
+        aggregate: &str,
+        id: &str,
+        command: &str,
+        json: &[u8],
+        meta: CommandMeta,
+    ) -> Result<JsonOutcome, Error> {
+        let entry = self.inner.registry.by_name(aggregate)?;
+        (entry.execute_json)(&self.inner, id, command, json, meta)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The stored state of an instance (as of the last commit), or `None` if it has no events.
+    pub fn state<A: Aggregate<Domain = D>>(&self, id: &A::Id) -> Result<Option<Snapshot<A>>, Error> {
+        let tag = self.inner.registry.by_type::<A>()?.tag;
+        let mut key = Vec::new();
+        format::aggregate_key(tag, &[], &mut key);
+        id.encode_key(&mut key);
+        let txn = self.inner.store.read()?;
+        match self.inner.store.aggregate(&txn, &key)? {
+            None => Ok(None),
+            Some(record) => {
+                let state =
+                    A::decode_state(&record.state).map_err(|e| Error::corrupt("aggregates", id.to_string(), e))?;
+                Ok(Some(Snapshot { state, version: record.version, last_seq: record.last_seq }))
+            }
+        }
+    }
+
+    /// Every event of an instance, oldest first.
+    pub fn events<A: Aggregate<Domain = D>>(&self, id: &A::Id) -> Result<Vec<Recorded<A>>, Error> {
+        let tag = self.inner.registry.by_type::<A>()?.tag;
+        let mut key = Vec::new();
+        format::aggregate_key(tag, &[], &mut key);
+        id.encode_key(&mut key);
+        let store = &self.inner.store;
+        let txn = store.read()?;
+        let Some(record) = store.aggregate(&txn, &key)? else { return Ok(Vec::new()) };
+        let events = load_events::<A>(store, &txn, tag, &key[2..], record.last_seq, record.version)?;
+        Ok(events
+            .into_iter()
+            .map(|(stored, event)| Recorded {
+                seq: stored.seq,
+                event_id: stored.envelope.event_id,
+                version: stored.envelope.version,
+                occurred_at: stored.envelope.occurred_at,
+                event,
+            })
+            .collect())
+    }
+
+    /// Up to `limit` (at most [`Engine::READ_LIMIT_MAX`]) events after sequence number `since_seq`, gapless and
+    /// in order (the changes feed).
+    pub fn changes(&self, since_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, Error> {
+        let txn = self.inner.store.read()?;
+        self.inner.store.events_after(&txn, since_seq, limit.min(Self::READ_LIMIT_MAX))
+    }
+
+    /// A stored event's name and JSON form.
+    pub fn event_json(&self, stored: &StoredEvent) -> Result<(&'static str, serde_json::Value), Error> {
+        let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
+        (entry.event_json)(stored)
+    }
+
+    /// The sequence number of the last committed event.
+    pub fn last_seq(&self) -> Result<u64, Error> {
+        let txn = self.inner.store.read()?;
+        self.inner.store.last_seq(&txn)
+    }
+
+    /// The last event the processes have stored as handled: a restart resumes after it.
+    pub fn process_progress(&self) -> Result<u64, Error> {
+        let txn = self.inner.store.read()?;
+        self.inner.store.progress(&txn)
+    }
+
+    /// The last event the processes have handled, stored or not yet.
+    pub fn process_handled(&self) -> u64 {
+        self.inner.progress.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let stats = &self.inner.stats;
+        Stats {
+            batches: stats.batches.load(Ordering::Relaxed),
+            commands: stats.commands.load(Ordering::Relaxed),
+            failed_batches: stats.failed_batches.load(Ordering::Relaxed),
+            decide_us: stats.decide_us.load(Ordering::Relaxed),
+            write_us: stats.write_us.load(Ordering::Relaxed),
+            commit_us: stats.commit_us.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The last error the process runner met, if any (it retries; this is for operators and tests).
+    pub fn process_error(&self) -> Option<Error> {
+        self.inner.process_error.lock().clone()
+    }
+
+    /// Waits until the processes have handled every event committed so far (polling; bounded by `timeout`).
+    /// Returns whether they caught up.
+    pub fn wait_for_processes(&self, timeout: Duration) -> Result<bool, Error> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.last_seq()?;
+            let progress = self.inner.progress.load(Ordering::Acquire);
+            if progress >= last {
+                return Ok(true);
+            }
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A view row by its key bytes (as generated code encodes them); the row bytes are for generated code to decode.
+    pub fn view_get(&self, view: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        let txn = self.inner.store.read()?;
+        self.inner.store.view_get(&txn, view, key)
+    }
+
+    /// Up to `limit` (at most [`Engine::READ_LIMIT_MAX`]) rows of a view from key `from` on, in key-byte order.
+    pub fn view_range(&self, view: &str, from: &[u8], limit: usize) -> Result<Vec<ViewRow>, Error> {
+        let txn = self.inner.store.read()?;
+        self.inner.store.view_range(&txn, view, from, limit.min(Self::READ_LIMIT_MAX))
+    }
+
+    /// Clears a view and folds the whole log into it again, in one write transaction (writers wait meanwhile).
+    /// Returns the number of events read.
+    pub fn rebuild_view(&self, view: &str) -> Result<u64, Error> {
+        let store = &self.inner.store;
+        let Some(view) = store.view_names().find(|name| *name == view) else {
+            return Err(Error::UnknownView { name: view.to_owned() });
+        };
+        const CHUNK_EVENTS_MAX: usize = 4096;
+        store.write_durable(|txn| {
+            store.clear_view(txn, view)?;
+            let mut since = 0;
+            let mut overlay = ViewOverlay::default();
+            loop {
+                let chunk = store.events_after(txn, since, CHUNK_EVENTS_MAX)?;
+                let Some(last) = chunk.last() else { break };
+                since = last.seq;
+                for stored in &chunk {
+                    let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
+                    let mut tables = TxnViews { store, txn, overlay: &mut overlay, only: Some(view) };
+                    if let Err(error) = (entry.fold_views)(stored, &mut tables) {
+                        return Err(WriteError::Other(Error::View(error.to_string())));
+                    }
+                }
+                // Bounded memory: the overlay holds at most one chunk's rows.
+                overlay.flush(store, txn)?;
+            }
+            Ok(since)
+        })
+    }
+
+    /// Checks the whole store: the log is gapless and readable, and every instance's stored state equals a fresh
+    /// replay of its events. Returns (events in the log, instances checked). Slow: for tests and tools.
+    pub fn verify(&self) -> Result<(u64, u64), Error> {
+        let store = &self.inner.store;
+        let txn = store.read()?;
+        let mut events = 0u64;
+        loop {
+            let chunk = store.events_after(&txn, events, 4096)?;
+            let Some(last) = chunk.last() else { break };
+            for stored in &chunk {
+                self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
+            }
+            events = last.seq;
+        }
+        let mut instances = 0u64;
+        let mut versions = 0u64;
+        store.for_each_aggregate(&txn, |key, record| {
+            if key.len() < 2 {
+                return Err(Error::Corrupt {
+                    table: "aggregates",
+                    at: format!("{key:02x?}"),
+                    message: "short key".into(),
+                });
+            }
+            let entry = self.inner.registry.by_tag(u16::from_be_bytes([key[0], key[1]]), 0)?;
+            versions += (entry.verify)(store, &txn, key, &record)?;
+            instances += 1;
+            Ok(())
+        })?;
+        if versions != events {
+            return Err(Error::Corrupt {
+                table: "aggregates",
+                at: "*".into(),
+                message: format!("the instances' versions add up to {versions}, the log has {events} events"),
+            });
+        }
+        Ok((events, instances))
+    }
+
+    /// Stops taking commands, drains the queues, commits, and stops every thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        // The processes stop first, so that their commands still reach running writers.
+        self.inner.processes_stop.store(true, Ordering::Release);
+        if let Some(processes) = self.processes.take() {
+            // A panicked runner has nothing left to clean up; the writers still drain.
+            let _ = processes.join();
+        }
+        self.inner.closing.store(true, Ordering::Release);
+        for writer in self.writers.drain(..) {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl<D: Domain> Drop for Engine<D> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

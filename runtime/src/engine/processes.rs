@@ -1,0 +1,194 @@
+//! The process runner: reactions to committed events, sent as commands with derived ids.
+
+use super::*;
+
+/// A reaction's command in flight, waiting for its outcome.
+pub(super) type Waiter = Box<dyn FnOnce() -> Result<bool, Error>>;
+
+pub(super) struct ReactionSender<'a, D: Domain> {
+    pub(super) inner: &'a Inner<D>,
+    pub(super) meta: CommandMeta,
+}
+
+impl<D: Domain> CommandVisitor for ReactionSender<'_, D> {
+    type Output = Result<Waiter, Error>;
+    fn visit<A: Aggregate>(self, id: A::Id, command: A::Command) -> Self::Output {
+        let pending = self.inner.submit::<A>(id, command, self.meta)?;
+        Ok(Box::new(move || pending.wait().map(|outcome| outcome.is_accepted())))
+    }
+}
+
+/// How long the runner sleeps when idle or after an error before it looks again.
+pub(super) const PROCESS_IDLE_POLL: Duration = Duration::from_millis(20);
+
+/// Progress is stored at least this often while events that need no reaction go by (a crash then re-reads at
+/// most this much of the log, which sends nothing).
+pub(super) const PROGRESS_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where the runner is: handled in memory, and stored.
+pub(super) struct Progress {
+    pub(super) handled: u64,
+    pub(super) stored: u64,
+    pub(super) stored_at: Instant,
+}
+
+pub(super) fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>) {
+    let stored = match inner.store.read().and_then(|txn| inner.store.progress(&txn)) {
+        Ok(stored) => stored,
+        Err(error) => {
+            *inner.process_error.lock() = Some(error);
+            return;
+        }
+    };
+    inner.progress.store(stored, Ordering::Release);
+    let mut progress = Progress { handled: stored, stored, stored_at: Instant::now() };
+    while !inner.processes_stop.load(Ordering::Acquire) {
+        match process_round(inner, &mut progress) {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = commits.recv_timeout(PROCESS_IDLE_POLL);
+            }
+            Err(error) => {
+                if matches!(error, Error::ShuttingDown) {
+                    break;
+                }
+                *inner.process_error.lock() = Some(error);
+                std::thread::sleep(PROCESS_IDLE_POLL);
+            }
+        }
+    }
+    // Events handled without reactions since the last store: store them now, so a restart skips them.
+    if progress.handled > progress.stored {
+        let store = &inner.store;
+        if let Err(error) = store.write_durable(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
+            *inner.process_error.lock() = Some(error);
+        }
+    }
+}
+
+/// Reacts to the next events after the handled ones; returns whether there were any. When a round sends
+/// reactions, progress is stored only after every one is answered, so a crash re-sends them (with the same
+/// command ids, which makes the effect exactly once). Rounds that send nothing store progress lazily.
+pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress) -> Result<bool, Error> {
+    let store = &inner.store;
+    let mut round: Vec<(Reaction<D::Command>, u128)> = Vec::new();
+    let last = {
+        let txn = store.read()?;
+        store.scan_events(&txn, progress.handled, inner.config.process_batch_max as usize, |event| {
+            let entry = inner.registry.by_tag(event.envelope.tag, event.seq)?;
+            // Only events some process handles (as the model's metadata lists them) are decoded.
+            if !entry.handled_events.contains(&event.envelope.event_name) {
+                return Ok(());
+            }
+            match (entry.react)(&event.to_owned()) {
+                Ok(reactions) => {
+                    let reactions = reactions
+                        .downcast::<Vec<Reaction<D::Command>>>()
+                        .expect("the registry checked that every aggregate belongs to this domain");
+                    round.extend(reactions.into_iter().map(|r| (r, event.envelope.correlation_id)));
+                }
+                // A process's arithmetic overflowed: reported, and nothing is sent for this event.
+                Err(error) => *inner.process_error.lock() = Some(error),
+            }
+            Ok(())
+        })?
+    };
+    if last == progress.handled {
+        return Ok(false);
+    }
+    let sends = !round.is_empty();
+    for _depth in 0..inner.config.process_depth_max {
+        if round.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        let mut waiting = Vec::with_capacity(round.len());
+        for (reaction, correlation_id) in round {
+            let meta = CommandMeta {
+                command_id: Some(reaction.command_id),
+                correlation_id: Some(correlation_id),
+                expected_version: None,
+                occurred_at: None,
+            };
+            match send_reaction(inner, &reaction, meta) {
+                Ok(waiter) => waiting.push((waiter, reaction, correlation_id)),
+                Err(error) if is_permanent(&error) => *inner.process_error.lock() = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        for (waiter, reaction, correlation_id) in waiting {
+            match waiter_result(inner, waiter, &reaction, correlation_id) {
+                Ok(true) => {}
+                Ok(false) => next.extend(reaction.on_rejected.into_iter().map(|r| (r, correlation_id))),
+                // A reaction that can never run is reported and skipped, so it does not stop every process.
+                Err(error) if is_permanent(&error) => *inner.process_error.lock() = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        round = next;
+    }
+    progress.handled = last;
+    if sends || progress.stored_at.elapsed() >= PROGRESS_PERSIST_INTERVAL {
+        store.write(|txn| Ok(store.put_progress(txn, last)?))?;
+        progress.stored = last;
+        progress.stored_at = Instant::now();
+    }
+    inner.progress.store(last, Ordering::Release);
+    Ok(true)
+}
+
+/// Errors a retry cannot fix (the reaction names an unknown aggregate, bad parameters...), as opposed to
+/// the store failing, a full map or an overload, which the runner retries.
+pub(super) fn is_permanent(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::UnknownAggregate { .. }
+            | Error::InvalidCommand { .. }
+            | Error::CommandIdReused { .. }
+            | Error::WrongVersion { .. }
+            | Error::Replay { .. }
+    )
+}
+
+/// Waits for one reaction's outcome, re-sending it while the engine is overloaded.
+pub(super) fn waiter_result<D: Domain>(
+    inner: &Inner<D>,
+    waiter: Waiter,
+    reaction: &Reaction<D::Command>,
+    correlation_id: u128,
+) -> Result<bool, Error> {
+    let mut outcome = waiter();
+    // Bounded by shutdown: an overloaded engine is retried until it recovers or the runner is stopped.
+    while let Err(Error::Overloaded { retry_after_ms }) = outcome {
+        if inner.processes_stop.load(Ordering::Acquire) {
+            return Err(Error::ShuttingDown);
+        }
+        std::thread::sleep(Duration::from_millis(retry_after_ms.min(100)));
+        let meta = CommandMeta {
+            command_id: Some(reaction.command_id),
+            correlation_id: Some(correlation_id),
+            expected_version: None,
+            occurred_at: None,
+        };
+        outcome = send_reaction(inner, reaction, meta).and_then(|waiter| waiter());
+    }
+    outcome
+}
+
+pub(super) fn send_reaction<D: Domain>(
+    inner: &Inner<D>,
+    reaction: &Reaction<D::Command>,
+    meta: CommandMeta,
+) -> Result<Waiter, Error> {
+    loop {
+        match reaction.command.clone().dispatch(ReactionSender { inner, meta }) {
+            Err(Error::Overloaded { retry_after_ms }) => {
+                if inner.processes_stop.load(Ordering::Acquire) {
+                    return Err(Error::ShuttingDown);
+                }
+                std::thread::sleep(Duration::from_millis(retry_after_ms.min(100)));
+            }
+            other => return other,
+        }
+    }
+}

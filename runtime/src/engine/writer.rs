@@ -1,0 +1,232 @@
+//! The writer loop: batches from a partition queue, decided, written and committed, then answered.
+
+use super::*;
+
+/// How long an idle writer sleeps before it checks for shutdown.
+pub(super) const WRITER_IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// Batches answered off the writer thread, so the writer starts its next batch at once.
+pub(super) type Jobs = Vec<Box<dyn Job>>;
+pub(super) type AnsweredBatch = (Jobs, Option<Error>);
+pub(super) type Answers = Sender<AnsweredBatch>;
+
+/// Batches a writer may have committed but not yet answered.
+pub(super) const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
+
+pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
+    let (answers, answer_queue): (Answers, Receiver<AnsweredBatch>) =
+        crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
+    std::thread::scope(move |scope| {
+        // If the thread cannot start, its queue is dropped with it and `answer` answers on this thread.
+        let _answerer =
+            std::thread::Builder::new().name(format!("anthill-answers-{index}")).spawn_scoped(scope, move || {
+                for (jobs, failure) in answer_queue {
+                    answer_all(jobs, failure.as_ref());
+                }
+            });
+        write_batches(inner, index, receiver, &answers);
+        // Closing the queue ends the answerer once it has answered everything; the scope then joins it.
+        drop(answers);
+    });
+}
+
+pub(super) fn write_batches<D: Domain>(
+    inner: &Inner<D>,
+    index: usize,
+    receiver: &Receiver<Box<dyn Job>>,
+    answers: &Answers,
+) {
+    let config = &inner.config;
+    let batch_size_max = config.batch_size_max as usize;
+    let partition = &inner.partitions[index];
+    let mut cache = Cache::default();
+    let mut ids = IdGenerator::new();
+    let mut scratch = Scratch {
+        views: ViewOverlay::default(),
+        dirty: Vec::new(),
+        buffer: Vec::new(),
+        command_ids: HashSet::default(),
+    };
+    let mut deferred: Vec<Box<dyn Job>> = Vec::new();
+    // The last committed batch, answered once durable: when the next commit's data sync has covered its meta
+    // page, or when the writer runs out of work and syncs (see `Store::sync`).
+    let mut unsynced: Option<Vec<Box<dyn Job>>> = None;
+    loop {
+        let mut batch = std::mem::take(&mut deferred);
+        if batch.is_empty() {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => {
+                    settle(inner, &mut unsynced, answers);
+                    partition.queue_wait_us.store(0, Ordering::Relaxed);
+                    match receiver.recv_timeout(WRITER_IDLE_POLL) {
+                        Ok(job) => batch.push(job),
+                        Err(RecvTimeoutError::Timeout) => {
+                            if inner.closing.load(Ordering::Acquire) && receiver.is_empty() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            }
+        }
+        while batch.len() < batch_size_max {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if !config.batch_wait_max.is_zero() {
+            let deadline = Instant::now() + config.batch_wait_max;
+            while batch.len() < batch_size_max {
+                match receiver.recv_deadline(deadline) {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
+        partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
+        // Deferred commands come from a batch no larger than this one may be.
+        assert!(batch.len() <= batch_size_max);
+        match run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch) {
+            (committed, None) => {
+                // This commit synced its data pages, and with them the previous batch's meta page.
+                if let Some(previous) = unsynced.replace(committed) {
+                    answer(answers, previous, None);
+                }
+            }
+            (jobs, Some(error)) => {
+                settle(inner, &mut unsynced, answers);
+                answer(answers, jobs, Some(error));
+            }
+        }
+        if cache.len() > config.cache_entries_max as usize {
+            // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
+            cache.evict_to(config.cache_entries_max as usize * 3 / 4);
+        }
+    }
+}
+
+/// Makes the last committed batch durable and answers it.
+pub(super) fn settle<D: Domain>(inner: &Inner<D>, unsynced: &mut Option<Vec<Box<dyn Job>>>, answers: &Answers) {
+    if let Some(jobs) = unsynced.take() {
+        let synced = inner.store.sync();
+        if synced.is_err() {
+            inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+        }
+        answer(answers, jobs, synced.err());
+    }
+}
+
+/// Answers every job, then wakes the callers (see [`Reply::send`]).
+pub(super) fn answer_all(jobs: Vec<Box<dyn Job>>, failure: Option<&Error>) {
+    let wakes: Vec<Arc<dyn Wake>> = jobs.into_iter().map(|job| job.finish(failure.cloned())).collect();
+    for wake in wakes {
+        wake.wake();
+    }
+}
+
+pub(super) fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option<Error>) {
+    // The answerer lives as long as the writer; should it be gone, answer here.
+    if let Err(crossbeam_channel::SendError((jobs, failure))) = answers.send((jobs, failure)) {
+        answer_all(jobs, failure.as_ref());
+    }
+}
+
+/// Reusable allocations of one writer.
+pub(super) struct Scratch {
+    pub(super) views: ViewOverlay,
+    pub(super) dirty: Vec<u32>,
+    pub(super) buffer: Vec<u8>,
+    pub(super) command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
+}
+
+pub(super) fn run_batch<D: Domain>(
+    inner: &Inner<D>,
+    batch: Vec<Box<dyn Job>>,
+    cache: &mut Cache,
+    ids: &mut IdGenerator,
+    deferred: &mut Vec<Box<dyn Job>>,
+    scratch: &mut Scratch,
+) -> (Jobs, Option<Error>) {
+    let store = &inner.store;
+    let now = Timestamp::now();
+    let started = Instant::now();
+    let mut decided: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
+    {
+        let txn = match store.read() {
+            Ok(txn) => txn,
+            Err(error) => {
+                return (batch, Some(error));
+            }
+        };
+        scratch.command_ids.clear();
+        let mut cx = DecideCx { store, txn: &txn, cache, now };
+        for mut job in batch {
+            // A second command with the same id waits for the next batch, where it sees the first's record.
+            if let Some(command_id) = job.command_id() {
+                if !scratch.command_ids.insert(command_id) {
+                    deferred.push(job);
+                    continue;
+                }
+            }
+            job.decide(&mut cx);
+            decided.push(job);
+        }
+    }
+    let Scratch { dirty, buffer, views, .. } = scratch;
+    let decided_at = Instant::now();
+    let mut written_at = decided_at;
+    let result = store.write(|txn| {
+        // A retry (after the map grew) starts from the committed positions again.
+        for slot in dirty.drain(..) {
+            cache.slot(slot).batch_last_seq = None;
+        }
+        views.rows.clear();
+        let next_seq = store.last_seq(txn)? + 1;
+        let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
+        for job in decided.iter_mut() {
+            job.write(&mut cx)?;
+        }
+        let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
+        views.flush(store, txn)?;
+        // Each touched instance's record once per batch, however many of its commands the batch held.
+        for &slot in dirty.iter() {
+            let (key, cached) = &cache.slots[slot as usize];
+            let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
+            let state = (cached.encode)(&*cached.state);
+            buffer.clear();
+            buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
+            store.put_aggregate(txn, key, buffer)?;
+        }
+        written_at = Instant::now();
+        Ok(())
+    });
+    let stats = &inner.stats;
+    stats.decide_us.fetch_add((decided_at - started).as_micros() as u64, Ordering::Relaxed);
+    stats.write_us.fetch_add(written_at.saturating_duration_since(decided_at).as_micros() as u64, Ordering::Relaxed);
+    stats.commit_us.fetch_add(written_at.elapsed().as_micros() as u64, Ordering::Relaxed);
+    match result {
+        Ok(()) => {
+            for slot in dirty.drain(..) {
+                let cached = cache.slot(slot);
+                cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
+            }
+            inner.stats.batches.fetch_add(1, Ordering::Relaxed);
+            inner.stats.commands.fetch_add(decided.len() as u64, Ordering::Relaxed);
+            // A full signal channel means the runner has a wake-up pending already.
+            let _ = inner.commits.try_send(());
+            (decided, None)
+        }
+        Err(error) => {
+            // The cache ran ahead of the store; failures are rare, so forget it all and reload from records.
+            cache.clear();
+            dirty.clear();
+            inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            (decided, Some(error))
+        }
+    }
+}
