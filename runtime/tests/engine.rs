@@ -414,3 +414,21 @@ fn a_configuration_out_of_bounds_is_an_error() {
         assert!(matches!(opened, Err(Error::InvalidConfig { .. })), "{:?}", opened.err());
     }
 }
+
+#[test]
+fn a_rejected_command_writes_nothing_but_its_command_record() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    engine.execute::<Slot>(1, SlotCommand::Configure { capacity: 0 }, CommandMeta::default())?;
+    let before = (engine.last_seq()?, engine.state::<Slot>(&1)?.map(|s| s.version));
+    // Without a command id: nothing at all.
+    assert!(!engine.execute::<Slot>(1, SlotCommand::Book, CommandMeta::default())?.is_accepted());
+    // With one: only its command record, so that a retry returns the same rejection.
+    assert!(!engine.execute::<Slot>(1, SlotCommand::Book, with_id(77))?.is_accepted());
+    assert_eq!((engine.last_seq()?, engine.state::<Slot>(&1)?.map(|s| s.version)), before);
+    let store = engine.store();
+    let txn = store.read()?;
+    let record = store.command(&txn, 77)?.expect("the rejection is recorded");
+    assert_eq!(record.outcome, anthill_runtime::format::CommandOutcome::Rejected { code: "full".into() });
+    Ok(())
+}
