@@ -59,6 +59,10 @@ pub enum Error {
     /// A recorded event cannot be applied to the state (the log and the model disagree).
     #[error("event {seq} of `{aggregate}` `{id}` cannot be applied: {message}")]
     Replay { aggregate: &'static str, id: String, seq: u64, message: String },
+    /// Code deciding or folding a command panicked (an extern command's Rust code, say). Only that command
+    /// fails when it panicked while deciding; a panic while writing fails the batch (nothing is committed).
+    #[error("code for `{aggregate}` panicked: {message}")]
+    Panicked { aggregate: &'static str, message: String },
     /// A view could not be updated; the batch was not committed.
     #[error("{0}")]
     View(String),

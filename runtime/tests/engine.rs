@@ -432,3 +432,29 @@ fn a_rejected_command_writes_nothing_but_its_command_record() -> Result<(), Erro
     assert_eq!(record.outcome, anthill_runtime::format::CommandOutcome::Rejected { code: "full".into() });
     Ok(())
 }
+
+#[test]
+fn a_panicking_command_fails_alone_and_leaves_no_trace() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    engine.execute::<Slot>(1, SlotCommand::Configure { capacity: 10 }, CommandMeta::default())?;
+    // One batch (submitted together): a booking, the panicking command on the same slot, another booking.
+    let commands = [SlotCommand::Book, SlotCommand::BookThenPanic, SlotCommand::Book, SlotCommand::BookThenPanic];
+    let pending: Vec<_> = commands
+        .into_iter()
+        .map(|command| engine.submit::<Slot>(1, command, CommandMeta::default()))
+        .collect::<Result<_, _>>()?;
+    let outcomes: Vec<_> = pending.into_iter().map(|p| p.wait()).collect();
+    assert!(matches!(outcomes[0], Ok(Outcome::Accepted { .. })));
+    assert!(matches!(&outcomes[1], Err(Error::Panicked { aggregate: "slot", .. })), "{:?}", outcomes[1]);
+    assert!(matches!(outcomes[2], Ok(Outcome::Accepted { .. })));
+    assert!(matches!(&outcomes[3], Err(Error::Panicked { .. })));
+    // The half-done change of the panicking commands is nowhere: not in the state, not in the log.
+    let snapshot = engine.state::<Slot>(&1)?.expect("configured");
+    assert_eq!((snapshot.state.booked, snapshot.version), (2, 3));
+    assert_eq!(engine.verify()?, (3, 1));
+    // And the writer lives on.
+    assert!(engine.execute::<Slot>(1, SlotCommand::Book, CommandMeta::default())?.is_accepted());
+    assert_eq!(engine.state::<Slot>(&1)?.map(|s| s.state.booked), Some(3));
+    Ok(())
+}

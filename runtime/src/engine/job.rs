@@ -108,6 +108,19 @@ pub(super) struct DecideCx<'a> {
     pub(super) txn: &'a RoTxn<'a>,
     pub(super) cache: &'a mut Cache,
     pub(super) now: Timestamp,
+    /// A command's code panicked: its instance's cached state may be half changed.
+    pub(super) panicked: bool,
+}
+
+/// The text of a panic's payload.
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
 }
 
 pub(super) struct WriteCx<'a, 't> {
@@ -204,6 +217,9 @@ pub(super) trait Job: Send {
     fn enqueued_at(&self) -> Instant;
     fn command_id(&self) -> Option<u128>;
     fn decide(&mut self, cx: &mut DecideCx<'_>);
+    /// Forgets the decision so the command can be decided again (after another command of the batch panicked
+    /// and the cache was dropped); returns false, and keeps its failure, if this command itself panicked.
+    fn undecide(&mut self) -> bool;
     /// Writes what was decided. May run more than once (after the map grows), each time from scratch.
     fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError>;
     /// Leaves the answer; the caller is woken by [`Wake::wake`] on what it returns.
@@ -355,8 +371,24 @@ impl<A: Aggregate> Job for CommandJob<A> {
     }
 
     fn decide(&mut self, cx: &mut DecideCx<'_>) {
-        assert!(matches!(self.decided, Decided::Pending), "a command is decided once");
-        self.decided = self.decide_inner(cx).unwrap_or_else(Decided::Failed);
+        assert!(matches!(self.decided, Decided::Pending), "a command is decided once before it is undecided");
+        let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decide_inner(cx)));
+        self.decided = match decided {
+            Ok(decided) => decided.unwrap_or_else(Decided::Failed),
+            Err(payload) => {
+                cx.panicked = true;
+                Decided::Failed(Error::Panicked { aggregate: A::NAME, message: panic_message(payload.as_ref()) })
+            }
+        };
+    }
+
+    fn undecide(&mut self) -> bool {
+        if matches!(self.decided, Decided::Failed(Error::Panicked { .. })) {
+            return false;
+        }
+        self.decided = Decided::Pending;
+        self.slot = u32::MAX;
+        true
     }
 
     fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError> {

@@ -33,17 +33,28 @@ pub(super) struct Progress {
 }
 
 pub(super) fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>) {
-    let stored = match inner.store.read().and_then(|txn| inner.store.progress(&txn)) {
-        Ok(stored) => stored,
-        Err(error) => {
-            *inner.process_error.lock() = Some(error);
-            return;
+    // Bounded by shutdown: the stored progress is read again until it can be, or the runner is stopped.
+    let stored = loop {
+        match inner.store.read().and_then(|txn| inner.store.progress(&txn)) {
+            Ok(stored) => break stored,
+            Err(error) => {
+                *inner.process_error.lock() = Some(error);
+                if inner.processes_stop.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(PROCESS_IDLE_POLL);
+            }
         }
     };
     inner.progress.store(stored, Ordering::Release);
     let mut progress = Progress { handled: stored, stored, stored_at: Instant::now() };
     while !inner.processes_stop.load(Ordering::Acquire) {
-        match process_round(inner, &mut progress) {
+        // A panic in a process's code is reported like an error (and the round retried), not a dead runner.
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process_round(inner, &mut progress)))
+            .unwrap_or_else(|payload| {
+                Err(Error::Panicked { aggregate: "<process>", message: panic_message(payload.as_ref()) })
+            });
+        match round {
             Ok(true) => {}
             Ok(false) => {
                 let _ = commits.recv_timeout(PROCESS_IDLE_POLL);

@@ -164,7 +164,7 @@ pub(super) fn run_batch<D: Domain>(
             }
         };
         scratch.command_ids.clear();
-        let mut cx = DecideCx { store, txn: &txn, cache, now };
+        let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
         for mut job in batch {
             // A second command with the same id waits for the next batch, where it sees the first's record.
             if let Some(command_id) = job.command_id() {
@@ -175,35 +175,60 @@ pub(super) fn run_batch<D: Domain>(
             }
             job.decide(&mut cx);
             decided.push(job);
+            // A command's code panicked and may have left its instance's state half changed (and earlier
+            // commands of this batch may have changed that state too): drop the cache and decide the batch so far
+            // again from the stored records, without the panicking commands. Bounded: each round fails one more
+            // command for good.
+            while cx.panicked {
+                cx.panicked = false;
+                cx.cache.clear();
+                for job in decided.iter_mut() {
+                    if job.undecide() {
+                        job.decide(&mut cx);
+                        if cx.panicked {
+                            break;
+                        }
+                    }
+                }
+            }
         }
     }
     let Scratch { dirty, buffer, views, .. } = scratch;
     let decided_at = Instant::now();
     let mut written_at = decided_at;
-    let result = store.write(|txn| {
-        // A retry (after the map grew) starts from the committed positions again.
-        for slot in dirty.drain(..) {
-            cache.slot(slot).batch_last_seq = None;
-        }
-        views.rows.clear();
-        let next_seq = store.last_seq(txn)? + 1;
-        let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
-        for job in decided.iter_mut() {
-            job.write(&mut cx)?;
-        }
-        let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
-        views.flush(store, txn)?;
-        // Each touched instance's record once per batch, however many of its commands the batch held.
-        for &slot in dirty.iter() {
-            let (key, cached) = &cache.slots[slot as usize];
-            let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
-            let state = (cached.encode)(&*cached.state);
-            buffer.clear();
-            buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
-            store.put_aggregate(txn, key, buffer)?;
-        }
-        written_at = Instant::now();
-        Ok(())
+    // A panic while writing (in a view's fold, say) unwinds through the transaction, which aborts it.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.write(|txn| {
+            // A retry (after the map grew) starts from the committed positions again.
+            for slot in dirty.drain(..) {
+                cache.slot(slot).batch_last_seq = None;
+            }
+            views.rows.clear();
+            let next_seq = store.last_seq(txn)? + 1;
+            let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
+            for job in decided.iter_mut() {
+                job.write(&mut cx)?;
+            }
+            let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
+            views.flush(store, txn)?;
+            // Each touched instance's record once per batch, however many of its commands the batch held.
+            for &slot in dirty.iter() {
+                let (key, cached) = &cache.slots[slot as usize];
+                let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
+                let state = (cached.encode)(&*cached.state);
+                buffer.clear();
+                buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
+                store.put_aggregate(txn, key, buffer)?;
+            }
+            written_at = Instant::now();
+            Ok(())
+        })
+    }))
+    .unwrap_or_else(|payload| {
+        Err(Error::Panicked {
+            aggregate: "<batch>",
+            message: format!("while writing: {}", panic_message(payload.as_ref())),
+        })
     });
     let stats = &inner.stats;
     stats.decide_us.fetch_add((decided_at - started).as_micros() as u64, Ordering::Relaxed);

@@ -436,6 +436,8 @@ rkyv_serde! {
     pub enum SlotCommand {
         Configure { capacity: u32 },
         Book,
+        /// Books, then panics: stands for an extern command whose Rust code panics.
+        BookThenPanic,
     }
 }
 
@@ -467,6 +469,7 @@ impl CommandName for SlotCommand {
         match self {
             SlotCommand::Configure { .. } => "configure",
             SlotCommand::Book => "book",
+            SlotCommand::BookThenPanic => "book-then-panic",
         }
     }
 }
@@ -519,6 +522,11 @@ impl Aggregate for Slot {
             SlotCommand::Configure { capacity } => SlotEvent::Configured { capacity: *capacity },
             SlotCommand::Book if state.booked >= state.capacity => return Err(SlotRejection::Full),
             SlotCommand::Book => SlotEvent::Booked,
+            SlotCommand::BookThenPanic => {
+                // Changes the state first, as a careless extern command might, then panics.
+                state.booked += 1;
+                panic!("book-then-panic always panics");
+            }
         };
         slot_evolve(state, &event).map_err(|_| SlotRejection::Full)?;
         Ok(vec![event])
