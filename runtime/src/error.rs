@@ -49,6 +49,9 @@ pub enum Error {
     /// The engine is shutting down (or has stopped) and takes no more commands.
     #[error("the engine is shutting down")]
     ShuttingDown,
+    /// A read's arguments do not fit the store (a position that is not this instance's event, say).
+    #[error("invalid read: {message}")]
+    InvalidRead { message: String },
     #[error("unknown aggregate `{name}`")]
     UnknownAggregate { name: String },
     #[error("unknown view `{name}`")]

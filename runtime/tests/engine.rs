@@ -458,3 +458,38 @@ fn a_panicking_command_fails_alone_and_leaves_no_trace() -> Result<(), Error> {
     assert_eq!(engine.state::<Slot>(&1)?.map(|s| s.state.booked), Some(3));
     Ok(())
 }
+
+#[test]
+fn an_instance_history_reads_in_pages_back_to_its_first_event() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 2);
+    engine.execute::<Account>(8, AccountCommand::Open, CommandMeta::default())?;
+    for i in 1..=10 {
+        engine.execute::<Account>(8, AccountCommand::Deposit { amount: money(i) }, CommandMeta::default())?;
+        engine.execute::<Account>(9, AccountCommand::Open, CommandMeta::default())?;
+    }
+    let all = engine.events::<Account>(&8)?;
+    assert_eq!(all.len(), 11);
+    // Newest page first; each page is oldest first, so prepending pages rebuilds the history.
+    let mut sizes = Vec::new();
+    let mut collected = Vec::new();
+    let mut from = None;
+    loop {
+        let page = engine.events_page::<Account>(&8, from, 4)?;
+        sizes.push(page.events.len());
+        let mut events = page.events;
+        events.extend(collected);
+        collected = events;
+        match page.older {
+            Some(seq) => from = Some(seq),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, vec![4, 4, 3]);
+    assert_eq!(collected, all);
+    // A position that is not this instance's event is refused.
+    let other = engine.events::<Account>(&9)?;
+    let foreign = other.first().map(|r| r.seq);
+    assert!(matches!(engine.events_page::<Account>(&8, foreign, 4), Err(Error::InvalidRead { .. })));
+    Ok(())
+}

@@ -144,6 +144,13 @@ pub enum Outcome<A: Aggregate> {
     Rejected(A::Rejection),
 }
 
+/// A page of an instance's history (see [`Engine::events_page`]).
+pub struct EventsPage<A: Aggregate> {
+    pub events: Vec<Recorded<A>>,
+    /// Where the page before ends: pass it as `from_seq`. `None` when this page starts with the first event.
+    pub older: Option<u64>,
+}
+
 /// The stored state of one instance.
 pub struct Snapshot<A: Aggregate> {
     pub state: A::State,
@@ -517,7 +524,59 @@ impl<D: Domain> Engine<D> {
         }
     }
 
-    /// Every event of an instance, oldest first.
+    /// A page of an instance's events, oldest first: up to `limit` (at most [`Engine::READ_LIMIT_MAX`]) events
+    /// ending with the event at sequence number `from_seq` (the instance's latest when `None`). `older` is the
+    /// `from_seq` of the page before, `None` once the first event is in. Costs one log read per event.
+    pub fn events_page<A: Aggregate<Domain = D>>(
+        &self,
+        id: &A::Id,
+        from_seq: Option<u64>,
+        limit: usize,
+    ) -> Result<EventsPage<A>, Error> {
+        let tag = self.inner.registry.by_type::<A>()?.tag;
+        let mut key = Vec::new();
+        format::aggregate_key(tag, &[], &mut key);
+        id.encode_key(&mut key);
+        let store = &self.inner.store;
+        let txn = store.read()?;
+        let Some(record) = store.aggregate(&txn, &key)? else {
+            return Ok(EventsPage { events: Vec::new(), older: None });
+        };
+        let mut seq = from_seq.unwrap_or(record.last_seq);
+        let mut events = Vec::new();
+        let mut expected_version = None;
+        while seq != 0 && events.len() < limit.min(Self::READ_LIMIT_MAX) {
+            let stored = store.event(&txn, seq)?.ok_or_else(|| Error::InvalidRead {
+                message: format!("there is no event {seq} of `{}` `{id}`", A::NAME),
+            })?;
+            if stored.envelope.tag != tag || stored.envelope.key[..] != key[2..] {
+                return Err(Error::InvalidRead {
+                    message: format!("event {seq} is not an event of `{}` `{id}`", A::NAME),
+                });
+            }
+            if expected_version.is_some_and(|expected| expected != stored.envelope.version) {
+                return Err(Error::Corrupt {
+                    table: "log",
+                    at: seq.to_string(),
+                    message: format!("the links of `{}` `{id}` skip a version", A::NAME),
+                });
+            }
+            let event = A::decode_event(&stored.event).map_err(|e| Error::corrupt("log", seq.to_string(), e))?;
+            expected_version = Some(stored.envelope.version - 1);
+            seq = stored.envelope.previous_seq;
+            events.push(Recorded {
+                seq: stored.seq,
+                event_id: stored.envelope.event_id,
+                version: stored.envelope.version,
+                occurred_at: stored.envelope.occurred_at,
+                event,
+            });
+        }
+        events.reverse();
+        Ok(EventsPage { events, older: (seq != 0).then_some(seq) })
+    }
+
+    /// Every event of an instance, oldest first (unbounded: see [`Engine::events_page`] for long histories).
     pub fn events<A: Aggregate<Domain = D>>(&self, id: &A::Id) -> Result<Vec<Recorded<A>>, Error> {
         let tag = self.inner.registry.by_type::<A>()?.tag;
         let mut key = Vec::new();
