@@ -493,3 +493,15 @@ fn an_instance_history_reads_in_pages_back_to_its_first_event() -> Result<(), Er
     assert!(matches!(engine.events_page::<Account>(&8, foreign, 4), Err(Error::InvalidRead { .. })));
     Ok(())
 }
+
+#[test]
+fn a_store_open_in_this_process_is_not_opened_twice() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    let second = Engine::<Demo>::open(dir.path(), test_config(1));
+    assert!(matches!(second, Err(Error::Store { .. })), "{:?}", second.err());
+    engine.shutdown();
+    // Once closed, it opens again.
+    assert!(Engine::<Demo>::open(dir.path(), test_config(1)).is_ok());
+    Ok(())
+}
