@@ -85,6 +85,16 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
     let mut round: Vec<(Reaction<D::Command>, u128)> = Vec::new();
     let last = {
         let txn = store.read()?;
+        // A domain without processes has nothing to read: the runner only keeps up with the log.
+        if inner.registry.entries.iter().all(|entry| entry.handled_events.is_empty()) {
+            let last = store.last_seq(&txn)?;
+            if last == progress.handled {
+                return Ok(false);
+            }
+            progress.handled = last;
+            inner.progress.store(last, Ordering::Release);
+            return Ok(true);
+        }
         store.scan_events(&txn, progress.handled, inner.config.process_batch_max as usize, |event| {
             let entry = inner.registry.by_tag(event.envelope.tag, event.seq)?;
             // Only events some process handles (as the model's metadata lists them) are decoded.
