@@ -1,0 +1,117 @@
+//! The ledger benchmark on the real generated code (`generated/ledger.rs`, the bundled model) instead of the
+//! hand-written stand-in: 10,000 accounts, Zipf-skewed, 60% deposits and 40% withdrawals checked against the
+//! balance and overdraft limit, next to the raw heed loop in the same run.
+//! `cargo run --release -p anthill-runtime --example ledger_generated -- [commands]`
+
+// Not every generated item is used here.
+#[allow(dead_code)]
+#[path = "../../generated/ledger.rs"]
+mod ledger;
+#[path = "../benches/support/workload.rs"]
+mod workload;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use anthill_runtime::engine::{CommandMeta, Engine, Pending};
+use anthill_runtime::error::Error;
+use anthill_runtime::Decimal;
+use ledger::account::{commands, Account, Command};
+use workload::{engine_config, Raw, Zipf, CLIENTS, WINDOW};
+
+const ACCOUNTS: u64 = 10_000;
+
+fn main() {
+    let commands = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(400_000u64);
+    if let Err(message) = run(commands) {
+        eprintln!("ledger_generated: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn id(account: u64) -> ledger::AccountId {
+    ledger::AccountId(format!("acc-{account}"))
+}
+
+fn run(commands: u64) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut raw = Raw::open(dir.path(), ACCOUNTS).map_err(|e| e.to_string())?;
+    let raw_run = raw.run(ACCOUNTS, commands, 7).map_err(|e| e.to_string())?;
+    println!("| generated ledger, 10,000 accounts | commands/s |");
+    println!("|---|---:|");
+    println!("| raw heed loop | {:.0} |", raw_run.per_second());
+    for partitions in [1, 2] {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let engine =
+            Engine::<ledger::Ledger>::open(dir.path(), engine_config(partitions)).map_err(|e| e.to_string())?;
+        setup(&engine).map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        load(&engine, commands).map_err(|e| e.to_string())?;
+        let per_second = commands as f64 / started.elapsed().as_secs_f64();
+        println!("| engine, {partitions} partition(s) | {per_second:.0} |");
+    }
+    Ok(())
+}
+
+fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
+    let mut pending: VecDeque<Pending<Account>> = VecDeque::new();
+    for account in 0..ACCOUNTS {
+        let open = Command::Open(commands::Open { owner: "owner".into(), overdraft_limit: Decimal::ZERO });
+        let deposit = Command::Deposit(commands::Deposit { amount: Decimal::from_mantissa(50_000) });
+        for command in [open, deposit] {
+            pending.push_back(engine.submit::<Account>(id(account), command, CommandMeta::default())?);
+            if pending.len() >= WINDOW {
+                if let Some(p) = pending.pop_front() {
+                    p.wait()?;
+                }
+            }
+        }
+    }
+    for p in pending {
+        p.wait()?;
+    }
+    Ok(())
+}
+
+fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error> {
+    let per_client = commands / CLIENTS as u64;
+    let ids: Vec<ledger::AccountId> = (0..ACCOUNTS).map(id).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|client| {
+                let ids = &ids;
+                scope.spawn(move || -> Result<(), Error> {
+                    let mut zipf = Zipf::new(ACCOUNTS as usize, 1.0, 7 + client as u64);
+                    let mut window: VecDeque<Pending<Account>> = VecDeque::with_capacity(WINDOW);
+                    for _ in 0..per_client {
+                        if window.len() >= WINDOW {
+                            if let Some(p) = window.pop_front() {
+                                p.wait()?;
+                            }
+                        }
+                        let account = zipf.sample() as usize;
+                        let amount = Decimal::from_mantissa(100 * (1 + (zipf.next_u64() % 50) as i64));
+                        let command = if zipf.next_u64() % 100 < 40 {
+                            Command::Withdraw(commands::Withdraw { amount })
+                        } else {
+                            Command::Deposit(commands::Deposit { amount })
+                        };
+                        window.push_back(engine.submit::<Account>(
+                            ids[account].clone(),
+                            command,
+                            CommandMeta::default(),
+                        )?);
+                    }
+                    for p in window {
+                        p.wait()?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().expect("a client panicked")?;
+        }
+        Ok(())
+    })
+}
