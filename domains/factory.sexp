@@ -277,11 +277,13 @@
       (product sku "")
       (qty u32 0)
       (machine machine-id "")
-      (materials (map sku u32) (doc "Materials issued to the job."))
+      (materials (map sku u32) (doc "Materials the job needs."))
+      (issued (set sku) (doc "Materials the warehouse has issued to the job."))
       (missing (set sku) (doc "Materials the warehouse could not issue.")))
 
     (event planned (doc "The job was planned.") (product sku) (qty u32) (machine machine-id))
     (event material-added (doc "A material is needed; the warehouse issues it.") (material sku) (qty u32))
+    (event material-issued (doc "The warehouse issued a material to the job.") (material sku) (qty u32))
     (event material-missing (doc "The warehouse could not issue a material.") (material sku) (qty u32))
     (event started (doc "The job went onto its machine.") (machine machine-id))
     (event completed (doc "The products are built.") (product sku) (qty u32) (machine machine-id))
@@ -294,10 +296,18 @@
       (emit planned product qty machine))
 
     (command add-material
+      (doc "Add a material the job needs; the `assembly` process asks the warehouse to issue it.")
       (params (material sku) (qty u32))
       (require (= status 'planned) not-planned "the job is not being planned")
       (require (> qty 0) no-quantity "the quantity must be positive")
+      (require (not (contains materials material)) material-already-added "the job already has this material")
       (emit material-added material qty))
+
+    (command confirm-material
+      (doc "The warehouse issued a material. A job that is already done or aborted refuses it, and the process puts the units back on the shelf.")
+      (params (material sku) (qty u32))
+      (require (or (= status 'planned) (= status 'running)) already-finished "the job is already done or aborted")
+      (emit material-issued material qty))
 
     (command mark-material-missing
       (doc "Compensation: the warehouse refused to issue a material.")
@@ -309,6 +319,7 @@
       (require (= status 'planned) not-planned "the job is not being planned")
       (require (not (is-empty materials)) no-materials "a job needs materials")
       (require (is-empty missing) materials-missing "some materials could not be issued")
+      (require (= (count issued) (count materials)) materials-pending "some materials are not issued yet")
       (emit started machine))
 
     (command complete
@@ -326,6 +337,7 @@
       (set qty qty)
       (set machine machine))
     (on material-added (set materials (update materials material (issued 0) (+ issued qty))))
+    (on material-issued (set issued (insert issued material)))
     (on material-missing (set missing (insert missing material)))
     (on started (set status 'running))
     (on completed (set status 'done))
@@ -401,6 +413,9 @@
     (on assembly-job/material-added
       (send stock-item material consume (job id) qty
         (on-rejected (send assembly-job id mark-material-missing material qty))))
+    (on stock-item/consumed
+      (send assembly-job job confirm-material (material id) qty
+        (on-rejected (send stock-item id receive qty (source 'returned)))))
     (on assembly-job/started
       (send machine machine occupy (job id)
         (on-rejected (send assembly-job id abort (reason "the machine is not available")))))
@@ -713,7 +728,8 @@
 
   (scenario "a job with all its materials starts"
     (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
-           (material-added (material "STEEL-2MM") (qty 10)))
+           (material-added (material "STEEL-2MM") (qty 10))
+           (material-issued (material "STEEL-2MM") (qty 10)))
     (when start)
     (then (started (machine "line-1/press"))))
 
@@ -721,6 +737,35 @@
     (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press")))
     (when (plan (product "GADGET-8") (qty 1) (machine "line-1/press")))
     (then (rejected already-planned)))
+
+  (scenario "a job waits for its materials to be issued"
+    (doc "Issuing runs asynchronously: a job does not start before the warehouse has confirmed every material.")
+    (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
+           (material-added (material "STEEL-2MM") (qty 10))
+           (material-added (material "CHIP-A1") (qty 5))
+           (material-issued (material "STEEL-2MM") (qty 10)))
+    (when start)
+    (then (rejected materials-pending)))
+
+  (scenario "a material is added once"
+    (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
+           (material-added (material "STEEL-2MM") (qty 10)))
+    (when (add-material (material "STEEL-2MM") (qty 2)))
+    (then (rejected material-already-added)))
+
+  (scenario "an issued material is confirmed to the job"
+    (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
+           (material-added (material "STEEL-2MM") (qty 10)))
+    (when (confirm-material (material "STEEL-2MM") (qty 10)))
+    (then (material-issued (material "STEEL-2MM") (qty 10))))
+
+  (scenario "an aborted job refuses a material issued late"
+    (doc "The `assembly` process then puts the units back on the shelf.")
+    (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
+           (material-added (material "STEEL-2MM") (qty 10))
+           (aborted (reason "cancelled") (machine "line-1/press")))
+    (when (confirm-material (material "STEEL-2MM") (qty 10)))
+    (then (rejected already-finished)))
 
   (scenario "a job without materials does not start"
     (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press")))
@@ -741,6 +786,7 @@
   (scenario "a running job completes"
     (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
            (material-added (material "STEEL-2MM") (qty 10))
+           (material-issued (material "STEEL-2MM") (qty 10))
            (started (machine "line-1/press")))
     (when complete)
     (then (completed (product "GADGET-7") (qty 5) (machine "line-1/press"))))
@@ -753,6 +799,7 @@
   (scenario "a finished job is not aborted"
     (given (planned (product "GADGET-7") (qty 5) (machine "line-1/press"))
            (material-added (material "STEEL-2MM") (qty 10))
+           (material-issued (material "STEEL-2MM") (qty 10))
            (started (machine "line-1/press"))
            (completed (product "GADGET-7") (qty 5) (machine "line-1/press")))
     (when (abort (reason "late")))

@@ -968,7 +968,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
         "An automated factory: orders are picked from the warehouse or assembled from materials, then shipped.",
     ),
     source: "domains/factory.sexp",
-    fingerprint: 8969188713074644143u64,
+    fingerprint: 13620621794124067696u64,
     aggregates: &[
         ::anthill_runtime::meta::AggregateMeta {
             name: "stock-item",
@@ -2375,7 +2375,19 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                             bits: 32u32,
                         },
                     ),
-                    doc: ::std::option::Option::Some("Materials issued to the job."),
+                    doc: ::std::option::Option::Some("Materials the job needs."),
+                },
+                ::anthill_runtime::meta::FieldMeta {
+                    name: "issued",
+                    ty: &::anthill_runtime::meta::TypeMeta::Set(
+                        &::anthill_runtime::meta::TypeMeta::Id {
+                            name: "sku",
+                            repr: &::anthill_runtime::meta::TypeMeta::String,
+                        },
+                    ),
+                    doc: ::std::option::Option::Some(
+                        "Materials the warehouse has issued to the job.",
+                    ),
                 },
                 ::anthill_runtime::meta::FieldMeta {
                     name: "missing",
@@ -2432,7 +2444,9 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                 },
                 ::anthill_runtime::meta::CommandMeta {
                     name: "add-material",
-                    doc: ::std::option::Option::None,
+                    doc: ::std::option::Option::Some(
+                        "Add a material the job needs; the `assembly` process asks the warehouse to issue it.",
+                    ),
                     params: &[
                         ::anthill_runtime::meta::FieldMeta {
                             name: "material",
@@ -2457,6 +2471,39 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     rejections: &[
                         "not-planned",
                         "no-quantity",
+                        "material-already-added",
+                        "arithmetic-overflow",
+                        "division-by-zero",
+                    ],
+                },
+                ::anthill_runtime::meta::CommandMeta {
+                    name: "confirm-material",
+                    doc: ::std::option::Option::Some(
+                        "The warehouse issued a material. A job that is already done or aborted refuses it, and the process puts the units back on the shelf.",
+                    ),
+                    params: &[
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "material",
+                            ty: &::anthill_runtime::meta::TypeMeta::Id {
+                                name: "sku",
+                                repr: &::anthill_runtime::meta::TypeMeta::String,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "qty",
+                            ty: &::anthill_runtime::meta::TypeMeta::Int {
+                                name: "u32",
+                                signed: false,
+                                bits: 32u32,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                    ],
+                    is_extern: false,
+                    emits: &["material-issued"],
+                    rejections: &[
+                        "already-finished",
                         "arithmetic-overflow",
                         "division-by-zero",
                     ],
@@ -2503,6 +2550,7 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                         "not-planned",
                         "no-materials",
                         "materials-missing",
+                        "materials-pending",
                         "arithmetic-overflow",
                         "division-by-zero",
                     ],
@@ -2574,6 +2622,31 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     name: "material-added",
                     doc: ::std::option::Option::Some(
                         "A material is needed; the warehouse issues it.",
+                    ),
+                    fields: &[
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "material",
+                            ty: &::anthill_runtime::meta::TypeMeta::Id {
+                                name: "sku",
+                                repr: &::anthill_runtime::meta::TypeMeta::String,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                        ::anthill_runtime::meta::FieldMeta {
+                            name: "qty",
+                            ty: &::anthill_runtime::meta::TypeMeta::Int {
+                                name: "u32",
+                                signed: false,
+                                bits: 32u32,
+                            },
+                            doc: ::std::option::Option::None,
+                        },
+                    ],
+                },
+                ::anthill_runtime::meta::EventMeta {
+                    name: "material-issued",
+                    doc: ::std::option::Option::Some(
+                        "The warehouse issued a material to the job.",
                     ),
                     fields: &[
                         ::anthill_runtime::meta::FieldMeta {
@@ -2714,6 +2787,16 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     kind: ::anthill_runtime::meta::RejectionKind::Require,
                 },
                 ::anthill_runtime::meta::RejectionMeta {
+                    code: "material-already-added",
+                    message: "the job already has this material",
+                    kind: ::anthill_runtime::meta::RejectionKind::Require,
+                },
+                ::anthill_runtime::meta::RejectionMeta {
+                    code: "already-finished",
+                    message: "the job is already done or aborted",
+                    kind: ::anthill_runtime::meta::RejectionKind::Require,
+                },
+                ::anthill_runtime::meta::RejectionMeta {
                     code: "no-materials",
                     message: "a job needs materials",
                     kind: ::anthill_runtime::meta::RejectionKind::Require,
@@ -2724,13 +2807,13 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     kind: ::anthill_runtime::meta::RejectionKind::Require,
                 },
                 ::anthill_runtime::meta::RejectionMeta {
-                    code: "not-running",
-                    message: "the job is not running",
+                    code: "materials-pending",
+                    message: "some materials are not issued yet",
                     kind: ::anthill_runtime::meta::RejectionKind::Require,
                 },
                 ::anthill_runtime::meta::RejectionMeta {
-                    code: "already-finished",
-                    message: "the job is already done or aborted",
+                    code: "not-running",
+                    message: "the job is not running",
                     kind: ::anthill_runtime::meta::RejectionKind::Require,
                 },
             ],
@@ -3001,6 +3084,14 @@ pub static META: ::anthill_runtime::meta::DomainMeta = ::anthill_runtime::meta::
                     sends: &[
                         ("assembly-job", "mark-material-missing"),
                         ("stock-item", "consume"),
+                    ],
+                },
+                ::anthill_runtime::meta::ProcessHandlerMeta {
+                    aggregate: "stock-item",
+                    event: "consumed",
+                    sends: &[
+                        ("assembly-job", "confirm-material"),
+                        ("stock-item", "receive"),
                     ],
                 },
                 ::anthill_runtime::meta::ProcessHandlerMeta {
@@ -4921,6 +5012,54 @@ pub mod stock_item {
                         });
                 }
             }
+            Event::Consumed(event) => {
+                let _process = "process `assembly`";
+                {
+                    let command_id = ::anthill_runtime::derive_command_id(
+                        ctx.event_id,
+                        "assembly",
+                        0u32,
+                    );
+                    let command = super::Command::AssemblyJob {
+                        id: event.job.clone(),
+                        command: super::assembly_job::Command::ConfirmMaterial(super::assembly_job::commands::ConfirmMaterial {
+                            material: (*ctx.id).clone(),
+                            qty: event.qty,
+                        }),
+                    };
+                    let on_rejected = {
+                        let mut reactions = ::std::vec::Vec::new();
+                        {
+                            let command_id = ::anthill_runtime::derive_command_id(
+                                ctx.event_id,
+                                "assembly",
+                                1u32,
+                            );
+                            let command = super::Command::StockItem {
+                                id: (*ctx.id).clone(),
+                                command: super::stock_item::Command::Receive(super::stock_item::commands::Receive {
+                                    qty: event.qty,
+                                    source: super::SupplySource::Returned,
+                                }),
+                            };
+                            let on_rejected = ::std::vec::Vec::new();
+                            reactions
+                                .push(::anthill_runtime::Reaction {
+                                    command_id,
+                                    command,
+                                    on_rejected,
+                                });
+                        }
+                        reactions
+                    };
+                    reactions
+                        .push(::anthill_runtime::Reaction {
+                            command_id,
+                            command,
+                            on_rejected,
+                        });
+                }
+            }
             _ => {}
         }
         ::std::result::Result::Ok(reactions)
@@ -6730,14 +6869,19 @@ pub mod assembly_job {
         /// Declared at `domains/factory.sexp:279`.
         #[serde(rename = "machine")]
         machine: super::MachineId,
-        /// Materials issued to the job.
+        /// Materials the job needs.
         ///
         /// Declared at `domains/factory.sexp:280`.
         #[serde(rename = "materials")]
         materials: ::std::collections::BTreeMap<super::Sku, u32>,
-        /// Materials the warehouse could not issue.
+        /// Materials the warehouse has issued to the job.
         ///
         /// Declared at `domains/factory.sexp:281`.
+        #[serde(rename = "issued")]
+        issued: ::std::collections::BTreeSet<super::Sku>,
+        /// Materials the warehouse could not issue.
+        ///
+        /// Declared at `domains/factory.sexp:282`.
         #[serde(rename = "missing")]
         missing: ::std::collections::BTreeSet<super::Sku>,
     }
@@ -6750,6 +6894,7 @@ pub mod assembly_job {
                 qty: 0u32,
                 machine: super::MachineId(::std::string::String::from("")),
                 materials: ::std::default::Default::default(),
+                issued: ::std::default::Default::default(),
                 missing: ::std::default::Default::default(),
             }
         }
@@ -6771,9 +6916,13 @@ pub mod assembly_job {
         pub fn machine(&self) -> &super::MachineId {
             &self.machine
         }
-        /// Materials issued to the job.
+        /// Materials the job needs.
         pub fn materials(&self) -> &::std::collections::BTreeMap<super::Sku, u32> {
             &self.materials
+        }
+        /// Materials the warehouse has issued to the job.
+        pub fn issued(&self) -> &::std::collections::BTreeSet<super::Sku> {
+            &self.issued
         }
         /// Materials the warehouse could not issue.
         pub fn missing(&self) -> &::std::collections::BTreeSet<super::Sku> {
@@ -6783,34 +6932,6 @@ pub mod assembly_job {
     /// The events of this aggregate, one struct each.
     pub mod events {
         /// The job was planned.
-        ///
-        /// Declared at `domains/factory.sexp:283`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Planned {
-            /// Declared at `domains/factory.sexp:283`.
-            #[serde(rename = "product")]
-            pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:283`.
-            #[serde(rename = "qty")]
-            pub qty: u32,
-            /// Declared at `domains/factory.sexp:283`.
-            #[serde(rename = "machine")]
-            pub machine: super::super::MachineId,
-        }
-        /// A material is needed; the warehouse issues it.
         ///
         /// Declared at `domains/factory.sexp:284`.
         #[derive(
@@ -6827,15 +6948,18 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct MaterialAdded {
+        pub struct Planned {
             /// Declared at `domains/factory.sexp:284`.
-            #[serde(rename = "material")]
-            pub material: super::super::Sku,
+            #[serde(rename = "product")]
+            pub product: super::super::Sku,
             /// Declared at `domains/factory.sexp:284`.
             #[serde(rename = "qty")]
             pub qty: u32,
+            /// Declared at `domains/factory.sexp:284`.
+            #[serde(rename = "machine")]
+            pub machine: super::super::MachineId,
         }
-        /// The warehouse could not issue a material.
+        /// A material is needed; the warehouse issues it.
         ///
         /// Declared at `domains/factory.sexp:285`.
         #[derive(
@@ -6852,7 +6976,7 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct MaterialMissing {
+        pub struct MaterialAdded {
             /// Declared at `domains/factory.sexp:285`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
@@ -6860,7 +6984,7 @@ pub mod assembly_job {
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// The job went onto its machine.
+        /// The warehouse issued a material to the job.
         ///
         /// Declared at `domains/factory.sexp:286`.
         #[derive(
@@ -6877,12 +7001,15 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Started {
+        pub struct MaterialIssued {
             /// Declared at `domains/factory.sexp:286`.
-            #[serde(rename = "machine")]
-            pub machine: super::super::MachineId,
+            #[serde(rename = "material")]
+            pub material: super::super::Sku,
+            /// Declared at `domains/factory.sexp:286`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
         }
-        /// The products are built.
+        /// The warehouse could not issue a material.
         ///
         /// Declared at `domains/factory.sexp:287`.
         #[derive(
@@ -6899,18 +7026,15 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Completed {
+        pub struct MaterialMissing {
             /// Declared at `domains/factory.sexp:287`.
-            #[serde(rename = "product")]
-            pub product: super::super::Sku,
+            #[serde(rename = "material")]
+            pub material: super::super::Sku,
             /// Declared at `domains/factory.sexp:287`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:287`.
-            #[serde(rename = "machine")]
-            pub machine: super::super::MachineId,
         }
-        /// The job stopped; issued materials are scrapped.
+        /// The job went onto its machine.
         ///
         /// Declared at `domains/factory.sexp:288`.
         #[derive(
@@ -6927,11 +7051,61 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Aborted {
+        pub struct Started {
             /// Declared at `domains/factory.sexp:288`.
+            #[serde(rename = "machine")]
+            pub machine: super::super::MachineId,
+        }
+        /// The products are built.
+        ///
+        /// Declared at `domains/factory.sexp:289`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Completed {
+            /// Declared at `domains/factory.sexp:289`.
+            #[serde(rename = "product")]
+            pub product: super::super::Sku,
+            /// Declared at `domains/factory.sexp:289`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+            /// Declared at `domains/factory.sexp:289`.
+            #[serde(rename = "machine")]
+            pub machine: super::super::MachineId,
+        }
+        /// The job stopped; issued materials are scrapped.
+        ///
+        /// Declared at `domains/factory.sexp:290`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Aborted {
+            /// Declared at `domains/factory.sexp:290`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
-            /// Declared at `domains/factory.sexp:288`.
+            /// Declared at `domains/factory.sexp:290`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
@@ -6956,6 +7130,8 @@ pub mod assembly_job {
         Planned(events::Planned),
         #[serde(rename = "material-added")]
         MaterialAdded(events::MaterialAdded),
+        #[serde(rename = "material-issued")]
+        MaterialIssued(events::MaterialIssued),
         #[serde(rename = "material-missing")]
         MaterialMissing(events::MaterialMissing),
         #[serde(rename = "started")]
@@ -6970,6 +7146,7 @@ pub mod assembly_job {
             match self {
                 Event::Planned(_) => "planned",
                 Event::MaterialAdded(_) => "material-added",
+                Event::MaterialIssued(_) => "material-issued",
                 Event::MaterialMissing(_) => "material-missing",
                 Event::Started(_) => "started",
                 Event::Completed(_) => "completed",
@@ -6979,7 +7156,7 @@ pub mod assembly_job {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:290`.
+        /// Declared at `domains/factory.sexp:292`.
         #[derive(
             Clone,
             Debug,
@@ -6995,17 +7172,19 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Plan {
-            /// Declared at `domains/factory.sexp:291`.
+            /// Declared at `domains/factory.sexp:293`.
             #[serde(rename = "product")]
             pub product: super::super::Sku,
-            /// Declared at `domains/factory.sexp:291`.
+            /// Declared at `domains/factory.sexp:293`.
             #[serde(rename = "qty")]
             pub qty: u32,
-            /// Declared at `domains/factory.sexp:291`.
+            /// Declared at `domains/factory.sexp:293`.
             #[serde(rename = "machine")]
             pub machine: super::super::MachineId,
         }
-        /// Declared at `domains/factory.sexp:296`.
+        /// Add a material the job needs; the `assembly` process asks the warehouse to issue it.
+        ///
+        /// Declared at `domains/factory.sexp:298`.
         #[derive(
             Clone,
             Debug,
@@ -7021,16 +7200,41 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct AddMaterial {
-            /// Declared at `domains/factory.sexp:297`.
+            /// Declared at `domains/factory.sexp:300`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:297`.
+            /// Declared at `domains/factory.sexp:300`.
+            #[serde(rename = "qty")]
+            pub qty: u32,
+        }
+        /// The warehouse issued a material. A job that is already done or aborted refuses it, and the process puts the units back on the shelf.
+        ///
+        /// Declared at `domains/factory.sexp:306`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct ConfirmMaterial {
+            /// Declared at `domains/factory.sexp:308`.
+            #[serde(rename = "material")]
+            pub material: super::super::Sku,
+            /// Declared at `domains/factory.sexp:308`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
         /// Compensation: the warehouse refused to issue a material.
         ///
-        /// Declared at `domains/factory.sexp:302`.
+        /// Declared at `domains/factory.sexp:312`.
         #[derive(
             Clone,
             Debug,
@@ -7046,45 +7250,13 @@ pub mod assembly_job {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct MarkMaterialMissing {
-            /// Declared at `domains/factory.sexp:304`.
+            /// Declared at `domains/factory.sexp:314`.
             #[serde(rename = "material")]
             pub material: super::super::Sku,
-            /// Declared at `domains/factory.sexp:304`.
+            /// Declared at `domains/factory.sexp:314`.
             #[serde(rename = "qty")]
             pub qty: u32,
         }
-        /// Declared at `domains/factory.sexp:308`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Start {}
-        /// Declared at `domains/factory.sexp:314`.
-        #[derive(
-            Clone,
-            Debug,
-            PartialEq,
-            Eq,
-            ::anthill_runtime::serde::Serialize,
-            ::anthill_runtime::serde::Deserialize,
-            ::anthill_runtime::rkyv::Archive,
-            ::anthill_runtime::rkyv::Serialize,
-            ::anthill_runtime::rkyv::Deserialize,
-        )]
-        #[serde(crate = "::anthill_runtime::serde")]
-        #[serde(deny_unknown_fields)]
-        #[rkyv(crate = ::anthill_runtime::rkyv)]
-        pub struct Complete {}
         /// Declared at `domains/factory.sexp:318`.
         #[derive(
             Clone,
@@ -7100,8 +7272,40 @@ pub mod assembly_job {
         #[serde(crate = "::anthill_runtime::serde")]
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Start {}
+        /// Declared at `domains/factory.sexp:325`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
+        pub struct Complete {}
+        /// Declared at `domains/factory.sexp:329`.
+        #[derive(
+            Clone,
+            Debug,
+            PartialEq,
+            Eq,
+            ::anthill_runtime::serde::Serialize,
+            ::anthill_runtime::serde::Deserialize,
+            ::anthill_runtime::rkyv::Archive,
+            ::anthill_runtime::rkyv::Serialize,
+            ::anthill_runtime::rkyv::Deserialize,
+        )]
+        #[serde(crate = "::anthill_runtime::serde")]
+        #[serde(deny_unknown_fields)]
+        #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Abort {
-            /// Declared at `domains/factory.sexp:319`.
+            /// Declared at `domains/factory.sexp:330`.
             #[serde(rename = "reason")]
             pub reason: ::std::string::String,
         }
@@ -7126,6 +7330,8 @@ pub mod assembly_job {
         Plan(commands::Plan),
         #[serde(rename = "add-material")]
         AddMaterial(commands::AddMaterial),
+        #[serde(rename = "confirm-material")]
+        ConfirmMaterial(commands::ConfirmMaterial),
         #[serde(rename = "mark-material-missing")]
         MarkMaterialMissing(commands::MarkMaterialMissing),
         #[serde(rename = "start")]
@@ -7140,6 +7346,7 @@ pub mod assembly_job {
             match self {
                 Command::Plan(_) => "plan",
                 Command::AddMaterial(_) => "add-material",
+                Command::ConfirmMaterial(_) => "confirm-material",
                 Command::MarkMaterialMissing(_) => "mark-material-missing",
                 Command::Start(_) => "start",
                 Command::Complete(_) => "complete",
@@ -7155,6 +7362,11 @@ pub mod assembly_job {
     impl ::std::convert::From<commands::AddMaterial> for Command {
         fn from(command: commands::AddMaterial) -> Self {
             Command::AddMaterial(command)
+        }
+    }
+    impl ::std::convert::From<commands::ConfirmMaterial> for Command {
+        fn from(command: commands::ConfirmMaterial) -> Self {
+            Command::ConfirmMaterial(command)
         }
     }
     impl ::std::convert::From<commands::MarkMaterialMissing> for Command {
@@ -7186,45 +7398,55 @@ pub mod assembly_job {
         DivisionByZero,
         /// `already-planned`: the job is already planned
         ///
-        /// Declared at `domains/factory.sexp:292`.
+        /// Declared at `domains/factory.sexp:294`.
         AlreadyPlanned,
         /// `no-quantity`: the quantity must be positive
         ///
-        /// Declared at `domains/factory.sexp:293`.
+        /// Declared at `domains/factory.sexp:295`.
         NoQuantity,
         /// `not-planned`: the job is not being planned
         ///
-        /// Declared at `domains/factory.sexp:298`.
+        /// Declared at `domains/factory.sexp:301`.
         NotPlanned,
+        /// `material-already-added`: the job already has this material
+        ///
+        /// Declared at `domains/factory.sexp:303`.
+        MaterialAlreadyAdded,
+        /// `already-finished`: the job is already done or aborted
+        ///
+        /// Declared at `domains/factory.sexp:309`.
+        AlreadyFinished,
         /// `no-materials`: a job needs materials
         ///
-        /// Declared at `domains/factory.sexp:310`.
+        /// Declared at `domains/factory.sexp:320`.
         NoMaterials,
         /// `materials-missing`: some materials could not be issued
         ///
-        /// Declared at `domains/factory.sexp:311`.
+        /// Declared at `domains/factory.sexp:321`.
         MaterialsMissing,
+        /// `materials-pending`: some materials are not issued yet
+        ///
+        /// Declared at `domains/factory.sexp:322`.
+        MaterialsPending,
         /// `not-running`: the job is not running
         ///
-        /// Declared at `domains/factory.sexp:315`.
+        /// Declared at `domains/factory.sexp:326`.
         NotRunning,
-        /// `already-finished`: the job is already done or aborted
-        ///
-        /// Declared at `domains/factory.sexp:320`.
-        AlreadyFinished,
     }
     impl Rejection {
         /// Every rejection, in model order.
-        pub const ALL: [Rejection; 9usize] = [
+        pub const ALL: [Rejection; 11usize] = [
             Rejection::ArithmeticOverflow,
             Rejection::DivisionByZero,
             Rejection::AlreadyPlanned,
             Rejection::NoQuantity,
             Rejection::NotPlanned,
+            Rejection::MaterialAlreadyAdded,
+            Rejection::AlreadyFinished,
             Rejection::NoMaterials,
             Rejection::MaterialsMissing,
+            Rejection::MaterialsPending,
             Rejection::NotRunning,
-            Rejection::AlreadyFinished,
         ];
     }
     impl ::anthill_runtime::Rejection for Rejection {
@@ -7235,10 +7457,12 @@ pub mod assembly_job {
                 Rejection::AlreadyPlanned => "already-planned",
                 Rejection::NoQuantity => "no-quantity",
                 Rejection::NotPlanned => "not-planned",
+                Rejection::MaterialAlreadyAdded => "material-already-added",
+                Rejection::AlreadyFinished => "already-finished",
                 Rejection::NoMaterials => "no-materials",
                 Rejection::MaterialsMissing => "materials-missing",
+                Rejection::MaterialsPending => "materials-pending",
                 Rejection::NotRunning => "not-running",
-                Rejection::AlreadyFinished => "already-finished",
             }
         }
         fn message(&self) -> &'static str {
@@ -7248,10 +7472,12 @@ pub mod assembly_job {
                 Rejection::AlreadyPlanned => "the job is already planned",
                 Rejection::NoQuantity => "the quantity must be positive",
                 Rejection::NotPlanned => "the job is not being planned",
+                Rejection::MaterialAlreadyAdded => "the job already has this material",
+                Rejection::AlreadyFinished => "the job is already done or aborted",
                 Rejection::NoMaterials => "a job needs materials",
                 Rejection::MaterialsMissing => "some materials could not be issued",
+                Rejection::MaterialsPending => "some materials are not issued yet",
                 Rejection::NotRunning => "the job is not running",
-                Rejection::AlreadyFinished => "the job is already done or aborted",
             }
         }
         fn from_code(code: &str) -> ::std::option::Option<Self> {
@@ -7317,9 +7543,34 @@ pub mod assembly_job {
         if command.qty <= 0u32 {
             return ::std::result::Result::Err(Rejection::NoQuantity);
         }
+        if state.materials.contains_key(&command.material) {
+            return ::std::result::Result::Err(Rejection::MaterialAlreadyAdded);
+        }
         events
             .push(
                 Event::MaterialAdded(events::MaterialAdded {
+                    material: command.material.clone(),
+                    qty: command.qty,
+                }),
+            );
+        ::std::result::Result::Ok(events)
+    }
+    /// The rules of `confirm-material`: the events it emits, or why it is refused.
+    #[allow(clippy::vec_init_then_push)]
+    fn decide_confirm_material(
+        state: &State,
+        command: &commands::ConfirmMaterial,
+        _ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        let mut events = ::std::vec::Vec::new();
+        if !((state.status == super::JobStatus::Planned)
+            || (state.status == super::JobStatus::Running))
+        {
+            return ::std::result::Result::Err(Rejection::AlreadyFinished);
+        }
+        events
+            .push(
+                Event::MaterialIssued(events::MaterialIssued {
                     material: command.material.clone(),
                     qty: command.qty,
                 }),
@@ -7362,6 +7613,9 @@ pub mod assembly_job {
         }
         if !state.missing.is_empty() {
             return ::std::result::Result::Err(Rejection::MaterialsMissing);
+        }
+        if state.issued.len() as u64 != state.materials.len() as u64 {
+            return ::std::result::Result::Err(Rejection::MaterialsPending);
         }
         events
             .push(
@@ -7424,6 +7678,9 @@ pub mod assembly_job {
         let mut events = match command {
             Command::Plan(command) => decide_plan(state, command, ctx)?,
             Command::AddMaterial(command) => decide_add_material(state, command, ctx)?,
+            Command::ConfirmMaterial(command) => {
+                decide_confirm_material(state, command, ctx)?
+            }
             Command::MarkMaterialMissing(command) => {
                 decide_mark_material_missing(state, command, ctx)?
             }
@@ -7478,6 +7735,10 @@ pub mod assembly_job {
                 let v_issued = state.materials.get(&key).cloned().unwrap_or(0u32);
                 let value = ::anthill_runtime::value::Num::add(v_issued, event.qty)?;
                 state.materials.insert(key, value);
+            }
+            Event::MaterialIssued(event) => {
+                let value = event.material.clone();
+                state.issued.insert(value);
             }
             Event::MaterialMissing(event) => {
                 let value = event.material.clone();
@@ -7762,6 +8023,12 @@ pub mod assembly_job {
                     >(json)
                         .map(Command::AddMaterial)
                 }
+                "confirm-material" => {
+                    ::anthill_runtime::codec::command_params::<
+                        commands::ConfirmMaterial,
+                    >(json)
+                        .map(Command::ConfirmMaterial)
+                }
                 "mark-material-missing" => {
                     ::anthill_runtime::codec::command_params::<
                         commands::MarkMaterialMissing,
@@ -7804,7 +8071,7 @@ pub mod assembly_job {
 pub mod machine {
     /// A machine of an assembly line: runs one job at a time, and breaks down.
     ///
-    /// Declared at `domains/factory.sexp:334`.
+    /// Declared at `domains/factory.sexp:346`.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct Machine;
     /// The key of an instance.
@@ -7824,12 +8091,12 @@ pub mod machine {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct State {
-        /// Declared at `domains/factory.sexp:338`.
+        /// Declared at `domains/factory.sexp:350`.
         #[serde(rename = "status")]
         status: super::MachineStatus,
         /// The job it runs.
         ///
-        /// Declared at `domains/factory.sexp:339`.
+        /// Declared at `domains/factory.sexp:351`.
         #[serde(rename = "job")]
         job: ::std::option::Option<super::JobId>,
     }
@@ -7856,7 +8123,7 @@ pub mod machine {
     pub mod events {
         /// A job went onto the machine.
         ///
-        /// Declared at `domains/factory.sexp:341`.
+        /// Declared at `domains/factory.sexp:353`.
         #[derive(
             Clone,
             Debug,
@@ -7872,13 +8139,13 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Occupied {
-            /// Declared at `domains/factory.sexp:341`.
+            /// Declared at `domains/factory.sexp:353`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
         /// The job left the machine.
         ///
-        /// Declared at `domains/factory.sexp:342`.
+        /// Declared at `domains/factory.sexp:354`.
         #[derive(
             Clone,
             Debug,
@@ -7894,13 +8161,13 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Freed {
-            /// Declared at `domains/factory.sexp:342`.
+            /// Declared at `domains/factory.sexp:354`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
         /// The machine broke; the job it ran, if any, is aborted.
         ///
-        /// Declared at `domains/factory.sexp:343`.
+        /// Declared at `domains/factory.sexp:355`.
         #[derive(
             Clone,
             Debug,
@@ -7916,16 +8183,16 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct BrokeDown {
-            /// Declared at `domains/factory.sexp:343`.
+            /// Declared at `domains/factory.sexp:355`.
             #[serde(rename = "job")]
             pub job: ::std::option::Option<super::super::JobId>,
-            /// Declared at `domains/factory.sexp:343`.
+            /// Declared at `domains/factory.sexp:355`.
             #[serde(rename = "cause")]
             pub cause: ::std::string::String,
         }
         /// The machine works again.
         ///
-        /// Declared at `domains/factory.sexp:344`.
+        /// Declared at `domains/factory.sexp:356`.
         #[derive(
             Clone,
             Debug,
@@ -7979,7 +8246,7 @@ pub mod machine {
     }
     /// The commands of this aggregate, one struct each.
     pub mod commands {
-        /// Declared at `domains/factory.sexp:346`.
+        /// Declared at `domains/factory.sexp:358`.
         #[derive(
             Clone,
             Debug,
@@ -7995,11 +8262,11 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Occupy {
-            /// Declared at `domains/factory.sexp:347`.
+            /// Declared at `domains/factory.sexp:359`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
-        /// Declared at `domains/factory.sexp:352`.
+        /// Declared at `domains/factory.sexp:364`.
         #[derive(
             Clone,
             Debug,
@@ -8015,11 +8282,11 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct Free {
-            /// Declared at `domains/factory.sexp:353`.
+            /// Declared at `domains/factory.sexp:365`.
             #[serde(rename = "job")]
             pub job: super::super::JobId,
         }
-        /// Declared at `domains/factory.sexp:356`.
+        /// Declared at `domains/factory.sexp:368`.
         #[derive(
             Clone,
             Debug,
@@ -8035,11 +8302,11 @@ pub mod machine {
         #[serde(deny_unknown_fields)]
         #[rkyv(crate = ::anthill_runtime::rkyv)]
         pub struct BreakDown {
-            /// Declared at `domains/factory.sexp:357`.
+            /// Declared at `domains/factory.sexp:369`.
             #[serde(rename = "cause")]
             pub cause: ::std::string::String,
         }
-        /// Declared at `domains/factory.sexp:361`.
+        /// Declared at `domains/factory.sexp:373`.
         #[derive(
             Clone,
             Debug,
@@ -8120,15 +8387,15 @@ pub mod machine {
         DivisionByZero,
         /// `machine-broken`: the machine is broken
         ///
-        /// Declared at `domains/factory.sexp:348`.
+        /// Declared at `domains/factory.sexp:360`.
         MachineBroken,
         /// `machine-busy`: the machine runs another job
         ///
-        /// Declared at `domains/factory.sexp:349`.
+        /// Declared at `domains/factory.sexp:361`.
         MachineBusy,
         /// `not-broken`: the machine is not broken
         ///
-        /// Declared at `domains/factory.sexp:362`.
+        /// Declared at `domains/factory.sexp:374`.
         NotBroken,
     }
     impl Rejection {
@@ -8529,7 +8796,7 @@ pub mod machine {
 pub mod views {
     /// Per SKU: what came in, went out and was lost, and the back-orders raised.
     ///
-    /// Declared at `domains/factory.sexp:416`.
+    /// Declared at `domains/factory.sexp:431`.
     #[derive(
         Clone,
         Debug,
@@ -8545,22 +8812,22 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct StockMovements {
-        /// Declared at `domains/factory.sexp:419`.
+        /// Declared at `domains/factory.sexp:434`.
         #[serde(rename = "received")]
         pub received: u32,
-        /// Declared at `domains/factory.sexp:420`.
+        /// Declared at `domains/factory.sexp:435`.
         #[serde(rename = "picked")]
         pub picked: u32,
-        /// Declared at `domains/factory.sexp:421`.
+        /// Declared at `domains/factory.sexp:436`.
         #[serde(rename = "consumed")]
         pub consumed: u32,
-        /// Declared at `domains/factory.sexp:422`.
+        /// Declared at `domains/factory.sexp:437`.
         #[serde(rename = "written-off")]
         pub written_off: u32,
-        /// Declared at `domains/factory.sexp:423`.
+        /// Declared at `domains/factory.sexp:438`.
         #[serde(rename = "back-orders")]
         pub back_orders: u64,
-        /// Declared at `domains/factory.sexp:424`.
+        /// Declared at `domains/factory.sexp:439`.
         #[serde(rename = "last-shortfall")]
         pub last_shortfall: ::std::option::Option<u32>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -8568,7 +8835,7 @@ pub mod views {
         pub last_shortfall_at: ::anthill_runtime::Timestamp,
         /// The kinds of the last 20 losses, oldest first.
         ///
-        /// Declared at `domains/factory.sexp:425`.
+        /// Declared at `domains/factory.sexp:440`.
         #[serde(rename = "losses")]
         pub losses: ::std::vec::Vec<super::Loss>,
         /// When each value in the column occurred, in the same order.
@@ -8621,7 +8888,7 @@ pub mod views {
     }
     /// Per order: its status, items and picks.
     ///
-    /// Declared at `domains/factory.sexp:432`.
+    /// Declared at `domains/factory.sexp:447`.
     #[derive(
         Clone,
         Debug,
@@ -8637,31 +8904,31 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct OrderProgress {
-        /// Declared at `domains/factory.sexp:435`.
+        /// Declared at `domains/factory.sexp:450`.
         #[serde(rename = "status")]
         pub status: ::std::option::Option<super::OrderStatus>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub status_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:436`.
+        /// Declared at `domains/factory.sexp:451`.
         #[serde(rename = "items-added")]
         pub items_added: u64,
-        /// Declared at `domains/factory.sexp:437`.
+        /// Declared at `domains/factory.sexp:452`.
         #[serde(rename = "items-reserved")]
         pub items_reserved: u64,
-        /// Declared at `domains/factory.sexp:438`.
+        /// Declared at `domains/factory.sexp:453`.
         #[serde(rename = "items-dropped")]
         pub items_dropped: u64,
-        /// Declared at `domains/factory.sexp:439`.
+        /// Declared at `domains/factory.sexp:454`.
         #[serde(rename = "units-picked")]
         pub units_picked: u32,
-        /// Declared at `domains/factory.sexp:440`.
+        /// Declared at `domains/factory.sexp:455`.
         #[serde(rename = "placed-at")]
         pub placed_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub placed_at_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:441`.
+        /// Declared at `domains/factory.sexp:456`.
         #[serde(rename = "shipped-at")]
         pub shipped_at: ::std::option::Option<::anthill_runtime::Timestamp>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
@@ -8714,7 +8981,7 @@ pub mod views {
     }
     /// Per machine: breakdowns and jobs run.
     ///
-    /// Declared at `domains/factory.sexp:451`.
+    /// Declared at `domains/factory.sexp:466`.
     #[derive(
         Clone,
         Debug,
@@ -8730,16 +8997,16 @@ pub mod views {
     #[serde(crate = "::anthill_runtime::serde")]
     #[rkyv(crate = ::anthill_runtime::rkyv)]
     pub struct MachineHealth {
-        /// Declared at `domains/factory.sexp:454`.
+        /// Declared at `domains/factory.sexp:469`.
         #[serde(rename = "breakdowns")]
         pub breakdowns: u64,
-        /// Declared at `domains/factory.sexp:455`.
+        /// Declared at `domains/factory.sexp:470`.
         #[serde(rename = "last-cause")]
         pub last_cause: ::std::option::Option<::std::string::String>,
         /// When the value in the column occurred: a backdated event does not replace a newer one.
         #[serde(skip)]
         pub last_cause_at: ::anthill_runtime::Timestamp,
-        /// Declared at `domains/factory.sexp:456`.
+        /// Declared at `domains/factory.sexp:471`.
         #[serde(rename = "jobs")]
         pub jobs: u64,
     }
@@ -8791,7 +9058,7 @@ pub mod views {
 /// The model's scenarios, run on the pure decide/evolve logic.
 #[cfg(test)]
 mod scenarios {
-    /// Scenario "a rare item is reserved within the stock", declared at `domains/factory.sexp:462`.
+    /// Scenario "a rare item is reserved within the stock", declared at `domains/factory.sexp:477`.
     #[test]
     fn a_rare_item_is_reserved_within_the_stock() -> ::std::result::Result<
         (),
@@ -8830,7 +9097,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a rare item is never oversold", declared at `domains/factory.sexp:467`.
+    /// Scenario "a rare item is never oversold", declared at `domains/factory.sexp:482`.
     #[test]
     fn a_rare_item_is_never_oversold() -> ::std::result::Result<
         (),
@@ -8866,7 +9133,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-orderable item may be promised ahead of the stock", declared at `domains/factory.sexp:475`.
+    /// Scenario "a back-orderable item may be promised ahead of the stock", declared at `domains/factory.sexp:490`.
     #[test]
     fn a_back_orderable_item_may_be_promised_ahead_of_the_stock() -> ::std::result::Result<
         (),
@@ -8910,7 +9177,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-orderable item is not promised beyond its tolerance", declared at `domains/factory.sexp:483`.
+    /// Scenario "a back-orderable item is not promised beyond its tolerance", declared at `domains/factory.sexp:498`.
     #[test]
     fn a_back_orderable_item_is_not_promised_beyond_its_tolerance() -> ::std::result::Result<
         (),
@@ -8942,7 +9209,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a back-ordered item is not back-ordered twice", declared at `domains/factory.sexp:490`.
+    /// Scenario "a back-ordered item is not back-ordered twice", declared at `domains/factory.sexp:505`.
     #[test]
     fn a_back_ordered_item_is_not_back_ordered_twice() -> ::std::result::Result<
         (),
@@ -8980,7 +9247,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "picking the reserved units consumes the reservation", declared at `domains/factory.sexp:497`.
+    /// Scenario "picking the reserved units consumes the reservation", declared at `domains/factory.sexp:512`.
     #[test]
     fn picking_the_reserved_units_consumes_the_reservation() -> ::std::result::Result<
         (),
@@ -9022,7 +9289,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "over-picking a rare item is rejected", declared at `domains/factory.sexp:504`.
+    /// Scenario "over-picking a rare item is rejected", declared at `domains/factory.sexp:519`.
     #[test]
     fn over_picking_a_rare_item_is_rejected() -> ::std::result::Result<
         (),
@@ -9062,7 +9329,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "over-picking a back-orderable item back-orders the difference", declared at `domains/factory.sexp:513`.
+    /// Scenario "over-picking a back-orderable item back-orders the difference", declared at `domains/factory.sexp:528`.
     #[test]
     fn over_picking_a_back_orderable_item_back_orders_the_difference() -> ::std::result::Result<
         (),
@@ -9110,7 +9377,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a loss that uncovers promises is recorded and back-ordered", declared at `domains/factory.sexp:521`.
+    /// Scenario "a loss that uncovers promises is recorded and back-ordered", declared at `domains/factory.sexp:536`.
     #[test]
     fn a_loss_that_uncovers_promises_is_recorded_and_back_ordered() -> ::std::result::Result<
         (),
@@ -9153,7 +9420,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "materials promised to orders are not consumed", declared at `domains/factory.sexp:529`.
+    /// Scenario "materials promised to orders are not consumed", declared at `domains/factory.sexp:544`.
     #[test]
     fn materials_promised_to_orders_are_not_consumed() -> ::std::result::Result<
         (),
@@ -9189,7 +9456,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "free materials are issued to a job", declared at `domains/factory.sexp:537`.
+    /// Scenario "free materials are issued to a job", declared at `domains/factory.sexp:552`.
     #[test]
     fn free_materials_are_issued_to_a_job() -> ::std::result::Result<
         (),
@@ -9226,7 +9493,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing an order's reservation returns all of it", declared at `domains/factory.sexp:542`.
+    /// Scenario "releasing an order's reservation returns all of it", declared at `domains/factory.sexp:557`.
     #[test]
     fn releasing_an_order_s_reservation_returns_all_of_it() -> ::std::result::Result<
         (),
@@ -9271,7 +9538,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "units picked for a cancelled order go back on the shelf", declared at `domains/factory.sexp:550`.
+    /// Scenario "units picked for a cancelled order go back on the shelf", declared at `domains/factory.sexp:565`.
     #[test]
     fn units_picked_for_a_cancelled_order_go_back_on_the_shelf() -> ::std::result::Result<
         (),
@@ -9299,7 +9566,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an oversold rare item takes a delivery that does not cover every promise", declared at `domains/factory.sexp:554`.
+    /// Scenario "an oversold rare item takes a delivery that does not cover every promise", declared at `domains/factory.sexp:569`.
     #[test]
     fn an_oversold_rare_item_takes_a_delivery_that_does_not_cover_every_promise() -> ::std::result::Result<
         (),
@@ -9347,7 +9614,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an oversold rare item is not picked until someone decides who goes short", declared at `domains/factory.sexp:563`.
+    /// Scenario "an oversold rare item is not picked until someone decides who goes short", declared at `domains/factory.sexp:578`.
     #[test]
     fn an_oversold_rare_item_is_not_picked_until_someone_decides_who_goes_short() -> ::std::result::Result<
         (),
@@ -9394,7 +9661,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a SKU is registered once", declared at `domains/factory.sexp:576`.
+    /// Scenario "a SKU is registered once", declared at `domains/factory.sexp:591`.
     #[test]
     fn a_sku_is_registered_once() -> ::std::result::Result<
         (),
@@ -9424,7 +9691,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unknown SKU receives nothing", declared at `domains/factory.sexp:581`.
+    /// Scenario "an unknown SKU receives nothing", declared at `domains/factory.sexp:596`.
     #[test]
     fn an_unknown_sku_receives_nothing() -> ::std::result::Result<
         (),
@@ -9447,7 +9714,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a reservation needs a quantity", declared at `domains/factory.sexp:585`.
+    /// Scenario "a reservation needs a quantity", declared at `domains/factory.sexp:600`.
     #[test]
     fn a_reservation_needs_a_quantity() -> ::std::result::Result<
         (),
@@ -9475,7 +9742,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order without a reservation releases nothing", declared at `domains/factory.sexp:590`.
+    /// Scenario "an order without a reservation releases nothing", declared at `domains/factory.sexp:605`.
     #[test]
     fn an_order_without_a_reservation_releases_nothing() -> ::std::result::Result<
         (),
@@ -9504,7 +9771,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "nothing is picked from an empty shelf", declared at `domains/factory.sexp:595`.
+    /// Scenario "nothing is picked from an empty shelf", declared at `domains/factory.sexp:610`.
     #[test]
     fn nothing_is_picked_from_an_empty_shelf() -> ::std::result::Result<
         (),
@@ -9536,7 +9803,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only units on hand are written off", declared at `domains/factory.sexp:601`.
+    /// Scenario "only units on hand are written off", declared at `domains/factory.sexp:616`.
     #[test]
     fn only_units_on_hand_are_written_off() -> ::std::result::Result<
         (),
@@ -9570,7 +9837,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an item is added to an open order", declared at `domains/factory.sexp:608`.
+    /// Scenario "an item is added to an open order", declared at `domains/factory.sexp:623`.
     #[test]
     fn an_item_is_added_to_an_open_order() -> ::std::result::Result<
         (),
@@ -9598,7 +9865,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order with items is placed", declared at `domains/factory.sexp:612`.
+    /// Scenario "an order with items is placed", declared at `domains/factory.sexp:627`.
     #[test]
     fn an_order_with_items_is_placed() -> ::std::result::Result<
         (),
@@ -9632,7 +9899,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an empty order cannot be placed", declared at `domains/factory.sexp:617`.
+    /// Scenario "an empty order cannot be placed", declared at `domains/factory.sexp:632`.
     #[test]
     fn an_empty_order_cannot_be_placed() -> ::std::result::Result<
         (),
@@ -9652,7 +9919,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a placed order takes no more items", declared at `domains/factory.sexp:621`.
+    /// Scenario "a placed order takes no more items", declared at `domains/factory.sexp:636`.
     #[test]
     fn a_placed_order_takes_no_more_items() -> ::std::result::Result<
         (),
@@ -9683,7 +9950,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an item needs a quantity", declared at `domains/factory.sexp:626`.
+    /// Scenario "an item needs a quantity", declared at `domains/factory.sexp:641`.
     #[test]
     fn an_item_needs_a_quantity() -> ::std::result::Result<
         (),
@@ -9706,7 +9973,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a reservation is confirmed to the order", declared at `domains/factory.sexp:630`.
+    /// Scenario "a reservation is confirmed to the order", declared at `domains/factory.sexp:645`.
     #[test]
     fn a_reservation_is_confirmed_to_the_order() -> ::std::result::Result<
         (),
@@ -9740,7 +10007,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a cancelled order refuses a late reservation", declared at `domains/factory.sexp:635`.
+    /// Scenario "a cancelled order refuses a late reservation", declared at `domains/factory.sexp:650`.
     #[test]
     fn a_cancelled_order_refuses_a_late_reservation() -> ::std::result::Result<
         (),
@@ -9771,7 +10038,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an unreservable item is dropped", declared at `domains/factory.sexp:641`.
+    /// Scenario "an unreservable item is dropped", declared at `domains/factory.sexp:656`.
     #[test]
     fn an_unreservable_item_is_dropped() -> ::std::result::Result<
         (),
@@ -9811,7 +10078,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "dropping the only item cancels the placed order", declared at `domains/factory.sexp:646`.
+    /// Scenario "dropping the only item cancels the placed order", declared at `domains/factory.sexp:661`.
     #[test]
     fn dropping_the_only_item_cancels_the_placed_order() -> ::std::result::Result<
         (),
@@ -9849,7 +10116,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a pick that completes the last item packs the order", declared at `domains/factory.sexp:651`.
+    /// Scenario "a pick that completes the last item packs the order", declared at `domains/factory.sexp:666`.
     #[test]
     fn a_pick_that_completes_the_last_item_packs_the_order() -> ::std::result::Result<
         (),
@@ -9901,7 +10168,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a partial pick does not pack", declared at `domains/factory.sexp:658`.
+    /// Scenario "a partial pick does not pack", declared at `domains/factory.sexp:673`.
     #[test]
     fn a_partial_pick_does_not_pack() -> ::std::result::Result<
         (),
@@ -9938,7 +10205,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "picks for a cancelled order are refused", declared at `domains/factory.sexp:663`.
+    /// Scenario "picks for a cancelled order are refused", declared at `domains/factory.sexp:678`.
     #[test]
     fn picks_for_a_cancelled_order_are_refused() -> ::std::result::Result<
         (),
@@ -9972,7 +10239,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a pick of an item the order does not have is refused", declared at `domains/factory.sexp:669`.
+    /// Scenario "a pick of an item the order does not have is refused", declared at `domains/factory.sexp:684`.
     #[test]
     fn a_pick_of_an_item_the_order_does_not_have_is_refused() -> ::std::result::Result<
         (),
@@ -10003,7 +10270,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a packed order ships", declared at `domains/factory.sexp:674`.
+    /// Scenario "a packed order ships", declared at `domains/factory.sexp:689`.
     #[test]
     fn a_packed_order_ships() -> ::std::result::Result<
         (),
@@ -10044,7 +10311,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "an order that is not packed does not ship", declared at `domains/factory.sexp:680`.
+    /// Scenario "an order that is not packed does not ship", declared at `domains/factory.sexp:695`.
     #[test]
     fn an_order_that_is_not_packed_does_not_ship() -> ::std::result::Result<
         (),
@@ -10074,7 +10341,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a shipped order cannot be cancelled", declared at `domains/factory.sexp:685`.
+    /// Scenario "a shipped order cannot be cancelled", declared at `domains/factory.sexp:700`.
     #[test]
     fn a_shipped_order_cannot_be_cancelled() -> ::std::result::Result<
         (),
@@ -10113,7 +10380,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a cancelled order releases its items one at a time", declared at `domains/factory.sexp:691`.
+    /// Scenario "a cancelled order releases its items one at a time", declared at `domains/factory.sexp:706`.
     #[test]
     fn a_cancelled_order_releases_its_items_one_at_a_time() -> ::std::result::Result<
         (),
@@ -10150,7 +10417,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "releasing stops when no item is left", declared at `domains/factory.sexp:696`.
+    /// Scenario "releasing stops when no item is left", declared at `domains/factory.sexp:711`.
     #[test]
     fn releasing_stops_when_no_item_is_left() -> ::std::result::Result<
         (),
@@ -10182,7 +10449,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "only a cancelled order releases its items", declared at `domains/factory.sexp:701`.
+    /// Scenario "only a cancelled order releases its items", declared at `domains/factory.sexp:716`.
     #[test]
     fn only_a_cancelled_order_releases_its_items() -> ::std::result::Result<
         (),
@@ -10207,7 +10474,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a packed order is complete", declared at `domains/factory.sexp:706`.
+    /// Scenario "a packed order is complete", declared at `domains/factory.sexp:721`.
     #[test]
     fn a_packed_order_is_complete() -> ::std::result::Result<
         (),
@@ -10244,7 +10511,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job with all its materials starts", declared at `domains/factory.sexp:714`.
+    /// Scenario "a job with all its materials starts", declared at `domains/factory.sexp:729`.
     #[test]
     fn a_job_with_all_its_materials_starts() -> ::std::result::Result<
         (),
@@ -10257,6 +10524,10 @@ mod scenarios {
                 machine: super::MachineId(::std::string::String::from("line-1/press")),
             }),
             super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+            super::assembly_job::Event::MaterialIssued(super::assembly_job::events::MaterialIssued {
                 material: super::Sku(::std::string::String::from("STEEL-2MM")),
                 qty: 10u32,
             }),
@@ -10280,7 +10551,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job is planned once", declared at `domains/factory.sexp:720`.
+    /// Scenario "a job is planned once", declared at `domains/factory.sexp:736`.
     #[test]
     fn a_job_is_planned_once() -> ::std::result::Result<
         (),
@@ -10312,7 +10583,160 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job without materials does not start", declared at `domains/factory.sexp:725`.
+    /// Scenario "a job waits for its materials to be issued", declared at `domains/factory.sexp:741`.
+    #[test]
+    fn a_job_waits_for_its_materials_to_be_issued() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::assembly_job::Event::Planned(super::assembly_job::events::Planned {
+                product: super::Sku(::std::string::String::from("GADGET-7")),
+                qty: 5u32,
+                machine: super::MachineId(::std::string::String::from("line-1/press")),
+            }),
+            super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+            super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("CHIP-A1")),
+                qty: 5u32,
+            }),
+            super::assembly_job::Event::MaterialIssued(super::assembly_job::events::MaterialIssued {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+        ];
+        let when = super::assembly_job::Command::Start(super::assembly_job::commands::Start {});
+        let then = ::std::result::Result::Err(
+            super::assembly_job::Rejection::MaterialsPending,
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::assembly_job::AssemblyJob,
+        >(
+            "a job waits for its materials to be issued",
+            &super::JobId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "a material is added once", declared at `domains/factory.sexp:750`.
+    #[test]
+    fn a_material_is_added_once() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::assembly_job::Event::Planned(super::assembly_job::events::Planned {
+                product: super::Sku(::std::string::String::from("GADGET-7")),
+                qty: 5u32,
+                machine: super::MachineId(::std::string::String::from("line-1/press")),
+            }),
+            super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+        ];
+        let when = super::assembly_job::Command::AddMaterial(super::assembly_job::commands::AddMaterial {
+            material: super::Sku(::std::string::String::from("STEEL-2MM")),
+            qty: 2u32,
+        });
+        let then = ::std::result::Result::Err(
+            super::assembly_job::Rejection::MaterialAlreadyAdded,
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::assembly_job::AssemblyJob,
+        >(
+            "a material is added once",
+            &super::JobId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "an issued material is confirmed to the job", declared at `domains/factory.sexp:756`.
+    #[test]
+    fn an_issued_material_is_confirmed_to_the_job() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::assembly_job::Event::Planned(super::assembly_job::events::Planned {
+                product: super::Sku(::std::string::String::from("GADGET-7")),
+                qty: 5u32,
+                machine: super::MachineId(::std::string::String::from("line-1/press")),
+            }),
+            super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+        ];
+        let when = super::assembly_job::Command::ConfirmMaterial(super::assembly_job::commands::ConfirmMaterial {
+            material: super::Sku(::std::string::String::from("STEEL-2MM")),
+            qty: 10u32,
+        });
+        let then = ::std::result::Result::Ok(
+            ::std::vec![
+                super::assembly_job::Event::MaterialIssued(super::assembly_job::events::MaterialIssued
+                { material : super::Sku(::std::string::String::from("STEEL-2MM")), qty :
+                10u32 })
+            ],
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::assembly_job::AssemblyJob,
+        >(
+            "an issued material is confirmed to the job",
+            &super::JobId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "an aborted job refuses a material issued late", declared at `domains/factory.sexp:762`.
+    #[test]
+    fn an_aborted_job_refuses_a_material_issued_late() -> ::std::result::Result<
+        (),
+        ::anthill_runtime::ArithmeticError,
+    > {
+        let given = [
+            super::assembly_job::Event::Planned(super::assembly_job::events::Planned {
+                product: super::Sku(::std::string::String::from("GADGET-7")),
+                qty: 5u32,
+                machine: super::MachineId(::std::string::String::from("line-1/press")),
+            }),
+            super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+            super::assembly_job::Event::Aborted(super::assembly_job::events::Aborted {
+                reason: ::std::string::String::from("cancelled"),
+                machine: super::MachineId(::std::string::String::from("line-1/press")),
+            }),
+        ];
+        let when = super::assembly_job::Command::ConfirmMaterial(super::assembly_job::commands::ConfirmMaterial {
+            material: super::Sku(::std::string::String::from("STEEL-2MM")),
+            qty: 10u32,
+        });
+        let then = ::std::result::Result::Err(
+            super::assembly_job::Rejection::AlreadyFinished,
+        );
+        ::anthill_runtime::testing::run_scenario::<
+            super::assembly_job::AssemblyJob,
+        >(
+            "an aborted job refuses a material issued late",
+            &super::JobId(::std::string::String::from("scenario")),
+            &given,
+            &when,
+            &then,
+        );
+        ::std::result::Result::Ok(())
+    }
+    /// Scenario "a job without materials does not start", declared at `domains/factory.sexp:770`.
     #[test]
     fn a_job_without_materials_does_not_start() -> ::std::result::Result<
         (),
@@ -10340,7 +10764,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job missing a material does not start", declared at `domains/factory.sexp:730`.
+    /// Scenario "a job missing a material does not start", declared at `domains/factory.sexp:775`.
     #[test]
     fn a_job_missing_a_material_does_not_start() -> ::std::result::Result<
         (),
@@ -10376,7 +10800,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "materials are added only while planning", declared at `domains/factory.sexp:737`.
+    /// Scenario "materials are added only while planning", declared at `domains/factory.sexp:782`.
     #[test]
     fn materials_are_added_only_while_planning() -> ::std::result::Result<
         (),
@@ -10401,7 +10825,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a running job completes", declared at `domains/factory.sexp:741`.
+    /// Scenario "a running job completes", declared at `domains/factory.sexp:786`.
     #[test]
     fn a_running_job_completes() -> ::std::result::Result<
         (),
@@ -10414,6 +10838,10 @@ mod scenarios {
                 machine: super::MachineId(::std::string::String::from("line-1/press")),
             }),
             super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+            super::assembly_job::Event::MaterialIssued(super::assembly_job::events::MaterialIssued {
                 material: super::Sku(::std::string::String::from("STEEL-2MM")),
                 qty: 10u32,
             }),
@@ -10441,7 +10869,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a job that is not running does not complete", declared at `domains/factory.sexp:748`.
+    /// Scenario "a job that is not running does not complete", declared at `domains/factory.sexp:794`.
     #[test]
     fn a_job_that_is_not_running_does_not_complete() -> ::std::result::Result<
         (),
@@ -10469,7 +10897,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a finished job is not aborted", declared at `domains/factory.sexp:753`.
+    /// Scenario "a finished job is not aborted", declared at `domains/factory.sexp:799`.
     #[test]
     fn a_finished_job_is_not_aborted() -> ::std::result::Result<
         (),
@@ -10482,6 +10910,10 @@ mod scenarios {
                 machine: super::MachineId(::std::string::String::from("line-1/press")),
             }),
             super::assembly_job::Event::MaterialAdded(super::assembly_job::events::MaterialAdded {
+                material: super::Sku(::std::string::String::from("STEEL-2MM")),
+                qty: 10u32,
+            }),
+            super::assembly_job::Event::MaterialIssued(super::assembly_job::events::MaterialIssued {
                 material: super::Sku(::std::string::String::from("STEEL-2MM")),
                 qty: 10u32,
             }),
@@ -10511,7 +10943,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a machine breaking down names the job it ran", declared at `domains/factory.sexp:761`.
+    /// Scenario "a machine breaking down names the job it ran", declared at `domains/factory.sexp:808`.
     #[test]
     fn a_machine_breaking_down_names_the_job_it_ran() -> ::std::result::Result<
         (),
@@ -10544,7 +10976,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a broken machine takes no job", declared at `domains/factory.sexp:766`.
+    /// Scenario "a broken machine takes no job", declared at `domains/factory.sexp:813`.
     #[test]
     fn a_broken_machine_takes_no_job() -> ::std::result::Result<
         (),
@@ -10571,7 +11003,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a busy machine takes no other job", declared at `domains/factory.sexp:771`.
+    /// Scenario "a busy machine takes no other job", declared at `domains/factory.sexp:818`.
     #[test]
     fn a_busy_machine_takes_no_other_job() -> ::std::result::Result<
         (),
@@ -10597,7 +11029,7 @@ mod scenarios {
         );
         ::std::result::Result::Ok(())
     }
-    /// Scenario "a working machine needs no repair", declared at `domains/factory.sexp:776`.
+    /// Scenario "a working machine needs no repair", declared at `domains/factory.sexp:823`.
     #[test]
     fn a_working_machine_needs_no_repair() -> ::std::result::Result<
         (),
