@@ -43,7 +43,9 @@ let since = Date.now();
 async function follow(domain) {
   for (;;) {
     try {
-      const reply = await call("GET", "/" + domain + "/events?since=" + positions[domain] + "&limit=200&wait_ms=10000");
+      // Short polls, not long ones: one request a second per domain is light, and a page that never leaves a
+      // request pending can be snapshotted by a headless browser (scripts/browser-test.sh).
+      const reply = await call("GET", "/" + domain + "/events?since=" + positions[domain] + "&limit=200");
       if (reply.status === 200) {
         for (const e of reply.json.events) {
           lines.push(domain + " #" + e.seq + " " + e.aggregate + "/" + e.id + " v" + e.version + " " + JSON.stringify(e.event));
@@ -52,6 +54,7 @@ async function follow(domain) {
         positions[domain] = reply.json.next;
         while (lines.length > 50) lines.shift();
         document.getElementById("tail").textContent = lines.slice().reverse().join("\n");
+        if (reply.json.events.length === 0) await new Promise((r) => setTimeout(r, 1000));
       } else {
         await new Promise((r) => setTimeout(r, 1000));
       }

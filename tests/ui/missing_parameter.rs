@@ -1,6 +1,8 @@
 //! A command cannot be built without one of its parameters.
-use anthill::ledger::account::commands;
+mod counter {
+    include!("../../compiler/tests/golden/counter.rs");
+}
 
 fn main() {
-    let _ = commands::Withdraw {};
+    let _ = counter::counter::commands::Increment {};
 }

@@ -1,7 +1,9 @@
 //! Only the aggregate's events change its state: its fields are read through methods.
-use anthill::ledger::account::State;
+mod counter {
+    include!("../../compiler/tests/golden/counter.rs");
+}
 
 fn main() {
-    let mut state = State::default();
-    state.balance = anthill_runtime::Decimal::from_mantissa(1_000_000);
+    let mut state = counter::counter::State::default();
+    state.value = 1_000;
 }
