@@ -5,8 +5,10 @@
 
 // Not every generated item is used here.
 #[allow(dead_code)]
-#[path = "../../generated/ledger.rs"]
-mod ledger;
+// `include!`, not `#[path]`: rustfmt must not reformat the generated file.
+mod ledger {
+    include!("../../generated/ledger.rs");
+}
 #[path = "../benches/support/workload.rs"]
 mod workload;
 

@@ -3,8 +3,10 @@
 
 // Not every generated item is used here (types, helpers for the HTTP layer).
 #[allow(dead_code)]
-#[path = "../../generated/ledger.rs"]
-mod ledger;
+// `include!`, not `#[path]`: rustfmt must not reformat the generated file.
+mod ledger {
+    include!("../../generated/ledger.rs");
+}
 
 use std::time::Duration;
 
