@@ -50,7 +50,7 @@ impl ::anthill_runtime::Key for SlotId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(SlotId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `slot-id`",
+                expected: "a valid `slot-id`",
             })
     }
 }
@@ -104,7 +104,7 @@ impl ::anthill_runtime::Key for BookingId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(BookingId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `booking-id`",
+                expected: "a valid `booking-id`",
             })
     }
 }
@@ -516,14 +516,38 @@ impl ::anthill_runtime::Domain for Delivery {
         match view {
             "slot-counters" => {
                 ::std::option::Option::Some(
-                    <SlotId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <SlotId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             "day-totals" => {
                 ::std::option::Option::Some(
-                    <::std::string::String as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <::std::string::String as ::anthill_runtime::Key>::decode_key(
+                                    rest,
+                                )
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             _ => ::std::option::Option::None,
@@ -4055,9 +4079,10 @@ pub mod views {
     impl SlotCounters {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "slot-counters";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::SlotId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4093,7 +4118,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::SlotId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
     /// Per day, over all its slots: bookings held and the load booked.
@@ -4138,9 +4172,10 @@ pub mod views {
     impl DayTotals {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "day-totals";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &::std::string::String) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4176,7 +4211,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &::std::string::String,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
 }

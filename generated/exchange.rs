@@ -50,7 +50,7 @@ impl ::anthill_runtime::Key for StockId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(StockId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `stock-id`",
+                expected: "a valid `stock-id`",
             })
     }
 }
@@ -103,7 +103,7 @@ impl ::anthill_runtime::Key for OrderId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(OrderId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `order-id`",
+                expected: "a valid `order-id`",
             })
     }
 }
@@ -157,7 +157,7 @@ impl ::anthill_runtime::Key for TraderId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(TraderId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `trader-id`",
+                expected: "a valid `trader-id`",
             })
     }
 }
@@ -470,20 +470,53 @@ impl ::anthill_runtime::Domain for Exchange {
         match view {
             "tape" => {
                 ::std::option::Option::Some(
-                    <StockId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <StockId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             "order-fills" => {
                 ::std::option::Option::Some(
-                    <OrderId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <OrderId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             "trader-positions" => {
                 ::std::option::Option::Some(
-                    <TraderId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <TraderId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             _ => ::std::option::Option::None,
@@ -2735,9 +2768,10 @@ pub mod views {
     impl Tape {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "tape";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::StockId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -2773,7 +2807,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::StockId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
     /// Per order: the shares filled as maker and as taker, and whether it was cancelled.
@@ -2807,9 +2850,10 @@ pub mod views {
     impl OrderFills {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "order-fills";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::OrderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -2845,7 +2889,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
     /// Per trader: shares bought and sold, from the trades only.
@@ -2879,9 +2932,10 @@ pub mod views {
     impl TraderPositions {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "trader-positions";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::TraderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -2917,7 +2971,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::TraderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
 }

@@ -50,7 +50,7 @@ impl ::anthill_runtime::Key for Sku {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(Sku)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `sku`",
+                expected: "a valid `sku`",
             })
     }
 }
@@ -103,7 +103,7 @@ impl ::anthill_runtime::Key for OrderId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(OrderId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `order-id`",
+                expected: "a valid `order-id`",
             })
     }
 }
@@ -156,7 +156,7 @@ impl ::anthill_runtime::Key for JobId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(JobId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `job-id`",
+                expected: "a valid `job-id`",
             })
     }
 }
@@ -210,7 +210,7 @@ impl ::anthill_runtime::Key for MachineId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(MachineId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `machine-id`",
+                expected: "a valid `machine-id`",
             })
     }
 }
@@ -882,20 +882,53 @@ impl ::anthill_runtime::Domain for Factory {
         match view {
             "stock-movements" => {
                 ::std::option::Option::Some(
-                    <Sku as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <Sku as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             "order-progress" => {
                 ::std::option::Option::Some(
-                    <OrderId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <OrderId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             "machine-health" => {
                 ::std::option::Option::Some(
-                    <MachineId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <MachineId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             _ => ::std::option::Option::None,
@@ -8845,9 +8878,10 @@ pub mod views {
     impl StockMovements {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "stock-movements";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::Sku) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -8883,7 +8917,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
     /// Per order: its status, items and picks.
@@ -8938,9 +8981,10 @@ pub mod views {
     impl OrderProgress {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "order-progress";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::OrderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -8976,7 +9020,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
     /// Per machine: breakdowns and jobs run.
@@ -9013,9 +9066,10 @@ pub mod views {
     impl MachineHealth {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "machine-health";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::MachineId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -9051,7 +9105,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::MachineId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
 }

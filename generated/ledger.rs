@@ -51,7 +51,7 @@ impl ::anthill_runtime::Key for AccountId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(AccountId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `account-id`",
+                expected: "a valid `account-id`",
             })
     }
 }
@@ -103,7 +103,7 @@ impl ::anthill_runtime::Key for TransferId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(TransferId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `transfer-id`",
+                expected: "a valid `transfer-id`",
             })
     }
 }
@@ -155,7 +155,7 @@ impl ::anthill_runtime::Key for DisbursementId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(DisbursementId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `disbursement-id`",
+                expected: "a valid `disbursement-id`",
             })
     }
 }
@@ -483,14 +483,36 @@ impl ::anthill_runtime::Domain for Ledger {
         match view {
             "account-activity" => {
                 ::std::option::Option::Some(
-                    <AccountId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <AccountId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             "disbursement-progress" => {
                 ::std::option::Option::Some(
-                    <DisbursementId as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <DisbursementId as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             _ => ::std::option::Option::None,
@@ -5806,9 +5828,10 @@ pub mod views {
     impl AccountActivity {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "account-activity";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::AccountId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -5844,7 +5867,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::AccountId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
@@ -5890,9 +5922,10 @@ pub mod views {
     impl DisbursementProgress {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "disbursement-progress";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::DisbursementId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -5928,7 +5961,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DisbursementId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
 }

@@ -12,6 +12,7 @@ if [ -z "$chromium" ]; then
 fi
 port=${ANTHILL_TEST_PORT:-17574}
 work=$(mktemp -d)
+server=
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 cargo build --quiet --locked
 ./target/debug/anthill serve --listen "127.0.0.1:$port" --data "$work/data" > "$work/server.log" 2>&1 &

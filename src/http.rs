@@ -167,6 +167,36 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
         .map_err(|e| ApiError::from(BackendError::Internal(format!("a backend task failed: {e}"))))
 }
 
+/// JSON Schema counts `750.0` as an integer; serde does not. Rewrites whole floats within 2^53 as integers so
+/// that every schema-valid body reads.
+fn normalize_integers(body: &Bytes) -> Bytes {
+    fn walk(value: &mut Value) -> bool {
+        match value {
+            Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                    *value = json!(f as i64);
+                    return true;
+                }
+                false
+            }
+            Value::Array(items) => items.iter_mut().fold(false, |changed, v| walk(v) | changed),
+            Value::Object(fields) => fields.values_mut().fold(false, |changed, v| walk(v) | changed),
+            _ => false,
+        }
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut value) => {
+            if walk(&mut value) {
+                Bytes::from(value.to_string())
+            } else {
+                body.clone()
+            }
+        }
+        Err(_) => body.clone(),
+    }
+}
+
 /// The 128-bit command id of an `Idempotency-Key`: FNV-1a over its bytes, so any client string works.
 pub fn command_id_of(key: &str) -> u128 {
     let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
@@ -267,7 +297,13 @@ async fn send_command(
             Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.to_string())),
         }
     }
-    let meta = request_meta(&headers)?;
+    let mut meta = request_meta(&headers)?;
+    // A key names one request: scoped to its path, so a key reused for another command or instance is
+    // another command, never the replay of an unrelated answer.
+    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        meta.command_id = Some(command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}")));
+    }
+    let body = if has_body { normalize_integers(&body) } else { body };
     let backend = Arc::clone(&state.backend);
     let reply = blocking(move || backend.execute(&domain, &aggregate, &id, &command, &body, meta)).await?;
     state.metrics.record_command(started.elapsed(), &reply);

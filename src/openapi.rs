@@ -27,21 +27,39 @@ pub fn schema(ty: &TypeMeta) -> Value {
     match ty {
         TypeMeta::Bool => json!({"type": "boolean"}),
         TypeMeta::Int { name, signed, bits } => {
-            let (min, max): (i128, i128) =
-                if *signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
-            json!({"type": "integer", "format": name, "minimum": min as f64, "maximum": max as f64})
+            // Exact bounds: JSON numbers as integers, not floats that round past the type's range.
+            let (min, max): (Value, Value) = if *signed {
+                let max = i64::MAX >> (64 - bits);
+                (json!(-max - 1), json!(max))
+            } else {
+                (json!(0), json!(u64::MAX >> (64 - bits)))
+            };
+            json!({"type": "integer", "format": name, "minimum": min, "maximum": max})
         }
-        TypeMeta::Decimal { scale } => json!({
-            "description": format!("a decimal with at most {scale} digits after the point; written as a string"),
-            "oneOf": [
-                {"type": "string", "pattern": format!("^[-+]?[0-9]+(\\.[0-9]{{1,{}}})?$", (*scale).max(1))},
-                {"type": "number"}
-            ]
-        }),
+        TypeMeta::Decimal { scale } => {
+            // Digits such that the mantissa fits an i64; sent as a string (numbers are read too).
+            let whole = 18 - (*scale).min(18);
+            let pattern = if *scale == 0 {
+                format!("^-?[0-9]{{1,{whole}}}$")
+            } else {
+                format!("^-?[0-9]{{1,{whole}}}(\\.[0-9]{{1,{scale}}})?$")
+            };
+            let whole_max = 10i64.pow(whole) - 1;
+            json!({
+                "description": format!("a decimal with at most {scale} digits after the point, as a string (or a whole number)"),
+                "anyOf": [
+                    {"type": "string", "pattern": pattern},
+                    {"type": "integer", "minimum": -whole_max, "maximum": whole_max}
+                ]
+            })
+        }
         TypeMeta::String => json!({"type": "string"}),
         TypeMeta::Timestamp => json!({
             "description": "RFC 3339 time (written in UTC with microseconds), or microseconds since 1970",
-            "oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]
+            "oneOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}
+            ]
         }),
         TypeMeta::Id { name, repr } => {
             let mut s = schema(repr);
@@ -209,12 +227,15 @@ fn aggregate_paths(domain: &DomainMeta, aggregate: &AggregateMeta, paths: &mut M
                 id_parameter(aggregate),
                 {"name": "Idempotency-Key", "in": "header", "required": false,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                 "description": "a retry with the same key returns the first answer and runs nothing"},
+                 "description": "a retry of this request (same path) with the same key returns the first answer and runs nothing"},
                 {"name": "Expected-Version", "in": "header", "required": false,
                  "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
                  "description": "refuse with 409 version-conflict unless the instance is at this version"}
             ],
-            "requestBody": {"required": false, "content": {"application/json": {"schema": object(command.params, true)}}},
+            "requestBody": {
+                "required": command.params.iter().any(|p| !matches!(p.ty, TypeMeta::Optional(_))),
+                "content": {"application/json": {"schema": object(command.params, true)}}
+            },
             "responses": {
                 "200": {"description": "committed durably", "content": {"application/json": {"schema": committed}}},
                 "400": error_response("bad request", &["invalid-json", "invalid-id", "invalid-idempotency-key", "invalid-expected-version"]),
@@ -300,7 +321,8 @@ pub fn document(domains: &[&DomainMeta]) -> Value {
                 "200": {"description": "events and the position to ask from next", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["events", "next"],
                     "properties": {"events": {"type": "array", "items": feed_item}, "next": {"type": "integer"}}}}}},
-                "400": error_response("bad query", &["invalid-query"])
+                "400": error_response("bad query", &["invalid-query"]),
+                "404": error_response("unknown domain", &["not-found"])
             }
         }}),
     );
@@ -352,9 +374,11 @@ mod tests {
 
     #[test]
     fn integer_bounds_and_decimals() {
-        assert_eq!(schema(&TypeMeta::Int { name: "u8", signed: false, bits: 8 })["maximum"], json!(255.0));
-        assert_eq!(schema(&TypeMeta::Int { name: "i8", signed: true, bits: 8 })["minimum"], json!(-128.0));
+        assert_eq!(schema(&TypeMeta::Int { name: "u8", signed: false, bits: 8 })["maximum"], json!(255));
+        assert_eq!(schema(&TypeMeta::Int { name: "i8", signed: true, bits: 8 })["minimum"], json!(-128));
+        assert_eq!(schema(&TypeMeta::Int { name: "u64", signed: false, bits: 64 })["maximum"], json!(u64::MAX));
+        assert_eq!(schema(&TypeMeta::Int { name: "i64", signed: true, bits: 64 })["minimum"], json!(i64::MIN));
         let decimal = schema(&TypeMeta::Decimal { scale: 2 });
-        assert_eq!(decimal["oneOf"][0]["pattern"], json!("^[-+]?[0-9]+(\\.[0-9]{1,2})?$"));
+        assert_eq!(decimal["anyOf"][0]["pattern"], json!("^-?[0-9]{1,16}(\\.[0-9]{1,2})?$"));
     }
 }

@@ -138,7 +138,7 @@ fn view_range_erased<D: Domain>(
     limit: usize,
 ) -> Result<Vec<(String, Value)>, BackendError> {
     let engine = engine.downcast_ref::<Engine<D>>().expect("the engine of this domain");
-    let from = match from {
+    let from = match from.filter(|text| !text.is_empty()) {
         Some(text) => D::view_key(view, text)
             .ok_or_else(|| BackendError::NotFound(format!("no view `{view}`")))?
             .map_err(|e| BackendError::InvalidId(format!("`from`: {e}")))?,

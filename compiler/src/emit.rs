@@ -311,7 +311,7 @@ impl<'a> Emitter<'a> {
                 } else {
                     quote!()
                 };
-                let expected = format!("an `{dsl}`");
+                let expected = format!("a valid `{dsl}`");
                 quote! {
                     #docs
                     #derives

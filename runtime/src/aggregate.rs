@@ -43,6 +43,9 @@ impl std::error::Error for KeyError {}
 /// Keys longer than this are refused: they end up in LMDB keys, which are limited to 511 bytes.
 pub const KEY_BYTES_MAX: usize = 256;
 
+/// The longest stored view key (LMDB's limit); a fold that would write a longer one fails.
+pub const VIEW_KEY_BYTES_MAX: usize = 511;
+
 impl Key for String {
     fn encode_key(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.as_bytes());

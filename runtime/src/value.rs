@@ -135,7 +135,8 @@ impl<const SCALE: u32> fmt::Debug for Decimal<SCALE> {
     }
 }
 
-/// JSON: written as a string (`"25.50"`) so no client reads it as a float; read from a string or a number.
+/// JSON: written as a string (`"25.50"`) so no client reads it as a float; read from a string or a whole number
+/// (`25`), never from a float, which cannot say `0.1` exactly.
 impl<const SCALE: u32> serde::Serialize for Decimal<SCALE> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -148,7 +149,7 @@ impl<'de, const SCALE: u32> serde::Deserialize<'de> for Decimal<SCALE> {
         impl<const S: u32> serde::de::Visitor<'_> for Visitor<S> {
             type Value = Decimal<S>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a decimal number with at most {S} digits after the point, as a number or a string")
+                write!(f, "a decimal with at most {S} digits after the point, as a string (or a whole number)")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
                 Decimal::parse(v).map_err(E::custom)
@@ -161,11 +162,8 @@ impl<'de, const SCALE: u32> serde::Deserialize<'de> for Decimal<SCALE> {
                 self.visit_i64(v)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                // The shortest text that reads back as `v` is what the client wrote (`25.5`, not `25.4999...`).
-                if !v.is_finite() {
-                    return Err(E::custom("not a finite number"));
-                }
-                Decimal::parse(&format!("{v}")).map_err(E::custom)
+                // A float is not exact: decimals with a fraction are written as strings ("25.50").
+                Err(E::custom(format!("write the decimal {v} as a string, such as \"25.50\"")))
             }
         }
         deserializer.deserialize_any(Visitor::<SCALE>)
@@ -480,7 +478,8 @@ mod tests {
     #[test]
     fn decimal_json_reads_numbers_and_strings() {
         let read = |json: &str| serde_json::from_str::<Decimal<2>>(json).map(|d| d.to_string()).map_err(|_| ());
-        assert_eq!(read("25.5"), Ok("25.50".into()));
+        assert_eq!(read("25.5"), Err(()), "floats are not exact: decimals come as strings");
+        assert_eq!(read("\"25.5\""), Ok("25.50".into()));
         assert_eq!(read("\"0.10\""), Ok("0.10".into()));
         assert_eq!(read("7"), Ok("7.00".into()));
         assert_eq!(read("0.001"), Err(()));

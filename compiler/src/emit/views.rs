@@ -65,9 +65,10 @@ impl Emitter<'_> {
                     /// The view's name in the model, which names its table.
                     pub const NAME: &'static str = #dsl;
 
-                    /// The row's key as stored (order-preserving for ids, strings and numbers).
+                    /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+                    /// byte keeps an empty string a valid LMDB key).
                     pub fn key_bytes(key: &#key) -> ::std::vec::Vec<u8> {
-                        let mut bytes = ::std::vec::Vec::new();
+                        let mut bytes = ::std::vec![1u8];
                         ::anthill_runtime::Key::encode_key(key, &mut bytes);
                         bytes
                     }
@@ -99,7 +100,14 @@ impl Emitter<'_> {
                         tables: &mut dyn ::anthill_runtime::ViewTables,
                         key: &#key,
                     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-                        tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+                        let key = Self::key_bytes(key);
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                                view: Self::NAME,
+                                message: ::std::format!("a key of {} bytes is longer than the store allows", key.len()),
+                            });
+                        }
+                        tables.put(Self::NAME, &key, &self.encode())
                     }
                 }
             }
@@ -132,8 +140,14 @@ impl Emitter<'_> {
         let key = arms(
             &|_, row, key| quote!(<#key as ::anthill_runtime::Key>::parse_key(text).map(|key| views::#row::key_bytes(&key))),
         );
-        let key_text =
-            arms(&|_, _, key| quote!(<#key as ::anthill_runtime::Key>::decode_key(bytes).map(|key| key.to_string())));
+        let key_text = arms(&|_, _, key| {
+            quote!(match bytes.split_first() {
+                ::std::option::Option::Some((1, rest)) => {
+                    <#key as ::anthill_runtime::Key>::decode_key(rest).map(|key| key.to_string())
+                }
+                _ => ::std::result::Result::Err(::anthill_runtime::DecodeError::new("a view key without its marker byte")),
+            })
+        });
         let row_json =
             arms(&|_, row, _| quote!(views::#row::decode(bytes).map(|row| ::anthill_runtime::codec::to_json(&row))));
         quote! {

@@ -49,7 +49,7 @@ impl ::anthill_runtime::Key for CounterId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(CounterId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `counter-id`",
+                expected: "a valid `counter-id`",
             })
     }
 }

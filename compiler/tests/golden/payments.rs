@@ -51,7 +51,7 @@ impl ::anthill_runtime::Key for PaymentId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(PaymentId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `payment-id`",
+                expected: "a valid `payment-id`",
             })
     }
 }

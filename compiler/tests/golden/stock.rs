@@ -48,7 +48,7 @@ impl ::anthill_runtime::Key for Sku {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(Sku)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `sku`",
+                expected: "a valid `sku`",
             })
     }
 }
@@ -99,7 +99,7 @@ impl ::anthill_runtime::Key for OrderId {
         <::std::string::String as ::anthill_runtime::Key>::parse_key(text)
             .map(OrderId)
             .map_err(|_| ::anthill_runtime::KeyError {
-                expected: "an `order-id`",
+                expected: "a valid `order-id`",
             })
     }
 }
@@ -142,8 +142,19 @@ impl ::anthill_runtime::Domain for Stock {
         match view {
             "reservations" => {
                 ::std::option::Option::Some(
-                    <Sku as ::anthill_runtime::Key>::decode_key(bytes)
-                        .map(|key| key.to_string()),
+                    match bytes.split_first() {
+                        ::std::option::Option::Some((1, rest)) => {
+                            <Sku as ::anthill_runtime::Key>::decode_key(rest)
+                                .map(|key| key.to_string())
+                        }
+                        _ => {
+                            ::std::result::Result::Err(
+                                ::anthill_runtime::DecodeError::new(
+                                    "a view key without its marker byte",
+                                ),
+                            )
+                        }
+                    },
                 )
             }
             _ => ::std::option::Option::None,
@@ -1670,9 +1681,10 @@ pub mod views {
     impl Reservations {
         /// The view's name in the model, which names its table.
         pub const NAME: &'static str = "reservations";
-        /// The row's key as stored (order-preserving for ids, strings and numbers).
+        /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
+        /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::Sku) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::new();
+            let mut bytes = ::std::vec![1u8];
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -1708,7 +1720,16 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            tables.put(Self::NAME, &Self::key_bytes(key), &self.encode())
+            let key = Self::key_bytes(key);
+            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                    view: Self::NAME,
+                    message: ::std::format!(
+                        "a key of {} bytes is longer than the store allows", key.len()
+                    ),
+                });
+            }
+            tables.put(Self::NAME, &key, &self.encode())
         }
     }
 }

@@ -123,7 +123,7 @@ fn views_fold_events_into_rows() {
 #[test]
 fn commands_and_events_round_trip_through_json_and_rkyv() {
     use payments::payment::{commands, Command, Event, Payment};
-    let command = Payment::command_from_json("authorize", br#"{"amount": 12.5, "card-token": "tok"}"#).unwrap();
+    let command = Payment::command_from_json("authorize", br#"{"amount": "12.5", "card-token": "tok"}"#).unwrap();
     assert_eq!(
         command,
         Command::Authorize(commands::Authorize { amount: Decimal::from_mantissa(1250), card_token: "tok".into() })
