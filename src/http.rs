@@ -298,10 +298,11 @@ async fn send_command(
         }
     }
     let mut meta = request_meta(&headers)?;
-    // A key names one request: scoped to its path, so a key reused for another command or instance is
-    // another command, never the replay of an unrelated answer.
+    // A key names one request: scoped to its path and body, so a key reused for another command, instance
+    // or body is another command, never the replay of an unrelated answer.
     if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        meta.command_id = Some(command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}")));
+        let body_text = String::from_utf8_lossy(&body);
+        meta.command_id = Some(command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}\n{body_text}")));
     }
     let body = if has_body { normalize_integers(&body) } else { body };
     let backend = Arc::clone(&state.backend);

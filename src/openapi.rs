@@ -44,7 +44,8 @@ pub fn schema(ty: &TypeMeta) -> Value {
             } else {
                 format!("^-?[0-9]{{1,{whole}}}(\\.[0-9]{{1,{scale}}})?$")
             };
-            let whole_max = 10i64.pow(whole) - 1;
+            // Whole numbers are read exactly when `n * 10^scale` fits an i64.
+            let whole_max = i64::MAX / 10i64.pow((*scale).min(18));
             json!({
                 "description": format!("a decimal with at most {scale} digits after the point, as a string (or a whole number)"),
                 "anyOf": [
@@ -227,7 +228,7 @@ fn aggregate_paths(domain: &DomainMeta, aggregate: &AggregateMeta, paths: &mut M
                 id_parameter(aggregate),
                 {"name": "Idempotency-Key", "in": "header", "required": false,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                 "description": "a retry of this request (same path) with the same key returns the first answer and runs nothing"},
+                 "description": "a retry of this request (same path and body) with the same key returns the first answer and runs nothing"},
                 {"name": "Expected-Version", "in": "header", "required": false,
                  "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
                  "description": "refuse with 409 version-conflict unless the instance is at this version"}
