@@ -18,7 +18,7 @@ for _ in $(seq 1 100); do
 done
 status=0
 schemathesis run "http://127.0.0.1:$port/openapi.json" --checks all --max-examples "${MAX_EXAMPLES:-25}" \
-  --workers 2 "$@" || status=$?
+  --workers 2 --request-timeout 40 "$@" || status=$?
 if grep -E "ERROR|WARN" "$work/server.log"; then
   echo "schemathesis.sh: the server logged the errors above" >&2
 fi
