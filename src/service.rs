@@ -208,6 +208,11 @@ pub fn backend_error(error: Error) -> BackendError {
     match error {
         Error::InvalidCommand { message } if message.starts_with("the id:") => BackendError::InvalidId(message),
         Error::InvalidCommand { message } => BackendError::InvalidParameters(message),
+        // A command whose values overflow a view column (a sum past its type): the client's input, not a fault.
+        // The engine fails the batch it landed in (a known limit, see runtime/README.md).
+        Error::View(message) if message.ends_with("arithmetic overflow") => {
+            BackendError::InvalidParameters(format!("{message}: the command's values overflow a view column"))
+        }
         Error::Overloaded { retry_after_ms } => BackendError::Overloaded { retry_after_ms },
         Error::WrongVersion { .. } => BackendError::VersionConflict(error.to_string()),
         Error::CommandIdReused { .. } => {
