@@ -20,6 +20,12 @@ pub fn uuid_text(id: u128) -> String {
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
+/// The engine of domain `D` behind a type-erased reference. Every function table entry is built for the engine
+/// it is stored with (`DomainEngine::open::<D>`), so the downcast cannot fail.
+fn engine_of<D: Domain>(engine: &dyn Any) -> &Engine<D> {
+    engine.downcast_ref::<Engine<D>>().expect("a domain's functions are called with that domain's engine")
+}
+
 type StateFn = fn(&dyn Any, &str) -> Result<Option<(u64, Value)>, Error>;
 type EventsFn = fn(&dyn Any, &str) -> Result<Vec<Value>, Error>;
 type KeyTextFn = fn(&[u8]) -> String;
@@ -32,13 +38,13 @@ struct AggregateFns {
 }
 
 fn state_json<A: Aggregate>(engine: &dyn Any, id: &str) -> Result<Option<(u64, Value)>, Error> {
-    let engine = engine.downcast_ref::<Engine<A::Domain>>().expect("the engine of the aggregate's domain");
+    let engine = engine_of::<A::Domain>(engine);
     let id = A::Id::parse_key(id).map_err(|e| Error::InvalidCommand { message: format!("the id: {e}") })?;
     Ok(engine.state::<A>(&id)?.map(|s| (s.version, A::state_to_json(&s.state))))
 }
 
 fn events_json<A: Aggregate>(engine: &dyn Any, id: &str) -> Result<Vec<Value>, Error> {
-    let engine = engine.downcast_ref::<Engine<A::Domain>>().expect("the engine of the aggregate's domain");
+    let engine = engine_of::<A::Domain>(engine);
     let key = A::Id::parse_key(id).map_err(|e| Error::InvalidCommand { message: format!("the id: {e}") })?;
     Ok(engine
         .events::<A>(&key)?
@@ -101,7 +107,7 @@ fn execute_erased<D: Domain>(
     body: &[u8],
     meta: CommandMeta,
 ) -> Result<JsonOutcome, Error> {
-    let engine = engine.downcast_ref::<Engine<D>>().expect("the engine of this domain");
+    let engine = engine_of::<D>(engine);
     engine.execute_json(aggregate, id, command, body, meta)
 }
 
@@ -110,7 +116,7 @@ fn changes_erased<D: Domain>(
     since: u64,
     limit: usize,
 ) -> Result<Vec<(StoredEvent, &'static str, Value)>, Error> {
-    let engine = engine.downcast_ref::<Engine<D>>().expect("the engine of this domain");
+    let engine = engine_of::<D>(engine);
     engine
         .changes(since, limit)?
         .into_iter()
@@ -122,7 +128,7 @@ fn changes_erased<D: Domain>(
 }
 
 fn view_get_erased<D: Domain>(engine: &dyn Any, view: &str, key: &str) -> Result<Option<Value>, BackendError> {
-    let engine = engine.downcast_ref::<Engine<D>>().expect("the engine of this domain");
+    let engine = engine_of::<D>(engine);
     let key = D::view_key(view, key)
         .ok_or_else(|| BackendError::NotFound(format!("no view `{view}`")))?
         .map_err(|e| BackendError::InvalidId(format!("the key: {e}")))?;
@@ -137,7 +143,7 @@ fn view_range_erased<D: Domain>(
     from: Option<&str>,
     limit: usize,
 ) -> Result<Vec<(String, Value)>, BackendError> {
-    let engine = engine.downcast_ref::<Engine<D>>().expect("the engine of this domain");
+    let engine = engine_of::<D>(engine);
     let from = match from.filter(|text| !text.is_empty()) {
         Some(text) => D::view_key(view, text)
             .ok_or_else(|| BackendError::NotFound(format!("no view `{view}`")))?
