@@ -66,6 +66,12 @@ pub enum Error {
     /// fails when it panicked while deciding; a panic while writing fails the batch (nothing is committed).
     #[error("code for `{aggregate}` panicked: {message}")]
     Panicked { aggregate: &'static str, message: String },
+    /// Another engine holds the store (see [`crate::lock`]): one engine per store at a time.
+    #[error("the store is in use: {holder} holds {path}; stop it first, or open the store read-only")]
+    Locked { path: String, holder: String },
+    /// A write was asked of an engine opened read-only.
+    #[error("this engine was opened read-only: {operation} needs the store's owner (the running server)")]
+    ReadOnly { operation: &'static str },
     /// A view could not be updated; the batch was not committed.
     #[error("{0}")]
     View(String),

@@ -27,5 +27,6 @@ pub use serde_json;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod lock;
 pub mod schema;
 pub mod store;

@@ -499,9 +499,43 @@ fn a_store_open_in_this_process_is_not_opened_twice() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     let engine = open(&dir, 1);
     let second = Engine::<Demo>::open(dir.path(), test_config(1));
-    assert!(matches!(second, Err(Error::Store { .. })), "{:?}", second.err());
+    assert!(matches!(second, Err(Error::Locked { .. })), "{:?}", second.err());
     engine.shutdown();
     // Once closed, it opens again.
     assert!(Engine::<Demo>::open(dir.path(), test_config(1)).is_ok());
+    Ok(())
+}
+
+#[test]
+fn a_second_engine_on_a_store_is_refused_and_readers_work_beside_the_owner() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let missing = Engine::<Demo>::open_read_only(dir.path().join("nowhere"), test_config(1)).err();
+    assert!(matches!(missing, Some(Error::Store { .. })), "no store, no reader");
+    let engine = open(&dir, 1);
+    engine.execute::<Account>(1, AccountCommand::Open, CommandMeta::default())?;
+    let second = Engine::<Demo>::open(dir.path(), test_config(1)).err().expect("the store is locked");
+    let message = second.to_string();
+    assert!(matches!(second, Error::Locked { .. }), "{message}");
+    assert!(
+        message.contains("anthill.lock") && message.contains(&format!("process {}", std::process::id())),
+        "{message}"
+    );
+    engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(5) }, CommandMeta::default())?;
+    engine.shutdown();
+    // A reader beside a running owner is a second process (heed opens an environment once per process): the
+    // binary's tests cover that. Here: a reader reads, and refuses writes.
+    let reader = Engine::<Demo>::open_read_only(dir.path(), test_config(1))?;
+    assert_eq!(reader.state::<Account>(&1)?.map(|s| s.version), Some(2));
+    assert_eq!(reader.changes(0, 10)?.len(), 2);
+    assert!(matches!(reader.rebuild_view(support::DEPOSITS_VIEW), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        reader.execute::<Account>(1, AccountCommand::Open, CommandMeta::default()),
+        Err(Error::ShuttingDown)
+    ));
+    drop(reader);
+    let reopened = Engine::<Demo>::open(dir.path(), test_config(1))?;
+    let mut seen = Vec::new();
+    assert_eq!(reopened.rebuild_view_with_progress(support::DEPOSITS_VIEW, &mut |n, total| seen.push((n, total)))?, 2);
+    assert_eq!(seen, [(2, 2)]);
     Ok(())
 }

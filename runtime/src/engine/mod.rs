@@ -356,6 +356,8 @@ pub struct Engine<D: Domain> {
     inner: Arc<Inner<D>>,
     writers: Vec<JoinHandle<()>>,
     processes: Option<JoinHandle<()>>,
+    /// The store's owner lock; `None` for a read-only engine (see [`Engine::open_read_only`]).
+    lock: Option<crate::lock::StoreLock>,
 }
 
 thread_local! {
@@ -422,9 +424,31 @@ impl<D: Domain> Engine<D> {
     /// The most events or rows one read returns: a read holds a read transaction (and memory) for its length.
     pub const READ_LIMIT_MAX: usize = 10_000;
 
-    /// Opens (or creates) the store at `path` and starts the writers and the process runner.
+    /// Opens (or creates) the store at `path` and starts the writers and the process runner. Takes the store's
+    /// owner lock: a second engine on the same store fails with [`Error::Locked`].
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Engine<D>, Error> {
         config.check()?;
+        std::fs::create_dir_all(path.as_ref())
+            .map_err(|e| Error::Store { message: format!("cannot create {}: {e}", path.as_ref().display()) })?;
+        let lock = crate::lock::StoreLock::acquire(path.as_ref())?;
+        let mut engine = Self::open_unlocked(path.as_ref(), config, true)?;
+        engine.lock = Some(lock);
+        Ok(engine)
+    }
+
+    /// Opens an existing store for reads only (`state`, `events`, `changes`, views, `verify`): no writer, no
+    /// process runner, no owner lock, so it works beside the engine that owns the store (in another process).
+    /// Commands fail with [`Error::ShuttingDown`], `rebuild_view` with [`Error::ReadOnly`].
+    pub fn open_read_only(path: impl AsRef<Path>, config: Config) -> Result<Engine<D>, Error> {
+        config.check()?;
+        let path = path.as_ref();
+        if !path.join("data.mdb").is_file() {
+            return Err(Error::Store { message: format!("there is no store at {}", path.display()) });
+        }
+        Self::open_unlocked(path, config, false)
+    }
+
+    fn open_unlocked(path: &Path, config: Config, start: bool) -> Result<Engine<D>, Error> {
         let meta = D::meta();
         let views: Vec<&'static str> = meta.views.iter().map(|v| v.name).collect();
         let schema = crate::schema::describe(meta);
@@ -439,6 +463,21 @@ impl<D: Domain> Engine<D> {
             receivers.push(receiver);
         }
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
+        if !start {
+            let inner = Arc::new(Inner {
+                store,
+                config,
+                registry,
+                partitions,
+                closing: AtomicBool::new(true),
+                processes_stop: AtomicBool::new(true),
+                commits,
+                process_error: Mutex::new(None),
+                progress: AtomicU64::new(0),
+                stats: StatsCounters::default(),
+            });
+            return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
+        }
         let inner = Arc::new(Inner {
             store,
             config,
@@ -466,7 +505,7 @@ impl<D: Domain> Engine<D> {
                 .spawn(move || run_processes(&inner, &commits_receiver))
                 .map_err(|e| Error::Store { message: format!("cannot start the process runner: {e}") })?
         };
-        Ok(Engine { inner, writers, processes: Some(processes) })
+        Ok(Engine { inner, writers, processes: Some(processes), lock: None })
     }
 
     /// Runs a command and returns once its outcome is durable.
@@ -677,6 +716,14 @@ impl<D: Domain> Engine<D> {
     /// Clears a view and folds the whole log into it again, in one write transaction (writers wait meanwhile).
     /// Returns the number of events read.
     pub fn rebuild_view(&self, view: &str) -> Result<u64, Error> {
+        self.rebuild_view_with_progress(view, &mut |_, _| {})
+    }
+
+    /// [`Engine::rebuild_view`], calling `progress(events_read, events_total)` after each chunk of the log.
+    pub fn rebuild_view_with_progress(&self, view: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, Error> {
+        if self.lock.is_none() {
+            return Err(Error::ReadOnly { operation: "rebuilding a view" });
+        }
         let store = &self.inner.store;
         let Some(view) = store.view_names().find(|name| *name == view) else {
             return Err(Error::UnknownView { name: view.to_owned() });
@@ -684,6 +731,7 @@ impl<D: Domain> Engine<D> {
         const CHUNK_EVENTS_MAX: usize = 4096;
         store.write_durable(|txn| {
             store.clear_view(txn, view)?;
+            let total = store.last_seq(txn)?;
             let mut since = 0;
             let mut overlay = ViewOverlay::default();
             loop {
@@ -699,6 +747,7 @@ impl<D: Domain> Engine<D> {
                 }
                 // Bounded memory: the overlay holds at most one chunk's rows.
                 overlay.flush(store, txn)?;
+                progress(since, total);
             }
             Ok(since)
         })
