@@ -18,7 +18,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
+use crate::feed::{Entry, Feed, FeedIndex};
 use crate::metrics::Metrics;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use tokio::sync::watch;
 
 /// Bodies larger than this are refused with 413 `body-too-large`.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
@@ -27,6 +30,10 @@ pub const FEED_LIMIT_MAX: usize = 10_000;
 pub const VIEW_LIMIT_MAX: usize = 1_000;
 /// Long polls of the changes feed wait at most this long.
 pub const WAIT_MS_MAX: u64 = 30_000;
+/// Events an event stream reads per round (and so holds in memory), at most.
+pub const STREAM_BATCH_MAX: usize = 256;
+/// How often a stream of one domain's feed looks for new events (the global feed is woken by its indexer).
+pub const STREAM_POLL_MS: u64 = 100;
 /// Idempotency keys longer than this are refused.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 
@@ -80,6 +87,8 @@ pub trait Backend: Send + Sync + 'static {
     fn events(&self, domain: &str, aggregate: &str, id: &str) -> Result<Vec<Value>, BackendError>;
     /// Up to `limit` envelopes after `since`, and the sequence number to ask from next.
     fn changes(&self, domain: &str, since: u64, limit: usize) -> Result<(Vec<Value>, u64), BackendError>;
+    /// Clears a view and folds the whole log into it again; returns the number of events read.
+    fn rebuild_view(&self, domain: &str, view: &str) -> Result<u64, BackendError>;
     fn view_get(&self, domain: &str, view: &str, key: &str) -> Result<Option<Value>, BackendError>;
     fn view_range(
         &self,
@@ -98,6 +107,11 @@ pub struct AppState {
     pub tokens: Vec<String>,
     pub catalog_html: String,
     pub openapi_json: String,
+    /// The global changes feed (`GET /events`); `None` answers those routes 503.
+    pub feed: Option<Arc<Feed>>,
+    /// Turns true when the server shuts down: long polls answer and event streams end, so that the graceful
+    /// shutdown never waits on them.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// An API error: status, stable code, message, and for rejections the model's code.
@@ -379,6 +393,28 @@ async fn read_changes(
 ) -> ApiResult {
     check_auth(&state, &headers)?;
     find_domain(&state, &domain)?;
+    let (since, limit, wait_ms) = feed_params(query)?;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let mut shutdown = state.shutdown.clone();
+    loop {
+        let backend = Arc::clone(&state.backend);
+        let d = domain.clone();
+        let (events, next) = blocking(move || backend.changes(&d, since, limit)).await??;
+        if !events.is_empty() || Instant::now() >= deadline || *shutdown.borrow() {
+            return Ok(axum::Json(json!({"events": events, "next": next})).into_response());
+        }
+        // Long poll: bounded by the deadline; each round is one short read transaction.
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// `since`, `limit` and `wait_ms` of a feed request, checked.
+fn feed_params(
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<(u64, usize, u64), ApiError> {
     let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", e.body_text()))?;
     let since: u64 = parse_query("since", query.since.as_deref(), 0)?;
     let limit: usize = parse_query("limit", query.limit.as_deref(), 100)?;
@@ -390,17 +426,234 @@ async fn read_changes(
             format!("`limit` is 1 to {FEED_LIMIT_MAX}, `wait_ms` at most {WAIT_MS_MAX}"),
         ));
     }
-    let deadline = Instant::now() + Duration::from_millis(wait_ms);
-    loop {
-        let backend = Arc::clone(&state.backend);
-        let d = domain.clone();
-        let (events, next) = blocking(move || backend.changes(&d, since, limit)).await??;
-        if !events.is_empty() || Instant::now() >= deadline {
-            return Ok(axum::Json(json!({"events": events, "next": next})).into_response());
+    Ok((since, limit, wait_ms))
+}
+
+fn global_feed(state: &AppState) -> Result<Arc<Feed>, ApiError> {
+    state.feed.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this server keeps no global feed")
+    })
+}
+
+/// Up to `limit` entries of the global feed after `since` (and at most `until`, the last number handed out), as
+/// the per-domain feed's JSON with `seq` the global number and `domain_seq` the domain's; and the next cursor.
+pub fn global_page(
+    backend: &dyn Backend,
+    index: &FeedIndex,
+    since: u64,
+    until: u64,
+    limit: usize,
+) -> Result<(Vec<Value>, u64), BackendError> {
+    let entries = index.entries(since, until, limit).map_err(|e| BackendError::Internal(e.to_string()))?;
+    let next = entries.last().map_or(since, |e| e.seq);
+    let mut out = Vec::with_capacity(entries.len());
+    // Runs of one domain's consecutive events are read together.
+    let mut rest: &[Entry] = &entries;
+    while let Some(first) = rest.first() {
+        let run = rest
+            .iter()
+            .zip(first.domain_seq..)
+            .take_while(|(e, expected)| e.domain == first.domain && e.domain_seq == *expected)
+            .count();
+        let (events, _) = backend.changes(&first.domain, first.domain_seq - 1, run)?;
+        if events.len() != run {
+            return Err(BackendError::Internal(format!(
+                "the feed index points at events {}..{} of `{}`, which has fewer",
+                first.domain_seq,
+                first.domain_seq + run as u64,
+                first.domain
+            )));
         }
-        // Long poll: bounded by the deadline; each round is one short read transaction.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        for (entry, mut event) in rest[..run].iter().zip(events) {
+            event["domain_seq"] = event["seq"].take();
+            event["seq"] = json!(entry.seq);
+            out.push(event);
+        }
+        rest = &rest[run..];
     }
+    Ok((out, next))
+}
+
+/// Waits until the global feed has something after `since`, the deadline passes, or the server shuts down.
+async fn wait_for_global(feed: &Feed, since: u64, deadline: Instant, shutdown: &mut watch::Receiver<bool>) -> u64 {
+    let mut published = feed.published.clone();
+    loop {
+        let until = *published.borrow_and_update();
+        if until > since || *shutdown.borrow() {
+            return until;
+        }
+        tokio::select! {
+            changed = published.changed() => if changed.is_err() { return until },
+            _ = shutdown.changed() => {}
+            () = tokio::time::sleep_until(deadline.into()) => return until,
+        }
+    }
+}
+
+async fn read_global_changes(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<FeedQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    let feed = global_feed(&state)?;
+    let (since, limit, wait_ms) = feed_params(query)?;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let mut shutdown = state.shutdown.clone();
+    let until = wait_for_global(&feed, since, deadline, &mut shutdown).await;
+    let backend = Arc::clone(&state.backend);
+    let (events, next) = blocking(move || global_page(backend.as_ref(), &feed.index, since, until, limit)).await??;
+    Ok(axum::Json(json!({"events": events, "next": next})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct StreamQuery {
+    since: Option<String>,
+}
+
+/// Where a stream starts: after `Last-Event-ID` (a reconnecting `EventSource`) if sent, else after `since`.
+fn stream_start(
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    headers: &HeaderMap,
+) -> Result<u64, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid-query", e.body_text()))?;
+    if let Some(value) = headers.get("last-event-id") {
+        return value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid-last-event-id", "Last-Event-ID is a sequence number")
+        });
+    }
+    parse_query("since", query.since.as_deref(), 0)
+}
+
+/// What an event stream follows.
+#[derive(Clone)]
+enum StreamSource {
+    Global(Arc<Feed>),
+    Domain(String),
+}
+
+struct StreamState {
+    source: StreamSource,
+    backend: Arc<dyn Backend>,
+    shutdown: watch::Receiver<bool>,
+    since: u64,
+    pending: std::collections::VecDeque<SseEvent>,
+    done: bool,
+}
+
+impl StreamState {
+    /// The next batch after `since`, as SSE messages (`id` = the sequence number, `data` = the event's JSON).
+    async fn fill(&mut self) -> Result<(), BackendError> {
+        loop {
+            let backend = Arc::clone(&self.backend);
+            let since = self.since;
+            let (events, next) = match &self.source {
+                StreamSource::Global(feed) => {
+                    let until = *feed.published.borrow();
+                    let feed = Arc::clone(feed);
+                    blocking(move || global_page(backend.as_ref(), &feed.index, since, until, STREAM_BATCH_MAX))
+                        .await
+                        .map_err(|e| BackendError::Internal(e.message))??
+                }
+                StreamSource::Domain(domain) => {
+                    let domain = domain.clone();
+                    blocking(move || backend.changes(&domain, since, STREAM_BATCH_MAX))
+                        .await
+                        .map_err(|e| BackendError::Internal(e.message))??
+                }
+            };
+            if !events.is_empty() {
+                for event in events {
+                    let seq = event["seq"].as_u64().unwrap_or(0);
+                    self.pending.push_back(SseEvent::default().id(seq.to_string()).data(event.to_string()));
+                }
+                self.since = next;
+                return Ok(());
+            }
+            // Caught up: a stream ends here once the server shuts down.
+            if *self.shutdown.borrow() {
+                self.done = true;
+                return Ok(());
+            }
+            match &self.source {
+                StreamSource::Global(feed) => {
+                    let far = Instant::now() + Duration::from_secs(3600);
+                    wait_for_global(feed, self.since, far, &mut self.shutdown).await;
+                }
+                StreamSource::Domain(_) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(STREAM_POLL_MS)) => {}
+                        _ = self.shutdown.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn event_stream(state: &AppState, source: StreamSource, since: u64) -> Response {
+    let start = StreamState {
+        source,
+        backend: Arc::clone(&state.backend),
+        shutdown: state.shutdown.clone(),
+        since,
+        pending: std::collections::VecDeque::new(),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(start, |mut s| async move {
+        loop {
+            if let Some(event) = s.pending.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(event), s));
+            }
+            if s.done {
+                return None;
+            }
+            if let Err(error) = s.fill().await {
+                // The stream ends with the error; a client reconnects with its Last-Event-ID.
+                s.done = true;
+                let message = ApiError::from(error).message;
+                return Some((Ok(SseEvent::default().event("feed-error").data(message)), s));
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
+
+async fn stream_global_changes(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    let feed = global_feed(&state)?;
+    let since = stream_start(query, &headers)?;
+    Ok(event_stream(&state, StreamSource::Global(feed), since))
+}
+
+async fn stream_changes(
+    State(state): State<Arc<AppState>>,
+    Path(domain): Path<String>,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?;
+    let since = stream_start(query, &headers)?;
+    Ok(event_stream(&state, StreamSource::Domain(domain), since))
+}
+
+async fn rebuild_view(
+    State(state): State<Arc<AppState>>,
+    Path((domain, view)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    find_domain(&state, &domain)?.view(&view).ok_or_else(|| ApiError::not_found(format!("no view `{view}`")))?;
+    let backend = Arc::clone(&state.backend);
+    let (d, v) = (domain.clone(), view.clone());
+    let events = blocking(move || backend.rebuild_view(&d, &v)).await??;
+    tracing::info!(domain, view, events, "view rebuilt");
+    Ok(axum::Json(json!({"domain": domain, "view": view, "events": events})).into_response())
 }
 
 #[derive(serde::Deserialize)]
@@ -474,7 +727,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/assets/live.js", get(live_js))
+        .route("/events", get(read_global_changes))
+        .route("/events/stream", get(stream_global_changes))
         .route("/{domain}/events", get(read_changes))
+        .route("/{domain}/events/stream", get(stream_changes))
+        .route("/_admin/{domain}/views/{view}/rebuild", post(rebuild_view))
         .route("/{domain}/views/{view}", get(read_view_range))
         .route("/{domain}/views/{view}/{key}", get(read_view_row))
         .route("/{domain}/{aggregate}/{id}", get(read_state))

@@ -5,6 +5,7 @@ include!("../generated/mod.rs");
 pub mod matching;
 
 pub mod catalog;
+pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

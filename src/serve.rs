@@ -10,6 +10,7 @@ use anthill_runtime::engine::Config;
 use anthill_runtime::{Domain, DomainVisitor};
 use askama::Template;
 
+use crate::feed::{Feed, FeedIndex, Indexer};
 use crate::http::{router, AppState};
 use crate::metrics::Metrics;
 use crate::service::{DomainEngine, Engines};
@@ -99,6 +100,16 @@ pub fn open_engines(data: &std::path::Path, config: Config) -> Result<Engines, S
     }
 }
 
+/// Opens the global feed's index under `data` and starts its indexer on `engines` (after catching up).
+pub fn start_feed(data: &std::path::Path, engines: &Arc<Engines>) -> Result<(Arc<Feed>, Indexer), String> {
+    let index = Arc::new(FeedIndex::open(data).map_err(|e| format!("the global feed: {e}"))?);
+    let (published_sender, published) = tokio::sync::watch::channel(0);
+    let source: Arc<dyn crate::feed::Source> = engines.clone();
+    let indexer =
+        Indexer::start(Arc::clone(&index), source, published_sender).map_err(|e| format!("the global feed: {e}"))?;
+    Ok((Arc::new(Feed { index, published }), indexer))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -124,6 +135,8 @@ async fn shutdown_signal() {
 /// Serves until a shutdown signal.
 pub fn run(options: Options) -> Result<(), String> {
     let engines = Arc::new(open_engines(&options.data, options.engine.config())?);
+    let (feed, mut indexer) = start_feed(&options.data, &engines)?;
+    let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     let domains = crate::DOMAINS;
     let catalog_html = crate::catalog::Catalog::new(domains, true).render().map_err(|e| e.to_string())?;
     let openapi_json = crate::openapi::document(domains).to_string();
@@ -133,6 +146,8 @@ pub fn run(options: Options) -> Result<(), String> {
         tokens: options.tokens.clone(),
         catalog_html,
         openapi_json,
+        feed: Some(feed),
+        shutdown,
     });
     if options.tokens.is_empty() && !options.listen.ip().is_loopback() {
         tracing::warn!(
@@ -149,17 +164,22 @@ pub fn run(options: Options) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let address = listener.local_addr().map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         tracing::info!(
-            "serving {} domain(s) on http://{} (catalog at /, API description at /openapi.json)",
+            "serving {} domain(s) on http://{address} (catalog at /, API description at /openapi.json)",
             domains.len(),
-            options.listen
         );
         axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                // Long polls answer and event streams end, so the graceful shutdown does not wait on them.
+                shutdown_sender.send_replace(true);
+            })
             .await
             .map_err(|e| format!("the server failed: {e}"))
     })?;
     drop(runtime);
+    indexer.stop();
     match Arc::try_unwrap(engines) {
         Ok(mut engines) => engines.shutdown(),
         Err(_) => tracing::warn!("requests still hold the engines; they close when the last one ends"),

@@ -86,6 +86,9 @@ type ChangesFn = fn(&dyn Any, u64, usize) -> Result<Vec<(StoredEvent, &'static s
 type ViewGetFn = fn(&dyn Any, &str, &str) -> Result<Option<Value>, BackendError>;
 type ViewRangeFn = fn(&dyn Any, &str, Option<&str>, usize) -> Result<Vec<(String, Value)>, BackendError>;
 type ShutdownFn = fn(Box<dyn Any + Send + Sync>);
+type LastSeqFn = fn(&dyn Any) -> Result<u64, Error>;
+type SyncFn = fn(&dyn Any) -> Result<(), Error>;
+type RebuildFn = fn(&dyn Any, &str, &mut dyn FnMut(u64, u64)) -> Result<u64, Error>;
 
 /// One domain's engine, type-erased, with its functions by name.
 pub struct DomainEngine {
@@ -97,6 +100,21 @@ pub struct DomainEngine {
     view_get: ViewGetFn,
     view_range: ViewRangeFn,
     shutdown: ShutdownFn,
+    last_seq: LastSeqFn,
+    sync: SyncFn,
+    rebuild_view: RebuildFn,
+}
+
+fn last_seq_erased<D: Domain>(engine: &dyn Any) -> Result<u64, Error> {
+    engine_of::<D>(engine).last_seq()
+}
+
+fn sync_erased<D: Domain>(engine: &dyn Any) -> Result<(), Error> {
+    engine_of::<D>(engine).store().sync()
+}
+
+fn rebuild_erased<D: Domain>(engine: &dyn Any, view: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, Error> {
+    engine_of::<D>(engine).rebuild_view_with_progress(view, progress)
 }
 
 fn execute_erased<D: Domain>(
@@ -173,10 +191,18 @@ fn shutdown_erased<D: Domain>(engine: Box<dyn Any + Send + Sync>) {
 impl DomainEngine {
     /// Opens the engine of domain `D` on the store at `path`.
     pub fn open<D: Domain>(path: &Path, config: Config) -> Result<DomainEngine, Error> {
-        let engine = Engine::<D>::open(path, config)?;
+        Ok(Self::erase::<D>(Engine::<D>::open(path, config)?))
+    }
+
+    /// Opens the store of domain `D` at `path` for reads only (see `Engine::open_read_only`).
+    pub fn open_read_only<D: Domain>(path: &Path, config: Config) -> Result<DomainEngine, Error> {
+        Ok(Self::erase::<D>(Engine::<D>::open_read_only(path, config)?))
+    }
+
+    fn erase<D: Domain>(engine: Engine<D>) -> DomainEngine {
         let mut collect = Collect(Vec::new());
         D::for_each_aggregate(&mut collect);
-        Ok(DomainEngine {
+        DomainEngine {
             meta: D::meta(),
             engine: Some(Box::new(engine)),
             aggregates: collect.0.into_iter().collect(),
@@ -185,7 +211,14 @@ impl DomainEngine {
             view_get: view_get_erased::<D>,
             view_range: view_range_erased::<D>,
             shutdown: shutdown_erased::<D>,
-        })
+            last_seq: last_seq_erased::<D>,
+            sync: sync_erased::<D>,
+            rebuild_view: rebuild_erased::<D>,
+        }
+    }
+
+    pub fn meta(&self) -> &'static DomainMeta {
+        self.meta
     }
 
     fn engine(&self) -> Result<&dyn Any, BackendError> {
@@ -225,7 +258,7 @@ pub fn backend_error(error: Error) -> BackendError {
             BackendError::InvalidParameters(format!("{error}: an Idempotency-Key names one command for one instance"))
         }
         Error::UnknownAggregate { .. } | Error::UnknownView { .. } => BackendError::NotFound(error.to_string()),
-        Error::ShuttingDown | Error::MapFull { .. } | Error::Store { .. } => {
+        Error::ShuttingDown | Error::MapFull { .. } | Error::Store { .. } | Error::ReadOnly { .. } => {
             BackendError::Unavailable(error.to_string())
         }
         other => BackendError::Internal(other.to_string()),
@@ -253,6 +286,39 @@ impl Engines {
         for d in &mut self.domains {
             d.shutdown();
         }
+    }
+
+    /// The sequence number of a domain's last committed event.
+    pub fn last_seq(&self, domain: &str) -> Result<u64, BackendError> {
+        let d = self.domain(domain)?;
+        (d.last_seq)(d.engine()?).map_err(backend_error)
+    }
+
+    /// Rebuilds a view, reporting (events read, events total) as it goes. Needs the store's owner.
+    pub fn rebuild_view_with_progress(
+        &self,
+        domain: &str,
+        view: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<u64, BackendError> {
+        let d = self.domain(domain)?;
+        (d.rebuild_view)(d.engine()?, view, progress).map_err(backend_error)
+    }
+}
+
+impl crate::feed::Source for Engines {
+    fn domain_names(&self) -> Vec<&'static str> {
+        self.domains.iter().map(|d| d.meta.name).collect()
+    }
+
+    fn last_seq(&self, domain: &str) -> Result<u64, crate::feed::FeedError> {
+        Engines::last_seq(self, domain).map_err(|e| crate::feed::FeedError(format!("domain `{domain}`: {e:?}")))
+    }
+
+    fn sync(&self, domain: &str) -> Result<(), crate::feed::FeedError> {
+        let d = self.domain(domain).map_err(|e| crate::feed::FeedError(format!("{e:?}")))?;
+        let engine = d.engine().map_err(|e| crate::feed::FeedError(format!("{e:?}")))?;
+        (d.sync)(engine).map_err(|e| crate::feed::FeedError(format!("domain `{domain}`: {e}")))
     }
 }
 
@@ -344,6 +410,10 @@ impl Backend for Engines {
             })
             .collect();
         Ok((events, next))
+    }
+
+    fn rebuild_view(&self, domain: &str, view: &str) -> Result<u64, BackendError> {
+        self.rebuild_view_with_progress(domain, view, &mut |_, _| {})
     }
 
     fn view_get(&self, domain: &str, view: &str, key: &str) -> Result<Option<Value>, BackendError> {

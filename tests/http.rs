@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 
+use anthill::feed::Indexer;
 use anthill::http::{router, AppState};
 use anthill::metrics::Metrics;
-use anthill::serve::{open_engines, EngineArgs};
+use anthill::serve::{open_engines, start_feed, EngineArgs};
+use anthill::service::Engines;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use clap::Parser;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -20,22 +23,52 @@ struct Args {
 
 struct Server {
     app: axum::Router,
-    _dir: tempfile::TempDir,
+    indexer: Option<Indexer>,
+    engines: Option<Arc<Engines>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    dir: Arc<tempfile::TempDir>,
 }
 
 impl Server {
     fn start(tokens: Vec<String>) -> Server {
-        let dir = tempfile::tempdir().expect("a temporary folder");
+        Server::start_in(Arc::new(tempfile::tempdir().expect("a temporary folder")), tokens)
+    }
+
+    /// A server on the stores in `dir` (a restart when another server used them before).
+    fn start_in(dir: Arc<tempfile::TempDir>, tokens: Vec<String>) -> Server {
         let config = Args::parse_from(["test", "--partitions", "2"]).engine.config();
         let engines = Arc::new(open_engines(dir.path(), config).expect("the engines open"));
+        let (feed, indexer) = start_feed(dir.path(), &engines).expect("the feed index opens");
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
         let state = Arc::new(AppState {
-            backend: engines,
+            backend: engines.clone(),
             metrics: Arc::new(Metrics::default()),
             tokens,
             catalog_html: "<html>catalog</html>".into(),
             openapi_json: anthill::openapi::document(anthill::DOMAINS).to_string(),
+            feed: Some(feed),
+            shutdown,
         });
-        Server { app: router(state), _dir: dir }
+        Server { app: router(state), indexer: Some(indexer), engines: Some(engines), stop, dir }
+    }
+
+    /// Stops everything (as the server does on shutdown) and gives back the folder of the stores.
+    fn stop(mut self) -> Arc<tempfile::TempDir> {
+        self.stop.send_replace(true);
+        if let Some(mut indexer) = self.indexer.take() {
+            indexer.stop();
+        }
+        let dir = Arc::clone(&self.dir);
+        let engines = self.engines.take();
+        drop(self);
+        drop(engines);
+        dir
+    }
+
+    async fn get_json(&self, uri: &str, headers: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call("GET", uri, headers, "").await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+        body
     }
 
     async fn call(&self, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> (StatusCode, Value) {
@@ -204,4 +237,194 @@ async fn openapi_metrics_and_auth() {
     let text = metrics.as_str().unwrap();
     assert!(text.contains("anthill_commands_total{outcome=\"accepted\"} 1"), "{text}");
     assert!(text.contains("anthill_rejections_total{code=\"already-open\"} 1"), "{text}");
+}
+
+/// Reads the global feed from `since` until it holds `count` events, by long polls (each answers as soon as
+/// there is something new, so this takes as many rounds as the indexer takes batches).
+async fn global_events(s: &Server, since: u64, count: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut next = since;
+    // Bounded: every round but the last adds at least one event, or waits up to its 30 s.
+    for _ in 0..count + 2 {
+        if events.len() >= count {
+            break;
+        }
+        let page = s.get_json(&format!("/events?since={next}&limit=7&wait_ms=30000"), &[]).await;
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        next = page["next"].as_u64().unwrap();
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_global_feed_is_gapless_and_ordered_across_domains_and_survives_a_restart() {
+    let s = Arc::new(Server::start(vec![]));
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let server = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let s = server;
+            let account = format!("/ledger/account/acc-{n}");
+            let (status, body) =
+                s.post(&format!("{account}/open"), json!({"owner": "ann", "overdraft-limit": 0})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            for _ in 0..5 {
+                let (status, body) = s.post(&format!("{account}/deposit"), json!({"amount": 1})).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }));
+        let server = Arc::clone(&s);
+        tasks.push(tokio::spawn(async move {
+            let s = server;
+            let sku = format!("/factory/stock-item/sku-00{n}");
+            let (status, body) =
+                s.post(&format!("{sku}/register"), json!({"availability": "rare", "back-order-tolerance": 0})).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            for _ in 0..5 {
+                let (status, body) = s.post(&format!("{sku}/receive"), json!({"qty": 2, "source": "delivery"})).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = global_events(&s, 0, 36).await;
+    assert_eq!(events.len(), 36);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=36).collect::<Vec<u64>>(), "gapless and in order");
+    for domain in ["ledger", "factory"] {
+        let mine: Vec<&Value> = events.iter().filter(|e| e["domain"] == domain).collect();
+        let domain_seqs: Vec<u64> = mine.iter().map(|e| e["domain_seq"].as_u64().unwrap()).collect();
+        assert_eq!(domain_seqs, (1..=18).collect::<Vec<u64>>(), "each domain's events, in its order");
+        let (_, own) = s.call("GET", &format!("/{domain}/events?limit=100"), &[], "").await;
+        for (global, local) in mine.iter().zip(own["events"].as_array().unwrap()) {
+            assert_eq!(global["event"], local["event"]);
+            assert_eq!(global["event_id"], local["event_id"]);
+        }
+    }
+    let (_, empty) = s.call("GET", "/events?since=36&wait_ms=10", &[], "").await;
+    assert_eq!(empty, json!({"events": [], "next": 36}));
+
+    // A restart keeps the numbering: the same answer, and new events continue it.
+    let before = s.get_json("/events?since=0&limit=100", &[]).await;
+    let dir = Arc::into_inner(s).expect("the tasks are done").stop();
+    let s = Server::start_in(dir, vec![]);
+    assert_eq!(s.get_json("/events?since=0&limit=100", &[]).await, before);
+    s.post("/ledger/account/acc-0/deposit", json!({"amount": 1})).await;
+    let after = global_events(&s, 36, 1).await;
+    assert_eq!((after[0]["seq"].as_u64(), after[0]["domain_seq"].as_u64()), (Some(37), Some(19)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_of_the_global_feed_wakes_on_a_new_event() {
+    let s = Arc::new(Server::start(vec![]));
+    let waiting = {
+        let s = Arc::clone(&s);
+        tokio::spawn(async move { s.get_json("/events?since=0&wait_ms=30000", &[]).await })
+    };
+    let (status, _) = s.post("/ledger/account/acc-1/open", json!({"owner": "ann", "overdraft-limit": 0})).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = waiting.await.unwrap();
+    assert_eq!(page["events"][0]["event"]["type"], "opened", "{page}");
+    assert_eq!(page["next"], 1);
+    let (st, b) = s.call("GET", "/events?limit=0", &[], "").await;
+    assert_eq!((st, b["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid-query")));
+    let (st, b) = s.call("GET", "/events/stream", &[("last-event-id", "x")], "").await;
+    assert_eq!((st, b["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid-last-event-id")));
+}
+
+/// The `(id, data)` of each message of an event stream.
+fn sse_messages(text: &str) -> Vec<(u64, Value)> {
+    text.split("\n\n")
+        .filter(|block| block.lines().any(|l| l.starts_with("data:")))
+        .map(|block| {
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned()
+            };
+            (field("id:").parse().unwrap(), serde_json::from_str(&field("data:")).unwrap())
+        })
+        .collect()
+}
+
+/// An open event stream, read frame by frame.
+struct Stream {
+    body: axum::body::BodyDataStream,
+    text: String,
+}
+
+impl Stream {
+    async fn open(s: &Server, uri: &str, headers: &[(&str, &str)]) -> Stream {
+        let mut request = Request::builder().uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = s.app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Stream { body: response.into_body().into_data_stream(), text: String::new() }
+    }
+
+    /// Reads until the stream holds a message with id `id` (the stream's own order: every event arrives).
+    async fn until(&mut self, id: u64) -> Vec<(u64, Value)> {
+        while !sse_messages(&self.text).iter().any(|(i, _)| *i == id) {
+            let frame = self.body.next().await.expect("the stream goes on").expect("a frame");
+            self.text.push_str(&String::from_utf8_lossy(&frame));
+        }
+        sse_messages(&self.text)
+    }
+
+    /// Reads to the end (the server shut down).
+    async fn rest(mut self) -> Vec<(u64, Value)> {
+        while let Some(frame) = self.body.next().await {
+            self.text.push_str(&String::from_utf8_lossy(&frame.expect("a frame")));
+        }
+        sse_messages(&self.text)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_carry_ids_follow_live_resume_after_last_event_id_and_end_on_shutdown() {
+    let s = Server::start(vec![]);
+    s.post("/ledger/account/acc-1/open", json!({"owner": "ann", "overdraft-limit": 0})).await;
+    for _ in 0..3 {
+        s.post("/ledger/account/acc-1/deposit", json!({"amount": 1})).await;
+    }
+    global_events(&s, 0, 4).await;
+    let mut global = Stream::open(&s, "/events/stream?since=1", &[]).await;
+    let mut domain = Stream::open(&s, "/ledger/events/stream", &[]).await;
+    let ids: Vec<u64> = global.until(4).await.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [2, 3, 4]);
+    domain.until(4).await;
+    // Live: a new event reaches both open streams.
+    s.post("/ledger/account/acc-1/deposit", json!({"amount": 1})).await;
+    let messages = global.until(5).await;
+    assert_eq!(messages.last().map(|(_, data)| data["domain_seq"].as_u64()), Some(Some(5)));
+    assert!(messages.iter().all(|(id, data)| data["seq"].as_u64() == Some(*id)));
+    domain.until(5).await;
+    let resumed = Stream::open(&s, "/events/stream?since=0", &[("last-event-id", "3")]).await;
+    // Shutting down ends every stream once it has sent what there is.
+    s.stop.send_replace(true);
+    let ids: Vec<u64> = global.rest().await.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [2, 3, 4, 5]);
+    let ids: Vec<u64> = resumed.rest().await.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [4, 5], "Last-Event-ID wins over since");
+    let domain = domain.rest().await;
+    assert_eq!(domain.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(domain[0].1["event"]["type"], "opened");
+}
+
+#[tokio::test]
+async fn a_view_rebuilds_over_http() {
+    let s = Server::start(vec!["s3cret".into()]);
+    let auth = ("authorization", "Bearer s3cret");
+    let body = json!({"owner": "ann", "overdraft-limit": 0}).to_string();
+    s.call("POST", "/ledger/account/acc-1/open", &[JSON, auth], &body).await;
+    let (status, _) = s.call("POST", "/_admin/ledger/views/account-activity/rebuild", &[], "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = s.call("POST", "/_admin/ledger/views/account-activity/rebuild", &[auth], "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], 1);
+    let (status, _) = s.call("POST", "/_admin/ledger/views/nope/rebuild", &[auth], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
