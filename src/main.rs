@@ -1,10 +1,13 @@
-//! The `anthill` command line: checks domain models, writes their catalog page (and, in later issues, serves them).
+//! The `anthill` command line: checks domain models, writes their catalog page, serves them over HTTP, and reads
+//! the stores (`events`, `state`, `rebuild-view`: see `cli.rs`).
 
 use anthill_compiler::{fs, render};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod cli;
 
 #[derive(Parser)]
 #[command(name = "anthill", version, about = "Event-sourced business systems from S-expression models")]
@@ -33,6 +36,15 @@ enum Command {
         #[arg(long, default_value = "target/doc-domains", env = "ANTHILL_DOC_OUT")]
         out: PathBuf,
     },
+    /// Print a changes feed as JSON lines: the global feed over every domain, or one domain's with --domain.
+    /// Reads the stores directly (also while a server runs on them); --follow keeps printing new events.
+    Events(cli::EventsArgs),
+    /// Print one instance's state and version as JSON, e.g. `anthill state account acc-1`. Reads the store
+    /// directly (also while a server runs on it).
+    State(cli::StateArgs),
+    /// Clear a view and fold the whole log into it again. Opens the store when no server holds it; otherwise
+    /// use --http URL to have the running server do it.
+    RebuildView(cli::RebuildArgs),
     /// Explain a diagnostic code, e.g. `anthill explain E0201`.
     Explain {
         /// The code, such as E0201 or W0003.
@@ -66,6 +78,9 @@ fn main() -> ExitCode {
         Command::Check { paths, color } => check(&paths, &color),
         Command::Explain { code } => explain(&code),
         Command::Doc { out } => doc(&out),
+        Command::Events(args) => cli::run(|| cli::events(args)),
+        Command::State(args) => cli::run(|| cli::state(args)),
+        Command::RebuildView(args) => cli::run(|| cli::rebuild_view(args)),
     }
 }
 

@@ -64,25 +64,43 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
+/// How [`open_engines_with`] opens the stores.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenMode<'a> {
+    /// Read-only engines (no writers, no processes, no owner lock; see `Engine::open_read_only`). Domains without
+    /// a store are left out, unless named by `only`.
+    pub read_only: bool,
+    /// Only this domain.
+    pub only: Option<&'a str>,
+}
+
 struct Open<'a> {
     data: &'a std::path::Path,
     config: Config,
+    mode: OpenMode<'a>,
     engines: Vec<DomainEngine>,
     error: Option<String>,
 }
 
 impl DomainVisitor for Open<'_> {
     fn visit<D: Domain>(&mut self) {
-        if self.error.is_some() {
+        if self.error.is_some() || self.mode.only.is_some_and(|name| name != D::NAME) {
             return;
         }
         let path = self.data.join(D::NAME);
-        let opened = std::fs::create_dir_all(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))
-            .and_then(|()| DomainEngine::open::<D>(&path, self.config.clone()).map_err(|e| e.to_string()));
+        let opened = if self.mode.read_only {
+            if self.mode.only.is_none() && !path.join("data.mdb").is_file() {
+                return;
+            }
+            DomainEngine::open_read_only::<D>(&path, self.config.clone()).map_err(|e| e.to_string())
+        } else {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|()| DomainEngine::open::<D>(&path, self.config.clone()).map_err(|e| e.to_string()))
+        };
         match opened {
             Ok(engine) => {
-                tracing::info!(domain = D::NAME, path = %path.display(), "store open");
+                tracing::debug!(domain = D::NAME, path = %path.display(), read_only = self.mode.read_only, "store open");
                 self.engines.push(engine);
             }
             Err(e) => self.error = Some(format!("domain `{}`: {e}", D::NAME)),
@@ -92,7 +110,12 @@ impl DomainVisitor for Open<'_> {
 
 /// Opens every built-in domain's engine under `data`.
 pub fn open_engines(data: &std::path::Path, config: Config) -> Result<Engines, String> {
-    let mut open = Open { data, config, engines: Vec::new(), error: None };
+    open_engines_with(data, config, OpenMode::default())
+}
+
+/// Opens the built-in domains' engines under `data` as `mode` says.
+pub fn open_engines_with(data: &std::path::Path, config: Config, mode: OpenMode<'_>) -> Result<Engines, String> {
+    let mut open = Open { data, config, mode, engines: Vec::new(), error: None };
     crate::for_each_domain(&mut open);
     match open.error {
         Some(e) => Err(e),

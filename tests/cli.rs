@@ -61,3 +61,145 @@ fn explain_prints_a_code() {
         "explain refers to docs/diagnostics.md"
     );
 }
+
+/// `anthill serve` on a free port of its own, on the stores in `data`.
+struct Served {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Served {
+    fn start(data: &Path) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_anthill"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run anthill serve");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        // The server logs the address it listens on once it is ready.
+        let address = loop {
+            let line = lines.next().expect("the server logs where it listens").unwrap();
+            if let Some(at) = line.find("on http://") {
+                break line[at + "on http://".len()..].split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Served { child, address }
+    }
+
+    /// One request, `Connection: close`: the status and the body.
+    fn call(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.address).unwrap();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+    }
+
+    /// Stops the server as an operator does (SIGTERM) and returns its exit code.
+    fn terminate(mut self) -> Option<i32> {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+#[test]
+fn store_commands_read_beside_a_running_server_rebuild_through_it_and_alone() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = Served::start(dir.path());
+    let (status, body) = server.call("POST", "/ledger/account/acc-1/open", r#"{"owner": "ann", "overdraft-limit": 0}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.call("POST", "/ledger/account/acc-1/deposit", r#"{"amount": "2.50"}"#);
+    assert_eq!(status, 200);
+    // The global feed has both once the server's indexer took them (the long poll waits for the first).
+    let (_, page) = server.call("GET", "/events?since=0&wait_ms=30000", "");
+    let mut seen = serde_json::from_str::<serde_json::Value>(&page).unwrap()["events"].as_array().unwrap().len();
+    while seen < 2 {
+        let (_, page) = server.call("GET", &format!("/events?since={seen}&wait_ms=30000"), "");
+        seen += serde_json::from_str::<serde_json::Value>(&page).unwrap()["events"].as_array().unwrap().len();
+    }
+
+    // Reads, beside the running server (another process).
+    let (code, stdout, stderr) = anthill(&["state", "account", "acc-1", "--data", data]);
+    assert_eq!(code, 0, "{stderr}");
+    let state: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!((state["version"].as_u64(), state["state"]["balance"].as_str()), (Some(2), Some("2.50")));
+    let (code, stdout, stderr) = anthill(&["events", "--domain", "ledger", "--data", data]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = lines(&stdout);
+    assert_eq!(events.iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(events[1]["event"]["type"], "deposited");
+    assert!(stderr.contains("events: 2/2, done"), "plain progress lines off a terminal: {stderr}");
+    let (code, stdout, stderr) = anthill(&["events", "--data", data, "--since", "1"]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = lines(&stdout);
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0]["seq"].as_u64(), events[0]["domain"].as_str()), (Some(2), Some("ledger")));
+
+    // Bad names: exit 2, with the valid ones.
+    let (code, _, stderr) = anthill(&["state", "acount", "acc-1", "--data", data]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no aggregate `acount`") && stderr.contains("`ledger/account`"), "{stderr}");
+    let (code, _, stderr) = anthill(&["events", "--domain", "nowhere", "--data", data]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`ledger`"), "{stderr}");
+    let (code, _, stderr) = anthill(&["rebuild-view", "nope", "--data", data]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`ledger/account-activity`"), "{stderr}");
+
+    // Writers: refused beside the server, naming it; through the server with --http.
+    let (code, _, stderr) = anthill(&["rebuild-view", "account-activity", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("the store is in use") && stderr.contains("--http"), "{stderr}");
+    assert!(stderr.contains(&format!("process {}", server.child.id())), "{stderr}");
+    let (code, _, stderr) = anthill(&["serve", "--listen", "127.0.0.1:0", "--data", data]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("anthill.lock"), "{stderr}");
+    let url = format!("http://{}", server.address);
+    let (code, stdout, stderr) = anthill(&["rebuild-view", "account-activity", "--data", data, "--http", &url]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""events":2"#), "{stdout}");
+
+    // A shutdown ends open event streams instead of waiting for them.
+    let mut stream = std::net::TcpStream::connect(&server.address).unwrap();
+    stream.write_all(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    let mut text = String::new();
+    while !text.contains("id: 2") {
+        assert!(reader.read_line(&mut text).unwrap() > 0, "the stream is open: {text}");
+    }
+    assert_eq!(server.terminate(), Some(0));
+    reader.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("text/event-stream"), "{text}");
+
+    // Without a server, the store's owner is free: the command rebuilds on its own.
+    let (code, stdout, stderr) = anthill(&["rebuild-view", "account-activity", "--data", data]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(r#""events":2"#), "{stdout}");
+    assert!(stderr.contains("rebuilding: 2/2, done"), "{stderr}");
+    let (code, stdout, _) = anthill(&["events", "--data", data, "--limit", "1"]);
+    assert_eq!((code, lines(&stdout).len()), (0, 1));
+}
