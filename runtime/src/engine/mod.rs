@@ -452,7 +452,7 @@ impl<D: Domain> Engine<D> {
         let meta = D::meta();
         let views: Vec<&'static str> = meta.views.iter().map(|v| v.name).collect();
         let schema = crate::schema::describe(meta);
-        let store = Store::open(path.as_ref(), config.store.clone(), D::NAME, meta.fingerprint, &schema, &views)?;
+        let store = Store::open(path, config.store.clone(), D::NAME, meta.fingerprint, &schema, &views)?;
         let mut registry = Registry { entries: Vec::new(), _domain: PhantomData };
         D::for_each_aggregate(&mut registry);
         let mut receivers = Vec::new();
