@@ -474,18 +474,24 @@ pub fn global_page(
     Ok((out, next))
 }
 
-/// Waits until the global feed has something after `since`, the deadline passes, or the server shuts down.
-async fn wait_for_global(feed: &Feed, since: u64, deadline: Instant, shutdown: &mut watch::Receiver<bool>) -> u64 {
+/// Waits until the global feed has something after `since`, the deadline passes, or the server shuts down;
+/// returns the last number handed out, and whether the indexer has stopped (nothing more will come).
+async fn wait_for_global(
+    feed: &Feed,
+    since: u64,
+    deadline: Instant,
+    shutdown: &mut watch::Receiver<bool>,
+) -> (u64, bool) {
     let mut published = feed.published.clone();
     loop {
         let until = *published.borrow_and_update();
         if until > since || *shutdown.borrow() {
-            return until;
+            return (until, false);
         }
         tokio::select! {
-            changed = published.changed() => if changed.is_err() { return until },
+            changed = published.changed() => if changed.is_err() { return (until, true) },
             _ = shutdown.changed() => {}
-            () = tokio::time::sleep_until(deadline.into()) => return until,
+            () = tokio::time::sleep_until(deadline.into()) => return (until, false),
         }
     }
 }
@@ -500,7 +506,7 @@ async fn read_global_changes(
     let (since, limit, wait_ms) = feed_params(query)?;
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let mut shutdown = state.shutdown.clone();
-    let until = wait_for_global(&feed, since, deadline, &mut shutdown).await;
+    let (until, _) = wait_for_global(&feed, since, deadline, &mut shutdown).await;
     let backend = Arc::clone(&state.backend);
     let (events, next) = blocking(move || global_page(backend.as_ref(), &feed.index, since, until, limit)).await??;
     Ok(axum::Json(json!({"events": events, "next": next})).into_response())
@@ -578,7 +584,10 @@ impl StreamState {
             match &self.source {
                 StreamSource::Global(feed) => {
                     let far = Instant::now() + Duration::from_secs(3600);
-                    wait_for_global(feed, self.since, far, &mut self.shutdown).await;
+                    if wait_for_global(feed, self.since, far, &mut self.shutdown).await.1 {
+                        self.done = true;
+                        return Ok(());
+                    }
                 }
                 StreamSource::Domain(_) => {
                     tokio::select! {

@@ -11,6 +11,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid-query", 400, "a query parameter is malformed"),
     ("invalid-idempotency-key", 400, "the Idempotency-Key header is empty or longer than 128 bytes"),
     ("invalid-expected-version", 400, "the Expected-Version header is not an unsigned integer"),
+    ("invalid-last-event-id", 400, "the Last-Event-ID header of an event stream is not a sequence number"),
     ("unauthorized", 401, "a bearer token is required"),
     ("not-found", 404, "no such domain, aggregate, command, view, instance or row"),
     ("version-conflict", 409, "the instance is not at the expected version"),
@@ -19,7 +20,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("unsupported-media-type", 415, "the body is not application/json"),
     ("invalid-parameters", 422, "the body does not match the command's parameters"),
     ("overloaded", 503, "the engine is shedding load; retry after the Retry-After header"),
-    ("unavailable", 503, "the store cannot accept writes (disk or map full, shutting down)"),
+    (
+        "unavailable",
+        503,
+        "the store cannot accept writes (disk or map full, shutting down), or the server keeps no global feed",
+    ),
 ];
 
 /// JSON Schema of a model type as the API reads and writes it.
@@ -304,26 +309,104 @@ fn view_paths(domain: &DomainMeta, view: &ViewMeta, paths: &mut Map<String, Valu
 pub fn document(domains: &[&DomainMeta]) -> Value {
     let mut paths = Map::new();
     let feed_item = json!({"type": "object", "description": "an event envelope; `event` is the aggregate's event"});
+    let global_item = json!({"type": "object", "required": ["seq", "domain", "domain_seq", "event"],
+        "description": "an event envelope as in a domain's feed, with `seq` the global sequence number and \
+                        `domain_seq` the domain's"});
+    let domain_parameter = json!({"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}});
+    let feed_parameters = [
+        json!({"name": "since", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}}),
+        json!({"name": "limit", "in": "query", "required": false,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}),
+        json!({"name": "wait_ms", "in": "query", "required": false,
+               "schema": {"type": "integer", "minimum": 0, "maximum": 30000},
+               "description": "long poll: wait up to this long for a first event"}),
+    ];
+    let feed_page = |item: &Value| {
+        json!({"description": "events and the position to ask from next", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["events", "next"],
+            "properties": {"events": {"type": "array", "items": item}, "next": {"type": "integer"}}}}}})
+    };
+    let stream_parameters = [
+        json!({"name": "since", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0},
+               "description": "start after this sequence number (Last-Event-ID, when sent, wins)"}),
+        json!({"name": "Last-Event-ID", "in": "header", "required": false, "schema": {"type": "string"},
+               "description": "the `id` of the last message received: a reconnecting EventSource resumes after it"}),
+    ];
+    let stream_response = json!({
+        "description": "server-sent events, one message per event: `id` is its sequence number, `data` its JSON; \
+                        keep-alive comments every 15 s; the stream ends when the server shuts down",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}}});
+    let mut domain_feed = vec![domain_parameter.clone()];
+    domain_feed.extend(feed_parameters.iter().cloned());
     paths.insert(
         "/{domain}/events".into(),
         json!({"get": {
-            "summary": "The global changes feed: every event after `since`, gapless and in order",
+            "summary": "One domain's changes feed: its events after `since` (its own sequence numbers), gapless and in order",
             "operationId": "events",
-            "parameters": [
-                {"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}},
-                {"name": "since", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
-                {"name": "limit", "in": "query", "required": false,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
-                {"name": "wait_ms", "in": "query", "required": false,
-                 "schema": {"type": "integer", "minimum": 0, "maximum": 30000},
-                 "description": "long poll: wait up to this long for a first event"}
-            ],
+            "parameters": domain_feed,
             "responses": {
-                "200": {"description": "events and the position to ask from next", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["events", "next"],
-                    "properties": {"events": {"type": "array", "items": feed_item}, "next": {"type": "integer"}}}}}},
+                "200": feed_page(&feed_item),
                 "400": error_response("bad query", &["invalid-query"]),
                 "404": error_response("unknown domain", &["not-found"])
+            }
+        }}),
+    );
+    paths.insert(
+        "/events".into(),
+        json!({"get": {
+            "summary": "The global changes feed: every domain's events after `since`, in one gapless order that \
+                        never changes (a few milliseconds behind the domains' feeds)",
+            "operationId": "globalEvents",
+            "parameters": feed_parameters,
+            "responses": {
+                "200": feed_page(&global_item),
+                "400": error_response("bad query", &["invalid-query"]),
+                "503": error_response("no global feed", &["unavailable"])
+            }
+        }}),
+    );
+    paths.insert(
+        "/events/stream".into(),
+        json!({"get": {
+            "summary": "The global changes feed as server-sent events (follows it live)",
+            "operationId": "globalEventStream",
+            "parameters": stream_parameters.clone(),
+            "responses": {
+                "200": stream_response.clone(),
+                "400": error_response("bad query or Last-Event-ID", &["invalid-query", "invalid-last-event-id"]),
+                "503": error_response("no global feed", &["unavailable"])
+            }
+        }}),
+    );
+    let mut domain_stream = vec![domain_parameter.clone()];
+    domain_stream.extend(stream_parameters);
+    paths.insert(
+        "/{domain}/events/stream".into(),
+        json!({"get": {
+            "summary": "One domain's changes feed as server-sent events (follows it live)",
+            "operationId": "eventStream",
+            "parameters": domain_stream,
+            "responses": {
+                "200": stream_response,
+                "400": error_response("bad query or Last-Event-ID", &["invalid-query", "invalid-last-event-id"]),
+                "404": error_response("unknown domain", &["not-found"])
+            }
+        }}),
+    );
+    paths.insert(
+        "/_admin/{domain}/views/{view}/rebuild".into(),
+        json!({"post": {
+            "summary": "Clear a view and fold the whole log into it again (writers wait meanwhile)",
+            "operationId": "rebuildView",
+            "parameters": [domain_parameter,
+                {"name": "view", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "rebuilt", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["domain", "view", "events"],
+                    "properties": {"domain": {"type": "string"}, "view": {"type": "string"},
+                                   "events": {"type": "integer", "description": "events folded"}}}}}},
+                "404": error_response("unknown domain or view", &["not-found"]),
+                "503": error_response("the store cannot take writes now", &["unavailable"])
             }
         }}),
     );

@@ -34,24 +34,25 @@ document.getElementById("send").addEventListener("submit", async (event) => {
   show({ status: reply.status, reply: reply.json });
 });
 
-const domains = [...document.querySelectorAll("section > h2[id]")].map((h) => h.id).filter((id) => id !== "feed" && id !== "stream");
-const positions = Object.fromEntries(domains.map((d) => [d, 0]));
 const lines = [];
 let counted = 0;
 let since = Date.now();
+let position = 0;
 
-async function follow(domain) {
+// The global changes feed (GET /events): every domain's events in one gapless order, one cursor.
+async function follow() {
   for (;;) {
     try {
-      // Short polls, not long ones: one request a second per domain is light, and a page that never leaves a
-      // request pending can be snapshotted by a headless browser (scripts/browser-test.sh).
-      const reply = await call("GET", "/" + domain + "/events?since=" + positions[domain] + "&limit=200");
+      // Short polls, not long ones (nor an EventSource on /events/stream): one request a second is light, and a
+      // page that never leaves a request pending can be snapshotted by a headless browser
+      // (scripts/browser-test.sh).
+      const reply = await call("GET", "/events?since=" + position + "&limit=200");
       if (reply.status === 200) {
         for (const e of reply.json.events) {
-          lines.push(domain + " #" + e.seq + " " + e.aggregate + "/" + e.id + " v" + e.version + " " + JSON.stringify(e.event));
+          lines.push("#" + e.seq + " " + e.domain + " #" + e.domain_seq + " " + e.aggregate + "/" + e.id + " v" + e.version + " " + JSON.stringify(e.event));
           counted += 1;
         }
-        positions[domain] = reply.json.next;
+        position = reply.json.next;
         while (lines.length > 50) lines.shift();
         document.getElementById("tail").textContent = lines.slice().reverse().join("\n");
         if (reply.json.events.length === 0) await new Promise((r) => setTimeout(r, 1000));
@@ -70,4 +71,4 @@ setInterval(() => {
   if (seconds > 10) { counted = 0; since = Date.now(); }
 }, 1000);
 
-domains.forEach(follow);
+follow();
