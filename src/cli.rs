@@ -165,12 +165,27 @@ fn read_only(data: &Path, only: Option<&str>) -> Result<Engines, Failure> {
 /// Progress on stderr: a bar on a terminal, a plain line now and then otherwise.
 enum Progress {
     Bar(indicatif::ProgressBar),
-    Lines { label: &'static str, total: u64, reported: u64 },
+    Lines {
+        label: &'static str,
+        total: u64,
+        reported: u64,
+    },
+    /// Nothing: what is printed on the terminal shows the progress already.
+    Quiet,
 }
 
 impl Progress {
     /// Lines are printed every this many units when stderr is not a terminal.
     const LINE_EVERY: u64 = 10_000;
+
+    /// Progress of work whose output goes to stdout: none when stdout is the terminal too.
+    fn beside_output(label: &'static str, total: u64) -> Progress {
+        if std::io::stdout().is_terminal() {
+            Progress::Quiet
+        } else {
+            Progress::new(label, total)
+        }
+    }
 
     fn new(label: &'static str, total: u64) -> Progress {
         if std::io::stderr().is_terminal() {
@@ -196,6 +211,7 @@ impl Progress {
                     *reported = done;
                 }
             }
+            Progress::Quiet => {}
         }
     }
 
@@ -203,6 +219,7 @@ impl Progress {
         match self {
             Progress::Bar(bar) => bar.finish_and_clear(),
             Progress::Lines { label, total, .. } => eprintln!("{label}: {done}/{total}, done"),
+            Progress::Quiet => {}
         }
     }
 }
@@ -239,6 +256,9 @@ pub fn events(args: EventsArgs) -> Result<(), Failure> {
         find_domain(domain)?;
     }
     let data = &args.data.data;
+    if !data.is_dir() {
+        return Err(Failure::failed(format!("there are no stores under {}", data.display())));
+    }
     let engines = read_only(data, args.domain.as_deref())?;
     let mut out = Out(std::io::BufWriter::new(std::io::stdout()));
     let limit = args.limit.unwrap_or(u64::MAX);
@@ -249,14 +269,19 @@ pub fn events(args: EventsArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::failed(format!("the global feed: {e}")))?
                 .ok_or_else(|| Failure::failed(format!("there is no global feed under {}", data.display())))?;
             if index.can_index() {
-                // No server runs: bring the index up to date first.
-                let mut progress = Progress::new("indexing", 0);
-                let added =
-                    index.catch_up(&engines, |n| progress.set(n)).map_err(|e| Failure::failed(e.to_string()))?;
-                if added > 0 {
+                // No server runs: bring the index up to date first. Every indexed event has one entry, so what is
+                // left is the domains' events minus the index's entries.
+                let mut behind = 0u64;
+                for domain in anthill::feed::Source::domain_names(&engines) {
+                    behind += engines.last_seq(domain)?;
+                }
+                let indexed = index.last_seq().map_err(|e| Failure::failed(e.to_string()))?;
+                let behind = behind.saturating_sub(indexed);
+                if behind > 0 {
+                    let mut progress = Progress::new("indexing", behind);
+                    let added =
+                        index.catch_up(&engines, |n| progress.set(n)).map_err(|e| Failure::failed(e.to_string()))?;
                     progress.finish(added);
-                } else if let Progress::Bar(bar) = progress {
-                    bar.finish_and_clear();
                 }
             }
             Some(index)
@@ -279,7 +304,7 @@ pub fn events(args: EventsArgs) -> Result<(), Failure> {
         (None, None) => 0,
     };
     let total = end.saturating_sub(args.since).min(limit);
-    let mut progress = (!args.follow).then(|| Progress::new("events", total));
+    let mut progress = (!args.follow).then(|| Progress::beside_output("events", total));
     let mut since = args.since;
     let mut written = 0u64;
     while written < limit {
@@ -319,7 +344,11 @@ pub fn state(args: StateArgs) -> Result<(), Failure> {
     let domain = resolve("aggregate", &args.aggregate, args.domain.as_deref(), |d| {
         d.aggregates.iter().map(|a| a.name).collect()
     })?;
-    let engines = read_only(&args.data.data, Some(domain.name))?;
+    let data = &args.data.data;
+    if !data.join(domain.name).join("data.mdb").is_file() {
+        return Err(Failure::failed(format!("there is no store of `{}` under {}", domain.name, data.display())));
+    }
+    let engines = read_only(data, Some(domain.name))?;
     match engines.state(domain.name, &args.aggregate, &args.id)? {
         Some((version, state)) => {
             let value = json!({
