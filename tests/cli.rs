@@ -183,6 +183,25 @@ fn store_commands_read_beside_a_running_server_rebuild_through_it_and_alone() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(r#""events":2"#), "{stdout}");
 
+    // `events --follow` prints what there is, then new events as they come (here: through the server's index).
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_anthill"))
+        .args(["events", "--follow", "--data", data])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut followed = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    for seq in 1..=2 {
+        let line: serde_json::Value = serde_json::from_str(&followed.next().unwrap().unwrap()).unwrap();
+        assert_eq!(line["seq"], seq);
+    }
+    let (status, _) = server.call("POST", "/ledger/account/acc-2/open", r#"{"owner": "bob", "overdraft-limit": 0}"#);
+    assert_eq!(status, 200);
+    let line: serde_json::Value = serde_json::from_str(&followed.next().unwrap().unwrap()).unwrap();
+    assert_eq!((line["seq"].as_u64(), line["id"].as_str()), (Some(3), Some("acc-2")));
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+
     // A shutdown ends open event streams instead of waiting for them.
     let mut stream = std::net::TcpStream::connect(&server.address).unwrap();
     stream.write_all(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -198,8 +217,8 @@ fn store_commands_read_beside_a_running_server_rebuild_through_it_and_alone() {
     // Without a server, the store's owner is free: the command rebuilds on its own.
     let (code, stdout, stderr) = anthill(&["rebuild-view", "account-activity", "--data", data]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains(r#""events":2"#), "{stdout}");
-    assert!(stderr.contains("rebuilding: 2/2, done"), "{stderr}");
+    assert!(stdout.contains(r#""events":3"#), "{stdout}");
+    assert!(stderr.contains("rebuilding: 3/3, done"), "{stderr}");
     let (code, stdout, _) = anthill(&["events", "--data", data, "--limit", "1"]);
     assert_eq!((code, lines(&stdout).len()), (0, 1));
 }

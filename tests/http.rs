@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anthill::feed::Indexer;
-use anthill::http::{router, AppState};
+use anthill::http::{router, AppState, Backend};
 use anthill::metrics::Metrics;
 use anthill::serve::{open_engines, start_feed, EngineArgs};
 use anthill::service::Engines;
@@ -427,4 +427,25 @@ async fn a_view_rebuilds_over_http() {
     assert_eq!(body["events"], 1);
     let (status, _) = s.call("POST", "/_admin/ledger/views/nope/rebuild", &[auth], "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_feed_index_catches_up_on_start_with_events_committed_without_it() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    {
+        // Engines alone, as if the server had stopped before indexing these.
+        let config = Args::parse_from(["test"]).engine.config();
+        let engines = open_engines(dir.path(), config).unwrap();
+        let meta = anthill::http::RequestMeta::default();
+        let open = br#"{"owner": "ann", "overdraft-limit": 0}"#;
+        for id in ["a", "b", "c"] {
+            engines.execute("ledger", "account", id, "open", open, meta).unwrap();
+        }
+    }
+    let s = Server::start_in(dir, vec![]);
+    // No waiting: the server catches the index up before it answers.
+    let page = s.get_json("/events?since=0", &[]).await;
+    let ids: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(page["next"], 3);
 }
