@@ -228,6 +228,12 @@ async fn openapi_metrics_and_auth() {
     assert_eq!(status, StatusCode::OK);
     let (status, _) = s.call("POST", "/ledger/account/acc-1/open", &[JSON, auth], &body).await;
     assert_eq!(status, StatusCode::CONFLICT);
+    for uri in ["/events", "/events/stream", "/ledger/events/stream"] {
+        let (status, body) = s.call("GET", uri, &[], "").await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{uri}");
+    }
+    let (status, _) = s.call("GET", "/events?wait_ms=0", &[auth], "").await;
+    assert_eq!(status, StatusCode::OK);
     let (status, doc) = s.call("GET", "/openapi.json", &[], "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(doc["openapi"], "3.1.0");
