@@ -463,33 +463,22 @@ impl<D: Domain> Engine<D> {
             receivers.push(receiver);
         }
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
-        if !start {
-            let inner = Arc::new(Inner {
-                store,
-                config,
-                registry,
-                partitions,
-                closing: AtomicBool::new(true),
-                processes_stop: AtomicBool::new(true),
-                commits,
-                process_error: Mutex::new(None),
-                progress: AtomicU64::new(0),
-                stats: StatsCounters::default(),
-            });
-            return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
-        }
         let inner = Arc::new(Inner {
             store,
             config,
             registry,
             partitions,
-            closing: AtomicBool::new(false),
-            processes_stop: AtomicBool::new(false),
+            // A read-only engine starts closed: no threads, no commands.
+            closing: AtomicBool::new(!start),
+            processes_stop: AtomicBool::new(!start),
             commits,
             process_error: Mutex::new(None),
             progress: AtomicU64::new(0),
             stats: StatsCounters::default(),
         });
+        if !start {
+            return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
+        }
         let mut writers = Vec::new();
         for (index, receiver) in receivers.into_iter().enumerate() {
             let inner = Arc::clone(&inner);
