@@ -312,7 +312,10 @@ pub fn document(domains: &[&DomainMeta]) -> Value {
     let global_item = json!({"type": "object", "required": ["seq", "domain", "domain_seq", "event"],
         "description": "an event envelope as in a domain's feed, with `seq` the global sequence number and \
                         `domain_seq` the domain's"});
-    let domain_parameter = json!({"name": "domain", "in": "path", "required": true, "schema": {"type": "string"}});
+    let domain_names: Vec<&str> = domains.iter().map(|d| d.name).collect();
+    let view_names: Vec<&str> = domains.iter().flat_map(|d| d.views.iter().map(|v| v.name)).collect();
+    let domain_parameter =
+        json!({"name": "domain", "in": "path", "required": true, "schema": {"type": "string", "enum": domain_names}});
     let feed_parameters = [
         json!({"name": "since", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}}),
         json!({"name": "limit", "in": "query", "required": false,
@@ -399,7 +402,7 @@ pub fn document(domains: &[&DomainMeta]) -> Value {
             "summary": "Clear a view and fold the whole log into it again (writers wait meanwhile)",
             "operationId": "rebuildView",
             "parameters": [domain_parameter,
-                {"name": "view", "in": "path", "required": true, "schema": {"type": "string"}}],
+                {"name": "view", "in": "path", "required": true, "schema": {"type": "string", "enum": view_names}}],
             "responses": {
                 "200": {"description": "rebuilt", "content": {"application/json": {"schema": {
                     "type": "object", "required": ["domain", "view", "events"],
