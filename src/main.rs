@@ -33,6 +33,9 @@ enum Command {
         #[arg(long, default_value = "target/doc-domains", env = "ANTHILL_DOC_OUT")]
         out: PathBuf,
     },
+    /// Run a domain's workload against the engine (or a running server with --http) and print throughput,
+    /// outcomes and latency. Exits 1 when a check fails or a command errs.
+    Bench(anthill::bench::Options),
     /// Explain a diagnostic code, e.g. `anthill explain E0201`.
     Explain {
         /// The code, such as E0201 or W0003.
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Check { paths, color } => check(&paths, &color),
         Command::Explain { code } => explain(&code),
         Command::Doc { out } => doc(&out),
+        Command::Bench(options) => anthill::bench::main(&options),
     }
 }
 
