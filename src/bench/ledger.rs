@@ -2,7 +2,8 @@
 //! by default), limits 0 for most and 100 to 5,000 for a tenth; then deposits 33%, withdrawals 40% (amounts
 //! log-normal, most under 100, about 1% over 1,000 so the strict branch runs), on Zipf-skewed accounts;
 //! transfers 25% (the `transfer` process crosses partitions) between uniformly chosen accounts and a few hot
-//! treasury accounts; disbursements 1% of messages (plan, 2 to 50 payouts, release: each a command);
+//! treasury accounts; a disbursement one message in a thousand (plan, 2 to 50 payouts, release: each a
+//! command, so about 3% of commands);
 //! limit changes, freezes and unfreezes under 1% together.
 
 use anthill_runtime::engine::Engine;
@@ -122,14 +123,14 @@ impl Workload for LedgerWorkload {
                 let (id, amount) = (self.skewed(), self.amount());
                 Self::on_account(id, "withdraw", account::Command::Withdraw(account::commands::Withdraw { amount }))
             }
-            730..=979 => {
+            730..=988 => {
                 self.transfers += 1;
                 let (from, to, amount) = (self.transfer_end(), self.transfer_end(), self.amount());
                 let transfer = TransferId(format!("t-{}", self.transfers));
                 let command = account::Command::SendTransfer(account::commands::SendTransfer { transfer, to, amount });
                 Self::on_account(from, "send-transfer", command)
             }
-            980..=989 => self.plan_disbursement(),
+            989 => self.plan_disbursement(),
             990..=994 => {
                 let id = self.uniform();
                 let overdraft_limit = money(self.rng.range(0, 5_000) as i64 * 100);
