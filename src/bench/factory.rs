@@ -8,10 +8,11 @@
 //! `add-item` per item (SKUs Zipf-popular; the `reservations` process reserves each), `place` (an empty
 //! basket is rejected with `empty-order`), one `pick` per item at the shelf (the `picking` process records it
 //! on the order) and `ship`; about 2% are cancelled before packing (the reservations are released by the
-//! chain of `release-next`). Write-offs at about 0.1% of picks, deliveries now and then, assembly jobs
+//! chain of `release-next`); `ship`, and an assembly job's `start` and `complete`, are sent 32,768 messages
+//! later, once the processes have recorded the picks and issued the materials. Write-offs at about 0.1% of picks, deliveries now and then, assembly jobs
 //! (2 to 6 materials) that replenish rare SKUs, and machines that break down and are repaired.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use anthill_runtime::engine::Engine;
 use anthill_runtime::Aggregate;
@@ -78,7 +79,14 @@ pub struct FactoryWorkload {
     active: Vec<VecDeque<Step<Command>>>,
     /// Single commands waiting to go out (write-offs, deliveries, breakdowns...).
     extra: VecDeque<Step<Command>>,
+    /// Commands that wait for a process's effect (`ship` for the picks to be recorded, `start` for the
+    /// materials to be issued), by the message number they go out at.
+    later: BTreeMap<(u64, u64), Step<Command>>,
+    sent: u64,
 }
+
+/// Messages a command that waits for a process's effect is held back: some batches' worth.
+const PROCESS_DELAY: u64 = 32_768;
 
 impl FactoryWorkload {
     pub fn new(seed: u64) -> FactoryWorkload {
@@ -103,6 +111,8 @@ impl FactoryWorkload {
             jobs: 0,
             active: Vec::new(),
             extra: VecDeque::new(),
+            later: BTreeMap::new(),
+            sent: 0,
         }
     }
 
@@ -246,6 +256,12 @@ impl Workload for FactoryWorkload {
     }
 
     fn next(&mut self) -> Step<Command> {
+        self.sent += 1;
+        if let Some(entry) = self.later.first_entry() {
+            if entry.key().0 <= self.sent {
+                return entry.remove();
+            }
+        }
         if let Some(step) = self.extra.pop_front() {
             return step;
         }
@@ -260,6 +276,10 @@ impl Workload for FactoryWorkload {
             let index = self.rng.below(self.active.len() as u64) as usize;
             match self.active[index].pop_front() {
                 Some(step) => {
+                    if matches!(step.label, "ship" | "start" | "complete") {
+                        self.later.insert((self.sent + PROCESS_DELAY, self.sent), step);
+                        continue;
+                    }
                     if step.label == "pick" && self.rng.chance(0.001) {
                         if let Command::StockItem { id, .. } = &step.command {
                             let write_off = stock_item::commands::WriteOff { qty: 1, loss: Loss::Broken };
