@@ -1,9 +1,9 @@
 //! The HTTP API (axum): routes derived from the domains' metadata, not written per domain.
 //!
 //! Handlers are thin: they validate the request (path names against the metadata, JSON content type, body
-//! size, headers), hand it to a [`Backend`] on the blocking pool (the engine answers only once a command is
-//! durable), and map every outcome to a status and a JSON body with a stable error code. Nothing a client
-//! sends can produce a 500.
+//! size, headers), queue commands with a [`Backend`] and await their answers (the engine answers only once a
+//! command is durable; reads run on the blocking pool), and map every outcome to a status and a JSON body
+//! with a stable error code. Nothing a client sends can produce a 500.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -69,11 +69,16 @@ pub enum BackendError {
     Internal(String),
 }
 
-/// The engine as the HTTP layer sees it: every call by name, JSON in and out. Calls block until the answer is
-/// durable; the server runs them on tokio's blocking pool.
+/// A command's durable answer, to await (the engine wakes the task once the batch is synced).
+pub type PendingReply =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<CommandReply, BackendError>> + Send + 'static>>;
+
+/// The engine as the HTTP layer sees it: every call by name, JSON in and out. Commands are queued at once and
+/// their answers awaited (no thread blocked per command); reads block briefly and run on tokio's blocking pool.
 pub trait Backend: Send + Sync + 'static {
     fn domains(&self) -> Vec<&'static DomainMeta>;
-    fn execute(
+    /// Queues a command; the returned future resolves once its outcome is durable.
+    fn submit(
         &self,
         domain: &str,
         aggregate: &str,
@@ -81,7 +86,7 @@ pub trait Backend: Send + Sync + 'static {
         command: &str,
         body: &[u8],
         meta: RequestMeta,
-    ) -> Result<CommandReply, BackendError>;
+    ) -> Result<PendingReply, BackendError>;
     /// The state and version of an instance, `None` if it has no events.
     fn state(&self, domain: &str, aggregate: &str, id: &str) -> Result<Option<(u64, Value)>, BackendError>;
     fn events(&self, domain: &str, aggregate: &str, id: &str) -> Result<Vec<Value>, BackendError>;
@@ -319,8 +324,12 @@ async fn send_command(
         meta.command_id = Some(command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}\n{body_text}")));
     }
     let body = if has_body { normalize_integers(&body) } else { body };
-    let backend = Arc::clone(&state.backend);
-    let reply = blocking(move || backend.execute(&domain, &aggregate, &id, &command, &body, meta)).await?;
+    // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
+    // is awaited without holding a thread.
+    let reply = match state.backend.submit(&domain, &aggregate, &id, &command, &body, meta) {
+        Ok(pending) => pending.await,
+        Err(error) => Err(error),
+    };
     state.metrics.record_command(started.elapsed(), &reply);
     match reply {
         Ok(CommandReply::Accepted { version, events }) => {

@@ -4,6 +4,7 @@ include!("../generated/mod.rs");
 
 pub mod matching;
 
+pub mod bench;
 pub mod catalog;
 pub mod feed;
 pub mod http;

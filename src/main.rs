@@ -45,6 +45,9 @@ enum Command {
     /// Clear a view and fold the whole log into it again. Opens the store when no server holds it; otherwise
     /// use --http URL to have the running server do it.
     RebuildView(cli::RebuildArgs),
+    /// Run a domain's workload against the engine (or a running server with --http) and print throughput,
+    /// outcomes and latency. Exits 1 when a check fails or a command errs.
+    Bench(anthill::bench::Options),
     /// Explain a diagnostic code, e.g. `anthill explain E0201`.
     Explain {
         /// The code, such as E0201 or W0003.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Events(args) => cli::run(|| cli::events(args)),
         Command::State(args) => cli::run(|| cli::state(args)),
         Command::RebuildView(args) => cli::run(|| cli::rebuild_view(args)),
+        Command::Bench(options) => anthill::bench::main(&options),
     }
 }
 

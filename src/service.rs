@@ -5,14 +5,14 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
 
-use anthill_runtime::engine::{CommandMeta, Config, Engine, JsonOutcome};
+use anthill_runtime::engine::{CommandMeta, Config, Engine, JsonOutcome, PendingAny};
 use anthill_runtime::error::Error;
 use anthill_runtime::format::StoredEvent;
 use anthill_runtime::meta::DomainMeta;
 use anthill_runtime::{Aggregate, AggregateVisitor, Domain, Key};
 use serde_json::{json, Value};
 
-use crate::http::{Backend, BackendError, CommandReply, RequestMeta};
+use crate::http::{Backend, BackendError, CommandReply, PendingReply, RequestMeta};
 
 /// A 128-bit id in the UUID text form.
 pub fn uuid_text(id: u128) -> String {
@@ -81,7 +81,7 @@ impl AggregateVisitor for Collect {
     }
 }
 
-type ExecuteFn = fn(&dyn Any, &str, &str, &str, &[u8], CommandMeta) -> Result<JsonOutcome, Error>;
+type SubmitFn = fn(&dyn Any, &str, &str, &str, &[u8], CommandMeta) -> Result<PendingAny<JsonOutcome>, Error>;
 type ChangesFn = fn(&dyn Any, u64, usize) -> Result<Vec<(StoredEvent, &'static str, Value)>, Error>;
 type ViewGetFn = fn(&dyn Any, &str, &str) -> Result<Option<Value>, BackendError>;
 type ViewRangeFn = fn(&dyn Any, &str, Option<&str>, usize) -> Result<Vec<(String, Value)>, BackendError>;
@@ -95,7 +95,7 @@ pub struct DomainEngine {
     meta: &'static DomainMeta,
     engine: Option<Box<dyn Any + Send + Sync>>,
     aggregates: HashMap<&'static str, AggregateFns>,
-    execute: ExecuteFn,
+    submit: SubmitFn,
     changes: ChangesFn,
     view_get: ViewGetFn,
     view_range: ViewRangeFn,
@@ -117,16 +117,16 @@ fn rebuild_erased<D: Domain>(engine: &dyn Any, view: &str, progress: &mut dyn Fn
     engine_of::<D>(engine).rebuild_view_with_progress(view, progress)
 }
 
-fn execute_erased<D: Domain>(
+fn submit_erased<D: Domain>(
     engine: &dyn Any,
     aggregate: &str,
     id: &str,
     command: &str,
     body: &[u8],
     meta: CommandMeta,
-) -> Result<JsonOutcome, Error> {
+) -> Result<PendingAny<JsonOutcome>, Error> {
     let engine = engine_of::<D>(engine);
-    engine.execute_json(aggregate, id, command, body, meta)
+    engine.submit_json(aggregate, id, command, body, meta)
 }
 
 fn changes_erased<D: Domain>(
@@ -206,7 +206,7 @@ impl DomainEngine {
             meta: D::meta(),
             engine: Some(Box::new(engine)),
             aggregates: collect.0.into_iter().collect(),
-            execute: execute_erased::<D>,
+            submit: submit_erased::<D>,
             changes: changes_erased::<D>,
             view_get: view_get_erased::<D>,
             view_range: view_range_erased::<D>,
@@ -327,7 +327,7 @@ impl Backend for Engines {
         self.domains.iter().map(|d| d.meta).collect()
     }
 
-    fn execute(
+    fn submit(
         &self,
         domain: &str,
         aggregate: &str,
@@ -335,37 +335,41 @@ impl Backend for Engines {
         command: &str,
         body: &[u8],
         meta: RequestMeta,
-    ) -> Result<CommandReply, BackendError> {
+    ) -> Result<PendingReply, BackendError> {
         let d = self.domain(domain)?;
         let meta = CommandMeta {
             command_id: meta.command_id,
             expected_version: meta.expected_version,
             ..CommandMeta::default()
         };
-        match (d.execute)(d.engine()?, aggregate, id, command, body, meta).map_err(backend_error)? {
-            JsonOutcome::Accepted { version, events } => {
-                let first_version = version + 1 - events.len() as u64;
-                Ok(CommandReply::Accepted {
-                    version,
-                    events: (first_version..)
-                        .zip(events)
-                        .map(|(event_version, e)| {
-                            let event_id = u128::from_str_radix(&e.event_id, 16).map_or(e.event_id, uuid_text);
-                            json!({
-                                "seq": e.seq,
-                                "event_id": event_id,
-                                "domain": domain,
-                                "aggregate": aggregate,
-                                "id": id,
-                                "version": event_version,
-                                "event": e.event,
+        let pending = (d.submit)(d.engine()?, aggregate, id, command, body, meta).map_err(backend_error)?;
+        let (domain, aggregate, id) = (d.meta.name, aggregate.to_owned(), id.to_owned());
+        Ok(Box::pin(async move {
+            match pending.await.map_err(backend_error)? {
+                JsonOutcome::Accepted { version, events } => {
+                    let first_version = version + 1 - events.len() as u64;
+                    Ok(CommandReply::Accepted {
+                        version,
+                        events: (first_version..)
+                            .zip(events)
+                            .map(|(event_version, e)| {
+                                let event_id = u128::from_str_radix(&e.event_id, 16).map_or(e.event_id, uuid_text);
+                                json!({
+                                    "seq": e.seq,
+                                    "event_id": event_id,
+                                    "domain": domain,
+                                    "aggregate": aggregate,
+                                    "id": id,
+                                    "version": event_version,
+                                    "event": e.event,
+                                })
                             })
-                        })
-                        .collect(),
-                })
+                            .collect(),
+                    })
+                }
+                JsonOutcome::Rejected { code, message } => Ok(CommandReply::Rejected { code, message }),
             }
-            JsonOutcome::Rejected { code, message } => Ok(CommandReply::Rejected { code, message }),
-        }
+        }))
     }
 
     fn state(&self, domain: &str, aggregate: &str, id: &str) -> Result<Option<(u64, Value)>, BackendError> {

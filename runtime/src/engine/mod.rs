@@ -237,24 +237,56 @@ pub struct JsonEvent {
 
 /// Where a writer leaves one command's answer: a one-shot slot (one allocation, no channel machinery).
 struct Answer<A: Aggregate> {
-    value: Mutex<Option<Result<Outcome<A>, Error>>>,
+    value: Mutex<AnswerSlot<A>>,
     ready: Condvar,
 }
 
-/// A command in flight: [`Pending::wait`] returns its outcome once its batch is committed.
+/// The answer, once there, and the waker of an async caller polling for it (see [`Pending`]'s `Future`).
+struct AnswerSlot<A: Aggregate> {
+    outcome: Option<Result<Outcome<A>, Error>>,
+    waker: Option<std::task::Waker>,
+}
+
+/// A command in flight: [`Pending::wait`] returns its outcome once its batch is committed. It is also a
+/// `Future` (std only, no executor assumed): an async caller awaits the durable outcome without a thread of
+/// its own blocked on it.
 pub struct Pending<A: Aggregate> {
     answer: Arc<Answer<A>>,
 }
 
 impl<A: Aggregate> Pending<A> {
     pub fn wait(self) -> Result<Outcome<A>, Error> {
-        let mut value = self.answer.value.lock();
+        let mut slot = self.answer.value.lock();
         loop {
-            if let Some(answer) = value.take() {
+            if let Some(answer) = slot.outcome.take() {
                 return answer;
             }
-            self.answer.ready.wait(&mut value);
+            self.answer.ready.wait(&mut slot);
         }
+    }
+
+    /// The outcome if it is there, or registers `cx`'s waker (under the same lock the writer fills it under,
+    /// so no wake-up is lost).
+    fn poll_answer(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<Outcome<A>, Error>> {
+        let mut slot = self.answer.value.lock();
+        match slot.outcome.take() {
+            Some(answer) => std::task::Poll::Ready(answer),
+            None => {
+                if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    slot.waker = Some(cx.waker().clone());
+                }
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+impl<A: Aggregate> std::future::Future for Pending<A> {
+    type Output = Result<Outcome<A>, Error>;
+
+    /// Ready once the outcome is durable. Polling again after `Ready` gives `Pending` forever.
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        self.poll_answer(cx)
     }
 }
 
@@ -265,7 +297,11 @@ trait Wake: Send + Sync {
 
 impl<A: Aggregate> Wake for Answer<A> {
     fn wake(&self) {
+        let waker = self.value.lock().waker.take();
         self.ready.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -277,7 +313,8 @@ struct Reply<A: Aggregate> {
 
 impl<A: Aggregate> Reply<A> {
     fn pair() -> (Reply<A>, Pending<A>) {
-        let answer = Arc::new(Answer { value: Mutex::new(None), ready: Condvar::new() });
+        let slot = AnswerSlot { outcome: None, waker: None };
+        let answer = Arc::new(Answer { value: Mutex::new(slot), ready: Condvar::new() });
         (Reply { answer: Some(Arc::clone(&answer)) }, Pending { answer })
     }
 
@@ -285,7 +322,7 @@ impl<A: Aggregate> Reply<A> {
     /// callers, so that a caller woken for its first command finds the rest answered instead of sleeping again.
     fn send(mut self, value: Result<Outcome<A>, Error>) -> Arc<dyn Wake> {
         let answer = self.answer.take().expect("a reply is sent once");
-        *answer.value.lock() = Some(value);
+        answer.value.lock().outcome = Some(value);
         answer
     }
 }
@@ -293,9 +330,87 @@ impl<A: Aggregate> Reply<A> {
 impl<A: Aggregate> Drop for Reply<A> {
     fn drop(&mut self) {
         if let Some(answer) = self.answer.take() {
-            *answer.value.lock() = Some(Err(Error::ShuttingDown));
-            answer.ready.notify_one();
+            answer.value.lock().outcome = Some(Err(Error::ShuttingDown));
+            Wake::wake(&*answer);
         }
+    }
+}
+
+/// What a command came to, without its events: for callers that treat every aggregate alike (load
+/// generators, tools).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted { events: usize },
+    Rejected { code: &'static str },
+}
+
+impl Verdict {
+    fn of<A: Aggregate>(outcome: Outcome<A>) -> Verdict {
+        match outcome {
+            Outcome::Accepted { events, .. } => Verdict::Accepted { events: events.len() },
+            Outcome::Rejected(rejection) => Verdict::Rejected { code: rejection.code() },
+        }
+    }
+}
+
+/// A [`Pending`] of some aggregate of the domain, its outcome mapped by `map`: one boxed trait object, so a
+/// caller holds the commands of every aggregate in one queue. Blocking (`wait`) or async (`Future`).
+trait ErasedPending<T>: Send {
+    fn wait(self: Box<Self>) -> Result<T, Error>;
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<T, Error>>;
+}
+
+struct Mapped<A: Aggregate, T> {
+    pending: Pending<A>,
+    map: fn(Outcome<A>) -> T,
+}
+
+impl<A: Aggregate, T> ErasedPending<T> for Mapped<A, T> {
+    fn wait(self: Box<Self>) -> Result<T, Error> {
+        self.pending.wait().map(self.map)
+    }
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<T, Error>> {
+        self.pending.poll_answer(cx).map(|answer| answer.map(self.map))
+    }
+}
+
+/// A command of any aggregate in flight, its outcome reduced to `T` ([`Verdict`] for
+/// [`Engine::submit_command`], [`JsonOutcome`] for [`Engine::submit_json`]).
+pub struct PendingAny<T>(Box<dyn ErasedPending<T>>);
+
+impl<T> PendingAny<T> {
+    fn new<A: Aggregate>(pending: Pending<A>, map: fn(Outcome<A>) -> T) -> PendingAny<T>
+    where
+        T: 'static,
+    {
+        PendingAny(Box::new(Mapped { pending, map }))
+    }
+
+    /// Blocks until the outcome is durable.
+    pub fn wait(self) -> Result<T, Error> {
+        self.0.wait()
+    }
+}
+
+impl<T> std::future::Future for PendingAny<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        self.0.poll(cx)
+    }
+}
+
+/// Submits a domain command to the aggregate it names.
+struct SubmitAny<'a, D: Domain> {
+    inner: &'a Inner<D>,
+    meta: CommandMeta,
+}
+
+impl<D: Domain> CommandVisitor for SubmitAny<'_, D> {
+    type Output = Result<PendingAny<Verdict>, Error>;
+
+    fn visit<A: Aggregate>(self, id: A::Id, command: A::Command) -> Self::Output {
+        Ok(PendingAny::new(self.inner.submit::<A>(id, command, self.meta)?, Verdict::of::<A>))
     }
 }
 
@@ -518,6 +633,12 @@ impl<D: Domain> Engine<D> {
         self.inner.submit::<A>(id, command, meta)
     }
 
+    /// Queues a command of any of the domain's aggregates (the domain's command enum, as processes send
+    /// them); the outcome comes reduced to a [`Verdict`]. For load generators and tools.
+    pub fn submit_command(&self, command: D::Command, meta: CommandMeta) -> Result<PendingAny<Verdict>, Error> {
+        command.dispatch(SubmitAny { inner: &self.inner, meta })
+    }
+
     /// Runs a command given by names and JSON (the HTTP layer's entry point).
     pub fn execute_json(
         &self,
@@ -527,8 +648,22 @@ impl<D: Domain> Engine<D> {
         json: &[u8],
         meta: CommandMeta,
     ) -> Result<JsonOutcome, Error> {
+        self.submit_json(aggregate, id, command, json, meta)?.wait()
+    }
+
+    /// Queues a command given by names and JSON and returns at once; await the result (or `wait` for it) to
+    /// get the outcome once it is durable. Lets an async server keep commands in flight without a blocked
+    /// thread per command.
+    pub fn submit_json(
+        &self,
+        aggregate: &str,
+        id: &str,
+        command: &str,
+        json: &[u8],
+        meta: CommandMeta,
+    ) -> Result<PendingAny<JsonOutcome>, Error> {
         let entry = self.inner.registry.by_name(aggregate)?;
-        (entry.execute_json)(&self.inner, id, command, json, meta)
+        (entry.submit_json)(&self.inner, id, command, json, meta)
     }
 
     pub fn store(&self) -> &Store {

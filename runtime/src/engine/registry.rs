@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) type ReactFn = fn(&StoredEvent) -> Result<Box<dyn Any>, Error>;
 pub(super) type FoldFn = fn(&StoredEvent, &mut dyn ViewTables) -> Result<(), ViewError>;
-pub(super) type JsonFn<D> = fn(&Inner<D>, &str, &str, &[u8], CommandMeta) -> Result<JsonOutcome, Error>;
+pub(super) type JsonFn<D> = fn(&Inner<D>, &str, &str, &[u8], CommandMeta) -> Result<PendingAny<JsonOutcome>, Error>;
 pub(super) type EventJsonFn = fn(&StoredEvent) -> Result<(&'static str, serde_json::Value), Error>;
 pub(super) type VerifyFn = fn(&Store, &RoTxn, &[u8], &AggregateRecord) -> Result<u64, Error>;
 
@@ -14,7 +14,7 @@ pub(super) struct AggregateEntry<D: Domain> {
     pub(super) type_id: TypeId,
     pub(super) react: ReactFn,
     pub(super) fold_views: FoldFn,
-    pub(super) execute_json: JsonFn<D>,
+    pub(super) submit_json: JsonFn<D>,
     pub(super) event_json: EventJsonFn,
     pub(super) verify: VerifyFn,
     /// The events of this aggregate some process reacts to.
@@ -38,7 +38,7 @@ impl<D: Domain> AggregateVisitor for Registry<D> {
             type_id: TypeId::of::<A>(),
             react: react_erased::<A>,
             fold_views: fold_erased::<A>,
-            execute_json: execute_json_erased::<D, A>,
+            submit_json: submit_json_erased::<D, A>,
             event_json: event_json_erased::<A>,
             verify: verify_erased::<A>,
             handled_events: D::meta()
@@ -111,17 +111,21 @@ pub(super) fn fold_erased<A: Aggregate>(stored: &StoredEvent, tables: &mut dyn V
     A::update_views(&event, &event_context::<A>(stored, &id), tables)
 }
 
-pub(super) fn execute_json_erased<D: Domain, A: Aggregate>(
+pub(super) fn submit_json_erased<D: Domain, A: Aggregate>(
     inner: &Inner<D>,
     id: &str,
     command: &str,
     json: &[u8],
     meta: CommandMeta,
-) -> Result<JsonOutcome, Error> {
+) -> Result<PendingAny<JsonOutcome>, Error> {
     let id = A::Id::parse_key(id).map_err(|e| Error::InvalidCommand { message: format!("the id: {e}") })?;
     let command = A::command_from_json(command, json).map_err(|e| Error::InvalidCommand { message: e.to_string() })?;
-    match inner.submit::<A>(id, command, meta)?.wait()? {
-        Outcome::Accepted { events, version } => Ok(JsonOutcome::Accepted {
+    Ok(PendingAny::new(inner.submit::<A>(id, command, meta)?, json_outcome::<A>))
+}
+
+fn json_outcome<A: Aggregate>(outcome: Outcome<A>) -> JsonOutcome {
+    match outcome {
+        Outcome::Accepted { events, version } => JsonOutcome::Accepted {
             version,
             events: events
                 .iter()
@@ -132,9 +136,9 @@ pub(super) fn execute_json_erased<D: Domain, A: Aggregate>(
                     event: A::event_to_json(&r.event),
                 })
                 .collect(),
-        }),
+        },
         Outcome::Rejected(rejection) => {
-            Ok(JsonOutcome::Rejected { code: rejection.code().to_owned(), message: rejection.message().to_owned() })
+            JsonOutcome::Rejected { code: rejection.code().to_owned(), message: rejection.message().to_owned() }
         }
     }
 }

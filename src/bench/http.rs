@@ -1,0 +1,266 @@
+//! `anthill bench DOMAIN --http URL`: the same workload sent to a running `anthill serve` as JSON bodies
+//! over `--connections` concurrent keep-alive HTTP/1.1 connections (hyper's client connection API on a
+//! two-thread tokio runtime). Each connection sends one request at a time; latency is from sending the
+//! request to having read the whole answer, which the server gives only once the command is durable.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+
+use super::{group, Answer, Options, Progress, Report, Step, Tally, Workload};
+use anthill_runtime::Domain;
+
+/// Consecutive failures after which a connection gives up.
+const CONNECT_FAILURES_MAX: u32 = 3;
+/// Bytes of an answer read at most.
+const ANSWER_BYTES_MAX: usize = 1 << 20;
+
+/// Where to send: the server's address and its authority for the `Host` header.
+struct Target {
+    address: SocketAddr,
+    authority: String,
+}
+
+async fn target(url: &str) -> Result<Target, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("`{url}`: only http:// URLs are supported (e.g. http://127.0.0.1:7574)"))?;
+    let authority = rest.split('/').next().unwrap_or_default().to_owned();
+    if authority.is_empty() {
+        return Err(format!("`{url}`: no host"));
+    }
+    let with_port = if authority.contains(':') { authority.clone() } else { format!("{authority}:80") };
+    let address = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| format!("`{url}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{url}`: the host has no address"))?;
+    Ok(Target { address, authority })
+}
+
+/// Path segments are percent-encoded: ids such as `2026-12-01/08-10/north` contain slashes.
+fn encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+struct Connection {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+async fn connect(target: &Target) -> Result<Connection, String> {
+    let stream = tokio::net::TcpStream::connect(target.address).await.map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(async move {
+        // Ends when the sender is dropped or the server closes; errors show up on the next request.
+        let _ = connection.await;
+    });
+    Ok(Connection { sender })
+}
+
+/// Sends one command and reads its answer.
+async fn send(
+    connection: &mut Connection,
+    target: &Target,
+    domain: &str,
+    http: &super::HttpCommand,
+) -> Result<(StatusCode, Bytes), String> {
+    let uri = format!("/{domain}/{}/{}/{}", http.aggregate, encode_segment(&http.id), encode_segment(&http.command));
+    let request = Request::post(uri)
+        .header(hyper::header::HOST, &target.authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(http.body.clone())))
+        .map_err(|e| format!("request: {e}"))?;
+    connection.sender.ready().await.map_err(|e| format!("connection: {e}"))?;
+    let response = connection.sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+        .collect()
+        .await
+        .map_err(|e| format!("answer: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// What an answer means for the counts.
+fn answer_of(status: StatusCode, body: &[u8]) -> Answer {
+    if status.is_success() {
+        return Answer::Accepted;
+    }
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if status == StatusCode::CONFLICT && value["error"] == "rejected" {
+        return Answer::Rejected(value["code"].as_str().unwrap_or("?").to_owned());
+    }
+    Answer::Failed(format!("{} {}", status.as_u16(), value["error"].as_str().unwrap_or("")))
+}
+
+/// A source of commands shared by the connections: a generator and how many it still gives.
+struct Source<C> {
+    next: Box<dyn FnMut() -> Option<Step<C>> + Send>,
+}
+
+/// Runs one source to exhaustion over `connections` connections; returns the tally.
+async fn drive<C: Send + 'static>(
+    target: Arc<Target>,
+    domain: &'static str,
+    connections: usize,
+    source: Arc<Mutex<Source<C>>>,
+    to_http: fn(&C) -> super::HttpCommand,
+    done: Arc<AtomicU64>,
+) -> Tally {
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (target, source, done) = (Arc::clone(&target), Arc::clone(&source), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut connection: Option<Connection> = None;
+            let mut failures = 0u32;
+            loop {
+                let Some(step) = (source.lock().next)() else { break };
+                let http = to_http(&step.command);
+                if connection.is_none() {
+                    match connect(&target).await {
+                        Ok(c) => connection = Some(c),
+                        Err(e) => {
+                            tally.record_answer(step.label, Answer::Failed(e), Duration::ZERO);
+                            failures += 1;
+                            if failures >= CONNECT_FAILURES_MAX {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let Some(open) = connection.as_mut() else { continue };
+                let started = Instant::now();
+                let result = send(open, &target, domain, &http).await;
+                let latency = started.elapsed();
+                match result {
+                    Ok((status, body)) => {
+                        failures = 0;
+                        *tally.statuses.entry(status.as_u16()).or_default() += 1;
+                        tally.record_answer(step.label, answer_of(status, &body), latency);
+                    }
+                    Err(e) => {
+                        connection = None;
+                        failures += 1;
+                        tally.record_answer(step.label, Answer::Failed(e), latency);
+                        if failures >= CONNECT_FAILURES_MAX {
+                            break;
+                        }
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            tally
+        }));
+    }
+    let mut tally = Tally::default();
+    for task in tasks {
+        if let Ok(part) = task.await {
+            tally.merge(part);
+        }
+    }
+    tally
+}
+
+/// Runs the workload against the server at `url`.
+pub fn run<W: Workload + 'static>(workload: W, url: &str, options: &Options) -> Result<Report, String> {
+    if options.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("anthill-bench-http")
+        .build()
+        .map_err(|e| format!("cannot start the HTTP client runtime: {e}"))?;
+    runtime.block_on(run_async(workload, url, options))
+}
+
+async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &Options) -> Result<Report, String> {
+    let target = Arc::new(target(url).await?);
+    let domain = W::D::NAME;
+    // Is anyone there, and is it the right server?
+    let mut probe = connect(&target).await.map_err(|e| format!("{url}: {e}"))?;
+    drop(probe.sender.ready().await);
+
+    let setup_started = Instant::now();
+    let mut setup_commands = 0u64;
+    for phase in workload.setup() {
+        setup_commands += phase.len() as u64;
+        let mut steps = phase.into_iter();
+        let source = Arc::new(Mutex::new(Source { next: Box::new(move || steps.next()) }));
+        let tally =
+            drive(Arc::clone(&target), domain, options.connections, source, W::http, Arc::new(AtomicU64::new(0))).await;
+        if tally.failed() > 0 {
+            let errors: Vec<String> = tally.errors.iter().map(|(e, n)| format!("{e} ({n})")).collect();
+            return Err(format!("setup commands failed: {}", errors.join(", ")));
+        }
+    }
+    let setup = setup_started.elapsed();
+
+    let workload = Arc::new(Mutex::new(workload));
+    let mut remaining = options.commands;
+    let generator = Arc::clone(&workload);
+    let source = Arc::new(Mutex::new(Source {
+        next: Box::new(move || {
+            if remaining == 0 {
+                return None;
+            }
+            remaining -= 1;
+            Some(generator.lock().next())
+        }),
+    }));
+    let done = Arc::new(AtomicU64::new(0));
+    let progress_done = Arc::clone(&done);
+    let (mode, total) = (options.progress.clone(), options.commands);
+    let ticker = tokio::spawn(async move {
+        let mut progress = Progress::new(&mode, domain, total);
+        let mut shown = 0;
+        while shown < total {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = progress_done.load(Ordering::Relaxed);
+            progress.inc(now - shown);
+            shown = now;
+        }
+        progress.finish();
+    });
+    let started = Instant::now();
+    let tally = drive(Arc::clone(&target), domain, options.connections, source, W::http, Arc::clone(&done)).await;
+    let elapsed = started.elapsed();
+    ticker.abort();
+    let _ = ticker.await;
+    Ok(Report {
+        domain: domain.to_owned(),
+        mode: format!(
+            "over HTTP at {url}, {} commands, seed {}, {} connections",
+            group(options.commands),
+            options.seed,
+            options.connections
+        ),
+        elapsed,
+        tally,
+        setup_commands,
+        setup,
+        batches: None,
+        checks: Vec::new(),
+    })
+}
