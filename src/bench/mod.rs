@@ -308,7 +308,7 @@ pub fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -559,7 +559,7 @@ fn run_in_process<W: Workload>(mut workload: W, options: &Options) -> Result<Rep
                 let verdict = pending.and_then(PendingAny::wait);
                 tally.record(label, verdict, at.elapsed());
                 answered += 1;
-                if answered % 1024 == 0 {
+                if answered.is_multiple_of(1024) {
                     progress.inc(1024);
                 }
             }
