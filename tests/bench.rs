@@ -87,12 +87,16 @@ fn http_driver_runs_the_ledger_against_a_server() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let config = anthill_runtime::engine::Config { partitions: 1, ..Default::default() };
     let engines = Arc::new(anthill::serve::open_engines(dir.path(), config).expect("the engines open"));
+    // Kept alive for the test: the server shuts its long polls down when the sender says so or goes away.
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
     let state = Arc::new(anthill::http::AppState {
         backend: engines,
         metrics: Arc::new(anthill::metrics::Metrics::default()),
         tokens: Vec::new(),
         catalog_html: String::new(),
         openapi_json: String::new(),
+        feed: None,
+        shutdown: shutdown.clone(),
     });
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("a runtime");

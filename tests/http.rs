@@ -445,7 +445,7 @@ async fn the_feed_index_catches_up_on_start_with_events_committed_without_it() {
         let meta = anthill::http::RequestMeta::default();
         let open = br#"{"owner": "ann", "overdraft-limit": 0}"#;
         for id in ["a", "b", "c"] {
-            engines.execute("ledger", "account", id, "open", open, meta).unwrap();
+            engines.submit("ledger", "account", id, "open", open, meta).unwrap().await.unwrap();
         }
     }
     let s = Server::start_in(dir, vec![]);
