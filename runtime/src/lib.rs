@@ -29,3 +29,4 @@ pub mod error;
 pub mod format;
 pub mod schema;
 pub mod store;
+pub mod upcast;
