@@ -2072,6 +2072,56 @@ pub mod slot {
         pub fn frozen_totes_used(&self) -> u32 {
             self.frozen_totes_used
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.day, &from.day);
+            ::std::clone::Clone::clone_from(&mut self.window, &from.window);
+            ::std::clone::Clone::clone_from(&mut self.cutoff, &from.cutoff);
+            ::std::clone::Clone::clone_from(&mut self.areas, &from.areas);
+            ::std::clone::Clone::clone_from(&mut self.blocked, &from.blocked);
+            ::std::clone::Clone::clone_from(&mut self.bookings, &from.bookings);
+            ::std::clone::Clone::clone_from(
+                &mut self.van_stops_limit,
+                &from.van_stops_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.van_stops_used,
+                &from.van_stops_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.small_van_stops_limit,
+                &from.small_van_stops_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.small_van_stops_used,
+                &from.small_van_stops_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.picking_minutes_limit,
+                &from.picking_minutes_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.picking_minutes_used,
+                &from.picking_minutes_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.chilled_totes_limit,
+                &from.chilled_totes_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.chilled_totes_used,
+                &from.chilled_totes_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.frozen_totes_limit,
+                &from.frozen_totes_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.frozen_totes_used,
+                &from.frozen_totes_used,
+            );
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -3327,13 +3377,21 @@ pub mod slot {
         )?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Open(command) => decide_open(state, command, ctx)?,
             Command::ServeArea(command) => decide_serve_area(state, command, ctx)?,
@@ -3343,24 +3401,24 @@ pub mod slot {
             Command::ChangeLimits(command) => decide_change_limits(state, command, ctx)?,
             Command::Close(command) => decide_close(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Open(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ServeArea(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::BlockAddress(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Book(command) => {
                 check_invariants_book(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -3368,20 +3426,20 @@ pub mod slot {
                 )?
             }
             Command::Cancel(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ChangeLimits(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Close(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -3878,16 +3936,27 @@ pub mod slot {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
