@@ -23,7 +23,7 @@ use workload::{engine_config, Raw, Zipf, CLIENTS, WINDOW};
 
 const ACCOUNTS: u64 = 10_000;
 
-fn main() {
+pub fn main() {
     let commands = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(400_000u64);
     if let Err(message) = run(commands) {
         eprintln!("ledger_generated: {message}");

@@ -216,8 +216,7 @@ pub(super) fn run_batch<D: Domain>(
                 let (key, cached) = &cache.slots[slot as usize];
                 let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
                 let state = (cached.encode)(&*cached.state);
-                buffer.clear();
-                buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
+                format::encode_aggregate_into(cached.version, last_seq, &state, buffer);
                 store.put_aggregate(txn, key, buffer)?;
             }
             written_at = Instant::now();
