@@ -218,8 +218,11 @@ pub(super) trait Job: Send {
     fn command_id(&self) -> Option<u128>;
     fn decide(&mut self, cx: &mut DecideCx<'_>);
     /// Forgets the decision so the command can be decided again (after another command of the batch panicked
-    /// and the cache was dropped); returns false, and keeps its failure, if this command itself panicked.
+    /// and the cache was dropped); returns false, and keeps its failure, if this command itself panicked or
+    /// was failed (see [`Job::fail`]).
     fn undecide(&mut self) -> bool;
+    /// Fails the command for good with `error` (a view could not fold its events).
+    fn fail(&mut self, error: Error);
     /// Writes what was decided. May run more than once (after the map grows), each time from scratch.
     fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError>;
     /// Leaves the answer; the caller is woken by [`Wake::wake`] on what it returns.
@@ -383,12 +386,16 @@ impl<A: Aggregate> Job for CommandJob<A> {
     }
 
     fn undecide(&mut self) -> bool {
-        if matches!(self.decided, Decided::Failed(Error::Panicked { .. })) {
+        if matches!(self.decided, Decided::Failed(Error::Panicked { .. } | Error::View(_))) {
             return false;
         }
         self.decided = Decided::Pending;
         self.slot = u32::MAX;
         true
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.decided = Decided::Failed(error);
     }
 
     fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError> {
