@@ -68,7 +68,9 @@ impl Emitter<'_> {
                     /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
                     /// byte keeps an empty string a valid LMDB key).
                     pub fn key_bytes(key: &#key) -> ::std::vec::Vec<u8> {
-                        let mut bytes = ::std::vec![1u8];
+                        // One allocation for most keys (the byte, then the key, grown only for long keys).
+                        let mut bytes = ::std::vec::Vec::with_capacity(32);
+                        bytes.push(1u8);
                         ::anthill_runtime::Key::encode_key(key, &mut bytes);
                         bytes
                     }
