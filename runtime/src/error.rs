@@ -34,10 +34,10 @@ pub enum Error {
         stored_domain: String,
         stored_fingerprint: u64,
         /// What differs in the stored format (see [`crate::schema`]).
-        changes: Vec<String>,
+        changes: Box<[String]>,
         /// Why the engine cannot bring the store to this schema: no upcasters configured, or each stored event
         /// no declared upcaster covers, each key or position change (see [`crate::schema::upcast_plan`]).
-        problems: Vec<String>,
+        problems: Box<[String]>,
     },
     /// The store's format is not the one this runtime writes.
     #[error("the store at {path} has format version {stored}, this runtime reads version {supported}")]

@@ -203,7 +203,7 @@ mod tests {
             "aggregate a key u64\naggregate a state (n: u64)\nevent a/x (n: u64)\nevent a/w ()\nevent a/z ()\n\
              aggregate a rejections full empty",
         );
-        let problems = upcast_plan(&stored, &current, &[("a", "x", "(n: u32)")]).err().expect("y is not covered");
+        let problems = upcast_plan(&stored, &current, &[("a", "x", "(n: u32)")]).expect_err("y is not covered");
         assert_eq!(problems, vec!["no upcaster for stored event `a/y` `()` (removed or renamed)"]);
         let plan = upcast_plan(&stored, &current, &[("a", "x", "(n: u32)"), ("a", "y", "()")]).expect("covered");
         assert_eq!(plan.iter().map(|n| n.event.as_str()).collect::<Vec<_>>(), ["x", "y"]);
@@ -211,12 +211,12 @@ mod tests {
         assert!(upcast_plan(&stored, &current, &[("a", "x", "(n: u16)"), ("a", "y", "()")]).is_err());
         // Inserting an event before `z` changes `z`'s stored bytes (its position in the event enum).
         let moved = lines("aggregate a key u64\nevent a/x (n: u32)\nevent a/y ()\nevent a/new ()\nevent a/z ()");
-        let problems = upcast_plan(&stored, &moved, &[]).err().expect("z moved");
+        let problems = upcast_plan(&stored, &moved, &[]).expect_err("z moved");
         assert!(problems.iter().any(|p| p.contains("`a/z` `()` (moved from position 2 to 3)")), "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("rejection `full` was removed")), "{problems:?}");
         // Keys and aggregate positions cannot be upcast.
         let rekeyed = lines("aggregate b key u64\naggregate a key string\nevent a/x (n: u32)");
-        let problems = upcast_plan(&stored[..1], &rekeyed, &[]).err().expect("a moved");
+        let problems = upcast_plan(&stored[..1], &rekeyed, &[]).expect_err("a moved");
         assert_eq!(problems, vec!["aggregate `a` moved from position 0 to 1; stored records name it by position"]);
         // An unchanged description needs nothing.
         assert_eq!(upcast_plan(&stored, &stored, &[]), Ok(Vec::new()));

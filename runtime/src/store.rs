@@ -51,6 +51,10 @@ const META_FINGERPRINT: &[u8] = b"fingerprint";
 const META_PROGRESS: &[u8] = b"process-progress";
 const META_SCHEMA: &[u8] = b"schema";
 
+/// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
+/// or why not (see [`crate::schema::upcast_plan`]).
+pub type AcceptSchema<'a> = dyn FnMut(&[String]) -> Result<(), Vec<String>> + 'a;
+
 /// Why [`Store::open`] refuses a store of another schema: only the engine migrates, with upcasters.
 const NO_UPCASTERS: &str = "no upcasters are configured (engine::Config::upcasters)";
 
@@ -139,7 +143,7 @@ impl Store {
         fingerprint: u64,
         schema: &[String],
         views: &[&'static str],
-        accept: &mut dyn FnMut(&[String]) -> Result<(), Vec<String>>,
+        accept: &mut AcceptSchema<'_>,
     ) -> Result<(Store, Option<Vec<String>>), Error> {
         std::fs::create_dir_all(path)
             .map_err(|e| Error::Store { message: format!("cannot create {}: {e}", path.display()) })?;
@@ -222,8 +226,8 @@ impl Store {
                                 fingerprint,
                                 stored_domain,
                                 stored_fingerprint,
-                                changes,
-                                problems,
+                                changes: changes.into(),
+                                problems: problems.into(),
                             })
                         }
                     }

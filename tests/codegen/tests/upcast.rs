@@ -63,8 +63,8 @@ fn a_store_of_version_1_is_refused_without_upcasters() -> Result<(), Error> {
     let refused = Engine::<v2::bank::Bank>::open(dir.path(), config).err().expect("refused");
     let Error::IncompatibleSchema { problems, .. } = &refused else { panic!("{refused}") };
     assert_eq!(
-        problems,
-        &vec!["no upcaster for stored event `account/deposited` `(amount: (decimal 2), count: u32)` \
+        &problems[..],
+        &["no upcaster for stored event `account/deposited` `(amount: (decimal 2), count: u32)` \
              (now `(amount: (decimal 2), count: u64, memo: string)`)"
             .to_owned()]
     );
