@@ -3584,8 +3584,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     if row.day.is_none() || ctx.occurred_at >= row.day_at {
                         row.day = ::std::option::Option::Some(event.day.clone());
                         row.day_at = ctx.occurred_at;
@@ -3634,7 +3634,7 @@ pub mod slot {
                         );
                         row.frozen_totes_limit_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3644,8 +3644,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         1i64,
@@ -3675,7 +3675,7 @@ pub mod slot {
                             i64,
                         >(event.frozen_totes)?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3686,13 +3686,13 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.small_van_stops = ::anthill_runtime::value::Num::add(
                         row.small_van_stops,
                         1i64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3700,8 +3700,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.day.clone();
-                    let mut row = super::views::DayTotals::load(tables, &key)?;
+                    let key = super::views::DayTotals::key_bytes(&event.day.clone());
+                    let mut row = super::views::DayTotals::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         1i64,
@@ -3728,7 +3728,7 @@ pub mod slot {
                             i64,
                         >(event.frozen_totes)?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
@@ -3738,8 +3738,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         -1i64,
@@ -3775,7 +3775,7 @@ pub mod slot {
                             >(event.frozen_totes)?,
                         )?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3786,13 +3786,13 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.small_van_stops = ::anthill_runtime::value::Num::add(
                         row.small_van_stops,
                         -1i64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3800,8 +3800,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.day.clone();
-                    let mut row = super::views::DayTotals::load(tables, &key)?;
+                    let key = super::views::DayTotals::key_bytes(&event.day.clone());
+                    let mut row = super::views::DayTotals::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         -1i64,
@@ -3837,7 +3837,7 @@ pub mod slot {
                             >(event.frozen_totes)?,
                         )?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
@@ -3847,8 +3847,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     if row.van_stops_limit.is_none()
                         || ctx.occurred_at >= row.van_stops_limit_at
                     {
@@ -3889,7 +3889,7 @@ pub mod slot {
                         );
                         row.frozen_totes_limit_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3899,8 +3899,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     let position = row
                         .overbookings_at
                         .partition_point(|at| *at <= ctx.occurred_at);
@@ -3911,7 +3911,7 @@ pub mod slot {
                         row.overbookings.drain(..excess);
                         row.overbookings_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -4170,7 +4170,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::SlotId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -4188,7 +4195,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::SlotId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4197,7 +4211,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per day, over all its slots: bookings held and the load booked.
@@ -4264,7 +4278,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &::std::string::String,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -4282,7 +4303,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &::std::string::String,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4291,7 +4319,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
 }

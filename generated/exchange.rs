@@ -2482,13 +2482,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.order.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.order.clone());
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.placed = ::anthill_runtime::value::Num::add(
                         row.placed,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2498,8 +2498,8 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::Tape::load(tables, &key)?;
+                    let key = super::views::Tape::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::Tape::load_at(tables, &key)?;
                     if row.last_price.is_none() || ctx.occurred_at >= row.last_price_at {
                         row.last_price = ::std::option::Option::Some(event.price);
                         row.last_price_at = ctx.occurred_at;
@@ -2544,7 +2544,7 @@ pub mod order_book {
                             ::std::option::Option::None => value,
                         },
                     );
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("tape"))?;
@@ -2552,13 +2552,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.maker.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.maker.clone());
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.filled = ::anthill_runtime::value::Num::add(
                         row.filled,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2566,13 +2566,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.taker.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.taker.clone());
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.filled = ::anthill_runtime::value::Num::add(
                         row.filled,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2580,14 +2580,16 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.buyer.clone();
-                    let mut row = super::views::TraderPositions::load(tables, &key)?;
+                    let key = super::views::TraderPositions::key_bytes(
+                        &event.buyer.clone(),
+                    );
+                    let mut row = super::views::TraderPositions::load_at(tables, &key)?;
                     row.bought = ::anthill_runtime::value::Num::add(
                         row.bought,
                         event.qty,
                     )?;
                     row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
@@ -2595,11 +2597,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.seller.clone();
-                    let mut row = super::views::TraderPositions::load(tables, &key)?;
+                    let key = super::views::TraderPositions::key_bytes(
+                        &event.seller.clone(),
+                    );
+                    let mut row = super::views::TraderPositions::load_at(tables, &key)?;
                     row.sold = ::anthill_runtime::value::Num::add(row.sold, event.qty)?;
                     row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
@@ -2609,13 +2613,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.order.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.order.clone());
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.cancelled = ::anthill_runtime::value::Num::add(
                         row.cancelled,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2818,7 +2822,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::StockId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -2836,7 +2847,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::StockId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -2845,7 +2863,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per order: the shares filled as maker and as taker, and whether it was cancelled.
@@ -2901,7 +2919,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -2919,7 +2944,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -2928,7 +2960,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per trader: shares bought and sold, from the trades only.
@@ -2984,7 +3016,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::TraderId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -3002,7 +3041,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::TraderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -3011,7 +3057,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
 }

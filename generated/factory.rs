@@ -5129,13 +5129,15 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.received = ::anthill_runtime::value::Num::add(
                         row.received,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5145,13 +5147,15 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.picked = ::anthill_runtime::value::Num::add(
                         row.picked,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5161,13 +5165,15 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.consumed = ::anthill_runtime::value::Num::add(
                         row.consumed,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5177,8 +5183,10 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.written_off = ::anthill_runtime::value::Num::add(
                         row.written_off,
                         event.qty,
@@ -5193,7 +5201,7 @@ pub mod stock_item {
                         row.losses.drain(..excess);
                         row.losses_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5203,8 +5211,10 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.back_orders = ::anthill_runtime::value::Num::add(
                         row.back_orders,
                         1u64,
@@ -5215,7 +5225,7 @@ pub mod stock_item {
                         row.last_shortfall = ::std::option::Option::Some(event.short);
                         row.last_shortfall_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -6640,13 +6650,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_added = ::anthill_runtime::value::Num::add(
                         row.items_added,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6656,13 +6666,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_reserved = ::anthill_runtime::value::Num::add(
                         row.items_reserved,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6672,13 +6682,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_dropped = ::anthill_runtime::value::Num::add(
                         row.items_dropped,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6688,8 +6698,8 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Placed,
@@ -6700,7 +6710,7 @@ pub mod order {
                         row.placed_at = ::std::option::Option::Some(ctx.occurred_at);
                         row.placed_at_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6710,13 +6720,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.units_picked = ::anthill_runtime::value::Num::add(
                         row.units_picked,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6726,15 +6736,15 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Packed,
                         );
                         row.status_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6744,8 +6754,8 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Shipped,
@@ -6756,7 +6766,7 @@ pub mod order {
                         row.shipped_at = ::std::option::Option::Some(ctx.occurred_at);
                         row.shipped_at_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6766,15 +6776,15 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Cancelled,
                         );
                         row.status_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -8783,10 +8793,10 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::MachineHealth::load(tables, &key)?;
+                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::MachineHealth::load_at(tables, &key)?;
                     row.jobs = ::anthill_runtime::value::Num::add(row.jobs, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
@@ -8796,8 +8806,8 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::MachineHealth::load(tables, &key)?;
+                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::MachineHealth::load_at(tables, &key)?;
                     row.breakdowns = ::anthill_runtime::value::Num::add(
                         row.breakdowns,
                         1u64,
@@ -8808,7 +8818,7 @@ pub mod machine {
                         );
                         row.last_cause_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
@@ -9010,7 +9020,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -9028,7 +9045,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -9037,7 +9061,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per order: its status, items and picks.
@@ -9114,7 +9138,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -9132,7 +9163,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -9141,7 +9179,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per machine: breakdowns and jobs run.
@@ -9200,7 +9238,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::MachineId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -9218,7 +9263,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::MachineId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -9227,7 +9279,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
 }

@@ -3989,15 +3989,17 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     if row.last_owner.is_none() || ctx.occurred_at >= row.last_owner_at {
                         row.last_owner = ::std::option::Option::Some(
                             event.owner.clone(),
                         );
                         row.last_owner_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4007,8 +4009,10 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.deposits = ::anthill_runtime::value::Num::add(
                         row.deposits,
                         1u64,
@@ -4017,7 +4021,7 @@ pub mod account {
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4027,8 +4031,10 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.withdrawals = ::anthill_runtime::value::Num::add(
                         row.withdrawals,
                         1u64,
@@ -4037,7 +4043,7 @@ pub mod account {
                         row.total_out,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4047,13 +4053,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.overdrafts = ::anthill_runtime::value::Num::add(
                         row.overdrafts,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4063,13 +4071,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_out = ::anthill_runtime::value::Num::add(
                         row.total_out,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4079,13 +4089,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4095,13 +4107,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4111,13 +4125,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_out = ::anthill_runtime::value::Num::add(
                         row.total_out,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4127,13 +4143,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4143,13 +4161,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -5630,13 +5650,15 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
                     row.lines = ::anthill_runtime::value::Num::add(row.lines, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5646,8 +5668,10 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
@@ -5659,7 +5683,7 @@ pub mod disbursement {
                         row.credited,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5669,8 +5693,10 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
@@ -5679,7 +5705,7 @@ pub mod disbursement {
                         row.refunded,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5689,8 +5715,10 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
@@ -5699,7 +5727,7 @@ pub mod disbursement {
                         row.finished_at = ::std::option::Option::Some(ctx.occurred_at);
                         row.finished_at_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5913,7 +5941,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::AccountId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -5931,7 +5966,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::AccountId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -5940,7 +5982,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
@@ -6008,7 +6050,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DisbursementId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -6026,7 +6075,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DisbursementId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -6035,7 +6091,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
 }

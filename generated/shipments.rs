@@ -3190,15 +3190,17 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Registered,
                         );
                         row.status_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3208,8 +3210,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::AtDepot,
@@ -3249,7 +3253,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3257,8 +3261,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.depot.clone();
-                    let mut row = super::views::DepotActivity::load(tables, &key)?;
+                    let key = super::views::DepotActivity::key_bytes(
+                        &event.depot.clone(),
+                    );
+                    let mut row = super::views::DepotActivity::load_at(tables, &key)?;
                     row.arrivals = ::anthill_runtime::value::Num::add(
                         row.arrivals,
                         1u64,
@@ -3290,7 +3296,7 @@ pub mod parcel {
                             ::std::option::Option::None => value,
                         },
                     );
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
@@ -3300,8 +3306,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::OutForDelivery,
@@ -3341,7 +3349,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3349,8 +3357,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.depot.clone();
-                    let mut row = super::views::DepotActivity::load(tables, &key)?;
+                    let key = super::views::DepotActivity::key_bytes(
+                        &event.depot.clone(),
+                    );
+                    let mut row = super::views::DepotActivity::load_at(tables, &key)?;
                     row.loads = ::anthill_runtime::value::Num::add(row.loads, 1u64)?;
                     let position = row
                         .recent_loads_at
@@ -3371,7 +3381,7 @@ pub mod parcel {
                             ::std::option::Option::None => value,
                         },
                     );
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
@@ -3381,8 +3391,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Delivered,
@@ -3418,7 +3430,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3428,8 +3440,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Attempted,
@@ -3465,7 +3479,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3475,8 +3489,10 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(
+                        &(*ctx.id).clone(),
+                    );
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Returned,
@@ -3512,7 +3528,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -4290,8 +4306,8 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     if row.planned_stops.is_none()
                         || ctx.occurred_at >= row.planned_stops_at
                     {
@@ -4300,7 +4316,7 @@ pub mod route {
                         );
                         row.planned_stops_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4310,10 +4326,10 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.stops = ::anthill_runtime::value::Num::add(row.stops, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4326,13 +4342,13 @@ pub mod route {
                     if !event.delivered {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.delivered = ::anthill_runtime::value::Num::add(
                         row.delivered,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4343,13 +4359,13 @@ pub mod route {
                     if !(!event.delivered) {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.attempted = ::anthill_runtime::value::Num::add(
                         row.attempted,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4550,7 +4566,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::ParcelId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -4568,7 +4591,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::ParcelId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4577,7 +4607,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per depot: parcels scanned in and loaded, the most recent ones by when they happened.
@@ -4653,7 +4683,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DepotId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -4671,7 +4708,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DepotId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4680,7 +4724,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
     /// Per route: stops loaded, delivered and attempted.
@@ -4742,7 +4786,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::RouteId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -4760,7 +4811,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::RouteId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4769,7 +4827,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
 }

@@ -6,7 +6,7 @@
 // Not every generated item is used here.
 #[allow(dead_code)]
 // `include!`, not `#[path]`: rustfmt must not reformat the generated file.
-mod ledger {
+pub mod ledger {
     include!("../../generated/ledger.rs");
 }
 #[path = "../benches/support/workload.rs"]
@@ -21,7 +21,7 @@ use anthill_runtime::Decimal;
 use ledger::account::{commands, Account, Command};
 use workload::{engine_config, Raw, Zipf, CLIENTS, WINDOW};
 
-const ACCOUNTS: u64 = 10_000;
+pub const ACCOUNTS: u64 = 10_000;
 
 pub fn main() {
     let commands = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(400_000u64);
@@ -55,7 +55,7 @@ fn run(commands: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
+pub fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
     let mut pending: VecDeque<Pending<Account>> = VecDeque::new();
     for account in 0..ACCOUNTS {
         let open = Command::Open(commands::Open { owner: "owner".into(), overdraft_limit: Decimal::ZERO });
@@ -75,7 +75,7 @@ fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
     Ok(())
 }
 
-fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error> {
+pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error> {
     let per_client = commands / CLIENTS as u64;
     let ids: Vec<ledger::AccountId> = (0..ACCOUNTS).map(id).collect();
     std::thread::scope(|scope| {

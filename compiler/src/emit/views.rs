@@ -89,7 +89,15 @@ impl Emitter<'_> {
                         tables: &mut dyn ::anthill_runtime::ViewTables,
                         key: &#key,
                     ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-                        match tables.get(Self::NAME, &Self::key_bytes(key))? {
+                        Self::load_at(tables, &Self::key_bytes(key))
+                    }
+
+                    /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+                    pub fn load_at(
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &[u8],
+                    ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+                        match tables.get(Self::NAME, key)? {
                             ::std::option::Option::Some(bytes) => Self::decode(&bytes).map_err(|e| {
                                 ::anthill_runtime::ViewError { view: Self::NAME, message: e.to_string() }
                             }),
@@ -102,14 +110,22 @@ impl Emitter<'_> {
                         tables: &mut dyn ::anthill_runtime::ViewTables,
                         key: &#key,
                     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-                        let key = Self::key_bytes(key);
+                        self.store_at(tables, &Self::key_bytes(key))
+                    }
+
+                    /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+                    pub fn store_at(
+                        &self,
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &[u8],
+                    ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
                         if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                             return ::std::result::Result::Err(::anthill_runtime::ViewError {
                                 view: Self::NAME,
                                 message: ::std::format!("a key of {} bytes is longer than the store allows", key.len()),
                             });
                         }
-                        tables.put(Self::NAME, &key, &self.encode())
+                        tables.put(Self::NAME, key, &self.encode())
                     }
                 }
             }
@@ -254,10 +270,10 @@ impl Emitter<'_> {
                     parts.push(quote! {
                         (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                             #filter
-                            let key = #key;
-                            let mut row = super::views::#row_ty::load(tables, &key)?;
+                            let key = super::views::#row_ty::key_bytes(&#key);
+                            let mut row = super::views::#row_ty::load_at(tables, &key)?;
                             #(#updates)*
-                            row.store(tables, &key)?;
+                            row.store_at(tables, &key)?;
                             ::std::result::Result::Ok(())
                         })()
                         .map_err(|e| e.into_view_error(#view))?;

@@ -1033,8 +1033,8 @@ pub mod item {
     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
         if let Event::Reserved(event) = event {
             (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
-                let key = (*ctx.id).clone();
-                let mut row = super::views::Reservations::load(tables, &key)?;
+                let key = super::views::Reservations::key_bytes(&(*ctx.id).clone());
+                let mut row = super::views::Reservations::load_at(tables, &key)?;
                 row.count = ::anthill_runtime::value::Num::add(row.count, 1u64)?;
                 row.reserved = ::anthill_runtime::value::Num::add(
                     row.reserved,
@@ -1044,7 +1044,7 @@ pub mod item {
                     row.last_order = ::std::option::Option::Some(event.order.clone());
                     row.last_order_at = ctx.occurred_at;
                 }
-                row.store(tables, &key)?;
+                row.store_at(tables, &key)?;
                 ::std::result::Result::Ok(())
             })()
                 .map_err(|e| e.into_view_error("reservations"))?;
@@ -1753,7 +1753,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            match tables.get(Self::NAME, key)? {
                 ::std::option::Option::Some(bytes) => {
                     Self::decode(&bytes)
                         .map_err(|e| {
@@ -1771,7 +1778,14 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -1780,7 +1794,7 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            tables.put(Self::NAME, key, &self.encode())
         }
     }
 }
