@@ -3584,7 +3584,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     if row.day.is_none() || ctx.occurred_at >= row.day_at {
                         row.day = ::std::option::Option::Some(event.day.clone());
@@ -3644,7 +3644,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
@@ -3686,7 +3686,7 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.small_van_stops = ::anthill_runtime::value::Num::add(
                         row.small_van_stops,
@@ -3700,7 +3700,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DayTotals::key_bytes(&event.day.clone());
+                    let key = super::views::DayTotals::key_bytes(&event.day);
                     let mut row = super::views::DayTotals::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
@@ -3738,7 +3738,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
@@ -3786,7 +3786,7 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.small_van_stops = ::anthill_runtime::value::Num::add(
                         row.small_van_stops,
@@ -3800,7 +3800,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DayTotals::key_bytes(&event.day.clone());
+                    let key = super::views::DayTotals::key_bytes(&event.day);
                     let mut row = super::views::DayTotals::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
@@ -3847,7 +3847,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     if row.van_stops_limit.is_none()
                         || ctx.occurred_at >= row.van_stops_limit_at
@@ -3899,7 +3899,7 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
                     let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     let position = row
                         .overbookings_at

@@ -2482,7 +2482,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.order.clone());
+                    let key = super::views::OrderFills::key_bytes(&event.order);
                     let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.placed = ::anthill_runtime::value::Num::add(
                         row.placed,
@@ -2498,7 +2498,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::Tape::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::Tape::key_bytes(&(*ctx.id));
                     let mut row = super::views::Tape::load_at(tables, &key)?;
                     if row.last_price.is_none() || ctx.occurred_at >= row.last_price_at {
                         row.last_price = ::std::option::Option::Some(event.price);
@@ -2552,7 +2552,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.maker.clone());
+                    let key = super::views::OrderFills::key_bytes(&event.maker);
                     let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.filled = ::anthill_runtime::value::Num::add(
                         row.filled,
@@ -2566,7 +2566,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.taker.clone());
+                    let key = super::views::OrderFills::key_bytes(&event.taker);
                     let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.filled = ::anthill_runtime::value::Num::add(
                         row.filled,
@@ -2580,9 +2580,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::TraderPositions::key_bytes(
-                        &event.buyer.clone(),
-                    );
+                    let key = super::views::TraderPositions::key_bytes(&event.buyer);
                     let mut row = super::views::TraderPositions::load_at(tables, &key)?;
                     row.bought = ::anthill_runtime::value::Num::add(
                         row.bought,
@@ -2597,9 +2595,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::TraderPositions::key_bytes(
-                        &event.seller.clone(),
-                    );
+                    let key = super::views::TraderPositions::key_bytes(&event.seller);
                     let mut row = super::views::TraderPositions::load_at(tables, &key)?;
                     row.sold = ::anthill_runtime::value::Num::add(row.sold, event.qty)?;
                     row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
@@ -2613,7 +2609,7 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.order.clone());
+                    let key = super::views::OrderFills::key_bytes(&event.order);
                     let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.cancelled = ::anthill_runtime::value::Num::add(
                         row.cancelled,

@@ -5129,9 +5129,7 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
                     let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.received = ::anthill_runtime::value::Num::add(
                         row.received,
@@ -5147,9 +5145,7 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
                     let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.picked = ::anthill_runtime::value::Num::add(
                         row.picked,
@@ -5165,9 +5161,7 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
                     let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.consumed = ::anthill_runtime::value::Num::add(
                         row.consumed,
@@ -5183,9 +5177,7 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
                     let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.written_off = ::anthill_runtime::value::Num::add(
                         row.written_off,
@@ -5211,9 +5203,7 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
                     let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.back_orders = ::anthill_runtime::value::Num::add(
                         row.back_orders,
@@ -6650,7 +6640,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_added = ::anthill_runtime::value::Num::add(
                         row.items_added,
@@ -6666,7 +6656,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_reserved = ::anthill_runtime::value::Num::add(
                         row.items_reserved,
@@ -6682,7 +6672,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_dropped = ::anthill_runtime::value::Num::add(
                         row.items_dropped,
@@ -6698,7 +6688,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -6720,7 +6710,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.units_picked = ::anthill_runtime::value::Num::add(
                         row.units_picked,
@@ -6736,7 +6726,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -6754,7 +6744,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -6776,7 +6766,7 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -8793,7 +8783,7 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
                     let mut row = super::views::MachineHealth::load_at(tables, &key)?;
                     row.jobs = ::anthill_runtime::value::Num::add(row.jobs, 1u64)?;
                     row.store_at(tables, &key)?;
@@ -8806,7 +8796,7 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
                     let mut row = super::views::MachineHealth::load_at(tables, &key)?;
                     row.breakdowns = ::anthill_runtime::value::Num::add(
                         row.breakdowns,

@@ -3989,9 +3989,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     if row.last_owner.is_none() || ctx.occurred_at >= row.last_owner_at {
                         row.last_owner = ::std::option::Option::Some(
@@ -4009,9 +4007,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.deposits = ::anthill_runtime::value::Num::add(
                         row.deposits,
@@ -4031,9 +4027,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.withdrawals = ::anthill_runtime::value::Num::add(
                         row.withdrawals,
@@ -4053,9 +4047,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.overdrafts = ::anthill_runtime::value::Num::add(
                         row.overdrafts,
@@ -4071,9 +4063,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_out = ::anthill_runtime::value::Num::add(
                         row.total_out,
@@ -4089,9 +4079,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
@@ -4107,9 +4095,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
@@ -4125,9 +4111,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_out = ::anthill_runtime::value::Num::add(
                         row.total_out,
@@ -4143,9 +4127,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
@@ -4161,9 +4143,7 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
                     let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
@@ -5650,9 +5630,7 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
@@ -5668,9 +5646,7 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
@@ -5693,9 +5669,7 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
@@ -5715,9 +5689,7 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,

@@ -3190,9 +3190,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
                     let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -3210,9 +3208,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
                     let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -3261,9 +3257,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DepotActivity::key_bytes(
-                        &event.depot.clone(),
-                    );
+                    let key = super::views::DepotActivity::key_bytes(&event.depot);
                     let mut row = super::views::DepotActivity::load_at(tables, &key)?;
                     row.arrivals = ::anthill_runtime::value::Num::add(
                         row.arrivals,
@@ -3306,9 +3300,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
                     let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -3357,9 +3349,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DepotActivity::key_bytes(
-                        &event.depot.clone(),
-                    );
+                    let key = super::views::DepotActivity::key_bytes(&event.depot);
                     let mut row = super::views::DepotActivity::load_at(tables, &key)?;
                     row.loads = ::anthill_runtime::value::Num::add(row.loads, 1u64)?;
                     let position = row
@@ -3391,9 +3381,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
                     let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -3440,9 +3428,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
                     let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -3489,9 +3475,7 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(
-                        &(*ctx.id).clone(),
-                    );
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
                     let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
@@ -4306,7 +4290,7 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     if row.planned_stops.is_none()
                         || ctx.occurred_at >= row.planned_stops_at
@@ -4326,7 +4310,7 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.stops = ::anthill_runtime::value::Num::add(row.stops, 1u64)?;
                     row.store_at(tables, &key)?;
@@ -4342,7 +4326,7 @@ pub mod route {
                     if !event.delivered {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.delivered = ::anthill_runtime::value::Num::add(
                         row.delivered,
@@ -4359,7 +4343,7 @@ pub mod route {
                     if !(!event.delivered) {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id).clone());
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
                     let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.attempted = ::anthill_runtime::value::Num::add(
                         row.attempted,

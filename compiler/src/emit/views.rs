@@ -202,7 +202,8 @@ impl Emitter<'_> {
                     let env = Env { event: Some(quote!(event)), aggregate: Some(agg), ..Env::new() };
                     let fields = Fields { params: None, event: Some(&e.fields) };
                     let row_ty = ident(&camel(&v.name.dsl));
-                    let key = self.arg(&h.key, &env, &fields);
+                    // Borrowed where the key is a place (the instance's id, an event field): no clone.
+                    let key = self.borrowed(&h.key, &env, &fields);
                     uses_event_any |= any_in_expr(&h.key, &uses_event)
                         || h.filter.as_ref().is_some_and(|f| any_in_expr(f, &uses_event))
                         || h.updates.iter().any(|(_, e)| e.as_ref().is_some_and(|e| any_in_expr(e, &uses_event)));
@@ -270,7 +271,7 @@ impl Emitter<'_> {
                     parts.push(quote! {
                         (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                             #filter
-                            let key = super::views::#row_ty::key_bytes(&#key);
+                            let key = super::views::#row_ty::key_bytes(#key);
                             let mut row = super::views::#row_ty::load_at(tables, &key)?;
                             #(#updates)*
                             row.store_at(tables, &key)?;

@@ -1033,7 +1033,7 @@ pub mod item {
     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
         if let Event::Reserved(event) = event {
             (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
-                let key = super::views::Reservations::key_bytes(&(*ctx.id).clone());
+                let key = super::views::Reservations::key_bytes(&(*ctx.id));
                 let mut row = super::views::Reservations::load_at(tables, &key)?;
                 row.count = ::anthill_runtime::value::Num::add(row.count, 1u64)?;
                 row.reserved = ::anthill_runtime::value::Num::add(
