@@ -119,3 +119,38 @@ fn a_store_of_version_1_opens_under_version_2_with_upcasters() -> Result<(), Err
     assert_eq!(engine.verify()?, (6, 2));
     Ok(())
 }
+
+#[test]
+fn a_migration_that_fails_midway_leaves_the_store_as_it_was() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    write_version_1(dir.path())?;
+    // An upcaster that cannot convert a deposit of 4.00 (the last event): the migration's transaction has
+    // rewritten the earlier events when it fails, and is aborted.
+    let failing = upcasters_only_opened().event::<Account, v1::bank::account::Event>(
+        "deposited",
+        "(amount: (decimal 2), count: u32)",
+        |old| match old {
+            v1::bank::account::Event::Deposited(e) if e.amount != anthill_runtime::Decimal::from_mantissa(400) => {
+                Some(Event::Deposited(events::Deposited {
+                    amount: e.amount,
+                    count: u64::from(e.count),
+                    memo: String::new(),
+                }))
+            }
+            _ => None,
+        },
+    );
+    let config = Config { upcasters: Some(failing), ..Config::default() };
+    let failed = Engine::<v2::bank::Bank>::open(dir.path(), config).err().expect("the migration fails");
+    assert!(failed.to_string().contains("upcasting failed"), "{failed}");
+    // Nothing of it was committed: version 1 opens its store unchanged, and version 2 still needs upcasters.
+    let engine = Engine::<v1::bank::Bank>::open(dir.path(), Config::default())?;
+    assert_eq!(engine.verify()?, (5, 2));
+    let names: Vec<String> = engine.changes(0, 100)?.into_iter().map(|e| e.envelope.event_name).collect();
+    assert_eq!(names, ["opened", "opened", "deposited", "deposited", "deposited"]);
+    engine.shutdown();
+    let config = Config { upcasters: Some(upcasters()), ..Config::default() };
+    let engine = Engine::<v2::bank::Bank>::open(dir.path(), config)?;
+    assert_eq!(engine.verify()?, (5, 2));
+    Ok(())
+}
