@@ -3984,6 +3984,12 @@ pub mod slot {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -4177,18 +4183,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -4211,7 +4223,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per day, over all its slots: bookings held and the load booked.
@@ -4285,18 +4300,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -4319,7 +4340,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

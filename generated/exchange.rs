@@ -2688,6 +2688,12 @@ pub mod order_book {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -2825,18 +2831,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -2859,7 +2871,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per order: the shares filled as maker and as taker, and whether it was cancelled.
@@ -2922,18 +2937,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -2956,7 +2977,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per trader: shares bought and sold, from the trades only.
@@ -3019,18 +3043,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -3053,7 +3083,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

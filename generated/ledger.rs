@@ -4222,6 +4222,12 @@ pub mod account {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -5772,6 +5778,12 @@ pub mod disbursement {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -5920,18 +5932,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -5954,7 +5972,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
@@ -6029,18 +6050,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -6063,7 +6090,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

@@ -3585,6 +3585,12 @@ pub mod parcel {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -4422,6 +4428,12 @@ pub mod route {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -4557,18 +4569,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -4591,7 +4609,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per depot: parcels scanned in and loaded, the most recent ones by when they happened.
@@ -4674,18 +4695,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -4708,7 +4735,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per route: stops loaded, delivered and attempted.
@@ -4777,18 +4807,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -4811,7 +4847,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

@@ -12,9 +12,6 @@ use anthill_runtime::engine::Engine;
 #[allow(dead_code)]
 #[path = "ledger_generated.rs"]
 mod generated;
-#[allow(dead_code)]
-#[path = "../benches/support/workload.rs"]
-mod workload;
 
 /// The system allocator, counting allocations (including reallocations, which move most of the time).
 struct Counting;
@@ -45,7 +42,8 @@ static GLOBAL: Counting = Counting;
 fn main() {
     let commands = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000u64);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let engine = Engine::<generated::ledger::Ledger>::open(dir.path(), workload::engine_config(1)).expect("opens");
+    let engine =
+        Engine::<generated::ledger::Ledger>::open(dir.path(), generated::workload::engine_config(1)).expect("opens");
     generated::setup(&engine).expect("accounts open");
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     generated::load(&engine, commands).expect("the workload runs");

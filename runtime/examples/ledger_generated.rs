@@ -10,7 +10,7 @@ pub mod ledger {
     include!("../../generated/ledger.rs");
 }
 #[path = "../benches/support/workload.rs"]
-mod workload;
+pub mod workload;
 
 use std::collections::VecDeque;
 use std::time::Instant;

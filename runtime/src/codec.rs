@@ -45,11 +45,43 @@ pub fn encode<T>(value: &T) -> Vec<u8>
 where
     T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
 {
-    match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Vec::with_capacity(ENCODE_CAPACITY_BYTES)) {
+    // Generated types hold only strings, numbers and std collections, whose encoding has no failure path.
+    encode_into(value, Vec::with_capacity(ENCODE_CAPACITY_BYTES))
+}
+
+/// Encodes `value` into `out` (cleared first, its allocation reused).
+pub fn encode_into<T>(value: &T, mut out: Vec<u8>) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+{
+    out.clear();
+    match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, out) {
         Ok(bytes) => bytes,
-        // Generated types hold only strings, numbers and std collections, whose encoding has no failure path.
         Err(error) => panic!("rkyv cannot encode a generated value: {error}"),
     }
+}
+
+/// The largest encode buffer a thread keeps between calls.
+const ENCODE_BUFFER_KEPT_BYTES_MAX: usize = 1 << 20;
+
+thread_local! {
+    /// The buffer `with_encoded` encodes into, reused by every call on the thread.
+    static ENCODE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Encodes `value` into a per-thread buffer and hands the bytes to `use_bytes`: no allocation once the buffer
+/// has grown to the values' size. The buffer is taken out while `use_bytes` runs, so nesting is safe (an
+/// inner call allocates its own).
+pub fn with_encoded<T, R>(value: &T, use_bytes: impl FnOnce(&[u8]) -> R) -> R
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+{
+    let bytes = encode_into(value, ENCODE_BUFFER.with(std::cell::Cell::take));
+    let result = use_bytes(&bytes);
+    if bytes.capacity() <= ENCODE_BUFFER_KEPT_BYTES_MAX {
+        ENCODE_BUFFER.with(|buffer| buffer.set(bytes));
+    }
+    result
 }
 
 thread_local! {
@@ -128,6 +160,8 @@ mod tests {
         };
         let aligned = rkyv::to_bytes::<rancor::Error>(&value).map(|bytes| bytes.into_vec());
         assert_eq!(aligned.ok(), Some(encode(&value)));
+        let nested = with_encoded(&value, |outer| with_encoded(&value, |inner| (outer.to_vec(), inner.to_vec())));
+        assert_eq!(nested, (encode(&value), encode(&value)));
     }
 
     #[test]

@@ -122,6 +122,9 @@ impl Emitter<'_> {
                     fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
                         ::anthill_runtime::codec::encode(event)
                     }
+                    fn with_encoded_event(event: &Event, use_bytes: &mut dyn ::std::ops::FnMut(&[u8])) {
+                        ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+                    }
                     fn decode_event(bytes: &[u8]) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
                         ::anthill_runtime::codec::decode(bytes)
                     }

@@ -97,12 +97,16 @@ impl Emitter<'_> {
                         tables: &mut dyn ::anthill_runtime::ViewTables,
                         key: &[u8],
                     ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-                        match tables.get(Self::NAME, key)? {
-                            ::std::option::Option::Some(bytes) => Self::decode(&bytes).map_err(|e| {
-                                ::anthill_runtime::ViewError { view: Self::NAME, message: e.to_string() }
-                            }),
-                            ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-                        }
+                        // Decoded straight from the stored bytes (no copy out of the tables).
+                        let mut row = ::std::result::Result::Ok(Self::default());
+                        tables.get_with(Self::NAME, key, &mut |bytes| {
+                            if let ::std::option::Option::Some(bytes) = bytes {
+                                row = Self::decode(bytes).map_err(|e| {
+                                    ::anthill_runtime::ViewError { view: Self::NAME, message: e.to_string() }
+                                });
+                            }
+                        })?;
+                        row
                     }
 
                     pub fn store(
@@ -125,7 +129,7 @@ impl Emitter<'_> {
                                 message: ::std::format!("a key of {} bytes is longer than the store allows", key.len()),
                             });
                         }
-                        tables.put(Self::NAME, key, &self.encode())
+                        ::anthill_runtime::codec::with_encoded(self, |bytes| tables.put(Self::NAME, key, bytes))
                     }
                 }
             }

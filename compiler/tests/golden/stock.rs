@@ -1115,6 +1115,12 @@ pub mod item {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -1649,6 +1655,12 @@ pub mod order {
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
         }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
+        }
         fn decode_event(
             bytes: &[u8],
         ) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
@@ -1760,18 +1772,24 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &[u8],
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, key)? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
@@ -1794,7 +1812,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

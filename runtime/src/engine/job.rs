@@ -177,16 +177,32 @@ pub(super) struct TxnViews<'a, 't> {
 
 impl ViewTables for TxnViews<'_, '_> {
     fn get(&mut self, view: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        let mut found = None;
+        self.get_with(view, key, &mut |row| found = row.map(<[u8]>::to_vec))?;
+        Ok(found)
+    }
+
+    fn get_with(
+        &mut self,
+        view: &'static str,
+        key: &[u8],
+        read: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), ViewError> {
         if self.only.is_some_and(|only| only != view) {
-            return Ok(None);
+            read(None);
+            return Ok(());
         }
         let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
         self.overlay.set_lookup(index, key);
         if let Some(row) = self.overlay.rows.get(&self.overlay.lookup[..]) {
-            return Ok(Some(row.clone()));
+            read(Some(row));
+            return Ok(());
         }
         match self.store.view_table_at(index).get(self.txn, key) {
-            Ok(row) => Ok(row.map(<[u8]>::to_vec)),
+            Ok(row) => {
+                read(row);
+                Ok(())
+            }
             Err(error) => Err(ViewError { view, message: error.to_string() }),
         }
     }
@@ -428,7 +444,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         key: &self.record_key[2..],
                         event_name: crate::aggregate::EventName::name(event),
                     };
-                    format::encode_event_into(&envelope, &A::encode_event(event), cx.buffer);
+                    let buffer = &mut *cx.buffer;
+                    A::with_encoded_event(event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
                     cx.store.append_event(cx.txn, seq, cx.buffer)?;
                     let ctx = EventContext {
                         id: &self.id,
