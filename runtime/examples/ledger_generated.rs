@@ -47,10 +47,20 @@ fn run(commands: u64) -> Result<(), String> {
         let engine =
             Engine::<ledger::Ledger>::open(dir.path(), engine_config(partitions)).map_err(|e| e.to_string())?;
         setup(&engine).map_err(|e| e.to_string())?;
+        let before = engine.stats();
         let started = Instant::now();
         load(&engine, commands).map_err(|e| e.to_string())?;
         let per_second = commands as f64 / started.elapsed().as_secs_f64();
+        let after = engine.stats();
+        let batches = (after.batches - before.batches).max(1);
         println!("| engine, {partitions} partition(s) | {per_second:.0} |");
+        eprintln!(
+            "engine, {partitions} partition(s): {:.0} commands per batch; per batch: decide {} us, write {} us, commit {} us",
+            (after.commands - before.commands) as f64 / batches as f64,
+            (after.decide_us - before.decide_us) / batches,
+            (after.write_us - before.write_us) / batches,
+            (after.commit_us - before.commit_us) / batches,
+        );
     }
     Ok(())
 }
