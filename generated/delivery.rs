@@ -2072,6 +2072,56 @@ pub mod slot {
         pub fn frozen_totes_used(&self) -> u32 {
             self.frozen_totes_used
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.day, &from.day);
+            ::std::clone::Clone::clone_from(&mut self.window, &from.window);
+            ::std::clone::Clone::clone_from(&mut self.cutoff, &from.cutoff);
+            ::std::clone::Clone::clone_from(&mut self.areas, &from.areas);
+            ::std::clone::Clone::clone_from(&mut self.blocked, &from.blocked);
+            ::std::clone::Clone::clone_from(&mut self.bookings, &from.bookings);
+            ::std::clone::Clone::clone_from(
+                &mut self.van_stops_limit,
+                &from.van_stops_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.van_stops_used,
+                &from.van_stops_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.small_van_stops_limit,
+                &from.small_van_stops_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.small_van_stops_used,
+                &from.small_van_stops_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.picking_minutes_limit,
+                &from.picking_minutes_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.picking_minutes_used,
+                &from.picking_minutes_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.chilled_totes_limit,
+                &from.chilled_totes_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.chilled_totes_used,
+                &from.chilled_totes_used,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.frozen_totes_limit,
+                &from.frozen_totes_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.frozen_totes_used,
+                &from.frozen_totes_used,
+            );
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -3327,13 +3377,21 @@ pub mod slot {
         )?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Open(command) => decide_open(state, command, ctx)?,
             Command::ServeArea(command) => decide_serve_area(state, command, ctx)?,
@@ -3343,24 +3401,24 @@ pub mod slot {
             Command::ChangeLimits(command) => decide_change_limits(state, command, ctx)?,
             Command::Close(command) => decide_close(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Open(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ServeArea(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::BlockAddress(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Book(command) => {
                 check_invariants_book(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -3368,20 +3426,20 @@ pub mod slot {
                 )?
             }
             Command::Cancel(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ChangeLimits(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Close(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -3526,8 +3584,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     if row.day.is_none() || ctx.occurred_at >= row.day_at {
                         row.day = ::std::option::Option::Some(event.day.clone());
                         row.day_at = ctx.occurred_at;
@@ -3576,7 +3634,7 @@ pub mod slot {
                         );
                         row.frozen_totes_limit_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3586,8 +3644,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         1i64,
@@ -3617,7 +3675,7 @@ pub mod slot {
                             i64,
                         >(event.frozen_totes)?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3628,13 +3686,13 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.small_van_stops = ::anthill_runtime::value::Num::add(
                         row.small_van_stops,
                         1i64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3642,8 +3700,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.day.clone();
-                    let mut row = super::views::DayTotals::load(tables, &key)?;
+                    let key = super::views::DayTotals::key_bytes(&event.day);
+                    let mut row = super::views::DayTotals::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         1i64,
@@ -3670,7 +3728,7 @@ pub mod slot {
                             i64,
                         >(event.frozen_totes)?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
@@ -3680,8 +3738,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         -1i64,
@@ -3717,7 +3775,7 @@ pub mod slot {
                             >(event.frozen_totes)?,
                         )?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3728,13 +3786,13 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     row.small_van_stops = ::anthill_runtime::value::Num::add(
                         row.small_van_stops,
                         -1i64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3742,8 +3800,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.day.clone();
-                    let mut row = super::views::DayTotals::load(tables, &key)?;
+                    let key = super::views::DayTotals::key_bytes(&event.day);
+                    let mut row = super::views::DayTotals::load_at(tables, &key)?;
                     row.bookings = ::anthill_runtime::value::Num::add(
                         row.bookings,
                         -1i64,
@@ -3779,7 +3837,7 @@ pub mod slot {
                             >(event.frozen_totes)?,
                         )?,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
@@ -3789,8 +3847,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     if row.van_stops_limit.is_none()
                         || ctx.occurred_at >= row.van_stops_limit_at
                     {
@@ -3831,7 +3889,7 @@ pub mod slot {
                         );
                         row.frozen_totes_limit_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3841,8 +3899,8 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::SlotCounters::load(tables, &key)?;
+                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
+                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
                     let position = row
                         .overbookings_at
                         .partition_point(|at| *at <= ctx.occurred_at);
@@ -3853,7 +3911,7 @@ pub mod slot {
                         row.overbookings.drain(..excess);
                         row.overbookings_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3878,16 +3936,27 @@ pub mod slot {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -3914,6 +3983,12 @@ pub mod slot {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -4082,7 +4157,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::SlotId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4100,25 +4176,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::SlotId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::SlotId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4127,7 +4223,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per day, over all its slots: bookings held and the load booked.
@@ -4175,7 +4274,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &::std::string::String) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4193,25 +4293,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &::std::string::String,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &::std::string::String,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4220,7 +4340,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

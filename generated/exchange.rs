@@ -1568,6 +1568,15 @@ pub mod order_book {
         ) -> ::std::option::Option<::anthill_runtime::Decimal<2>> {
             self.last_price
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.halted, &from.halted);
+            ::std::clone::Clone::clone_from(&mut self.next_seq, &from.next_seq);
+            ::std::clone::Clone::clone_from(&mut self.orders, &from.orders);
+            ::std::clone::Clone::clone_from(&mut self.bids, &from.bids);
+            ::std::clone::Clone::clone_from(&mut self.asks, &from.asks);
+            ::std::clone::Clone::clone_from(&mut self.last_price, &from.last_price);
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -2256,42 +2265,50 @@ pub mod order_book {
         invariant_book_indexes_every_order(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::PlaceOrder(command) => decide_place_order(state, command, ctx)?,
             Command::CancelOrder(command) => decide_cancel_order(state, command, ctx)?,
             Command::Halt(command) => decide_halt(state, command, ctx)?,
             Command::Resume(command) => decide_resume(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::PlaceOrder(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::CancelOrder(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Halt(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Resume(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -2465,13 +2482,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.order.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.order);
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.placed = ::anthill_runtime::value::Num::add(
                         row.placed,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2481,8 +2498,8 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::Tape::load(tables, &key)?;
+                    let key = super::views::Tape::key_bytes(&(*ctx.id));
+                    let mut row = super::views::Tape::load_at(tables, &key)?;
                     if row.last_price.is_none() || ctx.occurred_at >= row.last_price_at {
                         row.last_price = ::std::option::Option::Some(event.price);
                         row.last_price_at = ctx.occurred_at;
@@ -2527,7 +2544,7 @@ pub mod order_book {
                             ::std::option::Option::None => value,
                         },
                     );
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("tape"))?;
@@ -2535,13 +2552,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.maker.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.maker);
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.filled = ::anthill_runtime::value::Num::add(
                         row.filled,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2549,13 +2566,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.taker.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.taker);
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.filled = ::anthill_runtime::value::Num::add(
                         row.filled,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2563,14 +2580,14 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.buyer.clone();
-                    let mut row = super::views::TraderPositions::load(tables, &key)?;
+                    let key = super::views::TraderPositions::key_bytes(&event.buyer);
+                    let mut row = super::views::TraderPositions::load_at(tables, &key)?;
                     row.bought = ::anthill_runtime::value::Num::add(
                         row.bought,
                         event.qty,
                     )?;
                     row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
@@ -2578,11 +2595,11 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.seller.clone();
-                    let mut row = super::views::TraderPositions::load(tables, &key)?;
+                    let key = super::views::TraderPositions::key_bytes(&event.seller);
+                    let mut row = super::views::TraderPositions::load_at(tables, &key)?;
                     row.sold = ::anthill_runtime::value::Num::add(row.sold, event.qty)?;
                     row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
@@ -2592,13 +2609,13 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.order.clone();
-                    let mut row = super::views::OrderFills::load(tables, &key)?;
+                    let key = super::views::OrderFills::key_bytes(&event.order);
+                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
                     row.cancelled = ::anthill_runtime::value::Num::add(
                         row.cancelled,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2623,16 +2640,27 @@ pub mod order_book {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -2659,6 +2687,12 @@ pub mod order_book {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -2771,7 +2805,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::StockId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -2789,25 +2824,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::StockId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::StockId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -2816,7 +2871,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per order: the shares filled as maker and as taker, and whether it was cancelled.
@@ -2853,7 +2911,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::OrderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -2871,25 +2930,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -2898,7 +2977,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per trader: shares bought and sold, from the trades only.
@@ -2935,7 +3017,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::TraderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -2953,25 +3036,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::TraderId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::TraderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -2980,7 +3083,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

@@ -3513,6 +3513,18 @@ pub mod stock_item {
         ) -> &::std::collections::BTreeMap<super::OrderId, u32> {
             &self.reservations
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.registered, &from.registered);
+            ::std::clone::Clone::clone_from(&mut self.availability, &from.availability);
+            ::std::clone::Clone::clone_from(
+                &mut self.back_order_tolerance,
+                &from.back_order_tolerance,
+            );
+            ::std::clone::Clone::clone_from(&mut self.on_hand, &from.on_hand);
+            ::std::clone::Clone::clone_from(&mut self.reserved, &from.reserved);
+            ::std::clone::Clone::clone_from(&mut self.reservations, &from.reservations);
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -4717,13 +4729,21 @@ pub mod stock_item {
         )?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Register(command) => decide_register(state, command, ctx)?,
             Command::Reclassify(command) => decide_reclassify(state, command, ctx)?,
@@ -4737,18 +4757,18 @@ pub mod stock_item {
             Command::Consume(command) => decide_consume(state, command, ctx)?,
             Command::WriteOff(command) => decide_write_off(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Register(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Reclassify(command) => {
                 check_invariants_reclassify(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -4758,7 +4778,7 @@ pub mod stock_item {
             Command::Receive(command) => {
                 check_invariants_receive(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -4766,12 +4786,12 @@ pub mod stock_item {
                 )?
             }
             Command::Reserve(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Release(command) => {
                 check_invariants_release(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -4779,12 +4799,12 @@ pub mod stock_item {
                 )?
             }
             Command::Pick(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ReturnToShelf(command) => {
                 check_invariants_return_to_shelf(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -4794,7 +4814,7 @@ pub mod stock_item {
             Command::Consume(command) => {
                 check_invariants_consume(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -4804,7 +4824,7 @@ pub mod stock_item {
             Command::WriteOff(command) => {
                 check_invariants_write_off(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -4813,10 +4833,10 @@ pub mod stock_item {
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -5109,13 +5129,13 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.received = ::anthill_runtime::value::Num::add(
                         row.received,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5125,13 +5145,13 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.picked = ::anthill_runtime::value::Num::add(
                         row.picked,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5141,13 +5161,13 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.consumed = ::anthill_runtime::value::Num::add(
                         row.consumed,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5157,8 +5177,8 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.written_off = ::anthill_runtime::value::Num::add(
                         row.written_off,
                         event.qty,
@@ -5173,7 +5193,7 @@ pub mod stock_item {
                         row.losses.drain(..excess);
                         row.losses_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5183,8 +5203,8 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::StockMovements::load(tables, &key)?;
+                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
+                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
                     row.back_orders = ::anthill_runtime::value::Num::add(
                         row.back_orders,
                         1u64,
@@ -5195,7 +5215,7 @@ pub mod stock_item {
                         row.last_shortfall = ::std::option::Option::Some(event.short);
                         row.last_shortfall_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5220,16 +5240,27 @@ pub mod stock_item {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -5256,6 +5287,12 @@ pub mod stock_item {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -5405,6 +5442,13 @@ pub mod order {
         /// Items not fully picked yet.
         pub fn open_lines(&self) -> u32 {
             self.open_lines
+        }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.items, &from.items);
+            ::std::clone::Clone::clone_from(&mut self.picked, &from.picked);
+            ::std::clone::Clone::clone_from(&mut self.open_lines, &from.open_lines);
         }
     }
     /// The events of this aggregate, one struct each.
@@ -6298,13 +6342,21 @@ pub mod order {
         invariant_shipped_orders_are_complete(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::AddItem(command) => decide_add_item(state, command, ctx)?,
             Command::ConfirmReservation(command) => {
@@ -6317,41 +6369,41 @@ pub mod order {
             Command::Cancel(command) => decide_cancel(state, command, ctx)?,
             Command::ReleaseNext(command) => decide_release_next(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::AddItem(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ConfirmReservation(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::DropItem(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Place(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::RecordPick(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Ship(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Cancel(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ReleaseNext(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -6594,13 +6646,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_added = ::anthill_runtime::value::Num::add(
                         row.items_added,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6610,13 +6662,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_reserved = ::anthill_runtime::value::Num::add(
                         row.items_reserved,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6626,13 +6678,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.items_dropped = ::anthill_runtime::value::Num::add(
                         row.items_dropped,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6642,8 +6694,8 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Placed,
@@ -6654,7 +6706,7 @@ pub mod order {
                         row.placed_at = ::std::option::Option::Some(ctx.occurred_at);
                         row.placed_at_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6664,13 +6716,13 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     row.units_picked = ::anthill_runtime::value::Num::add(
                         row.units_picked,
                         event.qty,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6680,15 +6732,15 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Packed,
                         );
                         row.status_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6698,8 +6750,8 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Shipped,
@@ -6710,7 +6762,7 @@ pub mod order {
                         row.shipped_at = ::std::option::Option::Some(ctx.occurred_at);
                         row.shipped_at_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6720,15 +6772,15 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::OrderProgress::load(tables, &key)?;
+                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::OrderStatus::Cancelled,
                         );
                         row.status_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6753,16 +6805,27 @@ pub mod order {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -6789,6 +6852,12 @@ pub mod order {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -6960,6 +7029,16 @@ pub mod assembly_job {
         /// Materials the warehouse could not issue.
         pub fn missing(&self) -> &::std::collections::BTreeSet<super::Sku> {
             &self.missing
+        }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.product, &from.product);
+            ::std::clone::Clone::clone_from(&mut self.qty, &from.qty);
+            ::std::clone::Clone::clone_from(&mut self.machine, &from.machine);
+            ::std::clone::Clone::clone_from(&mut self.materials, &from.materials);
+            ::std::clone::Clone::clone_from(&mut self.issued, &from.issued);
+            ::std::clone::Clone::clone_from(&mut self.missing, &from.missing);
         }
     }
     /// The events of this aggregate, one struct each.
@@ -7701,13 +7780,21 @@ pub mod assembly_job {
             );
         ::std::result::Result::Ok(events)
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Plan(command) => decide_plan(state, command, ctx)?,
             Command::AddMaterial(command) => decide_add_material(state, command, ctx)?,
@@ -7721,16 +7808,16 @@ pub mod assembly_job {
             Command::Complete(command) => decide_complete(state, command, ctx)?,
             Command::Abort(command) => decide_abort(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         let _ = &mut reactions;
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -7991,16 +8078,27 @@ pub mod assembly_job {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -8027,6 +8125,12 @@ pub mod assembly_job {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -8150,6 +8254,11 @@ pub mod machine {
         /// The job it runs.
         pub fn job(&self) -> &::std::option::Option<super::JobId> {
             &self.job
+        }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.job, &from.job);
         }
     }
     /// The events of this aggregate, one struct each.
@@ -8563,29 +8672,37 @@ pub mod machine {
         events.push(Event::Repaired(events::Repaired {}));
         ::std::result::Result::Ok(events)
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Occupy(command) => decide_occupy(state, command, ctx)?,
             Command::Free(command) => decide_free(state, command, ctx)?,
             Command::BreakDown(command) => decide_break_down(state, command, ctx)?,
             Command::Repair(command) => decide_repair(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         let _ = &mut reactions;
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -8684,10 +8801,10 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::MachineHealth::load(tables, &key)?;
+                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
+                    let mut row = super::views::MachineHealth::load_at(tables, &key)?;
                     row.jobs = ::anthill_runtime::value::Num::add(row.jobs, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
@@ -8697,8 +8814,8 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::MachineHealth::load(tables, &key)?;
+                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
+                    let mut row = super::views::MachineHealth::load_at(tables, &key)?;
                     row.breakdowns = ::anthill_runtime::value::Num::add(
                         row.breakdowns,
                         1u64,
@@ -8709,7 +8826,7 @@ pub mod machine {
                         );
                         row.last_cause_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
@@ -8734,16 +8851,27 @@ pub mod machine {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -8770,6 +8898,12 @@ pub mod machine {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -8881,7 +9015,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::Sku) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -8899,25 +9034,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -8926,7 +9081,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per order: its status, items and picks.
@@ -8984,7 +9142,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::OrderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -9002,25 +9161,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::OrderId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -9029,7 +9208,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per machine: breakdowns and jobs run.
@@ -9069,7 +9251,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::MachineId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -9087,25 +9270,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::MachineId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::MachineId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -9114,7 +9317,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

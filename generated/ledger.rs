@@ -2242,6 +2242,20 @@ pub mod account {
         pub fn frozen_reason(&self) -> &::std::option::Option<::std::string::String> {
             &self.frozen_reason
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.owner, &from.owner);
+            ::std::clone::Clone::clone_from(&mut self.balance, &from.balance);
+            ::std::clone::Clone::clone_from(
+                &mut self.overdraft_limit,
+                &from.overdraft_limit,
+            );
+            ::std::clone::Clone::clone_from(
+                &mut self.frozen_reason,
+                &from.frozen_reason,
+            );
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -3645,13 +3659,21 @@ pub mod account {
         )?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Open(command) => decide_open(state, command, ctx)?,
             Command::Deposit(command) => decide_deposit(state, command, ctx)?,
@@ -3677,21 +3699,21 @@ pub mod account {
                 decide_refund_disbursement(state, command, ctx)?
             }
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Open(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Deposit(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Withdraw(command) => {
                 check_invariants_withdraw(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -3699,21 +3721,21 @@ pub mod account {
                 )?
             }
             Command::ChangeLimit(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Freeze(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Unfreeze(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Close(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::SendTransfer(command) => {
                 check_invariants_send_transfer(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -3721,15 +3743,15 @@ pub mod account {
                 )?
             }
             Command::ReceiveTransfer(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::RefundTransfer(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::DebitDisbursement(command) => {
                 check_invariants_debit_disbursement(
                     state,
-                    &next,
+                    next,
                     &mut reactions,
                     command,
                     ctx,
@@ -3737,17 +3759,17 @@ pub mod account {
                 )?
             }
             Command::CreditDisbursement(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::RefundDisbursement(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -3967,15 +3989,15 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     if row.last_owner.is_none() || ctx.occurred_at >= row.last_owner_at {
                         row.last_owner = ::std::option::Option::Some(
                             event.owner.clone(),
                         );
                         row.last_owner_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -3985,8 +4007,8 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.deposits = ::anthill_runtime::value::Num::add(
                         row.deposits,
                         1u64,
@@ -3995,7 +4017,7 @@ pub mod account {
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4005,8 +4027,8 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.withdrawals = ::anthill_runtime::value::Num::add(
                         row.withdrawals,
                         1u64,
@@ -4015,7 +4037,7 @@ pub mod account {
                         row.total_out,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4025,13 +4047,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.overdrafts = ::anthill_runtime::value::Num::add(
                         row.overdrafts,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4041,13 +4063,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_out = ::anthill_runtime::value::Num::add(
                         row.total_out,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4057,13 +4079,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4073,13 +4095,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4089,13 +4111,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_out = ::anthill_runtime::value::Num::add(
                         row.total_out,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4105,13 +4127,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4121,13 +4143,13 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::AccountActivity::load(tables, &key)?;
+                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
+                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
                     row.total_in = ::anthill_runtime::value::Num::add(
                         row.total_in,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4152,16 +4174,27 @@ pub mod account {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -4188,6 +4221,12 @@ pub mod account {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -4403,6 +4442,17 @@ pub mod disbursement {
         /// What came back to the payer from refused lines.
         pub fn refunded(&self) -> ::anthill_runtime::Decimal<2> {
             self.refunded
+        }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.payer, &from.payer);
+            ::std::clone::Clone::clone_from(&mut self.payouts, &from.payouts);
+            ::std::clone::Clone::clone_from(&mut self.total, &from.total);
+            ::std::clone::Clone::clone_from(&mut self.next, &from.next);
+            ::std::clone::Clone::clone_from(&mut self.settled, &from.settled);
+            ::std::clone::Clone::clone_from(&mut self.credited, &from.credited);
+            ::std::clone::Clone::clone_from(&mut self.refunded, &from.refunded);
         }
     }
     /// The events of this aggregate, one struct each.
@@ -5284,13 +5334,21 @@ pub mod disbursement {
         invariant_pays_out_at_most_the_total(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Plan(command) => decide_plan(state, command, ctx)?,
             Command::AddPayout(command) => decide_add_payout(state, command, ctx)?,
@@ -5302,38 +5360,38 @@ pub mod disbursement {
             }
             Command::RefusePayout(command) => decide_refuse_payout(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Plan(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::AddPayout(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Release(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::MarkUnfunded(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::PayOut(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ConfirmPayout(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::RefusePayout(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -5578,13 +5636,13 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
                     row.lines = ::anthill_runtime::value::Num::add(row.lines, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5594,8 +5652,8 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
@@ -5607,7 +5665,7 @@ pub mod disbursement {
                         row.credited,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5617,8 +5675,8 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
@@ -5627,7 +5685,7 @@ pub mod disbursement {
                         row.refunded,
                         event.amount,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5637,8 +5695,8 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::DisbursementProgress::load(
+                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::DisbursementProgress::load_at(
                         tables,
                         &key,
                     )?;
@@ -5647,7 +5705,7 @@ pub mod disbursement {
                         row.finished_at = ::std::option::Option::Some(ctx.occurred_at);
                         row.finished_at_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5672,16 +5730,27 @@ pub mod disbursement {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -5708,6 +5777,12 @@ pub mod disbursement {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -5831,7 +5906,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::AccountId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -5849,25 +5925,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::AccountId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::AccountId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -5876,7 +5972,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
@@ -5925,7 +6024,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::DisbursementId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -5943,25 +6043,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DisbursementId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DisbursementId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -5970,7 +6090,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

@@ -2018,6 +2018,25 @@ pub mod parcel {
         pub fn return_due(&self) -> bool {
             self.return_due
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(
+                &mut self.registered_at,
+                &from.registered_at,
+            );
+            ::std::clone::Clone::clone_from(&mut self.destination, &from.destination);
+            ::std::clone::Clone::clone_from(&mut self.depot, &from.depot);
+            ::std::clone::Clone::clone_from(&mut self.route, &from.route);
+            ::std::clone::Clone::clone_from(&mut self.last_scan_at, &from.last_scan_at);
+            ::std::clone::Clone::clone_from(&mut self.scans, &from.scans);
+            ::std::clone::Clone::clone_from(&mut self.deliveries, &from.deliveries);
+            ::std::clone::Clone::clone_from(
+                &mut self.failed_attempts,
+                &from.failed_attempts,
+            );
+            ::std::clone::Clone::clone_from(&mut self.return_due, &from.return_due);
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -2892,13 +2911,21 @@ pub mod parcel {
         invariant_at_most_three_attempts(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Register(command) => decide_register(state, command, ctx)?,
             Command::ScanIn(command) => decide_scan_in(state, command, ctx)?,
@@ -2909,35 +2936,35 @@ pub mod parcel {
                 decide_return_to_sender(state, command, ctx)?
             }
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Register(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ScanIn(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Load(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Deliver(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::FailDelivery(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::ReturnToSender(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -3163,15 +3190,15 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Registered,
                         );
                         row.status_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3181,8 +3208,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::AtDepot,
@@ -3222,7 +3249,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3230,8 +3257,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.depot.clone();
-                    let mut row = super::views::DepotActivity::load(tables, &key)?;
+                    let key = super::views::DepotActivity::key_bytes(&event.depot);
+                    let mut row = super::views::DepotActivity::load_at(tables, &key)?;
                     row.arrivals = ::anthill_runtime::value::Num::add(
                         row.arrivals,
                         1u64,
@@ -3263,7 +3290,7 @@ pub mod parcel {
                             ::std::option::Option::None => value,
                         },
                     );
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
@@ -3273,8 +3300,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::OutForDelivery,
@@ -3314,7 +3341,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3322,8 +3349,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = event.depot.clone();
-                    let mut row = super::views::DepotActivity::load(tables, &key)?;
+                    let key = super::views::DepotActivity::key_bytes(&event.depot);
+                    let mut row = super::views::DepotActivity::load_at(tables, &key)?;
                     row.loads = ::anthill_runtime::value::Num::add(row.loads, 1u64)?;
                     let position = row
                         .recent_loads_at
@@ -3344,7 +3371,7 @@ pub mod parcel {
                             ::std::option::Option::None => value,
                         },
                     );
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
@@ -3354,8 +3381,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Delivered,
@@ -3391,7 +3418,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3401,8 +3428,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Attempted,
@@ -3438,7 +3465,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3448,8 +3475,8 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::ParcelTracking::load(tables, &key)?;
+                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
+                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
                     if row.status.is_none() || ctx.occurred_at >= row.status_at {
                         row.status = ::std::option::Option::Some(
                             super::ParcelStatus::Returned,
@@ -3485,7 +3512,7 @@ pub mod parcel {
                         row.history.drain(..excess);
                         row.history_at.drain(..excess);
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3510,16 +3537,27 @@ pub mod parcel {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -3546,6 +3584,12 @@ pub mod parcel {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -3683,6 +3727,16 @@ pub mod route {
         /// Parcels delivered or attempted.
         pub fn done(&self) -> &::std::collections::BTreeSet<super::ParcelId> {
             &self.done
+        }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.depot, &from.depot);
+            ::std::clone::Clone::clone_from(
+                &mut self.planned_stops,
+                &from.planned_stops,
+            );
+            ::std::clone::Clone::clone_from(&mut self.stops, &from.stops);
+            ::std::clone::Clone::clone_from(&mut self.done, &from.done);
         }
     }
     /// The events of this aggregate, one struct each.
@@ -4138,38 +4192,46 @@ pub mod route {
         invariant_within_planned_stops(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Plan(command) => decide_plan(state, command, ctx)?,
             Command::AddStop(command) => decide_add_stop(state, command, ctx)?,
             Command::CompleteStop(command) => decide_complete_stop(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Plan(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::AddStop(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::CompleteStop(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -4234,8 +4296,8 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     if row.planned_stops.is_none()
                         || ctx.occurred_at >= row.planned_stops_at
                     {
@@ -4244,7 +4306,7 @@ pub mod route {
                         );
                         row.planned_stops_at = ctx.occurred_at;
                     }
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4254,10 +4316,10 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.stops = ::anthill_runtime::value::Num::add(row.stops, 1u64)?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4270,13 +4332,13 @@ pub mod route {
                     if !event.delivered {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.delivered = ::anthill_runtime::value::Num::add(
                         row.delivered,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4287,13 +4349,13 @@ pub mod route {
                     if !(!event.delivered) {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = (*ctx.id).clone();
-                    let mut row = super::views::RouteProgress::load(tables, &key)?;
+                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
+                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
                     row.attempted = ::anthill_runtime::value::Num::add(
                         row.attempted,
                         1u64,
                     )?;
-                    row.store(tables, &key)?;
+                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4318,16 +4380,27 @@ pub mod route {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -4354,6 +4427,12 @@ pub mod route {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -4464,7 +4543,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::ParcelId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4482,25 +4562,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::ParcelId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::ParcelId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4509,7 +4609,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per depot: parcels scanned in and loaded, the most recent ones by when they happened.
@@ -4566,7 +4669,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::DepotId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4584,25 +4688,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DepotId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::DepotId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4611,7 +4735,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
     /// Per route: stops loaded, delivered and attempted.
@@ -4654,7 +4781,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::RouteId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -4672,25 +4800,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::RouteId,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::RouteId,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -4699,7 +4847,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

@@ -6,11 +6,11 @@
 // Not every generated item is used here.
 #[allow(dead_code)]
 // `include!`, not `#[path]`: rustfmt must not reformat the generated file.
-mod ledger {
+pub mod ledger {
     include!("../../generated/ledger.rs");
 }
 #[path = "../benches/support/workload.rs"]
-mod workload;
+pub mod workload;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -21,9 +21,9 @@ use anthill_runtime::Decimal;
 use ledger::account::{commands, Account, Command};
 use workload::{engine_config, Raw, Zipf, CLIENTS, WINDOW};
 
-const ACCOUNTS: u64 = 10_000;
+pub const ACCOUNTS: u64 = 10_000;
 
-fn main() {
+pub fn main() {
     let commands = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(400_000u64);
     if let Err(message) = run(commands) {
         eprintln!("ledger_generated: {message}");
@@ -47,15 +47,25 @@ fn run(commands: u64) -> Result<(), String> {
         let engine =
             Engine::<ledger::Ledger>::open(dir.path(), engine_config(partitions)).map_err(|e| e.to_string())?;
         setup(&engine).map_err(|e| e.to_string())?;
+        let before = engine.stats();
         let started = Instant::now();
         load(&engine, commands).map_err(|e| e.to_string())?;
         let per_second = commands as f64 / started.elapsed().as_secs_f64();
+        let after = engine.stats();
+        let batches = (after.batches - before.batches).max(1);
         println!("| engine, {partitions} partition(s) | {per_second:.0} |");
+        eprintln!(
+            "engine, {partitions} partition(s): {:.0} commands per batch; per batch: decide {} us, write {} us, commit {} us",
+            (after.commands - before.commands) as f64 / batches as f64,
+            (after.decide_us - before.decide_us) / batches,
+            (after.write_us - before.write_us) / batches,
+            (after.commit_us - before.commit_us) / batches,
+        );
     }
     Ok(())
 }
 
-fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
+pub fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
     let mut pending: VecDeque<Pending<Account>> = VecDeque::new();
     for account in 0..ACCOUNTS {
         let open = Command::Open(commands::Open { owner: "owner".into(), overdraft_limit: Decimal::ZERO });
@@ -75,7 +85,7 @@ fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {
     Ok(())
 }
 
-fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error> {
+pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error> {
     let per_client = commands / CLIENTS as u64;
     let ids: Vec<ledger::AccountId> = (0..ACCOUNTS).map(id).collect();
     std::thread::scope(|scope| {

@@ -245,6 +245,11 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
     ) -> Result<(), ViewError>;
 
     fn encode_event(event: &Self::Event) -> Vec<u8>;
+    /// Hands the event's bytes to `use_bytes`; generated code encodes into a reused buffer instead of
+    /// allocating as [`Aggregate::encode_event`] does.
+    fn with_encoded_event(event: &Self::Event, use_bytes: &mut dyn FnMut(&[u8])) {
+        use_bytes(&Self::encode_event(event));
+    }
     /// Validates the bytes before reading them.
     fn decode_event(bytes: &[u8]) -> Result<Self::Event, DecodeError>;
     fn encode_state(state: &Self::State) -> Vec<u8>;
@@ -353,6 +358,17 @@ pub fn derive_command_id(event_id: EventId, process: &str, step: u32) -> Command
 /// The key-value tables views are kept in, inside the engine's write transaction.
 pub trait ViewTables {
     fn get(&mut self, view: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError>;
+    /// Hands the row (`None` when there is none) to `read` without copying it out, where the tables can.
+    fn get_with(
+        &mut self,
+        view: &'static str,
+        key: &[u8],
+        read: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), ViewError> {
+        let row = self.get(view, key)?;
+        read(row.as_deref());
+        Ok(())
+    }
     fn put(&mut self, view: &'static str, key: &[u8], row: &[u8]) -> Result<(), ViewError>;
 }
 

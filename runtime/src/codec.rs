@@ -31,16 +31,62 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// The first allocation for an encoded value: most events, states and view rows fit.
+const ENCODE_CAPACITY_BYTES: usize = 128;
+
+/// The largest decode buffer a thread keeps between calls (a larger one is freed after use).
+const DECODE_BUFFER_KEPT_BYTES_MAX: usize = 1 << 20;
+
 /// Encodes a value. Encoding an in-memory value of a generated type cannot fail.
+///
+/// Written straight into a `Vec<u8>` (rkyv pads relative to the writer's position, so the bytes are the same
+/// as in an aligned buffer): one allocation, no copy out of an `AlignedVec`.
 pub fn encode<T>(value: &T) -> Vec<u8>
 where
-    T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+    T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
 {
-    match rkyv::to_bytes::<rancor::Error>(value) {
-        Ok(bytes) => bytes.into_vec(),
-        // Generated types hold only strings, numbers and std collections, whose encoding has no failure path.
+    // Generated types hold only strings, numbers and std collections, whose encoding has no failure path.
+    encode_into(value, Vec::with_capacity(ENCODE_CAPACITY_BYTES))
+}
+
+/// Encodes `value` into `out` (cleared first, its allocation reused).
+pub fn encode_into<T>(value: &T, mut out: Vec<u8>) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+{
+    out.clear();
+    match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, out) {
+        Ok(bytes) => bytes,
         Err(error) => panic!("rkyv cannot encode a generated value: {error}"),
     }
+}
+
+/// The largest encode buffer a thread keeps between calls.
+const ENCODE_BUFFER_KEPT_BYTES_MAX: usize = 1 << 20;
+
+thread_local! {
+    /// The buffer `with_encoded` encodes into, reused by every call on the thread.
+    static ENCODE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Encodes `value` into a per-thread buffer and hands the bytes to `use_bytes`: no allocation once the buffer
+/// has grown to the values' size. The buffer is taken out while `use_bytes` runs, so nesting is safe (an
+/// inner call allocates its own).
+pub fn with_encoded<T, R>(value: &T, use_bytes: impl FnOnce(&[u8]) -> R) -> R
+where
+    T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+{
+    let bytes = encode_into(value, ENCODE_BUFFER.with(std::cell::Cell::take));
+    let result = use_bytes(&bytes);
+    if bytes.capacity() <= ENCODE_BUFFER_KEPT_BYTES_MAX {
+        ENCODE_BUFFER.with(|buffer| buffer.set(bytes));
+    }
+    result
+}
+
+thread_local! {
+    /// The aligned copy `decode` reads from, reused by every call on the thread.
+    static DECODE_BUFFER: std::cell::RefCell<AlignedVec<16>> = std::cell::RefCell::new(AlignedVec::new());
 }
 
 /// Validates and decodes bytes read from disk (at any alignment).
@@ -50,9 +96,27 @@ where
     T::Archived:
         for<'a> CheckBytes<HighValidator<'a, rancor::Error>> + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
-    let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    rkyv::from_bytes::<T, rancor::Error>(&aligned).map_err(|e| DecodeError::new(format!("invalid stored value: {e}")))
+    let read = |aligned: &AlignedVec<16>| {
+        rkyv::from_bytes::<T, rancor::Error>(aligned)
+            .map_err(|e| DecodeError::new(format!("invalid stored value: {e}")))
+    };
+    DECODE_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut aligned) => {
+            aligned.clear();
+            aligned.extend_from_slice(bytes);
+            let decoded = read(&aligned);
+            if aligned.capacity() > DECODE_BUFFER_KEPT_BYTES_MAX {
+                *aligned = AlignedVec::new();
+            }
+            decoded
+        }
+        // Decoding never calls itself; should it ever, the inner call copies on its own.
+        Err(_) => {
+            let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+            aligned.extend_from_slice(bytes);
+            read(&aligned)
+        }
+    })
 }
 
 /// A command's parameters from a JSON object; an empty body means no parameters (`{}`).
@@ -85,6 +149,19 @@ mod tests {
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&bytes);
         assert_eq!(decode::<Sample>(&shifted[1..]), Ok(value));
+    }
+
+    #[test]
+    fn encoding_into_a_vec_writes_the_bytes_an_aligned_buffer_gets() {
+        let value = Sample {
+            name: "a longer name than fits inline".into(),
+            amount: crate::Decimal::from_mantissa(7),
+            tags: vec![3; 9],
+        };
+        let aligned = rkyv::to_bytes::<rancor::Error>(&value).map(|bytes| bytes.into_vec());
+        assert_eq!(aligned.ok(), Some(encode(&value)));
+        let nested = with_encoded(&value, |outer| with_encoded(&value, |inner| (outer.to_vec(), inner.to_vec())));
+        assert_eq!(nested, (encode(&value), encode(&value)));
     }
 
     #[test]

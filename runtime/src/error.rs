@@ -22,8 +22,10 @@ pub enum Error {
     /// The store was written by a different model (or a different domain).
     #[error(
         "the store at {path} was written by domain `{stored_domain}` with schema fingerprint {stored_fingerprint:#018x}, \
-         but this is domain `{domain}` with fingerprint {fingerprint:#018x}; no upcaster is declared; what changed: {}",
-        if changes.is_empty() { "not recorded".to_owned() } else { changes.join("; ") }
+         but this is domain `{domain}` with fingerprint {fingerprint:#018x}; what changed: {}; why it cannot be \
+         upcast: {}",
+        if changes.is_empty() { "not recorded".to_owned() } else { changes.join("; ") },
+        problems.join("; ")
     )]
     IncompatibleSchema {
         path: String,
@@ -32,7 +34,10 @@ pub enum Error {
         stored_domain: String,
         stored_fingerprint: u64,
         /// What differs in the stored format (see [`crate::schema`]).
-        changes: Vec<String>,
+        changes: Box<[String]>,
+        /// Why the engine cannot bring the store to this schema: no upcasters configured, or each stored event
+        /// no declared upcaster covers, each key or position change (see [`crate::schema::upcast_plan`]).
+        problems: Box<[String]>,
     },
     /// The store's format is not the one this runtime writes.
     #[error("the store at {path} has format version {stored}, this runtime reads version {supported}")]

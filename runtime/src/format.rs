@@ -292,14 +292,22 @@ pub struct AggregateRecord {
 }
 
 pub fn encode_aggregate(version: u64, last_seq: u64, state: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_aggregate_into(version, last_seq, state, &mut out);
+    out
+}
+
+/// Writes the stored form of an aggregate record into `out` (cleared first), so a writer can reuse one buffer.
+pub fn encode_aggregate_into(version: u64, last_seq: u64, state: &[u8], out: &mut Vec<u8>) {
     let state_len = u32::try_from(state.len()).expect("a state larger than 4 GiB");
-    let mut out = Vec::with_capacity(29 + state.len() + 8);
+    out.clear();
+    out.reserve(21 + state.len() + 8);
     out.push(FORMAT_VERSION as u8);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&last_seq.to_le_bytes());
     out.extend_from_slice(&state_len.to_le_bytes());
     out.extend_from_slice(state);
-    seal(out)
+    seal_in_place(out, 0);
 }
 
 pub fn decode_aggregate(bytes: &[u8]) -> Result<AggregateRecord, DecodeError> {

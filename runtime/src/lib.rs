@@ -30,3 +30,4 @@ pub mod format;
 pub mod lock;
 pub mod schema;
 pub mod store;
+pub mod upcast;

@@ -51,6 +51,13 @@ const META_FINGERPRINT: &[u8] = b"fingerprint";
 const META_PROGRESS: &[u8] = b"process-progress";
 const META_SCHEMA: &[u8] = b"schema";
 
+/// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
+/// or why not (see [`crate::schema::upcast_plan`]).
+pub type AcceptSchema<'a> = dyn FnMut(&[String]) -> Result<(), Vec<String>> + 'a;
+
+/// Why [`Store::open`] refuses a store of another schema: only the engine migrates, with upcasters.
+const NO_UPCASTERS: &str = "no upcasters are configured (engine::Config::upcasters)";
+
 /// Map sizes are kept at a multiple of this (a multiple of every page size LMDB runs with).
 const MAP_SIZE_GRANULE_BYTES: u64 = 1 << 20;
 
@@ -121,6 +128,23 @@ impl Store {
         schema: &[String],
         views: &[&'static str],
     ) -> Result<Store, Error> {
+        let mut refuse = |_: &[String]| Err(vec![NO_UPCASTERS.to_owned()]);
+        Self::open_evolving(path, config, domain, fingerprint, schema, views, &mut refuse).map(|(store, _)| store)
+    }
+
+    /// Like [`Store::open`], but a store written by another schema of the same domain is opened if `accept`
+    /// (given the stored description) says the caller will migrate it; its description is returned then. The
+    /// meta record keeps the stored schema until the migration's transaction calls [`Store::put_schema`], so a
+    /// crash before that leaves a store the next open migrates again. `accept` returns why not, otherwise.
+    pub fn open_evolving(
+        path: &Path,
+        config: StoreConfig,
+        domain: &'static str,
+        fingerprint: u64,
+        schema: &[String],
+        views: &[&'static str],
+        accept: &mut AcceptSchema<'_>,
+    ) -> Result<(Store, Option<Vec<String>>), Error> {
         std::fs::create_dir_all(path)
             .map_err(|e| Error::Store { message: format!("cannot create {}: {e}", path.display()) })?;
         let map_size_bytes = round_up_granule(config.map_size_bytes);
@@ -156,6 +180,7 @@ impl Store {
             view_tables.push((view, table));
         }
         let shown = path.display().to_string();
+        let mut evolving = None;
         match meta.get(&wtxn, META_FORMAT)? {
             None => {
                 meta.put(&mut wtxn, META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
@@ -185,21 +210,34 @@ impl Store {
                     } else {
                         crate::schema::changes(&stored_schema, schema)
                     };
-                    return Err(Error::IncompatibleSchema {
-                        path: shown,
-                        domain,
-                        fingerprint,
-                        stored_domain,
-                        stored_fingerprint,
-                        changes,
-                    });
+                    let verdict = if stored_domain != domain {
+                        Err(vec!["it is another domain".to_owned()])
+                    } else if stored_schema.is_empty() {
+                        Err(vec!["the store does not record its schema".to_owned()])
+                    } else {
+                        accept(&stored_schema)
+                    };
+                    match verdict {
+                        Ok(()) => evolving = Some(stored_schema),
+                        Err(problems) => {
+                            return Err(Error::IncompatibleSchema {
+                                path: shown,
+                                domain,
+                                fingerprint,
+                                stored_domain,
+                                stored_fingerprint,
+                                changes: changes.into(),
+                                problems: problems.into(),
+                            })
+                        }
+                    }
                 }
             }
         }
         wtxn.commit()?;
         env.force_sync()?;
         let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
-        Ok(Store {
+        let store = Store {
             env,
             gate: RwLock::new(()),
             map_size_bytes: Mutex::new(map_size_bytes),
@@ -209,7 +247,14 @@ impl Store {
             aggregates,
             commands,
             views: view_tables,
-        })
+        };
+        Ok((store, evolving))
+    }
+
+    /// Records the schema the store now holds (the last step of a migration, in its transaction).
+    pub fn put_schema(&self, txn: &mut RwTxn, fingerprint: u64, schema: &[String]) -> Result<(), heed::Error> {
+        self.meta.put(txn, META_FINGERPRINT, &fingerprint.to_le_bytes())?;
+        self.meta.put(txn, META_SCHEMA, schema.join("\n").as_bytes())
     }
 
     /// A read transaction. Do not open a write (or a second read) on the same thread while holding it.
@@ -336,6 +381,20 @@ impl Store {
 
     pub fn append_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), heed::Error> {
         self.log.put_with_flags(txn, PutFlags::APPEND, &seq.to_be_bytes(), bytes)
+    }
+
+    /// Overwrites a stored event: only a migration does this, rewriting an event an upcaster changed.
+    pub fn replace_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), heed::Error> {
+        self.log.put(txn, &seq.to_be_bytes(), bytes)
+    }
+
+    /// Every aggregate record's key, for a migration that rewrites them all (not for hot paths).
+    pub fn aggregate_keys(&self, txn: &RoTxn) -> Result<Vec<Vec<u8>>, Error> {
+        let mut keys = Vec::new();
+        for entry in self.aggregates.iter(txn)? {
+            keys.push(entry?.0.to_vec());
+        }
+        Ok(keys)
     }
 
     // ---- aggregates ----

@@ -47,3 +47,41 @@ fn the_generated_ledger_runs_with_its_processes_and_views() -> Result<(), Error>
     assert_eq!(instances, 2);
     Ok(())
 }
+
+#[test]
+fn a_view_that_cannot_fold_a_command_fails_that_command_alone() -> Result<(), Error> {
+    use anthill_runtime::engine::Outcome;
+    use anthill_runtime::Decimal;
+    use ledger::account::{commands, Account, Command};
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    // A writer that waits for more commands once it has one, so that the three submitted together share a batch.
+    let config = Config { batch_wait_max: Duration::from_millis(200), ..Config::default() };
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), config)?;
+    let id = |name: &str| ledger::AccountId(name.to_owned());
+    let deposit = |mantissa: i64| Command::Deposit(commands::Deposit { amount: Decimal::from_mantissa(mantissa) });
+    let half = 5_000_000_000_000_000_000; // 50,000,000,000,000,000.00: twice that overflows an i64 mantissa.
+    for name in ["ann", "bob"] {
+        accepted(run(&engine, name, "open", r#"{"owner": "someone", "overdraft-limit": "0"}"#)?);
+    }
+    // The balance goes up and down again, but the view's `total-in` only adds: the next deposit of `half`
+    // keeps the balance in range and overflows the view's column.
+    engine.execute::<Account>(id("ann"), deposit(half), CommandMeta::default())?;
+    let withdraw = Command::Withdraw(commands::Withdraw { amount: Decimal::from_mantissa(half) });
+    engine.execute::<Account>(id("ann"), withdraw, CommandMeta::default())?;
+    // Submitted together, so they are in one batch: only the overflowing deposit fails.
+    let overflowing = engine.submit::<Account>(id("ann"), deposit(half), CommandMeta::default())?;
+    let after = engine.submit::<Account>(id("ann"), deposit(100), CommandMeta::default())?;
+    let other = engine.submit::<Account>(id("bob"), deposit(200), CommandMeta::default())?;
+    let failed = overflowing.wait();
+    assert!(matches!(&failed, Err(Error::View(message)) if message.ends_with("arithmetic overflow")), "{failed:?}");
+    assert!(matches!(after.wait()?, Outcome::Accepted { version: 4, .. }));
+    assert!(matches!(other.wait()?, Outcome::Accepted { version: 2, .. }));
+    let ann = engine.state::<Account>(&id("ann"))?.expect("ann exists");
+    assert_eq!((ann.version, ann.state.balance()), (4, Decimal::from_mantissa(100)));
+    assert_eq!(engine.verify()?, (6, 2));
+    Ok(())
+}
+
+fn accepted(outcome: JsonOutcome) {
+    assert!(matches!(outcome, JsonOutcome::Accepted { .. }), "{outcome:?}");
+}

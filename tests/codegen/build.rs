@@ -1,5 +1,6 @@
 //! Writes every ```sexp example of `docs/language.md` to a model file and compiles them all, so that each
-//! language feature the reference shows also goes through code generation and rustc.
+//! language feature the reference shows also goes through code generation and rustc; and the two versions of
+//! the domain in `models/` that the upcaster test migrates between.
 
 use std::path::PathBuf;
 
@@ -15,5 +16,13 @@ fn main() -> Result<(), anthill_compiler::fs::BuildError> {
     for (line, text) in anthill_compiler::docs::sexp_examples(&doc) {
         std::fs::write(models.join(format!("language-{line:04}.sexp")), text).expect("OUT_DIR is writable");
     }
-    anthill_compiler::fs::Builder::new(&models).out_dir(out.join("anthill")).compile().map(|_| ())
+    anthill_compiler::fs::Builder::new(&models).out_dir(out.join("anthill")).compile()?;
+    // Two versions of one domain, for the upcaster test: each into its own directory (same domain name).
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    for version in ["evolve-v1", "evolve-v2"] {
+        let dir = manifest.join("models").join(version);
+        println!("cargo:rerun-if-changed={}", dir.display());
+        anthill_compiler::fs::Builder::new(&dir).out_dir(out.join(version)).compile()?;
+    }
+    Ok(())
 }

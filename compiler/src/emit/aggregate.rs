@@ -72,16 +72,29 @@ impl Emitter<'_> {
                         command: &Command,
                         ctx: &::anthill_runtime::Context<'_, Id>,
                     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-                        run(state, command, ctx).map(|(events, _)| events)
+                        run(state, &mut State::default(), command, ctx)
                     }
                     fn execute(
                         state: &mut State,
                         command: &Command,
                         ctx: &::anthill_runtime::Context<'_, Id>,
                     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-                        let (events, next) = run(state, command, ctx)?;
-                        *state = next;
-                        ::std::result::Result::Ok(events)
+                        // The trial state lives in a per-thread scratch whose allocations the copy reuses; on
+                        // acceptance it swaps places with the state (which becomes the next command's scratch).
+                        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+                            ::std::result::Result::Ok(mut next) => {
+                                let events = run(state, &mut next, command, ctx)?;
+                                ::std::mem::swap(state, &mut *next);
+                                ::std::result::Result::Ok(events)
+                            }
+                            // Only a command run from within another (an extern command's code) gets here.
+                            ::std::result::Result::Err(_) => {
+                                let mut next = State::default();
+                                let events = run(state, &mut next, command, ctx)?;
+                                *state = next;
+                                ::std::result::Result::Ok(events)
+                            }
+                        })
                     }
                     fn evolve(
                         state: &mut State,
@@ -108,6 +121,9 @@ impl Emitter<'_> {
                     }
                     fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
                         ::anthill_runtime::codec::encode(event)
+                    }
+                    fn with_encoded_event(event: &Event, use_bytes: &mut dyn ::std::ops::FnMut(&[u8])) {
+                        ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
                     }
                     fn decode_event(bytes: &[u8]) -> ::std::result::Result<Event, ::anthill_runtime::DecodeError> {
                         ::anthill_runtime::codec::decode(bytes)
@@ -165,6 +181,12 @@ impl Emitter<'_> {
                 quote!(#[doc = #doc] pub fn #n(&self) -> &#ty { &self.#n })
             }
         });
+        let copies = if a.state.is_empty() {
+            quote!(let _ = from;)
+        } else {
+            let names = a.state.iter().map(|f| ident(&snake(&f.name.dsl)));
+            quote!(#(::std::clone::Clone::clone_from(&mut self.#names, &from.#names);)*)
+        };
         let doc = format!(
             " The state of one `{}`. Only its events change it (in `evolve`); everyone else reads it.",
             a.name.dsl
@@ -186,6 +208,11 @@ impl Emitter<'_> {
 
             impl State {
                 #(#getters)*
+
+                /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+                fn copy_from(&mut self, from: &State) {
+                    #copies
+                }
             }
         }
     }
@@ -480,10 +507,10 @@ impl Emitter<'_> {
         let check_arms = a.commands.iter().map(|c| {
             let n = ident(&camel(&c.name.dsl));
             if c.policies.is_empty() {
-                quote!(Command::#n(_) => check_invariants(state, &next, &mut reactions, ctx, version)?)
+                quote!(Command::#n(_) => check_invariants(state, next, &mut reactions, ctx, version)?)
             } else {
                 let f = ident(&format!("check_invariants_{}", snake(&c.name.dsl).trim_start_matches("r#")));
-                quote!(Command::#n(command) => #f(state, &next, &mut reactions, command, ctx, version)?)
+                quote!(Command::#n(command) => #f(state, next, &mut reactions, command, ctx, version)?)
             }
         });
         let checks = if a.invariants.is_empty() || a.commands.is_empty() {
@@ -495,24 +522,31 @@ impl Emitter<'_> {
             #(#per_command)*
             #invariants
 
-            /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-            /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+            ::std::thread_local! {
+                /// The trial state of `execute`, reused from command to command on each thread.
+                static SCRATCH: ::std::cell::RefCell<State> = ::std::cell::RefCell::new(State::default());
+            }
+
+            /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+            /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+            /// policy's reaction events are added and applied. `state` itself never changes.
             fn run(
                 state: &State,
+                next: &mut State,
                 command: &Command,
                 ctx: &::anthill_runtime::Context<'_, Id>,
-            ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+            ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
                 let mut events = #decide_match;
-                let mut next = state.clone();
-                apply_all(&mut next, &events, ctx, ctx.version)?;
+                next.copy_from(state);
+                apply_all(next, &events, ctx, ctx.version)?;
                 let version = ctx.version + events.len() as u64;
                 let mut reactions = ::std::vec::Vec::new();
                 #checks
                 if !reactions.is_empty() {
-                    apply_all(&mut next, &reactions, ctx, version)?;
+                    apply_all(next, &reactions, ctx, version)?;
                     events.append(&mut reactions);
                 }
-                ::std::result::Result::Ok((events, next))
+                ::std::result::Result::Ok(events)
             }
 
             /// Applies events decided in this command, numbering their versions from `version`.

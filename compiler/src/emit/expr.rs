@@ -126,7 +126,7 @@ impl Emitter<'_> {
     }
 
     /// `&value`, borrowing places instead of cloning them.
-    fn borrowed(&self, e: &Expr, env: &Env, fields: &Fields<'_>) -> TokenStream {
+    pub(super) fn borrowed(&self, e: &Expr, env: &Env, fields: &Fields<'_>) -> TokenStream {
         match self.place(e, env, fields) {
             Some(p) => quote!(&#p),
             None => {

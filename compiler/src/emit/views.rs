@@ -68,7 +68,9 @@ impl Emitter<'_> {
                     /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
                     /// byte keeps an empty string a valid LMDB key).
                     pub fn key_bytes(key: &#key) -> ::std::vec::Vec<u8> {
-                        let mut bytes = ::std::vec![1u8];
+                        // One allocation for most keys (the byte, then the key, grown only for long keys).
+                        let mut bytes = ::std::vec::Vec::with_capacity(32);
+                        bytes.push(1u8);
                         ::anthill_runtime::Key::encode_key(key, &mut bytes);
                         bytes
                     }
@@ -87,12 +89,24 @@ impl Emitter<'_> {
                         tables: &mut dyn ::anthill_runtime::ViewTables,
                         key: &#key,
                     ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-                        match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                            ::std::option::Option::Some(bytes) => Self::decode(&bytes).map_err(|e| {
-                                ::anthill_runtime::ViewError { view: Self::NAME, message: e.to_string() }
-                            }),
-                            ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-                        }
+                        Self::load_at(tables, &Self::key_bytes(key))
+                    }
+
+                    /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+                    pub fn load_at(
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &[u8],
+                    ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+                        // Decoded straight from the stored bytes (no copy out of the tables).
+                        let mut row = ::std::result::Result::Ok(Self::default());
+                        tables.get_with(Self::NAME, key, &mut |bytes| {
+                            if let ::std::option::Option::Some(bytes) = bytes {
+                                row = Self::decode(bytes).map_err(|e| {
+                                    ::anthill_runtime::ViewError { view: Self::NAME, message: e.to_string() }
+                                });
+                            }
+                        })?;
+                        row
                     }
 
                     pub fn store(
@@ -100,14 +114,22 @@ impl Emitter<'_> {
                         tables: &mut dyn ::anthill_runtime::ViewTables,
                         key: &#key,
                     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-                        let key = Self::key_bytes(key);
+                        self.store_at(tables, &Self::key_bytes(key))
+                    }
+
+                    /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+                    pub fn store_at(
+                        &self,
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &[u8],
+                    ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
                         if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                             return ::std::result::Result::Err(::anthill_runtime::ViewError {
                                 view: Self::NAME,
                                 message: ::std::format!("a key of {} bytes is longer than the store allows", key.len()),
                             });
                         }
-                        tables.put(Self::NAME, &key, &self.encode())
+                        ::anthill_runtime::codec::with_encoded(self, |bytes| tables.put(Self::NAME, key, bytes))
                     }
                 }
             }
@@ -184,7 +206,8 @@ impl Emitter<'_> {
                     let env = Env { event: Some(quote!(event)), aggregate: Some(agg), ..Env::new() };
                     let fields = Fields { params: None, event: Some(&e.fields) };
                     let row_ty = ident(&camel(&v.name.dsl));
-                    let key = self.arg(&h.key, &env, &fields);
+                    // Borrowed where the key is a place (the instance's id, an event field): no clone.
+                    let key = self.borrowed(&h.key, &env, &fields);
                     uses_event_any |= any_in_expr(&h.key, &uses_event)
                         || h.filter.as_ref().is_some_and(|f| any_in_expr(f, &uses_event))
                         || h.updates.iter().any(|(_, e)| e.as_ref().is_some_and(|e| any_in_expr(e, &uses_event)));
@@ -252,10 +275,10 @@ impl Emitter<'_> {
                     parts.push(quote! {
                         (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                             #filter
-                            let key = #key;
-                            let mut row = super::views::#row_ty::load(tables, &key)?;
+                            let key = super::views::#row_ty::key_bytes(#key);
+                            let mut row = super::views::#row_ty::load_at(tables, &key)?;
                             #(#updates)*
-                            row.store(tables, &key)?;
+                            row.store_at(tables, &key)?;
                             ::std::result::Result::Ok(())
                         })()
                         .map_err(|e| e.into_view_error(#view))?;

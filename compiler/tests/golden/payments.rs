@@ -361,6 +361,11 @@ pub mod payment {
         pub fn amount(&self) -> ::anthill_runtime::Decimal<2> {
             self.amount
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.status, &from.status);
+            ::std::clone::Clone::clone_from(&mut self.amount, &from.amount);
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -592,26 +597,34 @@ pub mod payment {
         }
         <Payment as Extern>::authorize(state, command, ctx)
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Authorize(command) => decide_authorize(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         let _ = &mut reactions;
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -682,16 +695,27 @@ pub mod payment {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -718,6 +742,12 @@ pub mod payment {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],

@@ -597,6 +597,14 @@ pub mod item {
         pub fn backorder_quota(&self) -> i32 {
             self.backorder_quota
         }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.on_hand, &from.on_hand);
+            ::std::clone::Clone::clone_from(
+                &mut self.backorder_quota,
+                &from.backorder_quota,
+            );
+        }
     }
     /// The events of this aggregate, one struct each.
     pub mod events {
@@ -929,34 +937,42 @@ pub mod item {
         invariant_in_stock(before, next, reactions, ctx, version)?;
         ::std::result::Result::Ok(())
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::Receive(command) => decide_receive(state, command, ctx)?,
             Command::Reserve(command) => decide_reserve(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         match command {
             Command::Receive(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
             Command::Reserve(_) => {
-                check_invariants(state, &next, &mut reactions, ctx, version)?
+                check_invariants(state, next, &mut reactions, ctx, version)?
             }
         }
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -1017,8 +1033,8 @@ pub mod item {
     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
         if let Event::Reserved(event) = event {
             (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
-                let key = (*ctx.id).clone();
-                let mut row = super::views::Reservations::load(tables, &key)?;
+                let key = super::views::Reservations::key_bytes(&(*ctx.id));
+                let mut row = super::views::Reservations::load_at(tables, &key)?;
                 row.count = ::anthill_runtime::value::Num::add(row.count, 1u64)?;
                 row.reserved = ::anthill_runtime::value::Num::add(
                     row.reserved,
@@ -1028,7 +1044,7 @@ pub mod item {
                     row.last_order = ::std::option::Option::Some(event.order.clone());
                     row.last_order_at = ctx.occurred_at;
                 }
-                row.store(tables, &key)?;
+                row.store_at(tables, &key)?;
                 ::std::result::Result::Ok(())
             })()
                 .map_err(|e| e.into_view_error("reservations"))?;
@@ -1051,16 +1067,27 @@ pub mod item {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -1087,6 +1114,12 @@ pub mod item {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -1170,6 +1203,10 @@ pub mod order {
         /// The `lines` field.
         pub fn lines(&self) -> u32 {
             self.lines
+        }
+        /// Makes `self` equal to `from`, reusing `self`'s allocations where the fields allow.
+        fn copy_from(&mut self, from: &State) {
+            ::std::clone::Clone::clone_from(&mut self.lines, &from.lines);
         }
     }
     /// The events of this aggregate, one struct each.
@@ -1418,27 +1455,35 @@ pub mod order {
             );
         ::std::result::Result::Ok(events)
     }
-    /// Decides `command`: its events, applied to a copy of the state, then every invariant checked on
-    /// the result with the policy in force; a relaxed policy's reaction events are added and applied.
+    ::std::thread_local! {
+        #[doc =
+        r" The trial state of `execute`, reused from command to command on each thread."]
+        static SCRATCH : ::std::cell::RefCell < State > =
+        ::std::cell::RefCell::new(State::default());
+    }
+    /// Decides `command`: its events, applied to a copy of the state (`next`, overwritten; left as the
+    /// events made it), then every invariant checked on the result with the policy in force; a relaxed
+    /// policy's reaction events are added and applied. `state` itself never changes.
     fn run(
         state: &State,
+        next: &mut State,
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
-    ) -> ::std::result::Result<(::std::vec::Vec<Event>, State), Rejection> {
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
         let mut events = match command {
             Command::AddLine(command) => decide_add_line(state, command, ctx)?,
             Command::RefuseLine(command) => decide_refuse_line(state, command, ctx)?,
         };
-        let mut next = state.clone();
-        apply_all(&mut next, &events, ctx, ctx.version)?;
+        next.copy_from(state);
+        apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
         let _ = &mut reactions;
         if !reactions.is_empty() {
-            apply_all(&mut next, &reactions, ctx, version)?;
+            apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
-        ::std::result::Result::Ok((events, next))
+        ::std::result::Result::Ok(events)
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -1562,16 +1607,27 @@ pub mod order {
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            run(state, command, ctx).map(|(events, _)| events)
+            run(state, &mut State::default(), command, ctx)
         }
         fn execute(
             state: &mut State,
             command: &Command,
             ctx: &::anthill_runtime::Context<'_, Id>,
         ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            let (events, next) = run(state, command, ctx)?;
-            *state = next;
-            ::std::result::Result::Ok(events)
+            SCRATCH
+                .with(|scratch| match scratch.try_borrow_mut() {
+                    ::std::result::Result::Ok(mut next) => {
+                        let events = run(state, &mut next, command, ctx)?;
+                        ::std::mem::swap(state, &mut *next);
+                        ::std::result::Result::Ok(events)
+                    }
+                    ::std::result::Result::Err(_) => {
+                        let mut next = State::default();
+                        let events = run(state, &mut next, command, ctx)?;
+                        *state = next;
+                        ::std::result::Result::Ok(events)
+                    }
+                })
         }
         fn evolve(
             state: &mut State,
@@ -1598,6 +1654,12 @@ pub mod order {
         }
         fn encode_event(event: &Event) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(event)
+        }
+        fn with_encoded_event(
+            event: &Event,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(event, |bytes| use_bytes(bytes))
         }
         fn decode_event(
             bytes: &[u8],
@@ -1684,7 +1746,8 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::Sku) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec![1u8];
+            let mut bytes = ::std::vec::Vec::with_capacity(32);
+            bytes.push(1u8);
             ::anthill_runtime::Key::encode_key(key, &mut bytes);
             bytes
         }
@@ -1702,25 +1765,45 @@ pub mod views {
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
-            match tables.get(Self::NAME, &Self::key_bytes(key))? {
-                ::std::option::Option::Some(bytes) => {
-                    Self::decode(&bytes)
-                        .map_err(|e| {
-                            ::anthill_runtime::ViewError {
-                                view: Self::NAME,
-                                message: e.to_string(),
-                            }
-                        })
-                }
-                ::std::option::Option::None => ::std::result::Result::Ok(Self::default()),
-            }
+            Self::load_at(tables, &Self::key_bytes(key))
+        }
+        /// The row stored under `key` (as [`Self::key_bytes`] writes it), or an empty row.
+        pub fn load_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<Self, ::anthill_runtime::ViewError> {
+            let mut row = ::std::result::Result::Ok(Self::default());
+            tables
+                .get_with(
+                    Self::NAME,
+                    key,
+                    &mut |bytes| {
+                        if let ::std::option::Option::Some(bytes) = bytes {
+                            row = Self::decode(bytes)
+                                .map_err(|e| {
+                                    ::anthill_runtime::ViewError {
+                                        view: Self::NAME,
+                                        message: e.to_string(),
+                                    }
+                                });
+                        }
+                    },
+                )?;
+            row
         }
         pub fn store(
             &self,
             tables: &mut dyn ::anthill_runtime::ViewTables,
             key: &super::Sku,
         ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
-            let key = Self::key_bytes(key);
+            self.store_at(tables, &Self::key_bytes(key))
+        }
+        /// Stores the row under `key` (as [`Self::key_bytes`] writes it).
+        pub fn store_at(
+            &self,
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+        ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
             if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
                 return ::std::result::Result::Err(::anthill_runtime::ViewError {
                     view: Self::NAME,
@@ -1729,7 +1812,10 @@ pub mod views {
                     ),
                 });
             }
-            tables.put(Self::NAME, &key, &self.encode())
+            ::anthill_runtime::codec::with_encoded(
+                self,
+                |bytes| tables.put(Self::NAME, key, bytes),
+            )
         }
     }
 }

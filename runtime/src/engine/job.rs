@@ -177,16 +177,32 @@ pub(super) struct TxnViews<'a, 't> {
 
 impl ViewTables for TxnViews<'_, '_> {
     fn get(&mut self, view: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, ViewError> {
+        let mut found = None;
+        self.get_with(view, key, &mut |row| found = row.map(<[u8]>::to_vec))?;
+        Ok(found)
+    }
+
+    fn get_with(
+        &mut self,
+        view: &'static str,
+        key: &[u8],
+        read: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), ViewError> {
         if self.only.is_some_and(|only| only != view) {
-            return Ok(None);
+            read(None);
+            return Ok(());
         }
         let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
         self.overlay.set_lookup(index, key);
         if let Some(row) = self.overlay.rows.get(&self.overlay.lookup[..]) {
-            return Ok(Some(row.clone()));
+            read(Some(row));
+            return Ok(());
         }
         match self.store.view_table_at(index).get(self.txn, key) {
-            Ok(row) => Ok(row.map(<[u8]>::to_vec)),
+            Ok(row) => {
+                read(row);
+                Ok(())
+            }
             Err(error) => Err(ViewError { view, message: error.to_string() }),
         }
     }
@@ -218,8 +234,11 @@ pub(super) trait Job: Send {
     fn command_id(&self) -> Option<u128>;
     fn decide(&mut self, cx: &mut DecideCx<'_>);
     /// Forgets the decision so the command can be decided again (after another command of the batch panicked
-    /// and the cache was dropped); returns false, and keeps its failure, if this command itself panicked.
+    /// and the cache was dropped); returns false, and keeps its failure, if this command itself panicked or
+    /// was failed (see [`Job::fail`]).
     fn undecide(&mut self) -> bool;
+    /// Fails the command for good with `error` (a view could not fold its events).
+    fn fail(&mut self, error: Error);
     /// Writes what was decided. May run more than once (after the map grows), each time from scratch.
     fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError>;
     /// Leaves the answer; the caller is woken by [`Wake::wake`] on what it returns.
@@ -383,12 +402,16 @@ impl<A: Aggregate> Job for CommandJob<A> {
     }
 
     fn undecide(&mut self) -> bool {
-        if matches!(self.decided, Decided::Failed(Error::Panicked { .. })) {
+        if matches!(self.decided, Decided::Failed(Error::Panicked { .. } | Error::View(_))) {
             return false;
         }
         self.decided = Decided::Pending;
         self.slot = u32::MAX;
         true
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.decided = Decided::Failed(error);
     }
 
     fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError> {
@@ -421,7 +444,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         key: &self.record_key[2..],
                         event_name: crate::aggregate::EventName::name(event),
                     };
-                    format::encode_event_into(&envelope, &A::encode_event(event), cx.buffer);
+                    let buffer = &mut *cx.buffer;
+                    A::with_encoded_event(event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
                     cx.store.append_event(cx.txn, seq, cx.buffer)?;
                     let ctx = EventContext {
                         id: &self.id,

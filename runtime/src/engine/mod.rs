@@ -40,11 +40,14 @@ use crate::store::{Store, StoreConfig, ViewRow, WriteError};
 use crate::value::Timestamp;
 
 mod job;
+mod migrate;
 mod processes;
 mod registry;
 mod writer;
 
 use job::*;
+pub use migrate::Migration;
+use migrate::*;
 use processes::*;
 use registry::*;
 use writer::*;
@@ -69,6 +72,10 @@ pub struct Config {
     /// Rounds of `on_rejected` compensations followed for one reaction.
     pub process_depth_max: u32,
     pub store: StoreConfig,
+    /// How a store written by an earlier schema of the domain is migrated (see [`crate::upcast`]). `None`
+    /// refuses any schema change; `Some` migrates the store on open when every changed stored event has an
+    /// upcaster (states and views are rebuilt), and refuses it otherwise, naming each uncovered event.
+    pub upcasters: Option<crate::upcast::Upcasters>,
 }
 
 impl Default for Config {
@@ -83,6 +90,7 @@ impl Default for Config {
             process_batch_max: 1_024,
             process_depth_max: 8,
             store: StoreConfig::default(),
+            upcasters: None,
         }
     }
 }
@@ -439,6 +447,8 @@ struct Inner<D: Domain> {
     /// The last event the process runner has handled (in memory; stored lazily when nothing was sent).
     progress: AtomicU64,
     stats: StatsCounters,
+    /// What opening the store migrated, if it was written by an earlier schema.
+    migration: Option<Migration>,
 }
 
 #[derive(Default)]
@@ -567,9 +577,27 @@ impl<D: Domain> Engine<D> {
         let meta = D::meta();
         let views: Vec<&'static str> = meta.views.iter().map(|v| v.name).collect();
         let schema = crate::schema::describe(meta);
-        let store = Store::open(path, config.store.clone(), D::NAME, meta.fingerprint, &schema, &views)?;
+        let mut needs = Vec::new();
+        let mut accept = |stored: &[String]| match &config.upcasters {
+            None => Err(vec!["no upcasters are configured (engine::Config::upcasters)".to_owned()]),
+            Some(upcasters) => {
+                needs = crate::schema::upcast_plan(stored, &schema, &upcasters.keys())?;
+                Ok(())
+            }
+        };
+        let (store, evolving) =
+            Store::open_evolving(path, config.store.clone(), D::NAME, meta.fingerprint, &schema, &views, &mut accept)?;
         let mut registry = Registry { entries: Vec::new(), _domain: PhantomData };
         D::for_each_aggregate(&mut registry);
+        let mut migration = None;
+        if evolving.is_some() {
+            // Migrating writes the whole log: only the store's owner may, never a reader beside it.
+            if !start {
+                return Err(Error::ReadOnly { operation: "migrating a store of an earlier schema" });
+            }
+            let upcasters = config.upcasters.clone().unwrap_or_default();
+            migration = Some(migrate(&store, &registry, &needs, &upcasters, meta.fingerprint, &schema)?);
+        }
         let mut receivers = Vec::new();
         let mut partitions = Vec::new();
         for _ in 0..config.partitions {
@@ -590,6 +618,7 @@ impl<D: Domain> Engine<D> {
             process_error: Mutex::new(None),
             progress: AtomicU64::new(0),
             stats: StatsCounters::default(),
+            migration,
         });
         if !start {
             return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
@@ -875,6 +904,12 @@ impl<D: Domain> Engine<D> {
             }
             Ok(since)
         })
+    }
+
+    /// What opening the store migrated (events upcast, instances and views rebuilt); `None` when the store
+    /// already held this schema.
+    pub fn migration(&self) -> Option<Migration> {
+        self.inner.migration
     }
 
     /// Checks the whole store: the log is gapless and readable, and every instance's stored state equals a fresh

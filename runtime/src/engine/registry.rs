@@ -7,6 +7,7 @@ pub(super) type FoldFn = fn(&StoredEvent, &mut dyn ViewTables) -> Result<(), Vie
 pub(super) type JsonFn<D> = fn(&Inner<D>, &str, &str, &[u8], CommandMeta) -> Result<PendingAny<JsonOutcome>, Error>;
 pub(super) type EventJsonFn = fn(&StoredEvent) -> Result<(&'static str, serde_json::Value), Error>;
 pub(super) type VerifyFn = fn(&Store, &RoTxn, &[u8], &AggregateRecord) -> Result<u64, Error>;
+pub(super) type ReplayFn = fn(&Store, &RoTxn, &[u8], &AggregateRecord) -> Result<Vec<u8>, Error>;
 
 pub(super) struct AggregateEntry<D: Domain> {
     pub(super) name: &'static str,
@@ -17,6 +18,8 @@ pub(super) struct AggregateEntry<D: Domain> {
     pub(super) submit_json: JsonFn<D>,
     pub(super) event_json: EventJsonFn,
     pub(super) verify: VerifyFn,
+    /// The instance's state replayed from its events, encoded (a migration's rebuild).
+    pub(super) replay_state: ReplayFn,
     /// The events of this aggregate some process reacts to.
     pub(super) handled_events: Vec<&'static str>,
     pub(super) _domain: PhantomData<fn() -> D>,
@@ -41,6 +44,7 @@ impl<D: Domain> AggregateVisitor for Registry<D> {
             submit_json: submit_json_erased::<D, A>,
             event_json: event_json_erased::<A>,
             verify: verify_erased::<A>,
+            replay_state: replay_state_erased::<A>,
             handled_events: D::meta()
                 .processes
                 .iter()
@@ -188,17 +192,16 @@ pub(super) fn load_events<A: Aggregate>(
     Ok(events)
 }
 
-/// Checks that the stored state of one instance equals a fresh replay of its events; returns the event count.
-pub(super) fn verify_erased<A: Aggregate>(
+/// The state of one instance replayed from its events (from the default state), and its id.
+fn replay<A: Aggregate>(
     store: &Store,
     txn: &RoTxn,
     key: &[u8],
     record: &AggregateRecord,
-) -> Result<u64, Error> {
+) -> Result<(A::Id, A::State), Error> {
     let (tag_bytes, id_bytes) = key.split_at(2);
     let tag = u16::from_be_bytes([tag_bytes[0], tag_bytes[1]]);
     let id = decode_id::<A>(id_bytes, "aggregates", format!("{key:02x?}"))?;
-    let stored = A::decode_state(&record.state).map_err(|e| Error::corrupt("aggregates", id.to_string(), e))?;
     let events = load_events::<A>(store, txn, tag, id_bytes, record.last_seq, record.version)?;
     let mut state = A::State::default();
     for (stored_event, event) in &events {
@@ -209,6 +212,27 @@ pub(super) fn verify_erased<A: Aggregate>(
             message: e.to_string(),
         })?;
     }
+    Ok((id, state))
+}
+
+pub(super) fn replay_state_erased<A: Aggregate>(
+    store: &Store,
+    txn: &RoTxn,
+    key: &[u8],
+    record: &AggregateRecord,
+) -> Result<Vec<u8>, Error> {
+    Ok(A::encode_state(&replay::<A>(store, txn, key, record)?.1))
+}
+
+/// Checks that the stored state of one instance equals a fresh replay of its events; returns the event count.
+pub(super) fn verify_erased<A: Aggregate>(
+    store: &Store,
+    txn: &RoTxn,
+    key: &[u8],
+    record: &AggregateRecord,
+) -> Result<u64, Error> {
+    let (id, state) = replay::<A>(store, txn, key, record)?;
+    let stored = A::decode_state(&record.state).map_err(|e| Error::corrupt("aggregates", id.to_string(), e))?;
     if state != stored {
         return Err(Error::Replay {
             aggregate: A::NAME,

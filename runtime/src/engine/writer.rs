@@ -176,60 +176,77 @@ pub(super) fn run_batch<D: Domain>(
             job.decide(&mut cx);
             decided.push(job);
             // A command's code panicked and may have left its instance's state half changed (and earlier
-            // commands of this batch may have changed that state too): drop the cache and decide the batch so far
-            // again from the stored records, without the panicking commands. Bounded: each round fails one more
-            // command for good.
-            while cx.panicked {
-                cx.panicked = false;
-                cx.cache.clear();
-                for job in decided.iter_mut() {
-                    if job.undecide() {
-                        job.decide(&mut cx);
-                        if cx.panicked {
-                            break;
-                        }
-                    }
-                }
+            // commands of this batch may have changed that state too): decide the batch so far again.
+            if cx.panicked {
+                decide_again(&mut cx, &mut decided);
             }
         }
     }
     let Scratch { dirty, buffer, views, .. } = scratch;
     let decided_at = Instant::now();
     let mut written_at = decided_at;
-    // A panic while writing (in a view's fold, say) unwinds through the transaction, which aborts it.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        store.write(|txn| {
-            // A retry (after the map grew) starts from the committed positions again.
-            for slot in dirty.drain(..) {
-                cache.slot(slot).batch_last_seq = None;
+    // Bounded: each round fails one more command of the batch for good.
+    let mut rounds_left = decided.len();
+    let result = loop {
+        // The command whose events a view could not fold, if that is why the write failed.
+        let mut view_failure: Option<(usize, Error)> = None;
+        // A panic while writing (in a view's fold, say) unwinds through the transaction, which aborts it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write(|txn| {
+                // A retry (after the map grew) starts from the committed positions again.
+                for slot in dirty.drain(..) {
+                    cache.slot(slot).batch_last_seq = None;
+                }
+                views.rows.clear();
+                let next_seq = store.last_seq(txn)? + 1;
+                let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
+                for (index, job) in decided.iter_mut().enumerate() {
+                    if let Err(error) = job.write(&mut cx) {
+                        if let WriteError::Other(Error::View(message)) = &error {
+                            view_failure = Some((index, Error::View(message.clone())));
+                        }
+                        return Err(error);
+                    }
+                }
+                let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
+                views.flush(store, txn)?;
+                // Each touched instance's record once per batch, however many of its commands the batch held.
+                for &slot in dirty.iter() {
+                    let (key, cached) = &cache.slots[slot as usize];
+                    let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
+                    let state = (cached.encode)(&*cached.state);
+                    format::encode_aggregate_into(cached.version, last_seq, &state, buffer);
+                    store.put_aggregate(txn, key, buffer)?;
+                }
+                written_at = Instant::now();
+                Ok(())
+            })
+        }))
+        .unwrap_or_else(|payload| {
+            Err(Error::Panicked {
+                aggregate: "<batch>",
+                message: format!("while writing: {}", panic_message(payload.as_ref())),
+            })
+        });
+        match view_failure {
+            // A view cannot fold this command's events (a column overflows, a key is too long): the command
+            // alone fails with that error. Its instance's cached state already holds its events, and later
+            // commands of the batch were decided on that state: decide them again from the stored records,
+            // then write the batch again. Nothing of the failed attempt was committed.
+            Some((index, error)) if result.is_err() && rounds_left > 0 => {
+                rounds_left -= 1;
+                decided[index].fail(error);
+                dirty.clear();
+                let txn = match store.read() {
+                    Ok(txn) => txn,
+                    Err(error) => break Err(error),
+                };
+                let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
+                decide_again(&mut cx, &mut decided);
             }
-            views.rows.clear();
-            let next_seq = store.last_seq(txn)? + 1;
-            let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
-            for job in decided.iter_mut() {
-                job.write(&mut cx)?;
-            }
-            let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
-            views.flush(store, txn)?;
-            // Each touched instance's record once per batch, however many of its commands the batch held.
-            for &slot in dirty.iter() {
-                let (key, cached) = &cache.slots[slot as usize];
-                let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
-                let state = (cached.encode)(&*cached.state);
-                buffer.clear();
-                buffer.extend_from_slice(&format::encode_aggregate(cached.version, last_seq, &state));
-                store.put_aggregate(txn, key, buffer)?;
-            }
-            written_at = Instant::now();
-            Ok(())
-        })
-    }))
-    .unwrap_or_else(|payload| {
-        Err(Error::Panicked {
-            aggregate: "<batch>",
-            message: format!("while writing: {}", panic_message(payload.as_ref())),
-        })
-    });
+            _ => break result,
+        }
+    };
     let stats = &inner.stats;
     stats.decide_us.fetch_add((decided_at - started).as_micros() as u64, Ordering::Relaxed);
     stats.write_us.fetch_add(written_at.saturating_duration_since(decided_at).as_micros() as u64, Ordering::Relaxed);
@@ -254,4 +271,26 @@ pub(super) fn run_batch<D: Domain>(
             (decided, Some(error))
         }
     }
+}
+
+/// Drops the cache and decides every command of the batch again from the stored records, except those that
+/// failed for good (a panic in their code, a view that cannot take their events). Bounded: a round ends early
+/// only when a command panics, which fails it for good.
+pub(super) fn decide_again(cx: &mut DecideCx<'_>, decided: &mut [Box<dyn Job>]) {
+    for _ in 0..=decided.len() {
+        cx.panicked = false;
+        cx.cache.clear();
+        for job in decided.iter_mut() {
+            if job.undecide() {
+                job.decide(cx);
+                if cx.panicked {
+                    break;
+                }
+            }
+        }
+        if !cx.panicked {
+            return;
+        }
+    }
+    unreachable!("every round but the last fails one more command for good");
 }

@@ -28,6 +28,17 @@ impl payment::Extern for payment::Payment {
     }
 }
 
+/// Two versions of one domain (`models/evolve-v1`, `models/evolve-v2`): a store written by the first opens
+/// under the second with the upcasters of `tests/upcast.rs`.
+pub mod evolve {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/evolve-v1/mod.rs"));
+    }
+    pub mod v2 {
+        include!(concat!(env!("OUT_DIR"), "/evolve-v2/mod.rs"));
+    }
+}
+
 /// The compiler's golden files (`compiler/tests/golden/*.rs`), compiled exactly as committed.
 pub mod golden {
     pub mod counter {
