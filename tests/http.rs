@@ -455,3 +455,149 @@ async fn the_feed_index_catches_up_on_start_with_events_committed_without_it() {
     assert_eq!(ids, ["a", "b", "c"]);
     assert_eq!(page["next"], 3);
 }
+
+/// The results of a batch answer, checked to be one per item.
+async fn batch(s: &Server, headers: &[(&str, &str)], items: &Value) -> (StatusCode, Value) {
+    let mut all = vec![JSON];
+    all.extend_from_slice(headers);
+    s.call("POST", "/ledger/commands", &all, &items.to_string()).await
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_command_in_order_as_the_single_route_would() {
+    let s = Server::start(vec![]);
+    let items = json!([
+        {"aggregate": "account", "id": "acc-1", "command": "open", "body": {"owner": "ann", "overdraft-limit": 100}},
+        {"aggregate": "account", "id": "acc-2", "command": "open", "body": {"owner": "bob", "overdraft-limit": 0}},
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": "2.50"}},
+        {"aggregate": "account", "id": "acc-2", "command": "withdraw", "body": {"amount": 1}},
+        {"aggregate": "account", "id": "acc-1", "command": "explode", "body": {}},
+        {"aggregate": "nobody", "id": "x", "command": "open"},
+        {"aggregate": "account", "id": "acc-3", "command": "deposit", "body": {"amount": "1.234"}},
+        {"aggregate": "account", "id": "acc-3", "command": "deposit", "body": [1]},
+        {"aggregate": "account", "id": "acc-3", "command": "deposit", "body": {"amount": 1}, "idempotency_key": ""},
+        {"aggregate": "account", "command": "deposit"},
+        "not an object",
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 1.0}, "expected_version": 0},
+        {"aggregate": "account", "id": "acc-9", "command": "deposit", "body": {"amount": 1.0}}
+    ]);
+    let (status, body) = batch(&s, &[], &items).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), items.as_array().unwrap().len(), "{body}");
+    let summary: Vec<(u64, &str)> = results
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["error"].as_str().or(r["code"].as_str()).unwrap_or("ok")))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (200, "ok"),
+            (200, "ok"),
+            (200, "ok"),
+            (409, "rejected"),
+            (404, "not-found"),
+            (404, "not-found"),
+            (422, "invalid-parameters"),
+            (400, "invalid-json"),
+            (400, "invalid-idempotency-key"),
+            (400, "invalid-json"),
+            (400, "invalid-json"),
+            (409, "version-conflict"),
+            (409, "rejected"),
+        ]
+    );
+    assert_eq!(results[0]["events"][0]["event"]["owner"], "ann");
+    assert_eq!(results[0]["events"][0]["id"], "acc-1");
+    assert_eq!(results[2]["version"], 2);
+    assert_eq!(results[2]["events"][0]["event"], json!({"type": "deposited", "amount": "2.50"}));
+    assert_eq!(results[3]["code"], "non-negative");
+    assert_eq!(results[12]["code"], "not-open");
+    // The single route answers the same commands the same way.
+    let (status, single) = s.post("/ledger/account/acc-2/withdraw", json!({"amount": 1})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let mut from_batch = results[3].clone();
+    from_batch.as_object_mut().unwrap().remove("status");
+    assert_eq!(single, from_batch);
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!((state["version"].as_u64(), state["state"]["balance"].as_str()), (Some(2), Some("2.50")), "{state}");
+    let (_, metrics) = s.call("GET", "/metrics", &[], "").await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("anthill_commands_total{outcome=\"accepted\"} 3"), "{text}");
+    assert!(text.contains("anthill_rejections_total{code=\"not-open\"} 1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_retried_batch_returns_the_first_answers_and_runs_each_command_once() {
+    let s = Server::start(vec![]);
+    s.post("/ledger/account/acc-1/open", json!({"owner": "ann", "overdraft-limit": 0})).await;
+    let items = json!([
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 10}, "idempotency_key": "k-1"},
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 5}, "idempotency_key": "k-2"},
+        {"aggregate": "account", "id": "acc-1", "command": "withdraw", "body": {"amount": 100}, "idempotency_key": "k-3"}
+    ]);
+    let first = batch(&s, &[], &items).await;
+    let second = batch(&s, &[], &items).await;
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(first, second, "the same answers, byte for byte");
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!(state["state"]["balance"], "15.00", "each deposit ran once: {state}");
+    assert_eq!(state["version"], 3);
+    // The key is scoped to the command's body: another amount under the same key is another command.
+    let other = json!([{"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 1},
+                        "idempotency_key": "k-1"}]);
+    let (_, body) = batch(&s, &[], &other).await;
+    assert_eq!(body["results"][0]["version"], 4, "{body}");
+    // The same keyed command twice in one batch runs once; both get its answer.
+    let twice = json!([
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 7}, "idempotency_key": "k-4"},
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 7}, "idempotency_key": "k-4"}
+    ]);
+    let (_, body) = batch(&s, &[], &twice).await;
+    assert_eq!(body["results"][0], body["results"][1], "{body}");
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!((state["version"].as_u64(), state["state"]["balance"].as_str()), (Some(5), Some("23.00")), "{state}");
+}
+
+#[tokio::test]
+async fn a_malformed_batch_is_refused_as_a_whole() {
+    let s = Server::start(vec!["s3cret".into()]);
+    let auth = ("authorization", "Bearer s3cret");
+    let one = json!({"aggregate": "account", "id": "acc-1", "command": "open",
+                     "body": {"owner": "ann", "overdraft-limit": 0}});
+    let (status, body) = batch(&s, &[], &json!([one])).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let (status, body) = batch(&s, &[auth], &json!([one])).await;
+    assert_eq!((status, body["results"][0]["status"].as_u64()), (StatusCode::OK, Some(200)), "{body}");
+    let check = |(status, body): (StatusCode, Value), want_status: StatusCode, want: &str| {
+        assert_eq!((status, body["error"].as_str()), (want_status, Some(want)), "{body}");
+        assert!(body["message"].is_string(), "{body}");
+    };
+    check(batch(&s, &[auth], &json!({"commands": []})).await, StatusCode::BAD_REQUEST, "invalid-json");
+    check(s.call("POST", "/ledger/commands", &[JSON, auth], "[{").await, StatusCode::BAD_REQUEST, "invalid-json");
+    check(
+        s.call("POST", "/ledger/commands", &[auth], "[]").await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    );
+    assert_eq!(batch(&s, &[auth], &json!([])).await, (StatusCode::OK, json!({"results": []})));
+    let items: Vec<Value> = (0..=anthill::http::BATCH_COMMANDS_MAX)
+        .map(|i| json!({"aggregate": "account", "id": format!("a-{i}"), "command": "deposit", "body": {"amount": 1}}))
+        .collect();
+    check(batch(&s, &[auth], &json!(items)).await, StatusCode::PAYLOAD_TOO_LARGE, "too-many-commands");
+    // Within the batch limit, past the single route's: 1,000 commands of about 100 bytes each.
+    let (status, body) = batch(&s, &[auth], &json!(items[..anthill::http::BATCH_COMMANDS_MAX])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(anthill::http::BATCH_COMMANDS_MAX));
+    assert!(body["results"].as_array().unwrap().iter().all(|r| r["code"] == "not-open"), "{body}");
+    let big = format!("[{{\"aggregate\": \"account\", \"id\": \"{}\", \"command\": \"open\"}}]", "x".repeat(2 << 20));
+    check(
+        s.call("POST", "/ledger/commands", &[JSON, auth], &big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+    );
+    let (status, body) = s.call("POST", "/nowhere/commands", &[JSON, auth], "[]").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not-found")));
+    let (status, body) = s.call("GET", "/ledger/commands", &[auth], "").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method-not-allowed")));
+}
