@@ -413,7 +413,7 @@ struct BatchItem {
 /// Checks one item of a batch as the single route checks its path, body and headers; gives the item, its
 /// (normalized) body and its metadata.
 fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchItem, Bytes, RequestMeta), ApiError> {
-    let item: BatchItem = serde_json::from_value(item).map_err(|e| {
+    let mut item: BatchItem = serde_json::from_value(item).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid-json",
@@ -422,10 +422,9 @@ fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchIte
     })?;
     find_command(meta_domain, &item.aggregate, &item.command)?;
     let mut meta = RequestMeta { command_id: None, expected_version: item.expected_version };
-    let (body, body_text) = match &item.body {
+    let (body, body_text) = match item.body.take() {
         None | Some(Value::Null) => (Bytes::new(), String::new()),
-        Some(Value::Object(_)) => {
-            let mut value = item.body.clone().unwrap_or(Value::Null);
+        Some(mut value @ Value::Object(_)) => {
             let text = value.to_string();
             let body =
                 if normalize_value(&mut value) { Bytes::from(value.to_string()) } else { Bytes::from(text.clone()) };

@@ -192,6 +192,12 @@ pub fn run(options: Options) -> Result<(), String> {
             "serving {} domain(s) on http://{address} (catalog at /, API description at /openapi.json)",
             domains.len(),
         );
+        // Answers are small and written whole: no Nagle delay behind a client's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;
