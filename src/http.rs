@@ -216,20 +216,6 @@ fn normalize_value(value: &mut Value) -> bool {
     }
 }
 
-/// [`normalize_value`] on a body's text.
-fn normalize_integers(body: &Bytes) -> Bytes {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(mut value) => {
-            if normalize_value(&mut value) {
-                Bytes::from(value.to_string())
-            } else {
-                body.clone()
-            }
-        }
-        Err(_) => body.clone(),
-    }
-}
-
 /// The 128-bit command id of an `Idempotency-Key`: FNV-1a over its bytes, so any client string works.
 pub fn command_id_of(key: &str) -> u128 {
     let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
@@ -369,14 +355,19 @@ async fn send_command(
     find_command(find_domain(&state, &domain)?, &aggregate, &command)?;
     let body = body.map_err(|e| body_error(&e, BODY_BYTES_MAX))?;
     let has_body = !body.iter().all(u8::is_ascii_whitespace);
+    // The body as the engine reads it: parsed once here to check it, rewritten only when a number needs it.
+    let mut normalized = None;
     if has_body {
         require_json(&headers)?;
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(_)) => {}
+        let mut value = match serde_json::from_slice::<Value>(&body) {
+            Ok(value @ Value::Object(_)) => value,
             Ok(_) => {
                 return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", "the body is not a JSON object"))
             }
             Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.to_string())),
+        };
+        if normalize_value(&mut value) {
+            normalized = Some(Bytes::from(value.to_string()));
         }
     }
     let mut meta = request_meta(&headers)?;
@@ -384,7 +375,7 @@ async fn send_command(
         let body_text = String::from_utf8_lossy(&body);
         meta.command_id = Some(scoped_command_id(&domain, &aggregate, &id, &command, key, &body_text));
     }
-    let body = if has_body { normalize_integers(&body) } else { body };
+    let body = normalized.unwrap_or(body);
     // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
     // is awaited without holding a thread.
     let queued = state.backend.submit(&domain, &aggregate, &id, &command, &body, meta);

@@ -109,6 +109,9 @@ async fn commands_are_answered_with_their_events_or_a_coded_rejection() {
     assert_eq!((body["error"].as_str(), body["code"].as_str()), (Some("rejected"), Some("non-negative")));
     let (status, body) = s.post("/ledger/account/acc-2/deposit", json!({"amount": 1})).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not-open")));
+    // A whole number written as a float (valid for JSON Schema) reads as the integer.
+    let (status, body) = s.post("/ledger/account/acc-1/deposit", json!({"amount": 750.0})).await;
+    assert_eq!((status, body["events"][0]["event"]["amount"].as_str()), (StatusCode::OK, Some("750.00")), "{body}");
 }
 
 #[tokio::test]
