@@ -36,7 +36,12 @@ impl Server {
 
     /// A server on the stores in `dir` (a restart when another server used them before).
     fn start_in(dir: Arc<tempfile::TempDir>, tokens: Vec<String>) -> Server {
-        let config = Args::parse_from(["test", "--partitions", "2"]).engine.config();
+        Server::start_with(dir, tokens, &["--partitions", "2"])
+    }
+
+    /// A server whose engines take these `serve` options.
+    fn start_with(dir: Arc<tempfile::TempDir>, tokens: Vec<String>, engine_args: &[&str]) -> Server {
+        let config = Args::parse_from(std::iter::once("test").chain(engine_args.iter().copied())).engine.config();
         let engines = Arc::new(open_engines(dir.path(), config).expect("the engines open"));
         let (feed, indexer) = start_feed(dir.path(), &engines).expect("the feed index opens");
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -603,4 +608,36 @@ async fn a_malformed_batch_is_refused_as_a_whole() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not-found")));
     let (status, body) = s.call("GET", "/ledger/commands", &[auth], "").await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method-not-allowed")));
+}
+
+#[tokio::test]
+async fn a_batch_with_shed_commands_says_when_to_retry() {
+    // Queues of one command: a batch of many is bound to find the queue full for some.
+    let dir = Arc::new(tempfile::tempdir().expect("a temporary folder"));
+    let s = Server::start_with(dir, vec![], &["--partitions", "1", "--queue-max", "1"]);
+    let items: Vec<Value> = (0..anthill::http::BATCH_COMMANDS_MAX)
+        .map(|i| json!({"aggregate": "account", "id": format!("a-{i}"), "command": "deposit", "body": {"amount": 1}}))
+        .collect();
+    let request = Request::post("/ledger/commands")
+        .header("content-type", "application/json")
+        .body(Body::from(json!(items).to_string()))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let retry_after = response.headers().get("retry-after").cloned();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), items.len());
+    let mut shed = 0;
+    for result in results {
+        match (result["status"].as_u64(), result["error"].as_str()) {
+            (Some(409), Some("rejected")) => assert_eq!(result["code"], "not-open"),
+            (Some(503), Some("overloaded")) => shed += 1,
+            other => panic!("unexpected {other:?}: {result}"),
+        }
+    }
+    assert_eq!(retry_after.is_some(), shed > 0, "Retry-After comes with shed commands ({shed} shed)");
+    let (_, metrics) = s.call("GET", "/metrics", &[], "").await;
+    assert!(metrics.as_str().unwrap().contains(&format!("anthill_shed_total {shed}\n")), "{metrics}");
 }
