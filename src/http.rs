@@ -36,6 +36,11 @@ pub const STREAM_BATCH_MAX: usize = 256;
 pub const STREAM_POLL_MS: u64 = 100;
 /// Idempotency keys longer than this are refused.
 pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+/// Commands one batch request (`POST /{domain}/commands`) carries at most; more are refused with 413
+/// `too-many-commands`.
+pub const BATCH_COMMANDS_MAX: usize = 1_000;
+/// Bodies of batch requests larger than this are refused with 413 `body-too-large`.
+pub const BATCH_BODY_BYTES_MAX: usize = 1024 * 1024;
 
 /// What a command request carries besides its body.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -163,13 +168,20 @@ impl From<BackendError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body of the error: `error`, `message`, and `code` for rejections.
+    fn body(&self) -> Value {
         let mut body = json!({"error": self.error, "message": self.message});
-        if let Some(code) = self.code {
+        if let Some(code) = &self.code {
             body["code"] = json!(code);
         }
-        let mut response = (self.status, axum::Json(body)).into_response();
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
         if let Some(seconds) = self.retry_after_s {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -187,32 +199,20 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// JSON Schema counts `750.0` as an integer; serde does not. Rewrites whole floats within 2^53 as integers so
-/// that every schema-valid body reads.
-fn normalize_integers(body: &Bytes) -> Bytes {
-    fn walk(value: &mut Value) -> bool {
-        match value {
-            Value::Number(n) if n.is_f64() => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
-                    *value = json!(f as i64);
-                    return true;
-                }
-                false
+/// that every schema-valid body reads; tells whether anything changed.
+fn normalize_value(value: &mut Value) -> bool {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *value = json!(f as i64);
+                return true;
             }
-            Value::Array(items) => items.iter_mut().fold(false, |changed, v| walk(v) | changed),
-            Value::Object(fields) => fields.values_mut().fold(false, |changed, v| walk(v) | changed),
-            _ => false,
+            false
         }
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(mut value) => {
-            if walk(&mut value) {
-                Bytes::from(value.to_string())
-            } else {
-                body.clone()
-            }
-        }
-        Err(_) => body.clone(),
+        Value::Array(items) => items.iter_mut().fold(false, |changed, v| normalize_value(v) | changed),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, v| normalize_value(v) | changed),
+        _ => false,
     }
 }
 
@@ -272,69 +272,66 @@ fn find_domain(state: &AppState, domain: &str) -> Result<&'static DomainMeta, Ap
         .ok_or_else(|| ApiError::not_found(format!("no domain `{domain}`")))
 }
 
-async fn send_command(
-    State(state): State<Arc<AppState>>,
-    Path((domain, aggregate, id, command)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> ApiResult {
-    check_auth(&state, &headers)?;
-    let started = Instant::now();
-    let meta_domain = find_domain(&state, &domain)?;
+/// The command `aggregate`/`command` of a domain, or 404 `not-found`.
+fn find_command(meta_domain: &DomainMeta, aggregate: &str, command: &str) -> Result<(), ApiError> {
+    let domain = meta_domain.name;
     let meta_aggregate = meta_domain
-        .aggregate(&aggregate)
+        .aggregate(aggregate)
         .ok_or_else(|| ApiError::not_found(format!("domain `{domain}` has no aggregate `{aggregate}`")))?;
-    if meta_aggregate.command(&command).is_none() {
+    if meta_aggregate.command(command).is_none() {
         return Err(ApiError::not_found(format!("aggregate `{aggregate}` has no command `{command}`")));
     }
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("at most {BODY_BYTES_MAX} bytes"))
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.body_text())
-        }
-    })?;
-    let has_body = !body.iter().all(u8::is_ascii_whitespace);
-    if has_body {
-        let json_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
-            .unwrap_or(false);
-        if !json_type {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "send the parameters as Content-Type: application/json",
-            ));
-        }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(_)) => {}
-            Ok(_) => {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", "the body is not a JSON object"))
-            }
-            Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.to_string())),
-        }
+    Ok(())
+}
+
+/// A body extractor's failure: 413 `body-too-large` over `limit_bytes`, else 400 `invalid-json`.
+fn body_error(error: &axum::extract::rejection::BytesRejection, limit_bytes: usize) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("at most {limit_bytes} bytes"))
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", error.body_text())
     }
-    let mut meta = request_meta(&headers)?;
-    // A key names one request: scoped to its path and body, so a key reused for another command, instance
-    // or body is another command, never the replay of an unrelated answer.
-    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        let body_text = String::from_utf8_lossy(&body);
-        meta.command_id = Some(command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}\n{body_text}")));
+}
+
+/// 415 `unsupported-media-type` unless the request says `Content-Type: application/json`.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        .unwrap_or(false);
+    if json_type {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send the parameters as Content-Type: application/json",
+        ))
     }
-    let body = if has_body { normalize_integers(&body) } else { body };
-    // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
-    // is awaited without holding a thread.
-    let reply = match state.backend.submit(&domain, &aggregate, &id, &command, &body, meta) {
+}
+
+/// The command id of an idempotency key. A key names one request: scoped to its command, instance and body,
+/// so a key reused for another command, instance or body is another command, never the replay of an
+/// unrelated answer.
+fn scoped_command_id(domain: &str, aggregate: &str, id: &str, command: &str, key: &str, body_text: &str) -> u128 {
+    command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}\n{body_text}"))
+}
+
+/// Awaits a queued command's durable answer and records it in the metrics. The answer is the single route's
+/// 200 body, or its error.
+async fn answer_command(
+    state: &AppState,
+    started: Instant,
+    queued: Result<PendingReply, BackendError>,
+) -> Result<Value, ApiError> {
+    let reply = match queued {
         Ok(pending) => pending.await,
         Err(error) => Err(error),
     };
     state.metrics.record_command(started.elapsed(), &reply);
     match reply {
-        Ok(CommandReply::Accepted { version, events }) => {
-            Ok((StatusCode::OK, axum::Json(json!({"version": version, "events": events}))).into_response())
-        }
+        Ok(CommandReply::Accepted { version, events }) => Ok(json!({"version": version, "events": events})),
         Ok(CommandReply::Rejected { code, message }) => {
             Err(ApiError { code: Some(code), ..ApiError::new(StatusCode::CONFLICT, "rejected", message) })
         }
@@ -345,6 +342,168 @@ async fn send_command(
             Err(error.into())
         }
     }
+}
+
+async fn send_command(
+    State(state): State<Arc<AppState>>,
+    Path((domain, aggregate, id, command)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    let started = Instant::now();
+    find_command(find_domain(&state, &domain)?, &aggregate, &command)?;
+    let body = body.map_err(|e| body_error(&e, BODY_BYTES_MAX))?;
+    let has_body = !body.iter().all(u8::is_ascii_whitespace);
+    // The body as the engine reads it: parsed once here to check it, rewritten only when a number needs it.
+    let mut normalized = None;
+    if has_body {
+        require_json(&headers)?;
+        let mut value = match serde_json::from_slice::<Value>(&body) {
+            Ok(value @ Value::Object(_)) => value,
+            Ok(_) => {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", "the body is not a JSON object"))
+            }
+            Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.to_string())),
+        };
+        if normalize_value(&mut value) {
+            normalized = Some(Bytes::from(value.to_string()));
+        }
+    }
+    let mut meta = request_meta(&headers)?;
+    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        let body_text = String::from_utf8_lossy(&body);
+        meta.command_id = Some(scoped_command_id(&domain, &aggregate, &id, &command, key, &body_text));
+    }
+    let body = normalized.unwrap_or(body);
+    // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
+    // is awaited without holding a thread.
+    let queued = state.backend.submit(&domain, &aggregate, &id, &command, &body, meta);
+    let answer = answer_command(&state, started, queued).await?;
+    Ok((StatusCode::OK, axum::Json(answer)).into_response())
+}
+
+/// One command of a batch request.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    aggregate: String,
+    id: String,
+    command: String,
+    /// The command's parameters, as the single route's body; absent or `null` for none.
+    #[serde(default)]
+    body: Option<Value>,
+    /// As the single route's `Idempotency-Key` header.
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    /// As the single route's `Expected-Version` header.
+    #[serde(default)]
+    expected_version: Option<u64>,
+}
+
+/// Checks one item of a batch as the single route checks its path, body and headers; gives the item, its
+/// (normalized) body and its metadata.
+fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchItem, Bytes, RequestMeta), ApiError> {
+    let mut item: BatchItem = serde_json::from_value(item).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-json",
+            format!("an item is {{\"aggregate\", \"id\", \"command\", \"body\"?, \"idempotency_key\"?, \"expected_version\"?}}: {e}"),
+        )
+    })?;
+    find_command(meta_domain, &item.aggregate, &item.command)?;
+    let mut meta = RequestMeta { command_id: None, expected_version: item.expected_version };
+    let (body, body_text) = match item.body.take() {
+        None | Some(Value::Null) => (Bytes::new(), String::new()),
+        Some(mut value @ Value::Object(_)) => {
+            let text = value.to_string();
+            let body =
+                if normalize_value(&mut value) { Bytes::from(value.to_string()) } else { Bytes::from(text.clone()) };
+            (body, text)
+        }
+        Some(_) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", "`body` is not a JSON object"));
+        }
+    };
+    if let Some(key) = &item.idempotency_key {
+        if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "1 to 128 visible ASCII bytes",
+            ));
+        }
+        meta.command_id =
+            Some(scoped_command_id(meta_domain.name, &item.aggregate, &item.id, &item.command, key, &body_text));
+    }
+    Ok((item, body, meta))
+}
+
+/// `POST /{domain}/commands`: a JSON array of commands, each queued at once (so they commit together), answered
+/// in the same order once every one is durable. Each result is what the single route would answer, with its
+/// `status`; the request answers 200 when it is itself well formed.
+async fn send_batch(
+    State(state): State<Arc<AppState>>,
+    Path(domain): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    check_auth(&state, &headers)?;
+    let started = Instant::now();
+    let meta_domain = find_domain(&state, &domain)?;
+    let body = body.map_err(|e| body_error(&e, BATCH_BODY_BYTES_MAX))?;
+    require_json(&headers)?;
+    let items = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-json",
+                "the body is not a JSON array of commands",
+            ))
+        }
+        Err(e) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-json", e.to_string())),
+    };
+    if items.len() > BATCH_COMMANDS_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-many-commands",
+            format!("a batch carries at most {BATCH_COMMANDS_MAX} commands; this one has {}", items.len()),
+        ));
+    }
+    // Every command is queued before any answer is awaited, so that they share batches and syncs.
+    let queued: Vec<Result<Result<PendingReply, BackendError>, ApiError>> = items
+        .into_iter()
+        .map(|item| {
+            let (item, body, meta) = check_item(meta_domain, item)?;
+            Ok(state.backend.submit(&domain, &item.aggregate, &item.id, &item.command, &body, meta))
+        })
+        .collect();
+    let mut results = Vec::with_capacity(queued.len());
+    let mut retry_after_s: Option<u64> = None;
+    for queued in queued {
+        let answer = match queued {
+            Ok(queued) => answer_command(&state, started, queued).await,
+            Err(error) => Err(error),
+        };
+        results.push(match answer {
+            Ok(mut answer) => {
+                answer["status"] = json!(200);
+                answer
+            }
+            Err(error) => {
+                retry_after_s = retry_after_s.max(error.retry_after_s);
+                let mut answer = error.body();
+                answer["status"] = json!(error.status.as_u16());
+                answer
+            }
+        });
+    }
+    let mut response = (StatusCode::OK, axum::Json(json!({"results": results}))).into_response();
+    if let Some(seconds) = retry_after_s {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    Ok(response)
 }
 
 async fn read_state(
@@ -755,6 +914,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{domain}/{aggregate}/{id}", get(read_state))
         .route("/{domain}/{aggregate}/{id}/events", get(read_events))
         .route("/{domain}/{aggregate}/{id}/{command}", post(send_command))
+        // Two segments, the second literal: no clash with the instance routes (three or four segments).
+        .route("/{domain}/commands", post(send_batch).layer(DefaultBodyLimit::max(BATCH_BODY_BYTES_MAX)))
         .fallback(fallback)
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "see /openapi.json for the methods")

@@ -76,6 +76,9 @@ struct ServeArgs {
     /// A file with one bearer token per line, added to `--tokens`.
     #[arg(long, env = "ANTHILL_TOKENS_FILE")]
     tokens_file: Option<PathBuf>,
+    /// Threads serving HTTP (default: one per CPU). The engines' writer threads come on top.
+    #[arg(long, env = "ANTHILL_HTTP_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    http_threads: Option<u16>,
 }
 
 fn main() -> ExitCode {
@@ -104,7 +107,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     }
-    let options = anthill::serve::Options { listen: args.listen, data: args.data, engine: args.engine, tokens };
+    let options = anthill::serve::Options {
+        listen: args.listen,
+        data: args.data,
+        engine: args.engine,
+        tokens,
+        http_threads: args.http_threads.map(usize::from),
+    };
     match anthill::serve::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

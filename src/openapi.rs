@@ -17,6 +17,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("version-conflict", 409, "the instance is not at the expected version"),
     ("rejected", 409, "the model refused the command; `code` names the rejection"),
     ("body-too-large", 413, "the body exceeds the size limit"),
+    ("too-many-commands", 413, "a batch carries more commands than the limit (1000)"),
     ("unsupported-media-type", 415, "the body is not application/json"),
     ("invalid-parameters", 422, "the body does not match the command's parameters"),
     ("overloaded", 503, "the engine is shedding load; retry after the Retry-After header"),
@@ -260,6 +261,99 @@ fn aggregate_paths(domain: &DomainMeta, aggregate: &AggregateMeta, paths: &mut M
     }
 }
 
+/// `POST /{domain}/commands`: a batch of the domain's commands, each item typed by its command.
+fn batch_path(domain: &DomainMeta, paths: &mut Map<String, Value>) {
+    let mut items = Vec::new();
+    let mut envelopes = Vec::new();
+    for aggregate in domain.aggregates {
+        envelopes.push(envelope_schema(event_schema(aggregate)));
+        for command in aggregate.commands {
+            let has_required = command.params.iter().any(|p| !matches!(p.ty, TypeMeta::Optional(_)));
+            let mut required = vec!["aggregate", "id", "command"];
+            if has_required {
+                required.push("body");
+            }
+            let body = if has_required {
+                object(command.params, true)
+            } else {
+                json!({"anyOf": [object(command.params, true), {"type": "null"}]})
+            };
+            items.push(json!({
+                "type": "object",
+                "title": format!("{}.{}", aggregate.name, command.name),
+                "required": required,
+                "additionalProperties": false,
+                "properties": {
+                    "aggregate": {"const": aggregate.name},
+                    "id": {"type": "string", "description": format!("the key of the `{}` instance", aggregate.name)},
+                    "command": {"const": command.name},
+                    "body": body,
+                    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$",
+                        "description": "as the Idempotency-Key header of the single route: a retry of this item \
+                                        (same command, instance and body) returns the first answer and runs nothing"},
+                    "expected_version": {"type": "integer", "minimum": 0, "maximum": u64::MAX,
+                        "description": "as the Expected-Version header of the single route"}
+                }
+            }));
+        }
+    }
+    let codes: Vec<&str> = ERROR_CODES.iter().map(|(code, _, _)| *code).collect();
+    let result = json!({"oneOf": [
+        {
+            "type": "object",
+            "description": "committed durably: the single route's 200 body",
+            "required": ["status", "version", "events"],
+            "properties": {
+                "status": {"const": 200},
+                "version": {"type": "integer", "description": "the instance's version after the command"},
+                "events": {"type": "array", "items": {"oneOf": envelopes}}
+            }
+        },
+        {
+            "type": "object",
+            "description": "not committed: the single route's error body and status (409 `rejected` with the \
+                            model's `code`, 422 `invalid-parameters`, 503 `overloaded`...)",
+            "required": ["status", "error", "message"],
+            "properties": {
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "error": {"type": "string", "enum": codes},
+                "message": {"type": "string"},
+                "code": {"type": "string", "description": "the rejection's code, for `rejected`"}
+            }
+        }
+    ]});
+    paths.insert(
+        format!("/{}/commands", domain.name),
+        json!({"post": {
+            "summary": format!("Several `{}` commands in one request, committed together", domain.name),
+            "description": format!(
+                "Each command is queued at once, so they share the engine's batches and syncs; the answer comes once \
+                 every one is durable, one result per command in the same order, each what the single route would \
+                 answer (with its `status`). At most {} commands and {} bytes. A `Retry-After` header comes when any \
+                 command was shed (503 `overloaded`).",
+                crate::http::BATCH_COMMANDS_MAX,
+                crate::http::BATCH_BODY_BYTES_MAX
+            ),
+            "operationId": format!("{}.commands", domain.name),
+            "requestBody": {
+                "required": true,
+                "content": {"application/json": {"schema": {
+                    "type": "array", "maxItems": crate::http::BATCH_COMMANDS_MAX, "items": {"oneOf": items}
+                }}}
+            },
+            "responses": {
+                "200": {"description": "every command answered, durably", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["results"],
+                    "properties": {"results": {"type": "array", "items": result}}}}}},
+                "400": error_response("not a JSON array", &["invalid-json"]),
+                "404": error_response("unknown domain", &["not-found"]),
+                "413": error_response("too many commands or too large", &["too-many-commands", "body-too-large"]),
+                "415": error_response("not JSON", &["unsupported-media-type"])
+            }
+        }}),
+    );
+}
+
 fn view_paths(domain: &DomainMeta, view: &ViewMeta, paths: &mut Map<String, Value>) {
     let mut row = Map::new();
     for c in view.columns {
@@ -414,6 +508,7 @@ pub fn document(domains: &[&DomainMeta]) -> Value {
         }}),
     );
     for domain in domains {
+        batch_path(domain, &mut paths);
         for aggregate in domain.aggregates {
             aggregate_paths(domain, aggregate, &mut paths);
         }
@@ -457,6 +552,16 @@ mod tests {
             assert!(doc["paths"][&path]["post"].is_object(), "{path}");
         }
         assert!(doc["paths"]["/ledger/views/account-activity/{key}"]["get"].is_object());
+        let batch = &doc["paths"]["/ledger/commands"]["post"];
+        let items = &batch["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(items["maxItems"], json!(crate::http::BATCH_COMMANDS_MAX));
+        let withdraw = items["items"]["oneOf"]
+            .as_array()
+            .expect("one item schema per command")
+            .iter()
+            .find(|item| item["properties"]["command"]["const"] == "withdraw")
+            .expect("withdraw has an item schema");
+        assert_eq!(withdraw["properties"]["body"]["required"], json!(["amount"]));
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Options {
     pub data: PathBuf,
     pub engine: EngineArgs,
     pub tokens: Vec<String>,
+    /// Worker threads of the HTTP runtime; `None`: one per CPU.
+    pub http_threads: Option<usize>,
 }
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`).
@@ -178,7 +180,11 @@ pub fn run(options: Options) -> Result<(), String> {
             "listening on a non-loopback address without authentication: set --tokens or ANTHILL_TOKENS"
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = options.http_threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("anthill-http")
         .build()
@@ -192,6 +198,12 @@ pub fn run(options: Options) -> Result<(), String> {
             "serving {} domain(s) on http://{address} (catalog at /, API description at /openapi.json)",
             domains.len(),
         );
+        // Answers are small and written whole: no Nagle delay behind a client's delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router(state))
             .with_graceful_shutdown(async move {
                 shutdown_signal().await;

@@ -125,6 +125,21 @@ fn http_driver_runs_the_ledger_against_a_server() {
     let ok_and_conflict: u64 =
         report.tally.statuses.iter().filter(|(s, _)| [200, 409].contains(*s)).map(|(_, n)| n).sum();
     assert_eq!(ok_and_conflict, 500, "{text}");
+    // The same through the batch route, 16 commands per request (the setup too).
+    let mut batched = options.clone();
+    batched.batch = 16;
+    batched.commands = 501;
+    let report = bench::run(&batched).expect("the batched HTTP run");
+    let text = report.render();
+    assert!(text.contains("up to 16 commands per request"), "{text}");
+    assert_eq!(report.tally.answered(), 501, "{text}");
+    assert_eq!(report.tally.failed(), 0, "{text}");
+    assert!(report.tally.accepted() > 0, "{text}");
+    let ok_and_conflict: u64 =
+        report.tally.statuses.iter().filter(|(s, _)| [200, 409].contains(*s)).map(|(_, n)| n).sum();
+    assert_eq!(ok_and_conflict, 501, "{text}");
+    batched.batch = 0;
+    assert!(bench::run(&batched).is_err(), "--batch 0 is refused");
     server.abort();
     let unknown = bench::run(&options_for_unknown());
     assert!(unknown.is_err());

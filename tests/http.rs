@@ -36,7 +36,12 @@ impl Server {
 
     /// A server on the stores in `dir` (a restart when another server used them before).
     fn start_in(dir: Arc<tempfile::TempDir>, tokens: Vec<String>) -> Server {
-        let config = Args::parse_from(["test", "--partitions", "2"]).engine.config();
+        Server::start_with(dir, tokens, &["--partitions", "2"])
+    }
+
+    /// A server whose engines take these `serve` options.
+    fn start_with(dir: Arc<tempfile::TempDir>, tokens: Vec<String>, engine_args: &[&str]) -> Server {
+        let config = Args::parse_from(std::iter::once("test").chain(engine_args.iter().copied())).engine.config();
         let engines = Arc::new(open_engines(dir.path(), config).expect("the engines open"));
         let (feed, indexer) = start_feed(dir.path(), &engines).expect("the feed index opens");
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -109,6 +114,9 @@ async fn commands_are_answered_with_their_events_or_a_coded_rejection() {
     assert_eq!((body["error"].as_str(), body["code"].as_str()), (Some("rejected"), Some("non-negative")));
     let (status, body) = s.post("/ledger/account/acc-2/deposit", json!({"amount": 1})).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("not-open")));
+    // A whole number written as a float (valid for JSON Schema) reads as the integer.
+    let (status, body) = s.post("/ledger/account/acc-1/deposit", json!({"amount": 750.0})).await;
+    assert_eq!((status, body["events"][0]["event"]["amount"].as_str()), (StatusCode::OK, Some("750.00")), "{body}");
 }
 
 #[tokio::test]
@@ -454,4 +462,182 @@ async fn the_feed_index_catches_up_on_start_with_events_committed_without_it() {
     let ids: Vec<&str> = page["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["a", "b", "c"]);
     assert_eq!(page["next"], 3);
+}
+
+/// The results of a batch answer, checked to be one per item.
+async fn batch(s: &Server, headers: &[(&str, &str)], items: &Value) -> (StatusCode, Value) {
+    let mut all = vec![JSON];
+    all.extend_from_slice(headers);
+    s.call("POST", "/ledger/commands", &all, &items.to_string()).await
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_command_in_order_as_the_single_route_would() {
+    let s = Server::start(vec![]);
+    let items = json!([
+        {"aggregate": "account", "id": "acc-1", "command": "open", "body": {"owner": "ann", "overdraft-limit": 100}},
+        {"aggregate": "account", "id": "acc-2", "command": "open", "body": {"owner": "bob", "overdraft-limit": 0}},
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": "2.50"}},
+        {"aggregate": "account", "id": "acc-2", "command": "withdraw", "body": {"amount": 1}},
+        {"aggregate": "account", "id": "acc-1", "command": "explode", "body": {}},
+        {"aggregate": "nobody", "id": "x", "command": "open"},
+        {"aggregate": "account", "id": "acc-3", "command": "deposit", "body": {"amount": "1.234"}},
+        {"aggregate": "account", "id": "acc-3", "command": "deposit", "body": [1]},
+        {"aggregate": "account", "id": "acc-3", "command": "deposit", "body": {"amount": 1}, "idempotency_key": ""},
+        {"aggregate": "account", "command": "deposit"},
+        "not an object",
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 1.0}, "expected_version": 0},
+        {"aggregate": "account", "id": "acc-9", "command": "deposit", "body": {"amount": 1.0}}
+    ]);
+    let (status, body) = batch(&s, &[], &items).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), items.as_array().unwrap().len(), "{body}");
+    let summary: Vec<(u64, &str)> = results
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["error"].as_str().or(r["code"].as_str()).unwrap_or("ok")))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (200, "ok"),
+            (200, "ok"),
+            (200, "ok"),
+            (409, "rejected"),
+            (404, "not-found"),
+            (404, "not-found"),
+            (422, "invalid-parameters"),
+            (400, "invalid-json"),
+            (400, "invalid-idempotency-key"),
+            (400, "invalid-json"),
+            (400, "invalid-json"),
+            (409, "version-conflict"),
+            (409, "rejected"),
+        ]
+    );
+    assert_eq!(results[0]["events"][0]["event"]["owner"], "ann");
+    assert_eq!(results[0]["events"][0]["id"], "acc-1");
+    assert_eq!(results[2]["version"], 2);
+    assert_eq!(results[2]["events"][0]["event"], json!({"type": "deposited", "amount": "2.50"}));
+    assert_eq!(results[3]["code"], "non-negative");
+    assert_eq!(results[12]["code"], "not-open");
+    // The single route answers the same commands the same way.
+    let (status, single) = s.post("/ledger/account/acc-2/withdraw", json!({"amount": 1})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let mut from_batch = results[3].clone();
+    from_batch.as_object_mut().unwrap().remove("status");
+    assert_eq!(single, from_batch);
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!((state["version"].as_u64(), state["state"]["balance"].as_str()), (Some(2), Some("2.50")), "{state}");
+    let (_, metrics) = s.call("GET", "/metrics", &[], "").await;
+    let text = metrics.as_str().unwrap();
+    assert!(text.contains("anthill_commands_total{outcome=\"accepted\"} 3"), "{text}");
+    assert!(text.contains("anthill_rejections_total{code=\"not-open\"} 1"), "{text}");
+}
+
+#[tokio::test]
+async fn a_retried_batch_returns_the_first_answers_and_runs_each_command_once() {
+    let s = Server::start(vec![]);
+    s.post("/ledger/account/acc-1/open", json!({"owner": "ann", "overdraft-limit": 0})).await;
+    let items = json!([
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 10}, "idempotency_key": "k-1"},
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 5}, "idempotency_key": "k-2"},
+        {"aggregate": "account", "id": "acc-1", "command": "withdraw", "body": {"amount": 100}, "idempotency_key": "k-3"}
+    ]);
+    let first = batch(&s, &[], &items).await;
+    let second = batch(&s, &[], &items).await;
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(first, second, "the same answers, byte for byte");
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!(state["state"]["balance"], "15.00", "each deposit ran once: {state}");
+    assert_eq!(state["version"], 3);
+    // The key is scoped to the command's body: another amount under the same key is another command.
+    let other = json!([{"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 1},
+                        "idempotency_key": "k-1"}]);
+    let (_, body) = batch(&s, &[], &other).await;
+    assert_eq!(body["results"][0]["version"], 4, "{body}");
+    // The same keyed command twice in one batch runs once; both get its answer.
+    let twice = json!([
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 7}, "idempotency_key": "k-4"},
+        {"aggregate": "account", "id": "acc-1", "command": "deposit", "body": {"amount": 7}, "idempotency_key": "k-4"}
+    ]);
+    let (_, body) = batch(&s, &[], &twice).await;
+    assert_eq!(body["results"][0], body["results"][1], "{body}");
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!((state["version"].as_u64(), state["state"]["balance"].as_str()), (Some(5), Some("23.00")), "{state}");
+}
+
+#[tokio::test]
+async fn a_malformed_batch_is_refused_as_a_whole() {
+    let s = Server::start(vec!["s3cret".into()]);
+    let auth = ("authorization", "Bearer s3cret");
+    let one = json!({"aggregate": "account", "id": "acc-1", "command": "open",
+                     "body": {"owner": "ann", "overdraft-limit": 0}});
+    let (status, body) = batch(&s, &[], &json!([one])).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let (status, body) = batch(&s, &[auth], &json!([one])).await;
+    assert_eq!((status, body["results"][0]["status"].as_u64()), (StatusCode::OK, Some(200)), "{body}");
+    let check = |(status, body): (StatusCode, Value), want_status: StatusCode, want: &str| {
+        assert_eq!((status, body["error"].as_str()), (want_status, Some(want)), "{body}");
+        assert!(body["message"].is_string(), "{body}");
+    };
+    check(batch(&s, &[auth], &json!({"commands": []})).await, StatusCode::BAD_REQUEST, "invalid-json");
+    check(s.call("POST", "/ledger/commands", &[JSON, auth], "[{").await, StatusCode::BAD_REQUEST, "invalid-json");
+    check(
+        s.call("POST", "/ledger/commands", &[auth], "[]").await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    );
+    assert_eq!(batch(&s, &[auth], &json!([])).await, (StatusCode::OK, json!({"results": []})));
+    let items: Vec<Value> = (0..=anthill::http::BATCH_COMMANDS_MAX)
+        .map(|i| json!({"aggregate": "account", "id": format!("a-{i}"), "command": "deposit", "body": {"amount": 1}}))
+        .collect();
+    check(batch(&s, &[auth], &json!(items)).await, StatusCode::PAYLOAD_TOO_LARGE, "too-many-commands");
+    // Within the batch limit, past the single route's: 1,000 commands of about 100 bytes each.
+    let (status, body) = batch(&s, &[auth], &json!(items[..anthill::http::BATCH_COMMANDS_MAX])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"].as_array().map(Vec::len), Some(anthill::http::BATCH_COMMANDS_MAX));
+    assert!(body["results"].as_array().unwrap().iter().all(|r| r["code"] == "not-open"), "{body}");
+    let big = format!("[{{\"aggregate\": \"account\", \"id\": \"{}\", \"command\": \"open\"}}]", "x".repeat(2 << 20));
+    check(
+        s.call("POST", "/ledger/commands", &[JSON, auth], &big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+    );
+    let (status, body) = s.call("POST", "/nowhere/commands", &[JSON, auth], "[]").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not-found")));
+    let (status, body) = s.call("GET", "/ledger/commands", &[auth], "").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("method-not-allowed")));
+}
+
+#[tokio::test]
+async fn a_batch_with_shed_commands_says_when_to_retry() {
+    // Queues of one command: a batch of many is bound to find the queue full for some.
+    let dir = Arc::new(tempfile::tempdir().expect("a temporary folder"));
+    let s = Server::start_with(dir, vec![], &["--partitions", "1", "--queue-max", "1"]);
+    let items: Vec<Value> = (0..anthill::http::BATCH_COMMANDS_MAX)
+        .map(|i| json!({"aggregate": "account", "id": format!("a-{i}"), "command": "deposit", "body": {"amount": 1}}))
+        .collect();
+    let request = Request::post("/ledger/commands")
+        .header("content-type", "application/json")
+        .body(Body::from(json!(items).to_string()))
+        .unwrap();
+    let response = s.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let retry_after = response.headers().get("retry-after").cloned();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 24).await.unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), items.len());
+    let mut shed = 0;
+    for result in results {
+        match (result["status"].as_u64(), result["error"].as_str()) {
+            (Some(409), Some("rejected")) => assert_eq!(result["code"], "not-open"),
+            (Some(503), Some("overloaded")) => shed += 1,
+            other => panic!("unexpected {other:?}: {result}"),
+        }
+    }
+    assert_eq!(retry_after.is_some(), shed > 0, "Retry-After comes with shed commands ({shed} shed)");
+    let (_, metrics) = s.call("GET", "/metrics", &[], "").await;
+    assert!(metrics.as_str().unwrap().contains(&format!("anthill_shed_total {shed}\n")), "{metrics}");
 }

@@ -1,7 +1,9 @@
 //! `anthill bench DOMAIN --http URL`: the same workload sent to a running `anthill serve` as JSON bodies
 //! over `--connections` concurrent keep-alive HTTP/1.1 connections (hyper's client connection API on a
 //! two-thread tokio runtime). Each connection sends one request at a time; latency is from sending the
-//! request to having read the whole answer, which the server gives only once the command is durable.
+//! request to having read the whole answer, which the server gives only once the command is durable. With
+//! `--batch N` each request carries up to N commands (`POST /{domain}/commands`), and each command's latency is
+//! its request's.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,6 +101,70 @@ async fn send(
     Ok((status, body))
 }
 
+/// Sends up to `--batch` commands in one request to `POST /{domain}/commands`; reads the answer.
+async fn send_batch(
+    connection: &mut Connection,
+    target: &Target,
+    domain: &str,
+    commands: &[super::HttpCommand],
+) -> Result<(StatusCode, Bytes), String> {
+    let mut body = String::with_capacity(commands.iter().map(|c| c.body.len() + c.id.len() + 64).sum());
+    body.push('[');
+    for (i, c) in commands.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let text = |s: &str| serde_json::Value::from(s).to_string();
+        body.push_str(&format!(
+            "{{\"aggregate\":{},\"id\":{},\"command\":{},\"body\":{}}}",
+            text(c.aggregate),
+            text(&c.id),
+            text(&c.command),
+            if c.body.trim().is_empty() { "null" } else { &c.body }
+        ));
+    }
+    body.push(']');
+    let request = Request::post(format!("/{domain}/commands"))
+        .header(hyper::header::HOST, &target.authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| format!("request: {e}"))?;
+    connection.sender.ready().await.map_err(|e| format!("connection: {e}"))?;
+    let response = connection.sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX * commands.len().max(1))
+        .collect()
+        .await
+        .map_err(|e| format!("answer: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+/// The per-command statuses and answers of a batch request's answer (`count` commands sent).
+fn answers_of_batch(status: StatusCode, body: &[u8], count: usize) -> Vec<(u16, Answer)> {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match value["results"].as_array() {
+        Some(results) if status.is_success() && results.len() == count => results
+            .iter()
+            .map(|result| {
+                let item_status = result["status"].as_u64().and_then(|s| u16::try_from(s).ok()).unwrap_or(0);
+                let answer = if item_status == 200 {
+                    Answer::Accepted
+                } else if result["error"] == "rejected" {
+                    Answer::Rejected(result["code"].as_str().unwrap_or("?").to_owned())
+                } else {
+                    Answer::Failed(format!("{item_status} {}", result["error"].as_str().unwrap_or("")))
+                };
+                (item_status, answer)
+            })
+            .collect(),
+        _ => {
+            let failed = format!("{} {} (whole batch)", status.as_u16(), value["error"].as_str().unwrap_or(""));
+            vec![(status.as_u16(), Answer::Failed(failed)); count]
+        }
+    }
+}
+
 /// What an answer means for the counts.
 fn answer_of(status: StatusCode, body: &[u8]) -> Answer {
     if status.is_success() {
@@ -116,11 +182,12 @@ struct Source<C> {
     next: Box<dyn FnMut() -> Option<Step<C>> + Send>,
 }
 
-/// Runs one source to exhaustion over `connections` connections; returns the tally.
+/// Runs one source to exhaustion over `connections` connections, `batch` commands per request (1: the single
+/// route); returns the tally.
 async fn drive<C: Send + 'static>(
     target: Arc<Target>,
     domain: &'static str,
-    connections: usize,
+    (connections, batch): (usize, usize),
     source: Arc<Mutex<Source<C>>>,
     to_http: fn(&C) -> super::HttpCommand,
     done: Arc<AtomicU64>,
@@ -133,13 +200,21 @@ async fn drive<C: Send + 'static>(
             let mut connection: Option<Connection> = None;
             let mut failures = 0u32;
             loop {
-                let Some(step) = (source.lock().next)() else { break };
-                let http = to_http(&step.command);
+                let steps: Vec<Step<C>> = {
+                    let mut source = source.lock();
+                    std::iter::from_fn(|| (source.next)()).take(batch).collect()
+                };
+                if steps.is_empty() {
+                    break;
+                }
+                let http: Vec<super::HttpCommand> = steps.iter().map(|step| to_http(&step.command)).collect();
                 if connection.is_none() {
                     match connect(&target).await {
                         Ok(c) => connection = Some(c),
                         Err(e) => {
-                            tally.record_answer(step.label, Answer::Failed(e), Duration::ZERO);
+                            for step in &steps {
+                                tally.record_answer(step.label, Answer::Failed(e.clone()), Duration::ZERO);
+                            }
                             failures += 1;
                             if failures >= CONNECT_FAILURES_MAX {
                                 break;
@@ -150,24 +225,37 @@ async fn drive<C: Send + 'static>(
                 }
                 let Some(open) = connection.as_mut() else { continue };
                 let started = Instant::now();
-                let result = send(open, &target, domain, &http).await;
+                let result = if batch == 1 {
+                    send(open, &target, domain, &http[0]).await
+                } else {
+                    send_batch(open, &target, domain, &http).await
+                };
                 let latency = started.elapsed();
                 match result {
                     Ok((status, body)) => {
                         failures = 0;
-                        *tally.statuses.entry(status.as_u16()).or_default() += 1;
-                        tally.record_answer(step.label, answer_of(status, &body), latency);
+                        let answers = if batch == 1 {
+                            vec![(status.as_u16(), answer_of(status, &body))]
+                        } else {
+                            answers_of_batch(status, &body, steps.len())
+                        };
+                        for (step, (status, answer)) in steps.iter().zip(answers) {
+                            *tally.statuses.entry(status).or_default() += 1;
+                            tally.record_answer(step.label, answer, latency);
+                        }
                     }
                     Err(e) => {
                         connection = None;
                         failures += 1;
-                        tally.record_answer(step.label, Answer::Failed(e), latency);
+                        for step in &steps {
+                            tally.record_answer(step.label, Answer::Failed(e.clone()), latency);
+                        }
                         if failures >= CONNECT_FAILURES_MAX {
                             break;
                         }
                     }
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                done.fetch_add(steps.len() as u64, Ordering::Relaxed);
             }
             tally
         }));
@@ -186,6 +274,9 @@ pub fn run<W: Workload + 'static>(workload: W, url: &str, options: &Options) -> 
     if options.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
+    if options.batch == 0 || options.batch > crate::http::BATCH_COMMANDS_MAX {
+        return Err(format!("--batch is 1 to {}", crate::http::BATCH_COMMANDS_MAX));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -202,14 +293,14 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
     let mut probe = connect(&target).await.map_err(|e| format!("{url}: {e}"))?;
     drop(probe.sender.ready().await);
 
+    let shape = (options.connections, options.batch);
     let setup_started = Instant::now();
     let mut setup_commands = 0u64;
     for phase in workload.setup() {
         setup_commands += phase.len() as u64;
         let mut steps = phase.into_iter();
         let source = Arc::new(Mutex::new(Source { next: Box::new(move || steps.next()) }));
-        let tally =
-            drive(Arc::clone(&target), domain, options.connections, source, W::http, Arc::new(AtomicU64::new(0))).await;
+        let tally = drive(Arc::clone(&target), domain, shape, source, W::http, Arc::new(AtomicU64::new(0))).await;
         if tally.failed() > 0 {
             let errors: Vec<String> = tally.errors.iter().map(|(e, n)| format!("{e} ({n})")).collect();
             return Err(format!("setup commands failed: {}", errors.join(", ")));
@@ -244,17 +335,22 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
         progress.finish();
     });
     let started = Instant::now();
-    let tally = drive(Arc::clone(&target), domain, options.connections, source, W::http, Arc::clone(&done)).await;
+    let tally = drive(Arc::clone(&target), domain, shape, source, W::http, Arc::clone(&done)).await;
     let elapsed = started.elapsed();
     ticker.abort();
     let _ = ticker.await;
     Ok(Report {
         domain: domain.to_owned(),
         mode: format!(
-            "over HTTP at {url}, {} commands, seed {}, {} connections",
+            "over HTTP at {url}, {} commands, seed {}, {} connections, {}",
             group(options.commands),
             options.seed,
-            options.connections
+            options.connections,
+            if options.batch == 1 {
+                "one command per request".to_owned()
+            } else {
+                format!("up to {} commands per request (POST /{domain}/commands)", options.batch)
+            }
         ),
         elapsed,
         tally,

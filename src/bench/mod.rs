@@ -63,6 +63,10 @@ pub struct Options {
     /// Concurrent keep-alive HTTP connections (with `--http`).
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Commands per HTTP request (with `--http`): 1 sends each to its own route; more (up to 1000) go together
+    /// to the batch route `POST /{domain}/commands`, and each command's latency is its request's.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Progress display: auto (a bar when stderr is a terminal, plain lines otherwise), bar, lines or none.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "lines", "none"])]
     pub progress: String,
