@@ -102,6 +102,23 @@ fn a_retried_command_returns_its_original_outcome_also_after_reopening() -> Resu
 }
 
 #[test]
+fn every_event_names_its_command_also_without_an_idempotency_key() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    engine.execute::<Account>(1, AccountCommand::Open, with_id(100))?;
+    engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(5) }, CommandMeta::default())?;
+    engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(5) }, CommandMeta::default())?;
+    let ids: Vec<(u128, u128)> =
+        engine.changes(0, 10)?.iter().map(|e| (e.envelope.command_id, e.envelope.correlation_id)).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], (100, 100));
+    // Keyless commands get fresh ids, distinct from each other, and correlate to themselves.
+    assert!(ids[1].0 != 0 && ids[2].0 != 0 && ids[1].0 != ids[2].0, "{ids:?}");
+    assert_eq!((ids[1].1, ids[2].1), (ids[1].0, ids[2].0));
+    Ok(())
+}
+
+#[test]
 fn an_expected_version_that_does_not_match_is_refused() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     let engine = open(&dir, 1);

@@ -260,6 +260,8 @@ pub(super) struct CommandJob<A: Aggregate> {
     pub(super) id: A::Id,
     pub(super) command: A::Command,
     pub(super) meta: CommandMeta,
+    /// `meta.command_id`, or a fresh id when the caller gave none (then no idempotency record is kept).
+    pub(super) command_id: u128,
     pub(super) correlation_id: u128,
     pub(super) enqueued_at: Instant,
     pub(super) reply: Reply<A>,
@@ -433,7 +435,7 @@ impl<A: Aggregate> Job for CommandJob<A> {
                     let version = *version_before + index as u64 + 1;
                     let envelope = EnvelopeRef {
                         event_id: cx.ids.next_id(cx.now),
-                        command_id: self.meta.command_id.unwrap_or(0),
+                        command_id: self.command_id,
                         correlation_id: self.correlation_id,
                         recorded_at: cx.now,
                         occurred_at: *occurred_at,

@@ -523,7 +523,10 @@ impl<D: Domain> Inner<D> {
         if waited_us > budget_us {
             return Err(Error::Overloaded { retry_after_ms: waited_us / 1000 + 1 });
         }
-        let correlation_id = meta.correlation_id.or(meta.command_id).unwrap_or_else(new_id);
+        // A command without an idempotency key still gets an id of its own for its events' envelopes (and no
+        // idempotency record): every event names the command that caused it.
+        let command_id = meta.command_id.unwrap_or_else(new_id);
+        let correlation_id = meta.correlation_id.unwrap_or(command_id);
         let (reply, pending) = Reply::pair();
         let job = CommandJob::<A> {
             tag,
@@ -531,6 +534,7 @@ impl<D: Domain> Inner<D> {
             id,
             command,
             meta,
+            command_id,
             correlation_id,
             enqueued_at: Instant::now(),
             reply,
