@@ -1510,11 +1510,13 @@ pub mod order_book {
         ///
         /// Declared at `domains/exchange.sexp:39`.
         #[serde(rename = "bids")]
+        #[serde(with = "::anthill_runtime::codec::map_as_pairs")]
         bids: ::std::collections::BTreeMap<super::Slot, super::OrderId>,
         /// Resting sell orders by price and arrival: the best is the lowest price, earliest first.
         ///
         /// Declared at `domains/exchange.sexp:40`.
         #[serde(rename = "asks")]
+        #[serde(with = "::anthill_runtime::codec::map_as_pairs")]
         asks: ::std::collections::BTreeMap<super::Slot, super::OrderId>,
         /// The price of the last trade.
         ///

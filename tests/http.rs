@@ -641,3 +641,16 @@ async fn a_batch_with_shed_commands_says_when_to_retry() {
     let (_, metrics) = s.call("GET", "/metrics", &[], "").await;
     assert!(metrics.as_str().unwrap().contains(&format!("anthill_shed_total {shed}\n")), "{metrics}");
 }
+
+#[tokio::test]
+async fn a_state_with_maps_keyed_by_records_reads_as_json_pairs() {
+    let s = Server::start(vec![]);
+    let order = json!({"order": "o-1", "trader": "t-ann", "side": "buy", "price": "100.00", "qty": 10});
+    let (status, body) = s.post("/exchange/order-book/ACME/place-order", order).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let state = s.get_json("/exchange/order-book/ACME", &[]).await;
+    // `bids` is keyed by (price, arrival): JSON has no such object keys, so it is a list of [key, value] pairs.
+    let bids = state["state"]["bids"].as_array().unwrap_or_else(|| panic!("bids as a list of pairs: {state}"));
+    assert_eq!(bids.len(), 1, "{state}");
+    assert_eq!(bids[0][1], "o-1", "{state}");
+}

@@ -281,7 +281,14 @@ impl<'a> Emitter<'a> {
                 let docs = self.docs(f.doc.as_deref(), f.name.span);
                 let dsl = &f.name.dsl;
                 let vis = if public { quote!(pub) } else { quote!() };
-                quote!(#docs #[serde(rename = #dsl)] #vis #name: #ty)
+                // JSON object keys are strings: a map keyed by a record reads and writes as a list of pairs.
+                let pairs = match &f.ty {
+                    Ty::Map(k, _) if matches!(**k, Ty::Record(_)) => {
+                        quote!(#[serde(with = "::anthill_runtime::codec::map_as_pairs")])
+                    }
+                    _ => quote!(),
+                };
+                quote!(#docs #[serde(rename = #dsl)] #pairs #vis #name: #ty)
             })
             .collect()
     }

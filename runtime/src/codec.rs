@@ -125,7 +125,31 @@ pub fn command_params<T: serde::de::DeserializeOwned>(json: &[u8]) -> Result<T, 
     serde_json::from_slice(json).map_err(|e| crate::CommandError::InvalidParameters { message: e.to_string() })
 }
 
-/// A generated value as JSON. Maps keyed by records have no JSON form; they read as an explanatory string.
+/// Maps keyed by records, in JSON: a list of `[key, value]` pairs in key order, since JSON object keys must be
+/// strings. Generated code puts it on every map field whose key is a record (`#[serde(with = ...)]`).
+pub mod map_as_pairs {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
+/// A generated value as JSON. A value that still has no JSON form reads as an explanatory string.
 pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("<no JSON form: {e}>")))
 }
