@@ -3441,6 +3441,105 @@ pub mod slot {
         }
         ::std::result::Result::Ok(events)
     }
+    /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
+    /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
+    /// says so; the engine restores it.
+    fn run_in_place(
+        state: &mut State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        before_change: &mut dyn ::std::ops::FnMut(&State),
+    ) -> ::std::result::Result<
+        ::std::vec::Vec<Event>,
+        ::anthill_runtime::Refused<Rejection>,
+    > {
+        if let Command::Open(_)
+        | Command::ServeArea(_)
+        | Command::BlockAddress(_)
+        | Command::Cancel(_)
+        | Command::ChangeLimits(_)
+        | Command::Close(_) = command {
+            return <Slot as ::anthill_runtime::Aggregate>::execute(state, command, ctx)
+                .map_err(|rejection| ::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: false,
+                });
+        }
+        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+            ::std::result::Result::Ok(
+                match command {
+                    Command::Open(command) => decide_open(state, command, ctx)?,
+                    Command::ServeArea(command) => {
+                        decide_serve_area(state, command, ctx)?
+                    }
+                    Command::BlockAddress(command) => {
+                        decide_block_address(state, command, ctx)?
+                    }
+                    Command::Book(command) => decide_book(state, command, ctx)?,
+                    Command::Cancel(command) => decide_cancel(state, command, ctx)?,
+                    Command::ChangeLimits(command) => {
+                        decide_change_limits(state, command, ctx)?
+                    }
+                    Command::Close(command) => decide_close(state, command, ctx)?,
+                },
+            )
+        })();
+        let events = decided
+            .map_err(|rejection| ::anthill_runtime::Refused {
+                rejection,
+                state_changed: false,
+            })?;
+        before_change(state);
+        let checked = (|| -> ::std::result::Result<(), Rejection> {
+            apply_all(state, &events, ctx, ctx.version)?;
+            let version = ctx.version + events.len() as u64;
+            let (state, next) = (&*state, &*state);
+            let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
+            match command {
+                Command::Open(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::ServeArea(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::BlockAddress(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Book(command) => {
+                    check_invariants_book(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+                Command::Cancel(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::ChangeLimits(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Close(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+            }
+            ::std::assert!(
+                reactions.is_empty(), "only policies that read the state before react"
+            );
+            ::std::result::Result::Ok(())
+        })();
+        match checked {
+            ::std::result::Result::Ok(()) => ::std::result::Result::Ok(events),
+            ::std::result::Result::Err(rejection) => {
+                ::std::result::Result::Err(::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: true,
+                })
+            }
+        }
+    }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
         state: &mut State,
@@ -3957,6 +4056,18 @@ pub mod slot {
                         ::std::result::Result::Ok(events)
                     }
                 })
+        }
+        const DECIDES_IN_PLACE: bool = true;
+        fn execute_in_place(
+            state: &mut State,
+            command: &Command,
+            ctx: &::anthill_runtime::Context<'_, Id>,
+            before_change: &mut dyn ::std::ops::FnMut(&State),
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<Event>,
+            ::anthill_runtime::Refused<Rejection>,
+        > {
+            run_in_place(state, command, ctx, before_change)
         }
         fn evolve(
             state: &mut State,

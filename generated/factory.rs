@@ -4838,6 +4838,148 @@ pub mod stock_item {
         }
         ::std::result::Result::Ok(events)
     }
+    /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
+    /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
+    /// says so; the engine restores it.
+    fn run_in_place(
+        state: &mut State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        before_change: &mut dyn ::std::ops::FnMut(&State),
+    ) -> ::std::result::Result<
+        ::std::vec::Vec<Event>,
+        ::anthill_runtime::Refused<Rejection>,
+    > {
+        if let Command::Register(_)
+        | Command::Reserve(_)
+        | Command::Pick(_)
+        | Command::WriteOff(_) = command {
+            return <StockItem as ::anthill_runtime::Aggregate>::execute(
+                    state,
+                    command,
+                    ctx,
+                )
+                .map_err(|rejection| ::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: false,
+                });
+        }
+        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+            ::std::result::Result::Ok(
+                match command {
+                    Command::Register(command) => decide_register(state, command, ctx)?,
+                    Command::Reclassify(command) => {
+                        decide_reclassify(state, command, ctx)?
+                    }
+                    Command::Receive(command) => decide_receive(state, command, ctx)?,
+                    Command::Reserve(command) => decide_reserve(state, command, ctx)?,
+                    Command::Release(command) => decide_release(state, command, ctx)?,
+                    Command::Pick(command) => decide_pick(state, command, ctx)?,
+                    Command::ReturnToShelf(command) => {
+                        decide_return_to_shelf(state, command, ctx)?
+                    }
+                    Command::Consume(command) => decide_consume(state, command, ctx)?,
+                    Command::WriteOff(command) => decide_write_off(state, command, ctx)?,
+                },
+            )
+        })();
+        let events = decided
+            .map_err(|rejection| ::anthill_runtime::Refused {
+                rejection,
+                state_changed: false,
+            })?;
+        before_change(state);
+        let checked = (|| -> ::std::result::Result<(), Rejection> {
+            apply_all(state, &events, ctx, ctx.version)?;
+            let version = ctx.version + events.len() as u64;
+            let (state, next) = (&*state, &*state);
+            let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
+            match command {
+                Command::Register(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Reclassify(command) => {
+                    check_invariants_reclassify(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+                Command::Receive(command) => {
+                    check_invariants_receive(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+                Command::Reserve(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Release(command) => {
+                    check_invariants_release(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+                Command::Pick(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::ReturnToShelf(command) => {
+                    check_invariants_return_to_shelf(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+                Command::Consume(command) => {
+                    check_invariants_consume(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+                Command::WriteOff(command) => {
+                    check_invariants_write_off(
+                        state,
+                        next,
+                        &mut reactions,
+                        command,
+                        ctx,
+                        version,
+                    )?
+                }
+            }
+            ::std::assert!(
+                reactions.is_empty(), "only policies that read the state before react"
+            );
+            ::std::result::Result::Ok(())
+        })();
+        match checked {
+            ::std::result::Result::Ok(()) => ::std::result::Result::Ok(events),
+            ::std::result::Result::Err(rejection) => {
+                ::std::result::Result::Err(::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: true,
+                })
+            }
+        }
+    }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
         state: &mut State,
@@ -5261,6 +5403,18 @@ pub mod stock_item {
                         ::std::result::Result::Ok(events)
                     }
                 })
+        }
+        const DECIDES_IN_PLACE: bool = true;
+        fn execute_in_place(
+            state: &mut State,
+            command: &Command,
+            ctx: &::anthill_runtime::Context<'_, Id>,
+            before_change: &mut dyn ::std::ops::FnMut(&State),
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<Event>,
+            ::anthill_runtime::Refused<Rejection>,
+        > {
+            run_in_place(state, command, ctx, before_change)
         }
         fn evolve(
             state: &mut State,
@@ -6405,6 +6559,90 @@ pub mod order {
         }
         ::std::result::Result::Ok(events)
     }
+    /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
+    /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
+    /// says so; the engine restores it.
+    fn run_in_place(
+        state: &mut State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        before_change: &mut dyn ::std::ops::FnMut(&State),
+    ) -> ::std::result::Result<
+        ::std::vec::Vec<Event>,
+        ::anthill_runtime::Refused<Rejection>,
+    > {
+        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+            ::std::result::Result::Ok(
+                match command {
+                    Command::AddItem(command) => decide_add_item(state, command, ctx)?,
+                    Command::ConfirmReservation(command) => {
+                        decide_confirm_reservation(state, command, ctx)?
+                    }
+                    Command::DropItem(command) => decide_drop_item(state, command, ctx)?,
+                    Command::Place(command) => decide_place(state, command, ctx)?,
+                    Command::RecordPick(command) => {
+                        decide_record_pick(state, command, ctx)?
+                    }
+                    Command::Ship(command) => decide_ship(state, command, ctx)?,
+                    Command::Cancel(command) => decide_cancel(state, command, ctx)?,
+                    Command::ReleaseNext(command) => {
+                        decide_release_next(state, command, ctx)?
+                    }
+                },
+            )
+        })();
+        let events = decided
+            .map_err(|rejection| ::anthill_runtime::Refused {
+                rejection,
+                state_changed: false,
+            })?;
+        before_change(state);
+        let checked = (|| -> ::std::result::Result<(), Rejection> {
+            apply_all(state, &events, ctx, ctx.version)?;
+            let version = ctx.version + events.len() as u64;
+            let (state, next) = (&*state, &*state);
+            let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
+            match command {
+                Command::AddItem(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::ConfirmReservation(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::DropItem(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Place(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::RecordPick(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Ship(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Cancel(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::ReleaseNext(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+            }
+            ::std::assert!(
+                reactions.is_empty(), "only policies that read the state before react"
+            );
+            ::std::result::Result::Ok(())
+        })();
+        match checked {
+            ::std::result::Result::Ok(()) => ::std::result::Result::Ok(events),
+            ::std::result::Result::Err(rejection) => {
+                ::std::result::Result::Err(::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: true,
+                })
+            }
+        }
+    }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
         state: &mut State,
@@ -6826,6 +7064,18 @@ pub mod order {
                         ::std::result::Result::Ok(events)
                     }
                 })
+        }
+        const DECIDES_IN_PLACE: bool = true;
+        fn execute_in_place(
+            state: &mut State,
+            command: &Command,
+            ctx: &::anthill_runtime::Context<'_, Id>,
+            before_change: &mut dyn ::std::ops::FnMut(&State),
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<Event>,
+            ::anthill_runtime::Refused<Rejection>,
+        > {
+            run_in_place(state, command, ctx, before_change)
         }
         fn evolve(
             state: &mut State,
@@ -7819,6 +8069,57 @@ pub mod assembly_job {
         }
         ::std::result::Result::Ok(events)
     }
+    /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
+    /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
+    /// says so; the engine restores it.
+    fn run_in_place(
+        state: &mut State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        before_change: &mut dyn ::std::ops::FnMut(&State),
+    ) -> ::std::result::Result<
+        ::std::vec::Vec<Event>,
+        ::anthill_runtime::Refused<Rejection>,
+    > {
+        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+            ::std::result::Result::Ok(
+                match command {
+                    Command::Plan(command) => decide_plan(state, command, ctx)?,
+                    Command::AddMaterial(command) => {
+                        decide_add_material(state, command, ctx)?
+                    }
+                    Command::ConfirmMaterial(command) => {
+                        decide_confirm_material(state, command, ctx)?
+                    }
+                    Command::MarkMaterialMissing(command) => {
+                        decide_mark_material_missing(state, command, ctx)?
+                    }
+                    Command::Start(command) => decide_start(state, command, ctx)?,
+                    Command::Complete(command) => decide_complete(state, command, ctx)?,
+                    Command::Abort(command) => decide_abort(state, command, ctx)?,
+                },
+            )
+        })();
+        let events = decided
+            .map_err(|rejection| ::anthill_runtime::Refused {
+                rejection,
+                state_changed: false,
+            })?;
+        before_change(state);
+        let checked = (|| -> ::std::result::Result<(), Rejection> {
+            apply_all(state, &events, ctx, ctx.version)?;
+            ::std::result::Result::Ok(())
+        })();
+        match checked {
+            ::std::result::Result::Ok(()) => ::std::result::Result::Ok(events),
+            ::std::result::Result::Err(rejection) => {
+                ::std::result::Result::Err(::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: true,
+                })
+            }
+        }
+    }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
         state: &mut State,
@@ -8099,6 +8400,18 @@ pub mod assembly_job {
                         ::std::result::Result::Ok(events)
                     }
                 })
+        }
+        const DECIDES_IN_PLACE: bool = true;
+        fn execute_in_place(
+            state: &mut State,
+            command: &Command,
+            ctx: &::anthill_runtime::Context<'_, Id>,
+            before_change: &mut dyn ::std::ops::FnMut(&State),
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<Event>,
+            ::anthill_runtime::Refused<Rejection>,
+        > {
+            run_in_place(state, command, ctx, before_change)
         }
         fn evolve(
             state: &mut State,

@@ -5393,6 +5393,88 @@ pub mod disbursement {
         }
         ::std::result::Result::Ok(events)
     }
+    /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
+    /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
+    /// says so; the engine restores it.
+    fn run_in_place(
+        state: &mut State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        before_change: &mut dyn ::std::ops::FnMut(&State),
+    ) -> ::std::result::Result<
+        ::std::vec::Vec<Event>,
+        ::anthill_runtime::Refused<Rejection>,
+    > {
+        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+            ::std::result::Result::Ok(
+                match command {
+                    Command::Plan(command) => decide_plan(state, command, ctx)?,
+                    Command::AddPayout(command) => {
+                        decide_add_payout(state, command, ctx)?
+                    }
+                    Command::Release(command) => decide_release(state, command, ctx)?,
+                    Command::MarkUnfunded(command) => {
+                        decide_mark_unfunded(state, command, ctx)?
+                    }
+                    Command::PayOut(command) => decide_pay_out(state, command, ctx)?,
+                    Command::ConfirmPayout(command) => {
+                        decide_confirm_payout(state, command, ctx)?
+                    }
+                    Command::RefusePayout(command) => {
+                        decide_refuse_payout(state, command, ctx)?
+                    }
+                },
+            )
+        })();
+        let events = decided
+            .map_err(|rejection| ::anthill_runtime::Refused {
+                rejection,
+                state_changed: false,
+            })?;
+        before_change(state);
+        let checked = (|| -> ::std::result::Result<(), Rejection> {
+            apply_all(state, &events, ctx, ctx.version)?;
+            let version = ctx.version + events.len() as u64;
+            let (state, next) = (&*state, &*state);
+            let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
+            match command {
+                Command::Plan(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::AddPayout(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::Release(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::MarkUnfunded(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::PayOut(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::ConfirmPayout(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+                Command::RefusePayout(_) => {
+                    check_invariants(state, next, &mut reactions, ctx, version)?
+                }
+            }
+            ::std::assert!(
+                reactions.is_empty(), "only policies that read the state before react"
+            );
+            ::std::result::Result::Ok(())
+        })();
+        match checked {
+            ::std::result::Result::Ok(()) => ::std::result::Result::Ok(events),
+            ::std::result::Result::Err(rejection) => {
+                ::std::result::Result::Err(::anthill_runtime::Refused {
+                    rejection,
+                    state_changed: true,
+                })
+            }
+        }
+    }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
         state: &mut State,
@@ -5751,6 +5833,18 @@ pub mod disbursement {
                         ::std::result::Result::Ok(events)
                     }
                 })
+        }
+        const DECIDES_IN_PLACE: bool = true;
+        fn execute_in_place(
+            state: &mut State,
+            command: &Command,
+            ctx: &::anthill_runtime::Context<'_, Id>,
+            before_change: &mut dyn ::std::ops::FnMut(&State),
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<Event>,
+            ::anthill_runtime::Refused<Rejection>,
+        > {
+            run_in_place(state, command, ctx, before_change)
         }
         fn evolve(
             state: &mut State,

@@ -220,6 +220,26 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
         ctx: &Context<'_, Self::Id>,
     ) -> Result<Vec<Self::Event>, Self::Rejection>;
 
+    /// Whether [`Aggregate::execute_in_place`] may change the state of a command it refuses. Generated code
+    /// says so for aggregates whose state holds a collection: copying it for every command would cost time in
+    /// proportion to its size (a whole order book per order), so their commands apply events to the state
+    /// itself, and the engine keeps a checkpoint to restore from in the rare case of a refusal after that.
+    const DECIDES_IN_PLACE: bool = false;
+
+    /// Like [`Aggregate::execute`], but a refusal may leave `state` changed when
+    /// [`Aggregate::DECIDES_IN_PLACE`] is set: [`Refused::state_changed`] then says so, and the caller must
+    /// restore the state before using it again. `before_change` sees the state just before the command first
+    /// changes it (after its rules accepted it), so a caller can keep a copy to restore from only when needed.
+    fn execute_in_place(
+        state: &mut Self::State,
+        command: &Self::Command,
+        ctx: &Context<'_, Self::Id>,
+        before_change: &mut dyn FnMut(&Self::State),
+    ) -> Result<Vec<Self::Event>, Refused<Self::Rejection>> {
+        let _ = before_change;
+        Self::execute(state, command, ctx).map_err(|rejection| Refused { rejection, state_changed: false })
+    }
+
     /// Applies one recorded event. Fails only if the event could never have been accepted (its arithmetic
     /// overflows), which means the log and the model disagree.
     fn evolve(
@@ -260,6 +280,14 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
     fn command_from_json(name: &str, json: &[u8]) -> Result<Self::Command, CommandError>;
     fn event_to_json(event: &Self::Event) -> serde_json::Value;
     fn state_to_json(state: &Self::State) -> serde_json::Value;
+}
+
+/// A command refused by [`Aggregate::execute_in_place`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused<R> {
+    pub rejection: R,
+    /// The refusal came after some of the command's events were applied to the state, which must be restored.
+    pub state_changed: bool,
 }
 
 /// Why a JSON command could not be built.

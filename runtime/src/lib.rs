@@ -12,8 +12,8 @@ pub mod value;
 
 pub use aggregate::{
     derive_command_id, Aggregate, AggregateVisitor, CommandError, CommandId, CommandName, CommandVisitor, Context,
-    Domain, DomainCommand, DomainVisitor, EventContext, EventId, EventName, Key, KeyError, Reaction, Rejection,
-    ViewError, ViewTables,
+    Domain, DomainCommand, DomainVisitor, EventContext, EventId, EventName, Key, KeyError, Reaction, Refused,
+    Rejection, ViewError, ViewTables,
 };
 pub use codec::DecodeError;
 pub use value::{ArithmeticError, Decimal, Timestamp};

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::aggregate::{Aggregate, Context, EventContext, Rejection};
+use crate::aggregate::{Aggregate, Context, EventContext, Refused, Rejection};
 use crate::value::Timestamp;
 
 /// The clock scenarios run at: 2026-01-01T00:00:00Z, so that `(now)` is repeatable.
@@ -30,6 +30,28 @@ pub fn check_scenario<A: Aggregate>(
     let executed = A::execute(&mut executed_state, when, &ctx);
     if decided != executed {
         return Err(format!("decide and execute disagree:\n  decide:  {decided:?}\n  execute: {executed:?}"));
+    }
+    // In place, the engine's way for aggregates with collections: the same outcome, and on acceptance the same
+    // state; a refusal that changed the state must say so.
+    let mut in_place_state = state.clone();
+    let mut seen_before_change = None;
+    let in_place = A::execute_in_place(&mut in_place_state, when, &ctx, &mut |before| {
+        seen_before_change.get_or_insert_with(|| before.clone());
+    });
+    if seen_before_change.as_ref().is_some_and(|seen| seen != &state) {
+        return Err("execute_in_place changed the state before it said so".to_owned());
+    }
+    match in_place {
+        Ok(events) if executed.as_ref() == Ok(&events) && in_place_state == executed_state => {}
+        Err(Refused { rejection, state_changed })
+            if executed.as_ref() == Err(&rejection)
+                && (state_changed || in_place_state == state)
+                && (!state_changed || seen_before_change.is_some()) => {}
+        in_place => {
+            return Err(format!(
+                "execute and execute_in_place disagree:\n  execute:          {executed:?}\n  execute_in_place: {in_place:?}"
+            ));
+        }
     }
     if &decided == then {
         return Ok(());

@@ -33,6 +33,21 @@ impl Emitter<'_> {
         let module_doc = format!(" The `{name}` aggregate: its state, events, commands and rules.");
         let index_lit = proc_macro2::Literal::usize_unsuffixed(index);
         let allow = model_lints();
+        let in_place_items = if decides_in_place(a, &self.domain.types) {
+            quote! {
+                const DECIDES_IN_PLACE: bool = true;
+                fn execute_in_place(
+                    state: &mut State,
+                    command: &Command,
+                    ctx: &::anthill_runtime::Context<'_, Id>,
+                    before_change: &mut dyn ::std::ops::FnMut(&State),
+                ) -> ::std::result::Result<::std::vec::Vec<Event>, ::anthill_runtime::Refused<Rejection>> {
+                    run_in_place(state, command, ctx, before_change)
+                }
+            }
+        } else {
+            quote!()
+        };
 
         quote! {
             #[doc = #module_doc]
@@ -96,6 +111,7 @@ impl Emitter<'_> {
                             }
                         })
                     }
+                    #in_place_items
                     fn evolve(
                         state: &mut State,
                         event: &Event,
@@ -518,6 +534,11 @@ impl Emitter<'_> {
         } else {
             quote!(match command { #(#check_arms,)* })
         };
+        let run_in_place = if decides_in_place(a, &self.domain.types) {
+            self.run_in_place_fn(a, &decide_match, &checks)
+        } else {
+            quote!()
+        };
         quote! {
             #(#per_command)*
             #invariants
@@ -549,6 +570,8 @@ impl Emitter<'_> {
                 ::std::result::Result::Ok(events)
             }
 
+            #run_in_place
+
             /// Applies events decided in this command, numbering their versions from `version`.
             fn apply_all(
                 state: &mut State,
@@ -566,6 +589,74 @@ impl Emitter<'_> {
                     evolve(state, event, &event_ctx)?;
                 }
                 ::std::result::Result::Ok(())
+            }
+        }
+    }
+
+    /// `run_in_place`: `run` without the copy, for aggregates that decide in place (see [`decides_in_place`]).
+    /// Commands whose invariant policies react to a crossing read the state before the command as well as
+    /// after it; they still run on a copy.
+    fn run_in_place_fn(&self, a: &Aggregate, decide_match: &TokenStream, checks: &TokenStream) -> TokenStream {
+        let marker = ident(&camel(&a.name.dsl));
+        let on_copy: Vec<TokenStream> = a
+            .commands
+            .iter()
+            .filter(|c| reads_state_before(a, c))
+            .map(|c| {
+                let n = ident(&camel(&c.name.dsl));
+                quote!(Command::#n(_))
+            })
+            .collect();
+        let copy_first = if on_copy.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                if let #(#on_copy)|* = command {
+                    return <#marker as ::anthill_runtime::Aggregate>::execute(state, command, ctx)
+                        .map_err(|rejection| ::anthill_runtime::Refused { rejection, state_changed: false });
+                }
+            }
+        };
+        let check_after = if a.invariants.is_empty() {
+            quote!()
+        } else {
+            quote! {
+                let version = ctx.version + events.len() as u64;
+                // No policy of these commands reacts, so the state before is never read.
+                let (state, next) = (&*state, &*state);
+                let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
+                #checks
+                ::std::assert!(reactions.is_empty(), "only policies that read the state before react");
+            }
+        };
+        quote! {
+            /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
+            /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
+            /// says so; the engine restores it.
+            fn run_in_place(
+                state: &mut State,
+                command: &Command,
+                ctx: &::anthill_runtime::Context<'_, Id>,
+                before_change: &mut dyn ::std::ops::FnMut(&State),
+            ) -> ::std::result::Result<::std::vec::Vec<Event>, ::anthill_runtime::Refused<Rejection>> {
+                #copy_first
+                let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+                    ::std::result::Result::Ok(#decide_match)
+                })();
+                let events = decided
+                    .map_err(|rejection| ::anthill_runtime::Refused { rejection, state_changed: false })?;
+                before_change(state);
+                let checked = (|| -> ::std::result::Result<(), Rejection> {
+                    apply_all(state, &events, ctx, ctx.version)?;
+                    #check_after
+                    ::std::result::Result::Ok(())
+                })();
+                match checked {
+                    ::std::result::Result::Ok(()) => ::std::result::Result::Ok(events),
+                    ::std::result::Result::Err(rejection) => {
+                        ::std::result::Result::Err(::anthill_runtime::Refused { rejection, state_changed: true })
+                    }
+                }
             }
         }
     }
@@ -879,6 +970,33 @@ pub(super) fn model_lints() -> TokenStream {
 }
 
 /// Whether some relaxed branch of the policy has a reaction to run.
+/// Whether the aggregate's commands apply their events to the state itself rather than to a copy: when the
+/// state holds a collection, whose copy would cost time in proportion to its size for every command, and some
+/// command can do without the state before it.
+fn decides_in_place(a: &Aggregate, types: &[TypeDef]) -> bool {
+    fn collection(ty: &Ty, types: &[TypeDef]) -> bool {
+        match ty {
+            Ty::Map(..) | Ty::List(_) | Ty::Set(_) => true,
+            Ty::Optional(inner) => collection(inner, types),
+            Ty::Record(id) => match &types[id.0 as usize].kind {
+                TypeDefKind::Record { fields } => fields.iter().any(|f| collection(&f.ty, types)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+    a.state.iter().any(|f| collection(&f.ty, types)) && a.commands.iter().any(|c| !reads_state_before(a, c))
+}
+
+/// Whether checking the invariants after `c` reads the state before it (a relaxed policy's reaction runs only
+/// when the invariant held before).
+fn reads_state_before(a: &Aggregate, c: &Command) -> bool {
+    a.invariants.iter().enumerate().any(|(index, inv)| {
+        let policy = c.policies.iter().find(|o| o.invariant == index).map_or(&inv.policy, |o| &o.policy);
+        policy_reacts(policy)
+    })
+}
+
 fn policy_reacts(policy: &Policy) -> bool {
     match policy {
         Policy::Strict => false,

@@ -10,6 +10,84 @@ pub(super) struct Cached {
     /// The last event written for it in the current write attempt (becomes `last_seq` once committed).
     pub(super) batch_last_seq: Option<u64>,
     pub(super) encode: fn(&(dyn Any + Send)) -> Vec<u8>,
+    /// For aggregates that decide in place ([`Aggregate::DECIDES_IN_PLACE`]): a [`Checkpoint`] of this
+    /// instance's aggregate type, to restore the state when a command is refused after changing it.
+    pub(super) checkpoint: Option<Box<dyn Any + Send>>,
+}
+
+impl Cached {
+    pub(super) fn new(state: Box<dyn Any + Send>, version: u64, last_seq: u64, encode: EncodeState) -> Cached {
+        Cached { state, version, last_seq, batch_last_seq: None, encode, checkpoint: None }
+    }
+}
+
+pub(super) type EncodeState = fn(&(dyn Any + Send)) -> Vec<u8>;
+
+/// The state of an instance before the current batch first changed it in place, and the events applied to it
+/// since: a command refused after changing the state in place is undone by going back to `state` and applying
+/// `since` again. Taken at most once per batch, so a large state is copied once per batch, not once per
+/// command, and not at all in a batch whose commands only read it. After a restore, the rest of the batch
+/// decides that instance's commands on a copy ([`Aggregate::execute`]): an instance whose commands are refused
+/// often (a full delivery slot) costs no more than copying did, and one whose commands are not (an order book)
+/// costs one copy per batch.
+pub(super) struct Checkpoint<A: Aggregate> {
+    /// The batch ([`Cache::batch`]) the flags below are about.
+    batch: u64,
+    /// Whether `state` was taken in this batch.
+    taken: bool,
+    /// Whether commands may still change the state in place in this batch; false after a restore.
+    in_place: bool,
+    state: A::State,
+    /// Each event with the version it was applied at and when it occurred.
+    since: Vec<(A::Event, u64, Timestamp)>,
+}
+
+impl<A: Aggregate> Checkpoint<A> {
+    /// The entry's checkpoint, reset if it is about an earlier batch.
+    fn current(checkpoint: &mut Option<Box<dyn Any + Send>>, batch: u64) -> &mut Self {
+        let boxed = checkpoint.get_or_insert_with(|| {
+            Box::new(Checkpoint::<A> {
+                batch: batch.wrapping_sub(1),
+                taken: false,
+                in_place: true,
+                state: A::State::default(),
+                since: Vec::new(),
+            })
+        });
+        let checkpoint =
+            boxed.downcast_mut::<Checkpoint<A>>().expect("a cache entry's checkpoint is of its tag's aggregate");
+        if checkpoint.batch != batch {
+            checkpoint.batch = batch;
+            checkpoint.taken = false;
+            checkpoint.in_place = true;
+            checkpoint.since.clear();
+        }
+        checkpoint
+    }
+
+    /// Called before a command changes the state: the first time in the batch, keeps a copy.
+    fn take(&mut self, state: &A::State) {
+        if !self.taken {
+            self.taken = true;
+            self.state.clone_from(state);
+            assert!(self.since.is_empty());
+        }
+    }
+
+    /// Puts `state` back as it was after the last accepted command; the checkpoint is used up for this batch.
+    /// These events were applied to this very state before, and `evolve` is deterministic: should one fail now,
+    /// that is a broken invariant, and the panic makes the writer decide the batch again from stored records.
+    fn restore(&mut self, state: &mut A::State, id: &A::Id) {
+        assert!(self.taken && self.in_place, "a checkpoint is taken before it is restored, once");
+        self.in_place = false;
+        std::mem::swap(state, &mut self.state);
+        for (event, version, occurred_at) in self.since.drain(..) {
+            let ctx = EventContext { id, version, occurred_at, event_id: 0 };
+            if let Err(error) = A::evolve(state, &event, &ctx) {
+                panic!("an event accepted in this batch cannot be applied again: {error}");
+            }
+        }
+    }
 }
 
 /// A multiply-rotate hash, eight bytes at a time, for the writers' maps: keys are short, and SipHash showed
@@ -56,6 +134,8 @@ pub(super) fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec
 /// from decide to write, so the write phase does no lookups; entries move only between batches (eviction).
 #[derive(Default)]
 pub(super) struct Cache {
+    /// Counts batches, so that checkpoints know when they are stale.
+    pub(super) batch: u64,
     pub(super) index: FastMap<Vec<u8>, u32>,
     pub(super) slots: Vec<(Vec<u8>, Cached)>,
     /// Where the next eviction starts: spreads evictions over the slab.
@@ -326,37 +406,32 @@ impl<A: Aggregate> CommandJob<A> {
         }
         if let Some(slot) = cx.cache.find(&self.record_key) {
             self.slot = slot;
-            return self.execute_on(cx.cache.slot(slot), cx.now);
+            let batch = cx.cache.batch;
+            return self.execute_on(cx.cache.slot(slot), cx.now, batch);
         }
         {
             {
                 let cached = match cx.store.aggregate(cx.txn, &self.record_key)? {
-                    None => Cached {
-                        state: Box::new(A::State::default()),
-                        version: 0,
-                        last_seq: 0,
-                        batch_last_seq: None,
-                        encode: encode_state_erased::<A>,
-                    },
-                    Some(record) => Cached {
-                        state: Box::new(
+                    None => Cached::new(Box::new(A::State::default()), 0, 0, encode_state_erased::<A>),
+                    Some(record) => Cached::new(
+                        Box::new(
                             A::decode_state(&record.state)
                                 .map_err(|e| Error::corrupt("aggregates", self.id.to_string(), e))?,
                         ),
-                        version: record.version,
-                        last_seq: record.last_seq,
-                        batch_last_seq: None,
-                        encode: encode_state_erased::<A>,
-                    },
+                        record.version,
+                        record.last_seq,
+                        encode_state_erased::<A>,
+                    ),
                 };
                 self.slot = cx.cache.insert(self.record_key.clone(), cached);
             }
         }
-        self.execute_on(cx.cache.slot(self.slot), cx.now)
+        let batch = cx.cache.batch;
+        self.execute_on(cx.cache.slot(self.slot), cx.now, batch)
     }
 
     /// Decides the command against the cached instance.
-    pub(super) fn execute_on(&mut self, entry: &mut Cached, now: Timestamp) -> Result<Decided<A>, Error> {
+    pub(super) fn execute_on(&mut self, entry: &mut Cached, now: Timestamp, batch: u64) -> Result<Decided<A>, Error> {
         if let Some(expected) = self.meta.expected_version {
             if expected != entry.version {
                 return Err(Error::WrongVersion {
@@ -372,6 +447,32 @@ impl<A: Aggregate> CommandJob<A> {
         let ctx = Context { id: &self.id, version: version_before, now, occurred_at };
         let state =
             entry.state.downcast_mut::<A::State>().expect("a cache entry holds the state of its tag's aggregate");
+        let checkpoint = if A::DECIDES_IN_PLACE {
+            Some(Checkpoint::<A>::current(&mut entry.checkpoint, batch)).filter(|c| c.in_place)
+        } else {
+            None
+        };
+        if let Some(checkpoint) = checkpoint {
+            let executed = A::execute_in_place(state, &self.command, &ctx, &mut |before| checkpoint.take(before));
+            return match executed {
+                Ok(events) => {
+                    // Before the checkpoint is taken, the events are part of what it will copy.
+                    if checkpoint.taken {
+                        for (version, event) in (version_before..).zip(&events) {
+                            checkpoint.since.push((event.clone(), version, occurred_at));
+                        }
+                    }
+                    entry.version += events.len() as u64;
+                    Ok(Decided::Accepted { events, version_before, occurred_at, recorded: Vec::new() })
+                }
+                Err(Refused { rejection, state_changed }) => {
+                    if state_changed {
+                        checkpoint.restore(state, &self.id);
+                    }
+                    Ok(Decided::Rejected(rejection))
+                }
+            };
+        }
         match A::execute(state, &self.command, &ctx) {
             Ok(events) => {
                 entry.version += events.len() as u64;

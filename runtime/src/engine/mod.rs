@@ -31,7 +31,7 @@ use parking_lot::{Condvar, Mutex};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::aggregate::{
-    Aggregate, AggregateVisitor, CommandVisitor, Context, Domain, DomainCommand, EventContext, Key, Reaction,
+    Aggregate, AggregateVisitor, CommandVisitor, Context, Domain, DomainCommand, EventContext, Key, Reaction, Refused,
     Rejection, ViewError, ViewTables,
 };
 use crate::error::Error;

@@ -156,6 +156,7 @@ pub(super) fn run_batch<D: Domain>(
     let now = Timestamp::now();
     let started = Instant::now();
     let mut decided: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
+    cache.batch = cache.batch.wrapping_add(1);
     {
         let txn = match store.read() {
             Ok(txn) => txn,
