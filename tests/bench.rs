@@ -176,3 +176,25 @@ fn a_small_run_prints_the_table_and_plain_progress_lines_off_a_terminal() {
         assert!(stdout.contains(header), "{stdout}");
     }
 }
+
+#[test]
+fn the_exchange_runs_many_books_over_two_partitions() {
+    let options = options(&[
+        "exchange",
+        "--commands",
+        "2000",
+        "--books",
+        "50",
+        "--partitions",
+        "2",
+        "--progress",
+        "none",
+        "--window",
+        "512",
+    ]);
+    let report = bench::run(&options).unwrap_or_else(|e| panic!("exchange: {e}"));
+    let text = report.render();
+    assert_eq!(report.tally.answered(), COMMANDS, "{text}");
+    assert!(report.ok(), "{text}");
+    assert!(report.checks.iter().any(|c| c.name == "tape" && c.detail.contains("50 books")), "{text}");
+}

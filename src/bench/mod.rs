@@ -57,6 +57,9 @@ pub struct Options {
     /// Ledger: accounts opened before the run (e.g. 1000000).
     #[arg(long, default_value_t = 10_000)]
     pub accounts: u64,
+    /// Exchange: order books, each in order (1 is the one-book run; e.g. 1000 spreads them over partitions).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub books: u32,
     /// Drive a running `anthill serve` at this URL (e.g. http://127.0.0.1:7574) instead of an in-process engine.
     #[arg(long)]
     pub http: Option<String>,
@@ -451,7 +454,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
         "ledger" => run_workload(ledger::LedgerWorkload::new(options.seed, options.accounts), options),
         "factory" => run_workload(factory::FactoryWorkload::new(options.seed), options),
         "delivery" => run_workload(delivery::DeliveryWorkload::new(options.seed), options),
-        "exchange" => run_workload(exchange::ExchangeWorkload::new(options.seed), options),
+        "exchange" => run_workload(exchange::ExchangeWorkload::new(options.seed, options.books), options),
         "shipments" => {
             run_workload(shipments::ShipmentsWorkload::new(options.seed).with_commands(options.commands), options)
         }
@@ -616,9 +619,14 @@ fn run_in_process<W: Workload>(mut workload: W, options: &Options) -> Result<Rep
     Ok(Report {
         domain: W::D::NAME.to_owned(),
         mode: format!(
-            "in-process, {} commands, seed {}, {} partition(s), window {}, batch max {}",
+            "in-process, {} commands, seed {}, {}{} partition(s), window {}, batch max {}",
             group(options.commands),
             options.seed,
+            if W::D::NAME == "exchange" {
+                format!("{} book(s), ", group(u64::from(options.books)))
+            } else {
+                String::new()
+            },
             options.partitions,
             group(options.window as u64),
             group(u64::from(options.batch_max))
