@@ -82,6 +82,10 @@ pub type PendingReply =
 /// their answers awaited (no thread blocked per command); reads block briefly and run on tokio's blocking pool.
 pub trait Backend: Send + Sync + 'static {
     fn domains(&self) -> Vec<&'static DomainMeta>;
+    /// Each engine's counters for `/metrics`.
+    fn engine_figures(&self) -> Vec<crate::metrics::EngineFigures> {
+        Vec::new()
+    }
     /// Queues a command; the returned future resolves once its outcome is durable.
     fn submit(
         &self,
@@ -886,7 +890,8 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&state.backend.engine_figures()))
+        .into_response()
 }
 
 async fn live_js() -> Response {

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use anthill_runtime::engine::{Stats, BATCH_SIZE_BUCKETS, COMMIT_US_BUCKETS};
+
 use crate::http::CommandReply;
 
 /// Upper bounds of the latency buckets, in microseconds (the last bucket is +Inf).
@@ -25,8 +27,13 @@ pub struct Metrics {
     rejections: Mutex<BTreeMap<String, u64>>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
-    /// Engine gauges, refreshed by whoever owns the engine (batch sizes, queue depth).
-    pub engine: Mutex<Vec<(String, String, f64)>>,
+}
+
+/// One domain engine's figures, read when `/metrics` is asked for.
+pub struct EngineFigures {
+    pub domain: &'static str,
+    pub stats: Stats,
+    pub queue_depth: u64,
 }
 
 impl Default for Metrics {
@@ -40,7 +47,6 @@ impl Default for Metrics {
             rejections: Mutex::new(BTreeMap::new()),
             latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_us: AtomicU64::new(0),
-            engine: Mutex::new(Vec::new()),
         }
     }
 }
@@ -72,7 +78,8 @@ impl Metrics {
         self.commands_accepted.load(Ordering::Relaxed) + self.commands_rejected.load(Ordering::Relaxed)
     }
 
-    pub fn render(&self) -> String {
+    /// The server's counters, then each engine's: batches, their sizes and commit latencies, queue depth.
+    pub fn render(&self, engines: &[EngineFigures]) -> String {
         let mut out = String::new();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let _ = writeln!(out, "# HELP anthill_uptime_seconds Seconds since the server started.");
@@ -102,13 +109,56 @@ impl Metrics {
         let _ = writeln!(out, "anthill_command_seconds_bucket{{le=\"+Inf\"}} {cumulative}");
         let _ = writeln!(out, "anthill_command_seconds_sum {}", load(&self.latency_sum_us) as f64 / 1e6);
         let _ = writeln!(out, "anthill_command_seconds_count {cumulative}");
-        for (name, help, value) in self.engine.lock().iter() {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
-            let _ = writeln!(out, "{name} {value}");
-        }
+        render_engines(&mut out, engines);
         out
     }
+}
+
+fn render_engines(out: &mut String, engines: &[EngineFigures]) {
+    let _ = writeln!(out, "# HELP anthill_batches_total Batches committed, one durable transaction each.");
+    let _ = writeln!(out, "# TYPE anthill_batches_total counter");
+    for e in engines {
+        let _ = writeln!(out, "anthill_batches_total{{domain=\"{}\"}} {}", e.domain, e.stats.batches);
+    }
+    let _ = writeln!(out, "# HELP anthill_failed_batches_total Batches whose commit failed.");
+    let _ = writeln!(out, "# TYPE anthill_failed_batches_total counter");
+    for e in engines {
+        let _ = writeln!(out, "anthill_failed_batches_total{{domain=\"{}\"}} {}", e.domain, e.stats.failed_batches);
+    }
+    let _ = writeln!(out, "# HELP anthill_batch_commands Commands per committed batch.");
+    let _ = writeln!(out, "# TYPE anthill_batch_commands histogram");
+    for e in engines {
+        let bounds = BATCH_SIZE_BUCKETS.map(|b| b.to_string());
+        histogram(out, "anthill_batch_commands", e.domain, &bounds, &e.stats.batch_size_histogram);
+        let _ = writeln!(out, "anthill_batch_commands_sum{{domain=\"{}\"}} {}", e.domain, e.stats.commands);
+        let _ = writeln!(out, "anthill_batch_commands_count{{domain=\"{}\"}} {}", e.domain, e.stats.batches);
+    }
+    let _ = writeln!(out, "# HELP anthill_commit_seconds Time to commit a batch durably (fsync included).");
+    let _ = writeln!(out, "# TYPE anthill_commit_seconds histogram");
+    for e in engines {
+        let bounds = COMMIT_US_BUCKETS.map(|us| (us as f64 / 1e6).to_string());
+        histogram(out, "anthill_commit_seconds", e.domain, &bounds, &e.stats.commit_us_histogram);
+        let sum = e.stats.commit_us as f64 / 1e6;
+        let _ = writeln!(out, "anthill_commit_seconds_sum{{domain=\"{}\"}} {sum}", e.domain);
+        let _ = writeln!(out, "anthill_commit_seconds_count{{domain=\"{}\"}} {}", e.domain, e.stats.batches);
+    }
+    let _ = writeln!(out, "# HELP anthill_queue_depth Commands queued for the writers, not yet in a batch.");
+    let _ = writeln!(out, "# TYPE anthill_queue_depth gauge");
+    for e in engines {
+        let _ = writeln!(out, "anthill_queue_depth{{domain=\"{}\"}} {}", e.domain, e.queue_depth);
+    }
+}
+
+/// The cumulative `_bucket` lines of one histogram; `counts` has one more entry than `bounds` (+Inf).
+fn histogram(out: &mut String, name: &str, domain: &str, bounds: &[String], counts: &[u64]) {
+    assert_eq!(counts.len(), bounds.len() + 1);
+    let mut cumulative = 0;
+    for (bound, count) in bounds.iter().zip(counts) {
+        cumulative += count;
+        let _ = writeln!(out, "{name}_bucket{{domain=\"{domain}\",le=\"{bound}\"}} {cumulative}");
+    }
+    cumulative += counts[bounds.len()];
+    let _ = writeln!(out, "{name}_bucket{{domain=\"{domain}\",le=\"+Inf\"}} {cumulative}");
 }
 
 #[cfg(test)]
@@ -123,7 +173,7 @@ mod tests {
             Duration::from_millis(3),
             &Ok(CommandReply::Rejected { code: "not-open".into(), message: String::new() }),
         );
-        let text = m.render();
+        let text = m.render(&[]);
         assert!(text.contains("anthill_command_seconds_bucket{le=\"0.0001\"} 1\n"), "{text}");
         assert!(text.contains("anthill_command_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("anthill_command_seconds_bucket{le=\"+Inf\"} 2\n"), "{text}");

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::Path;
 
-use anthill_runtime::engine::{CommandMeta, Config, Engine, JsonOutcome, PendingAny};
+use anthill_runtime::engine::{CommandMeta, Config, Engine, JsonOutcome, PendingAny, Stats};
 use anthill_runtime::error::Error;
 use anthill_runtime::format::StoredEvent;
 use anthill_runtime::meta::DomainMeta;
@@ -13,6 +13,7 @@ use anthill_runtime::{Aggregate, AggregateVisitor, Domain, Key};
 use serde_json::{json, Value};
 
 use crate::http::{Backend, BackendError, CommandReply, PendingReply, RequestMeta};
+use crate::metrics::EngineFigures;
 
 /// A 128-bit id in the UUID text form.
 pub fn uuid_text(id: u128) -> String {
@@ -88,6 +89,7 @@ type ViewRangeFn = fn(&dyn Any, &str, Option<&str>, usize) -> Result<Vec<(String
 type ShutdownFn = fn(Box<dyn Any + Send + Sync>);
 type LastSeqFn = fn(&dyn Any) -> Result<u64, Error>;
 type SyncFn = fn(&dyn Any) -> Result<(), Error>;
+type FiguresFn = fn(&dyn Any) -> (Stats, u64);
 type RebuildFn = fn(&dyn Any, &str, &mut dyn FnMut(u64, u64)) -> Result<u64, Error>;
 
 /// One domain's engine, type-erased, with its functions by name.
@@ -103,10 +105,16 @@ pub struct DomainEngine {
     last_seq: LastSeqFn,
     sync: SyncFn,
     rebuild_view: RebuildFn,
+    figures: FiguresFn,
 }
 
 fn last_seq_erased<D: Domain>(engine: &dyn Any) -> Result<u64, Error> {
     engine_of::<D>(engine).last_seq()
+}
+
+fn figures_erased<D: Domain>(engine: &dyn Any) -> (Stats, u64) {
+    let engine = engine_of::<D>(engine);
+    (engine.stats(), engine.queue_depth())
 }
 
 fn sync_erased<D: Domain>(engine: &dyn Any) -> Result<(), Error> {
@@ -214,6 +222,7 @@ impl DomainEngine {
             last_seq: last_seq_erased::<D>,
             sync: sync_erased::<D>,
             rebuild_view: rebuild_erased::<D>,
+            figures: figures_erased::<D>,
         }
     }
 
@@ -325,6 +334,18 @@ impl crate::feed::Source for Engines {
 impl Backend for Engines {
     fn domains(&self) -> Vec<&'static DomainMeta> {
         self.domains.iter().map(|d| d.meta).collect()
+    }
+
+    fn engine_figures(&self) -> Vec<EngineFigures> {
+        let mut figures = Vec::new();
+        for d in &self.domains {
+            // A domain whose engine is closed (shutting down) has no figures.
+            if let Ok(engine) = d.engine() {
+                let (stats, queue_depth) = (d.figures)(engine);
+                figures.push(EngineFigures { domain: d.meta.name, stats, queue_depth });
+            }
+        }
+        figures
     }
 
     fn submit(

@@ -251,6 +251,14 @@ async fn openapi_metrics_and_auth() {
     let text = metrics.as_str().unwrap();
     assert!(text.contains("anthill_commands_total{outcome=\"accepted\"} 1"), "{text}");
     assert!(text.contains("anthill_rejections_total{code=\"already-open\"} 1"), "{text}");
+    // The engine's side: two commands sent one after the other made two batches of one.
+    assert!(text.contains("anthill_batches_total{domain=\"ledger\"} 2\n"), "{text}");
+    assert!(text.contains("anthill_batch_commands_bucket{domain=\"ledger\",le=\"1\"} 2\n"), "{text}");
+    assert!(text.contains("anthill_batch_commands_sum{domain=\"ledger\"} 2\n"), "{text}");
+    assert!(text.contains("anthill_commit_seconds_bucket{domain=\"ledger\",le=\"+Inf\"} 2\n"), "{text}");
+    assert!(text.contains("anthill_commit_seconds_count{domain=\"ledger\"} 2\n"), "{text}");
+    assert!(text.contains("anthill_queue_depth{domain=\"ledger\"} 0\n"), "{text}");
+    assert!(text.contains("# TYPE anthill_commit_seconds histogram\n"), "{text}");
 }
 
 /// Reads the global feed from `since` until it holds `count` events, by long polls (each answers as soon as

@@ -459,6 +459,29 @@ struct StatsCounters {
     decide_us: AtomicU64,
     write_us: AtomicU64,
     commit_us: AtomicU64,
+    commit_us_histogram: [AtomicU64; COMMIT_US_BUCKETS.len() + 1],
+    batch_size_histogram: [AtomicU64; BATCH_SIZE_BUCKETS.len() + 1],
+}
+
+/// Upper bounds of the commit latency histogram's buckets, in microseconds (a last bucket takes the rest).
+pub const COMMIT_US_BUCKETS: [u64; 12] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+/// Upper bounds of the batch size histogram's buckets, in commands (a last bucket takes the rest).
+pub const BATCH_SIZE_BUCKETS: [u64; 8] = [1, 4, 16, 64, 256, 1_024, 4_096, 16_384];
+
+/// The index of the first bucket whose upper bound holds `value`.
+fn bucket(bounds: &[u64], value: u64) -> usize {
+    bounds.iter().position(|&bound| value <= bound).unwrap_or(bounds.len())
+}
+
+impl StatsCounters {
+    /// Counts a committed batch: its size and how long its commit took.
+    fn record_batch(&self, commands: u64, commit_us: u64) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.commands.fetch_add(commands, Ordering::Relaxed);
+        self.commit_us_histogram[bucket(&COMMIT_US_BUCKETS, commit_us)].fetch_add(1, Ordering::Relaxed);
+        self.batch_size_histogram[bucket(&BATCH_SIZE_BUCKETS, commands)].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Counters since the engine opened.
@@ -474,6 +497,11 @@ pub struct Stats {
     pub decide_us: u64,
     pub write_us: u64,
     pub commit_us: u64,
+    /// Committed batches by how long their commit took: bucket `i` counts those above bucket `i - 1`'s bound
+    /// and at most [`COMMIT_US_BUCKETS`]`[i]`; the last one counts the rest.
+    pub commit_us_histogram: [u64; COMMIT_US_BUCKETS.len() + 1],
+    /// Committed batches by their number of commands, bucketed by [`BATCH_SIZE_BUCKETS`] the same way.
+    pub batch_size_histogram: [u64; BATCH_SIZE_BUCKETS.len() + 1],
 }
 
 /// The engine for domain `D`: owns the store, the writer threads and the process runner.
@@ -833,7 +861,14 @@ impl<D: Domain> Engine<D> {
             decide_us: stats.decide_us.load(Ordering::Relaxed),
             write_us: stats.write_us.load(Ordering::Relaxed),
             commit_us: stats.commit_us.load(Ordering::Relaxed),
+            commit_us_histogram: stats.commit_us_histogram.each_ref().map(|count| count.load(Ordering::Relaxed)),
+            batch_size_histogram: stats.batch_size_histogram.each_ref().map(|count| count.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Commands queued for the writers and not yet taken into a batch, over all partitions.
+    pub fn queue_depth(&self) -> u64 {
+        self.inner.partitions.iter().map(|partition| partition.sender.len() as u64).sum()
     }
 
     /// The last error the process runner met, if any (it retries; this is for operators and tests).

@@ -251,15 +251,15 @@ pub(super) fn run_batch<D: Domain>(
     let stats = &inner.stats;
     stats.decide_us.fetch_add((decided_at - started).as_micros() as u64, Ordering::Relaxed);
     stats.write_us.fetch_add(written_at.saturating_duration_since(decided_at).as_micros() as u64, Ordering::Relaxed);
-    stats.commit_us.fetch_add(written_at.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let commit_us = written_at.elapsed().as_micros() as u64;
+    stats.commit_us.fetch_add(commit_us, Ordering::Relaxed);
     match result {
         Ok(()) => {
             for slot in dirty.drain(..) {
                 let cached = cache.slot(slot);
                 cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
             }
-            inner.stats.batches.fetch_add(1, Ordering::Relaxed);
-            inner.stats.commands.fetch_add(decided.len() as u64, Ordering::Relaxed);
+            stats.record_batch(decided.len() as u64, commit_us);
             // A full signal channel means the runner has a wake-up pending already.
             let _ = inner.commits.try_send(());
             (decided, None)
