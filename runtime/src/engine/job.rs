@@ -1,6 +1,8 @@
 //! Jobs: type-erased commands in a partition queue, the writer's instance cache and its view overlay.
 
 use super::*;
+use crate::aggregate::{FoldError, RowCodec};
+use crate::codec::DecodeError;
 
 /// An aggregate instance in a writer's memory.
 pub(super) struct Cached {
@@ -142,9 +144,22 @@ pub(super) struct WriteCx<'a, 't> {
 #[derive(Default)]
 pub(super) struct ViewOverlay {
     /// View index (`u16` big-endian) and key bytes, to the row.
-    pub(super) rows: FastMap<Vec<u8>, Vec<u8>>,
+    pub(super) rows: FastMap<Vec<u8>, OverlayRow>,
     /// Reused to build lookup keys.
     pub(super) lookup: Vec<u8>,
+    /// Reused to encode rows held decoded.
+    pub(super) encoded: Vec<u8>,
+    /// Reused to sort the rows at flush.
+    pub(super) sorted: Vec<(Vec<u8>, OverlayRow)>,
+}
+
+/// A changed view row in the overlay.
+pub(super) enum OverlayRow {
+    /// Written as bytes ([`ViewTables::put`]).
+    Encoded(Vec<u8>),
+    /// Folded in place ([`ViewTables::update_row`]): kept decoded, so every later event of the batch folds
+    /// into it without decoding and encoding it again; encoded once, at flush.
+    Decoded { row: Box<dyn Any + Send>, encode_into: fn(&(dyn Any + Send), Vec<u8>) -> Vec<u8> },
 }
 
 impl ViewOverlay {
@@ -156,11 +171,20 @@ impl ViewOverlay {
 
     /// Writes every changed row (in key order, which keeps the B-tree walks local) and empties the overlay.
     pub(super) fn flush(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), heed::Error> {
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = self.rows.drain().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, row) in rows {
+        let ViewOverlay { rows, encoded, sorted, .. } = self;
+        sorted.clear();
+        sorted.extend(rows.drain());
+        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, row) in sorted.drain(..) {
             let view = u16::from_be_bytes([key[0], key[1]]);
-            store.view_table_at(view).put(txn, &key[2..], &row)?;
+            let bytes = match &row {
+                OverlayRow::Encoded(bytes) => bytes,
+                OverlayRow::Decoded { row, encode_into } => {
+                    *encoded = encode_into(&**row, std::mem::take(encoded));
+                    &*encoded
+                }
+            };
+            store.view_table_at(view).put(txn, &key[2..], bytes)?;
         }
         Ok(())
     }
@@ -173,6 +197,19 @@ pub(super) struct TxnViews<'a, 't> {
     pub(super) overlay: &'a mut ViewOverlay,
     /// When rebuilding one view, the others' rows are neither read nor written.
     pub(super) only: Option<&'a str>,
+}
+
+impl TxnViews<'_, '_> {
+    fn index(&self, view: &'static str) -> Result<u16, ViewError> {
+        self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })
+    }
+
+    fn check_key(view: &'static str, key: &[u8]) -> Result<(), ViewError> {
+        if key.is_empty() || key.len() > crate::aggregate::KEY_BYTES_MAX {
+            return Err(ViewError { view, message: format!("a view key of {} bytes", key.len()) });
+        }
+        Ok(())
+    }
 }
 
 impl ViewTables for TxnViews<'_, '_> {
@@ -192,11 +229,20 @@ impl ViewTables for TxnViews<'_, '_> {
             read(None);
             return Ok(());
         }
-        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
+        let index = self.index(view)?;
         self.overlay.set_lookup(index, key);
-        if let Some(row) = self.overlay.rows.get(&self.overlay.lookup[..]) {
-            read(Some(row));
-            return Ok(());
+        let ViewOverlay { rows, lookup, encoded, .. } = &mut *self.overlay;
+        match rows.get(&lookup[..]) {
+            Some(OverlayRow::Encoded(row)) => {
+                read(Some(row));
+                return Ok(());
+            }
+            Some(OverlayRow::Decoded { row, encode_into }) => {
+                *encoded = encode_into(&**row, std::mem::take(encoded));
+                read(Some(encoded));
+                return Ok(());
+            }
+            None => {}
         }
         match self.store.view_table_at(index).get(self.txn, key) {
             Ok(row) => {
@@ -211,20 +257,66 @@ impl ViewTables for TxnViews<'_, '_> {
         if self.only.is_some_and(|only| only != view) {
             return Ok(());
         }
-        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
-        if key.is_empty() || key.len() > crate::aggregate::KEY_BYTES_MAX {
-            return Err(ViewError { view, message: format!("a view key of {} bytes", key.len()) });
-        }
+        let index = self.index(view)?;
+        Self::check_key(view, key)?;
         self.overlay.set_lookup(index, key);
         match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
-            Some(existing) => {
+            Some(OverlayRow::Encoded(existing)) => {
                 existing.clear();
                 existing.extend_from_slice(row);
             }
+            Some(existing) => *existing = OverlayRow::Encoded(row.to_vec()),
             None => {
-                self.overlay.rows.insert(self.overlay.lookup.clone(), row.to_vec());
+                self.overlay.rows.insert(self.overlay.lookup.clone(), OverlayRow::Encoded(row.to_vec()));
             }
         }
+        Ok(())
+    }
+
+    fn update_row(
+        &mut self,
+        view: &'static str,
+        key: &[u8],
+        codec: &RowCodec,
+        fold: &mut dyn FnMut(&mut (dyn Any + Send)) -> Result<(), FoldError>,
+    ) -> Result<(), FoldError> {
+        // Checked after the fold, as a `put` of the folded row would be.
+        if self.only.is_some_and(|only| only != view) {
+            fold(&mut *(codec.default)())?;
+            Self::check_key(view, key)?;
+            return Ok(());
+        }
+        let index = self.index(view)?;
+        self.overlay.set_lookup(index, key);
+        let decode_error = |error: DecodeError| ViewError { view, message: error.to_string() };
+        let row = match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
+            Some(OverlayRow::Decoded { row, .. }) => row,
+            Some(entry) => {
+                let OverlayRow::Encoded(bytes) = &*entry else { unreachable!("matched above") };
+                let row = (codec.decode)(bytes).map_err(decode_error)?;
+                *entry = OverlayRow::Decoded { row, encode_into: codec.encode_into };
+                let OverlayRow::Decoded { row, .. } = entry else { unreachable!("just set") };
+                row
+            }
+            None => {
+                let row = match self.store.view_table_at(index).get(self.txn, key) {
+                    Ok(Some(bytes)) => (codec.decode)(bytes).map_err(decode_error)?,
+                    Ok(None) => (codec.default)(),
+                    Err(error) => return Err(ViewError { view, message: error.to_string() }.into()),
+                };
+                let entry = self
+                    .overlay
+                    .rows
+                    .entry(self.overlay.lookup.clone())
+                    .or_insert(OverlayRow::Decoded { row, encode_into: codec.encode_into });
+                let OverlayRow::Decoded { row, .. } = entry else { unreachable!("just inserted") };
+                row
+            }
+        };
+        // A failed fold may leave the row half changed: the write attempt is abandoned then, and the next one
+        // starts from an empty overlay.
+        fold(&mut **row)?;
+        Self::check_key(view, key)?;
         Ok(())
     }
 }
