@@ -137,6 +137,7 @@ pub(super) struct WriteCx<'a, 't> {
     /// Reused for every envelope.
     pub(super) buffer: &'a mut Vec<u8>,
     pub(super) views: &'a mut ViewOverlay,
+    pub(super) view_rows: &'a mut ViewRowCache,
 }
 
 /// View rows changed in the current write attempt, written to their tables once at the end of the batch: a
@@ -149,8 +150,9 @@ pub(super) struct ViewOverlay {
     pub(super) lookup: Vec<u8>,
     /// Reused to encode rows held decoded.
     pub(super) encoded: Vec<u8>,
-    /// Reused to sort the rows at flush.
-    pub(super) sorted: Vec<(Vec<u8>, OverlayRow)>,
+    /// The rows the last flush wrote, in key order: once the transaction commits they are the stored rows,
+    /// and the writer keeps them ([`ViewOverlay::retire_into`]).
+    pub(super) flushed: Vec<(Vec<u8>, OverlayRow)>,
 }
 
 /// A changed view row in the overlay.
@@ -159,7 +161,13 @@ pub(super) enum OverlayRow {
     Encoded(Vec<u8>),
     /// Folded in place ([`ViewTables::update_row`]): kept decoded, so every later event of the batch folds
     /// into it without decoding and encoding it again; encoded once, at flush.
-    Decoded { row: Box<dyn Any + Send>, encode_into: fn(&(dyn Any + Send), Vec<u8>) -> Vec<u8> },
+    Decoded(DecodedRow),
+}
+
+/// A view row of the type its view's [`RowCodec`] makes.
+pub(super) struct DecodedRow {
+    pub(super) row: Box<dyn Any + Send>,
+    pub(super) encode_into: fn(&(dyn Any + Send), Vec<u8>) -> Vec<u8>,
 }
 
 impl ViewOverlay {
@@ -169,17 +177,25 @@ impl ViewOverlay {
         self.lookup.extend_from_slice(key);
     }
 
-    /// Writes every changed row (in key order, which keeps the B-tree walks local) and empties the overlay.
+    /// Forgets every row of a write attempt that will not commit (and the cached rows it took: see
+    /// [`ViewRowCache`]).
+    pub(super) fn clear(&mut self) {
+        self.rows.clear();
+        self.flushed.clear();
+    }
+
+    /// Writes every changed row (in key order, which keeps the B-tree walks local) and empties the overlay;
+    /// the rows stay in `flushed` until [`ViewOverlay::retire_into`] or the next flush.
     pub(super) fn flush(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), heed::Error> {
-        let ViewOverlay { rows, encoded, sorted, .. } = self;
-        sorted.clear();
-        sorted.extend(rows.drain());
-        sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, row) in sorted.drain(..) {
+        let ViewOverlay { rows, encoded, flushed, .. } = self;
+        flushed.clear();
+        flushed.extend(rows.drain());
+        flushed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, row) in flushed.iter() {
             let view = u16::from_be_bytes([key[0], key[1]]);
-            let bytes = match &row {
+            let bytes = match row {
                 OverlayRow::Encoded(bytes) => bytes,
-                OverlayRow::Decoded { row, encode_into } => {
+                OverlayRow::Decoded(DecodedRow { row, encode_into }) => {
                     *encoded = encode_into(&**row, std::mem::take(encoded));
                     &*encoded
                 }
@@ -188,6 +204,68 @@ impl ViewOverlay {
         }
         Ok(())
     }
+
+    /// After the transaction that flushed them committed: hands the decoded rows to the cache (they are the
+    /// stored rows now); rows written as bytes are dropped (the cache holds none for their keys).
+    pub(super) fn retire_into(&mut self, cache: &mut ViewRowCache) {
+        assert!(self.rows.is_empty(), "rows are retired after their flush");
+        for (key, row) in self.flushed.drain(..) {
+            if let OverlayRow::Decoded(row) = row {
+                cache.rows.insert(key, row);
+            }
+        }
+        cache.evict_to_bound();
+    }
+}
+
+/// View rows as last committed, decoded, kept between batches so that a row's first touch in a batch neither
+/// reads LMDB nor decodes: one per engine, shared by its writers.
+///
+/// Invariant: every row here equals the row stored in the committed view table. It holds because (1) the
+/// cache is locked for a writer's whole write attempt and commit (LMDB orders the writers' transactions the
+/// same way), (2) a write attempt takes a row out of the cache before it changes it, and gives it back only
+/// after its transaction committed ([`ViewOverlay::retire_into`]), so an aborted attempt (a full map, a view
+/// that cannot fold, a panic, a failed commit) loses the rows it took instead of leaving changed ones, and a
+/// row written as bytes is dropped from the cache, and (3) the other writers of view tables (a rebuild, a
+/// migration) clear the tables they write, which [`Store::views_cleared`] counts: a writer that sees a count
+/// other than the cache's drops the whole cache first.
+pub(super) struct ViewRowCache {
+    rows: FastMap<Vec<u8>, DecodedRow>,
+    /// [`Store::views_cleared`] when the rows were read.
+    views_cleared: u64,
+    /// At most this many rows are kept (an eviction drops arbitrary rows down to three quarters of it).
+    rows_max: usize,
+}
+
+impl ViewRowCache {
+    pub(super) fn new(rows_max: usize) -> Self {
+        ViewRowCache { rows: FastMap::default(), views_cleared: 0, rows_max }
+    }
+
+    /// Drops every row if a view table was cleared since they were read; called in each write transaction
+    /// before the first row is taken.
+    pub(super) fn check_views_cleared(&mut self, store: &Store) {
+        let views_cleared = store.views_cleared();
+        if views_cleared != self.views_cleared {
+            self.rows.clear();
+            self.views_cleared = views_cleared;
+        }
+    }
+
+    fn evict_to_bound(&mut self) {
+        if self.rows.len() > self.rows_max {
+            // Arbitrary rows (hash order): simple, and an evicted row is read from the store again.
+            let mut excess = self.rows.len() - self.rows_max * 3 / 4;
+            self.rows.retain(|_, _| {
+                if excess == 0 {
+                    return true;
+                }
+                excess -= 1;
+                false
+            });
+        }
+        assert!(self.rows.len() <= self.rows_max);
+    }
 }
 
 /// The engine's view tables inside a write transaction, through the batch's overlay.
@@ -195,6 +273,8 @@ pub(super) struct TxnViews<'a, 't> {
     pub(super) store: &'a Store,
     pub(super) txn: &'a RwTxn<'t>,
     pub(super) overlay: &'a mut ViewOverlay,
+    /// The committed rows a writer keeps decoded between batches (`None` outside writers' batches).
+    pub(super) cache: Option<&'a mut ViewRowCache>,
     /// When rebuilding one view, the others' rows are neither read nor written.
     pub(super) only: Option<&'a str>,
 }
@@ -237,7 +317,7 @@ impl ViewTables for TxnViews<'_, '_> {
                 read(Some(row));
                 return Ok(());
             }
-            Some(OverlayRow::Decoded { row, encode_into }) => {
+            Some(OverlayRow::Decoded(DecodedRow { row, encode_into })) => {
                 *encoded = encode_into(&**row, std::mem::take(encoded));
                 read(Some(encoded));
                 return Ok(());
@@ -260,6 +340,10 @@ impl ViewTables for TxnViews<'_, '_> {
         let index = self.index(view)?;
         Self::check_key(view, key)?;
         self.overlay.set_lookup(index, key);
+        // The cache would keep the row this one replaces.
+        if let Some(cache) = self.cache.as_deref_mut() {
+            cache.rows.remove(&self.overlay.lookup[..]);
+        }
         match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
             Some(OverlayRow::Encoded(existing)) => {
                 existing.clear();
@@ -290,26 +374,30 @@ impl ViewTables for TxnViews<'_, '_> {
         self.overlay.set_lookup(index, key);
         let decode_error = |error: DecodeError| ViewError { view, message: error.to_string() };
         let row = match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
-            Some(OverlayRow::Decoded { row, .. }) => row,
+            Some(OverlayRow::Decoded(DecodedRow { row, .. })) => row,
             Some(entry) => {
                 let OverlayRow::Encoded(bytes) = &*entry else { unreachable!("matched above") };
                 let row = (codec.decode)(bytes).map_err(decode_error)?;
-                *entry = OverlayRow::Decoded { row, encode_into: codec.encode_into };
-                let OverlayRow::Decoded { row, .. } = entry else { unreachable!("just set") };
+                *entry = OverlayRow::Decoded(DecodedRow { row, encode_into: codec.encode_into });
+                let OverlayRow::Decoded(DecodedRow { row, .. }) = entry else { unreachable!("just set") };
                 row
             }
             None => {
-                let row = match self.store.view_table_at(index).get(self.txn, key) {
-                    Ok(Some(bytes)) => (codec.decode)(bytes).map_err(decode_error)?,
-                    Ok(None) => (codec.default)(),
-                    Err(error) => return Err(ViewError { view, message: error.to_string() }.into()),
+                // Taken out of the cache: an attempt that does not commit must not leave it changed there.
+                let cached = self.cache.as_deref_mut().and_then(|cache| cache.rows.remove(&self.overlay.lookup[..]));
+                let row = match cached {
+                    Some(cached) => cached,
+                    None => {
+                        let row = match self.store.view_table_at(index).get(self.txn, key) {
+                            Ok(Some(bytes)) => (codec.decode)(bytes).map_err(decode_error)?,
+                            Ok(None) => (codec.default)(),
+                            Err(error) => return Err(ViewError { view, message: error.to_string() }.into()),
+                        };
+                        DecodedRow { row, encode_into: codec.encode_into }
+                    }
                 };
-                let entry = self
-                    .overlay
-                    .rows
-                    .entry(self.overlay.lookup.clone())
-                    .or_insert(OverlayRow::Decoded { row, encode_into: codec.encode_into });
-                let OverlayRow::Decoded { row, .. } = entry else { unreachable!("just inserted") };
+                let entry = self.overlay.rows.entry(self.overlay.lookup.clone()).or_insert(OverlayRow::Decoded(row));
+                let OverlayRow::Decoded(DecodedRow { row, .. }) = entry else { unreachable!("just inserted") };
                 row
             }
         };
@@ -547,7 +635,13 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         occurred_at: *occurred_at,
                         event_id: envelope.event_id,
                     };
-                    let mut views = TxnViews { store: cx.store, txn: cx.txn, overlay: cx.views, only: None };
+                    let mut views = TxnViews {
+                        store: cx.store,
+                        txn: cx.txn,
+                        overlay: cx.views,
+                        cache: Some(&mut *cx.view_rows),
+                        only: None,
+                    };
                     if let Err(error) = A::update_views(event, &ctx, &mut views) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }

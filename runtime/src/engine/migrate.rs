@@ -91,7 +91,7 @@ pub(super) fn migrate<D: Domain>(
             since = last.seq;
             for stored in &chunk {
                 let entry = registry.by_tag(stored.envelope.tag, stored.seq)?;
-                let mut tables = TxnViews { store, txn, overlay: &mut overlay, only: None };
+                let mut tables = TxnViews { store, txn, overlay: &mut overlay, cache: None, only: None };
                 if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                     return Err(WriteError::Other(Error::View(error.to_string())));
                 }

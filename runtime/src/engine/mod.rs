@@ -449,6 +449,8 @@ struct Inner<D: Domain> {
     stats: StatsCounters,
     /// What opening the store migrated, if it was written by an earlier schema.
     migration: Option<Migration>,
+    /// Committed view rows, decoded, shared by the writers: locked for a writer's whole write and commit.
+    view_rows: Mutex<ViewRowCache>,
 }
 
 #[derive(Default)]
@@ -610,6 +612,8 @@ impl<D: Domain> Engine<D> {
             receivers.push(receiver);
         }
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
+        // Bounded like the instance cache: about one row per hot instance and view.
+        let view_rows = Mutex::new(ViewRowCache::new(config.cache_entries_max as usize));
         let inner = Arc::new(Inner {
             store,
             config,
@@ -623,6 +627,7 @@ impl<D: Domain> Engine<D> {
             progress: AtomicU64::new(0),
             stats: StatsCounters::default(),
             migration,
+            view_rows,
         });
         if !start {
             return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
@@ -897,7 +902,7 @@ impl<D: Domain> Engine<D> {
                 since = last.seq;
                 for stored in &chunk {
                     let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
-                    let mut tables = TxnViews { store, txn, overlay: &mut overlay, only: Some(view) };
+                    let mut tables = TxnViews { store, txn, overlay: &mut overlay, cache: None, only: Some(view) };
                     if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }

@@ -184,6 +184,9 @@ pub(super) fn run_batch<D: Domain>(
     }
     let Scratch { dirty, buffer, views, .. } = scratch;
     let decided_at = Instant::now();
+    // Held until the rows of a committed attempt are back in it (see `ViewRowCache`): LMDB serializes the
+    // writers' transactions anyway, so this costs no concurrency.
+    let mut view_rows = inner.view_rows.lock();
     let mut written_at = decided_at;
     // Bounded: each round fails one more command of the batch for good.
     let mut rounds_left = decided.len();
@@ -197,9 +200,12 @@ pub(super) fn run_batch<D: Domain>(
                 for slot in dirty.drain(..) {
                     cache.slot(slot).batch_last_seq = None;
                 }
-                views.rows.clear();
+                // The rows a failed attempt took out of the cache are lost with it: the store has them.
+                views.clear();
+                view_rows.check_views_cleared(store);
                 let next_seq = store.last_seq(txn)? + 1;
-                let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
+                let view_rows = &mut *view_rows;
+                let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views, view_rows };
                 for (index, job) in decided.iter_mut().enumerate() {
                     if let Err(error) = job.write(&mut cx) {
                         if let WriteError::Other(Error::View(message)) = &error {
@@ -253,6 +259,8 @@ pub(super) fn run_batch<D: Domain>(
     stats.commit_us.fetch_add(written_at.elapsed().as_micros() as u64, Ordering::Relaxed);
     match result {
         Ok(()) => {
+            views.retire_into(&mut view_rows);
+            drop(view_rows);
             for slot in dirty.drain(..) {
                 let cached = cache.slot(slot);
                 cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
@@ -267,6 +275,8 @@ pub(super) fn run_batch<D: Domain>(
             // The cache ran ahead of the store; failures are rare, so forget it all and reload from records.
             cache.clear();
             dirty.clear();
+            views.clear();
+            drop(view_rows);
             inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
             (decided, Some(error))
         }
