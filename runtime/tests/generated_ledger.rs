@@ -128,3 +128,36 @@ fn a_view_table_cleared_under_the_writers_is_not_refilled_from_their_cache() -> 
 fn accepted(outcome: JsonOutcome) {
     assert!(matches!(outcome, JsonOutcome::Accepted { .. }), "{outcome:?}");
 }
+
+#[test]
+fn view_rows_evicted_from_a_small_cache_are_read_again() -> Result<(), Error> {
+    use ledger::account::{commands, Account, Command};
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    // Eight instances and eight view rows kept between batches, for a hundred accounts.
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config { cache_entries_max: 8, ..Config::default() })?;
+    let ids: Vec<ledger::AccountId> = (0..100).map(|n| ledger::AccountId(format!("acc-{n}"))).collect();
+    for round in 0..4 {
+        let pending: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let command = if round == 0 {
+                    Command::Open(commands::Open { owner: "someone".into(), overdraft_limit: Default::default() })
+                } else {
+                    Command::Deposit(commands::Deposit { amount: anthill_runtime::Decimal::from_mantissa(round) })
+                };
+                engine.submit::<Account>(id.clone(), command, CommandMeta::default())
+            })
+            .collect::<Result<_, _>>()?;
+        for p in pending {
+            assert!(p.wait()?.is_accepted());
+        }
+    }
+    for id in &ids {
+        let row = activity(&engine, &id.0)?;
+        assert_eq!((row.deposits, row.total_in), (3, anthill_runtime::Decimal::from_mantissa(6)));
+    }
+    let rows = engine.view_range("account-activity", &[], 200)?;
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(engine.view_range("account-activity", &[], 200)?, rows);
+    Ok(())
+}

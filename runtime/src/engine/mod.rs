@@ -450,7 +450,7 @@ struct Inner<D: Domain> {
     /// What opening the store migrated, if it was written by an earlier schema.
     migration: Option<Migration>,
     /// Committed view rows, decoded, shared by the writers: locked for a writer's whole write and commit.
-    view_rows: Mutex<ViewRowCache>,
+    view_rows: Mutex<ViewRows>,
 }
 
 #[derive(Default)]
@@ -613,7 +613,7 @@ impl<D: Domain> Engine<D> {
         }
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
         // Bounded like the instance cache: about one row per hot instance and view.
-        let view_rows = Mutex::new(ViewRowCache::new(config.cache_entries_max as usize));
+        let view_rows = Mutex::new(ViewRows::new(config.cache_entries_max as usize));
         let inner = Arc::new(Inner {
             store,
             config,
@@ -895,20 +895,22 @@ impl<D: Domain> Engine<D> {
             store.clear_view(txn, view)?;
             let total = store.last_seq(txn)?;
             let mut since = 0;
-            let mut overlay = ViewOverlay::default();
+            // Its own rows: the writers' may not see this transaction's rows before it commits.
+            let mut rows = ViewRows::new(0);
             loop {
                 let chunk = store.events_after(txn, since, CHUNK_EVENTS_MAX)?;
                 let Some(last) = chunk.last() else { break };
                 since = last.seq;
                 for stored in &chunk {
                     let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
-                    let mut tables = TxnViews { store, txn, overlay: &mut overlay, cache: None, only: Some(view) };
+                    let mut tables = TxnViews { store, txn, rows: &mut rows, only: Some(view) };
                     if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }
                 }
-                // Bounded memory: the overlay holds at most one chunk's rows.
-                overlay.flush(store, txn)?;
+                // Bounded memory: at most one chunk's rows.
+                rows.flush(store, txn)?;
+                rows.clear();
                 progress(since, total);
             }
             Ok(since)
