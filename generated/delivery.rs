@@ -3641,7 +3641,8 @@ pub mod slot {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
             }
@@ -3686,7 +3687,8 @@ pub mod slot {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
                 (|| -> ::std::result::Result<
@@ -3707,7 +3709,8 @@ pub mod slot {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
                 (|| -> ::std::result::Result<
@@ -3750,7 +3753,8 @@ pub mod slot {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
             }
@@ -3801,7 +3805,8 @@ pub mod slot {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
                 (|| -> ::std::result::Result<
@@ -3822,7 +3827,8 @@ pub mod slot {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
                 (|| -> ::std::result::Result<
@@ -3871,7 +3877,8 @@ pub mod slot {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
             }
@@ -3927,7 +3934,8 @@ pub mod slot {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
             }
@@ -3953,7 +3961,8 @@ pub mod slot {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
             }

@@ -2495,7 +2495,8 @@ pub mod order_book {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
             }
@@ -2560,7 +2561,8 @@ pub mod order_book {
                             );
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("tape"))?;
                 (|| -> ::std::result::Result<
@@ -2578,7 +2580,8 @@ pub mod order_book {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
                 (|| -> ::std::result::Result<
@@ -2596,7 +2599,8 @@ pub mod order_book {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
                 (|| -> ::std::result::Result<
@@ -2618,7 +2622,8 @@ pub mod order_book {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
                 (|| -> ::std::result::Result<
@@ -2640,7 +2645,8 @@ pub mod order_book {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
             }
@@ -2660,7 +2666,8 @@ pub mod order_book {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
             }

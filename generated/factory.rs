@@ -5140,7 +5140,8 @@ pub mod stock_item {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
             }
@@ -5160,7 +5161,8 @@ pub mod stock_item {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
             }
@@ -5180,7 +5182,8 @@ pub mod stock_item {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
             }
@@ -5210,7 +5213,8 @@ pub mod stock_item {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
             }
@@ -5238,7 +5242,8 @@ pub mod stock_item {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
             }
@@ -6679,7 +6684,8 @@ pub mod order {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6699,7 +6705,8 @@ pub mod order {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6719,7 +6726,8 @@ pub mod order {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6749,7 +6757,8 @@ pub mod order {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6769,7 +6778,8 @@ pub mod order {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6791,7 +6801,8 @@ pub mod order {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6821,7 +6832,8 @@ pub mod order {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -6843,7 +6855,8 @@ pub mod order {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
             }
@@ -8874,7 +8887,8 @@ pub mod machine {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
             }
@@ -8902,7 +8916,8 @@ pub mod machine {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
             }

@@ -4004,7 +4004,8 @@ pub mod account {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4028,7 +4029,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4052,7 +4054,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4072,7 +4075,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4092,7 +4096,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4112,7 +4117,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4132,7 +4138,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4152,7 +4159,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4172,7 +4180,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -4192,7 +4201,8 @@ pub mod account {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
             }
@@ -5689,7 +5699,8 @@ pub mod disbursement {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
             }
@@ -5713,7 +5724,8 @@ pub mod disbursement {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
             }
@@ -5737,7 +5749,8 @@ pub mod disbursement {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
             }
@@ -5761,7 +5774,8 @@ pub mod disbursement {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
             }

@@ -3203,7 +3203,8 @@ pub mod parcel {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
             }
@@ -3263,7 +3264,8 @@ pub mod parcel {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
                 (|| -> ::std::result::Result<
@@ -3308,7 +3310,8 @@ pub mod parcel {
                             );
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
             }
@@ -3368,7 +3371,8 @@ pub mod parcel {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
                 (|| -> ::std::result::Result<
@@ -3405,7 +3409,8 @@ pub mod parcel {
                             );
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
             }
@@ -3459,7 +3464,8 @@ pub mod parcel {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
             }
@@ -3513,7 +3519,8 @@ pub mod parcel {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
             }
@@ -3567,7 +3574,8 @@ pub mod parcel {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
             }
@@ -4365,7 +4373,8 @@ pub mod route {
                             }
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
             }
@@ -4385,7 +4394,8 @@ pub mod route {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
             }
@@ -4408,7 +4418,8 @@ pub mod route {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
                 (|| -> ::std::result::Result<
@@ -4429,7 +4440,8 @@ pub mod route {
                             )?;
                             ::std::result::Result::Ok(())
                         },
-                    )
+                    )?;
+                    ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
             }

@@ -399,14 +399,17 @@ pub trait ViewTables {
     }
 }
 
+/// A view row of some view's row type, erased.
+pub type AnyRow = Box<dyn Any + Send>;
+
 /// A view's row type, erased: how [`ViewTables::update_row`] makes, reads and writes its rows. Generated
 /// code has one per view (`CODEC` on the row type).
 #[derive(Clone, Copy)]
 pub struct RowCodec {
     /// The empty row, for a key with no stored row.
-    pub default: fn() -> Box<dyn Any + Send>,
+    pub default: fn() -> AnyRow,
     /// A stored row, validated.
-    pub decode: fn(&[u8]) -> Result<Box<dyn Any + Send>, DecodeError>,
+    pub decode: fn(&[u8]) -> Result<AnyRow, DecodeError>,
     /// Encodes a row of this type into the given buffer (cleared first, its allocation reused).
     pub encode_into: fn(&(dyn Any + Send), Vec<u8>) -> Vec<u8>,
 }

@@ -313,7 +313,8 @@ impl Emitter<'_> {
                             super::views::#row_ty::update_at(tables, &key, &mut |row| {
                                 #(#updates)*
                                 ::std::result::Result::Ok(())
-                            })
+                            })?;
+                            ::std::result::Result::Ok(())
                         })()
                         .map_err(|e| e.into_view_error(#view))?;
                     });

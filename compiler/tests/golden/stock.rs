@@ -1053,7 +1053,8 @@ pub mod item {
                         }
                         ::std::result::Result::Ok(())
                     },
-                )
+                )?;
+                ::std::result::Result::Ok(())
             })()
                 .map_err(|e| e.into_view_error("reservations"))?;
         }

@@ -1,4 +1,4 @@
-//! Jobs: type-erased commands in a partition queue, the writer's instance cache and its view overlay.
+//! Jobs: type-erased commands in a partition queue, the writer's instance cache and the view rows in memory.
 
 use super::*;
 use crate::aggregate::{FoldError, RowCodec};

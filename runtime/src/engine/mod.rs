@@ -11,9 +11,9 @@
 //! in parallel; LMDB serializes their write transactions.
 //!
 //! Modules: `registry` (per aggregate type, monomorphized functions the engine calls by tag or name), `job`
-//! (type-erased commands, the writer's cache and view overlay), `writer` (the batch loop), `processes` (the
-//! process runner); this file holds the public API and the reads. Submodules see this module's items and
-//! imports through `use super::*`.
+//! (type-erased commands, the writer's cache and the view rows in memory), `writer` (the batch loop),
+//! `processes` (the process runner); this file holds the public API and the reads. Submodules see this module's
+//! items and imports through `use super::*`.
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
