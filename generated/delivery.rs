@@ -3684,56 +3684,63 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    if row.day.is_none() || ctx.occurred_at >= row.day_at {
-                        row.day = ::std::option::Option::Some(event.day.clone());
-                        row.day_at = ctx.occurred_at;
-                    }
-                    if row.window.is_none() || ctx.occurred_at >= row.window_at {
-                        row.window = ::std::option::Option::Some(event.window.clone());
-                        row.window_at = ctx.occurred_at;
-                    }
-                    if row.van_stops_limit.is_none()
-                        || ctx.occurred_at >= row.van_stops_limit_at
-                    {
-                        row.van_stops_limit = ::std::option::Option::Some(
-                            event.van_stops,
-                        );
-                        row.van_stops_limit_at = ctx.occurred_at;
-                    }
-                    if row.small_van_stops_limit.is_none()
-                        || ctx.occurred_at >= row.small_van_stops_limit_at
-                    {
-                        row.small_van_stops_limit = ::std::option::Option::Some(
-                            event.small_van_stops,
-                        );
-                        row.small_van_stops_limit_at = ctx.occurred_at;
-                    }
-                    if row.picking_minutes_limit.is_none()
-                        || ctx.occurred_at >= row.picking_minutes_limit_at
-                    {
-                        row.picking_minutes_limit = ::std::option::Option::Some(
-                            event.picking_minutes,
-                        );
-                        row.picking_minutes_limit_at = ctx.occurred_at;
-                    }
-                    if row.chilled_totes_limit.is_none()
-                        || ctx.occurred_at >= row.chilled_totes_limit_at
-                    {
-                        row.chilled_totes_limit = ::std::option::Option::Some(
-                            event.chilled_totes,
-                        );
-                        row.chilled_totes_limit_at = ctx.occurred_at;
-                    }
-                    if row.frozen_totes_limit.is_none()
-                        || ctx.occurred_at >= row.frozen_totes_limit_at
-                    {
-                        row.frozen_totes_limit = ::std::option::Option::Some(
-                            event.frozen_totes,
-                        );
-                        row.frozen_totes_limit_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.day.is_none() || ctx.occurred_at >= row.day_at {
+                                row.day = ::std::option::Option::Some(event.day.clone());
+                                row.day_at = ctx.occurred_at;
+                            }
+                            if row.window.is_none() || ctx.occurred_at >= row.window_at {
+                                row.window = ::std::option::Option::Some(
+                                    event.window.clone(),
+                                );
+                                row.window_at = ctx.occurred_at;
+                            }
+                            if row.van_stops_limit.is_none()
+                                || ctx.occurred_at >= row.van_stops_limit_at
+                            {
+                                row.van_stops_limit = ::std::option::Option::Some(
+                                    event.van_stops,
+                                );
+                                row.van_stops_limit_at = ctx.occurred_at;
+                            }
+                            if row.small_van_stops_limit.is_none()
+                                || ctx.occurred_at >= row.small_van_stops_limit_at
+                            {
+                                row.small_van_stops_limit = ::std::option::Option::Some(
+                                    event.small_van_stops,
+                                );
+                                row.small_van_stops_limit_at = ctx.occurred_at;
+                            }
+                            if row.picking_minutes_limit.is_none()
+                                || ctx.occurred_at >= row.picking_minutes_limit_at
+                            {
+                                row.picking_minutes_limit = ::std::option::Option::Some(
+                                    event.picking_minutes,
+                                );
+                                row.picking_minutes_limit_at = ctx.occurred_at;
+                            }
+                            if row.chilled_totes_limit.is_none()
+                                || ctx.occurred_at >= row.chilled_totes_limit_at
+                            {
+                                row.chilled_totes_limit = ::std::option::Option::Some(
+                                    event.chilled_totes,
+                                );
+                                row.chilled_totes_limit_at = ctx.occurred_at;
+                            }
+                            if row.frozen_totes_limit.is_none()
+                                || ctx.occurred_at >= row.frozen_totes_limit_at
+                            {
+                                row.frozen_totes_limit = ::std::option::Option::Some(
+                                    event.frozen_totes,
+                                );
+                                row.frozen_totes_limit_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3744,37 +3751,42 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    row.bookings = ::anthill_runtime::value::Num::add(
-                        row.bookings,
-                        1i64,
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.bookings = ::anthill_runtime::value::Num::add(
+                                row.bookings,
+                                1i64,
+                            )?;
+                            row.van_stops = ::anthill_runtime::value::Num::add(
+                                row.van_stops,
+                                1i64,
+                            )?;
+                            row.picking_minutes = ::anthill_runtime::value::Num::add(
+                                row.picking_minutes,
+                                ::anthill_runtime::value::convert::<
+                                    u32,
+                                    i64,
+                                >(event.picking_minutes)?,
+                            )?;
+                            row.chilled_totes = ::anthill_runtime::value::Num::add(
+                                row.chilled_totes,
+                                ::anthill_runtime::value::convert::<
+                                    u32,
+                                    i64,
+                                >(event.chilled_totes)?,
+                            )?;
+                            row.frozen_totes = ::anthill_runtime::value::Num::add(
+                                row.frozen_totes,
+                                ::anthill_runtime::value::convert::<
+                                    u32,
+                                    i64,
+                                >(event.frozen_totes)?,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.van_stops = ::anthill_runtime::value::Num::add(
-                        row.van_stops,
-                        1i64,
-                    )?;
-                    row.picking_minutes = ::anthill_runtime::value::Num::add(
-                        row.picking_minutes,
-                        ::anthill_runtime::value::convert::<
-                            u32,
-                            i64,
-                        >(event.picking_minutes)?,
-                    )?;
-                    row.chilled_totes = ::anthill_runtime::value::Num::add(
-                        row.chilled_totes,
-                        ::anthill_runtime::value::convert::<
-                            u32,
-                            i64,
-                        >(event.chilled_totes)?,
-                    )?;
-                    row.frozen_totes = ::anthill_runtime::value::Num::add(
-                        row.frozen_totes,
-                        ::anthill_runtime::value::convert::<
-                            u32,
-                            i64,
-                        >(event.frozen_totes)?,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3786,12 +3798,17 @@ pub mod slot {
                         return ::std::result::Result::Ok(());
                     }
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    row.small_van_stops = ::anthill_runtime::value::Num::add(
-                        row.small_van_stops,
-                        1i64,
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.small_van_stops = ::anthill_runtime::value::Num::add(
+                                row.small_van_stops,
+                                1i64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3800,34 +3817,42 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DayTotals::key_bytes(&event.day);
-                    let mut row = super::views::DayTotals::load_at(tables, &key)?;
-                    row.bookings = ::anthill_runtime::value::Num::add(
-                        row.bookings,
-                        1i64,
+                    super::views::DayTotals::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.bookings = ::anthill_runtime::value::Num::add(
+                                row.bookings,
+                                1i64,
+                            )?;
+                            row.booked = ::anthill_runtime::value::Num::add(
+                                row.booked,
+                                1u64,
+                            )?;
+                            row.picking_minutes = ::anthill_runtime::value::Num::add(
+                                row.picking_minutes,
+                                ::anthill_runtime::value::convert::<
+                                    u32,
+                                    i64,
+                                >(event.picking_minutes)?,
+                            )?;
+                            row.chilled_totes = ::anthill_runtime::value::Num::add(
+                                row.chilled_totes,
+                                ::anthill_runtime::value::convert::<
+                                    u32,
+                                    i64,
+                                >(event.chilled_totes)?,
+                            )?;
+                            row.frozen_totes = ::anthill_runtime::value::Num::add(
+                                row.frozen_totes,
+                                ::anthill_runtime::value::convert::<
+                                    u32,
+                                    i64,
+                                >(event.frozen_totes)?,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.booked = ::anthill_runtime::value::Num::add(row.booked, 1u64)?;
-                    row.picking_minutes = ::anthill_runtime::value::Num::add(
-                        row.picking_minutes,
-                        ::anthill_runtime::value::convert::<
-                            u32,
-                            i64,
-                        >(event.picking_minutes)?,
-                    )?;
-                    row.chilled_totes = ::anthill_runtime::value::Num::add(
-                        row.chilled_totes,
-                        ::anthill_runtime::value::convert::<
-                            u32,
-                            i64,
-                        >(event.chilled_totes)?,
-                    )?;
-                    row.frozen_totes = ::anthill_runtime::value::Num::add(
-                        row.frozen_totes,
-                        ::anthill_runtime::value::convert::<
-                            u32,
-                            i64,
-                        >(event.frozen_totes)?,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
@@ -3838,43 +3863,48 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    row.bookings = ::anthill_runtime::value::Num::add(
-                        row.bookings,
-                        -1i64,
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.bookings = ::anthill_runtime::value::Num::add(
+                                row.bookings,
+                                -1i64,
+                            )?;
+                            row.van_stops = ::anthill_runtime::value::Num::add(
+                                row.van_stops,
+                                -1i64,
+                            )?;
+                            row.picking_minutes = ::anthill_runtime::value::Num::add(
+                                row.picking_minutes,
+                                ::anthill_runtime::value::Num::neg(
+                                    ::anthill_runtime::value::convert::<
+                                        u32,
+                                        i64,
+                                    >(event.picking_minutes)?,
+                                )?,
+                            )?;
+                            row.chilled_totes = ::anthill_runtime::value::Num::add(
+                                row.chilled_totes,
+                                ::anthill_runtime::value::Num::neg(
+                                    ::anthill_runtime::value::convert::<
+                                        u32,
+                                        i64,
+                                    >(event.chilled_totes)?,
+                                )?,
+                            )?;
+                            row.frozen_totes = ::anthill_runtime::value::Num::add(
+                                row.frozen_totes,
+                                ::anthill_runtime::value::Num::neg(
+                                    ::anthill_runtime::value::convert::<
+                                        u32,
+                                        i64,
+                                    >(event.frozen_totes)?,
+                                )?,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.van_stops = ::anthill_runtime::value::Num::add(
-                        row.van_stops,
-                        -1i64,
-                    )?;
-                    row.picking_minutes = ::anthill_runtime::value::Num::add(
-                        row.picking_minutes,
-                        ::anthill_runtime::value::Num::neg(
-                            ::anthill_runtime::value::convert::<
-                                u32,
-                                i64,
-                            >(event.picking_minutes)?,
-                        )?,
-                    )?;
-                    row.chilled_totes = ::anthill_runtime::value::Num::add(
-                        row.chilled_totes,
-                        ::anthill_runtime::value::Num::neg(
-                            ::anthill_runtime::value::convert::<
-                                u32,
-                                i64,
-                            >(event.chilled_totes)?,
-                        )?,
-                    )?;
-                    row.frozen_totes = ::anthill_runtime::value::Num::add(
-                        row.frozen_totes,
-                        ::anthill_runtime::value::Num::neg(
-                            ::anthill_runtime::value::convert::<
-                                u32,
-                                i64,
-                            >(event.frozen_totes)?,
-                        )?,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3886,12 +3916,17 @@ pub mod slot {
                         return ::std::result::Result::Ok(());
                     }
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    row.small_van_stops = ::anthill_runtime::value::Num::add(
-                        row.small_van_stops,
-                        -1i64,
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.small_van_stops = ::anthill_runtime::value::Num::add(
+                                row.small_van_stops,
+                                -1i64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3900,43 +3935,48 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DayTotals::key_bytes(&event.day);
-                    let mut row = super::views::DayTotals::load_at(tables, &key)?;
-                    row.bookings = ::anthill_runtime::value::Num::add(
-                        row.bookings,
-                        -1i64,
+                    super::views::DayTotals::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.bookings = ::anthill_runtime::value::Num::add(
+                                row.bookings,
+                                -1i64,
+                            )?;
+                            row.cancellations = ::anthill_runtime::value::Num::add(
+                                row.cancellations,
+                                1u64,
+                            )?;
+                            row.picking_minutes = ::anthill_runtime::value::Num::add(
+                                row.picking_minutes,
+                                ::anthill_runtime::value::Num::neg(
+                                    ::anthill_runtime::value::convert::<
+                                        u32,
+                                        i64,
+                                    >(event.picking_minutes)?,
+                                )?,
+                            )?;
+                            row.chilled_totes = ::anthill_runtime::value::Num::add(
+                                row.chilled_totes,
+                                ::anthill_runtime::value::Num::neg(
+                                    ::anthill_runtime::value::convert::<
+                                        u32,
+                                        i64,
+                                    >(event.chilled_totes)?,
+                                )?,
+                            )?;
+                            row.frozen_totes = ::anthill_runtime::value::Num::add(
+                                row.frozen_totes,
+                                ::anthill_runtime::value::Num::neg(
+                                    ::anthill_runtime::value::convert::<
+                                        u32,
+                                        i64,
+                                    >(event.frozen_totes)?,
+                                )?,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.cancellations = ::anthill_runtime::value::Num::add(
-                        row.cancellations,
-                        1u64,
-                    )?;
-                    row.picking_minutes = ::anthill_runtime::value::Num::add(
-                        row.picking_minutes,
-                        ::anthill_runtime::value::Num::neg(
-                            ::anthill_runtime::value::convert::<
-                                u32,
-                                i64,
-                            >(event.picking_minutes)?,
-                        )?,
-                    )?;
-                    row.chilled_totes = ::anthill_runtime::value::Num::add(
-                        row.chilled_totes,
-                        ::anthill_runtime::value::Num::neg(
-                            ::anthill_runtime::value::convert::<
-                                u32,
-                                i64,
-                            >(event.chilled_totes)?,
-                        )?,
-                    )?;
-                    row.frozen_totes = ::anthill_runtime::value::Num::add(
-                        row.frozen_totes,
-                        ::anthill_runtime::value::Num::neg(
-                            ::anthill_runtime::value::convert::<
-                                u32,
-                                i64,
-                            >(event.frozen_totes)?,
-                        )?,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("day-totals"))?;
@@ -3947,48 +3987,53 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    if row.van_stops_limit.is_none()
-                        || ctx.occurred_at >= row.van_stops_limit_at
-                    {
-                        row.van_stops_limit = ::std::option::Option::Some(
-                            event.van_stops,
-                        );
-                        row.van_stops_limit_at = ctx.occurred_at;
-                    }
-                    if row.small_van_stops_limit.is_none()
-                        || ctx.occurred_at >= row.small_van_stops_limit_at
-                    {
-                        row.small_van_stops_limit = ::std::option::Option::Some(
-                            event.small_van_stops,
-                        );
-                        row.small_van_stops_limit_at = ctx.occurred_at;
-                    }
-                    if row.picking_minutes_limit.is_none()
-                        || ctx.occurred_at >= row.picking_minutes_limit_at
-                    {
-                        row.picking_minutes_limit = ::std::option::Option::Some(
-                            event.picking_minutes,
-                        );
-                        row.picking_minutes_limit_at = ctx.occurred_at;
-                    }
-                    if row.chilled_totes_limit.is_none()
-                        || ctx.occurred_at >= row.chilled_totes_limit_at
-                    {
-                        row.chilled_totes_limit = ::std::option::Option::Some(
-                            event.chilled_totes,
-                        );
-                        row.chilled_totes_limit_at = ctx.occurred_at;
-                    }
-                    if row.frozen_totes_limit.is_none()
-                        || ctx.occurred_at >= row.frozen_totes_limit_at
-                    {
-                        row.frozen_totes_limit = ::std::option::Option::Some(
-                            event.frozen_totes,
-                        );
-                        row.frozen_totes_limit_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.van_stops_limit.is_none()
+                                || ctx.occurred_at >= row.van_stops_limit_at
+                            {
+                                row.van_stops_limit = ::std::option::Option::Some(
+                                    event.van_stops,
+                                );
+                                row.van_stops_limit_at = ctx.occurred_at;
+                            }
+                            if row.small_van_stops_limit.is_none()
+                                || ctx.occurred_at >= row.small_van_stops_limit_at
+                            {
+                                row.small_van_stops_limit = ::std::option::Option::Some(
+                                    event.small_van_stops,
+                                );
+                                row.small_van_stops_limit_at = ctx.occurred_at;
+                            }
+                            if row.picking_minutes_limit.is_none()
+                                || ctx.occurred_at >= row.picking_minutes_limit_at
+                            {
+                                row.picking_minutes_limit = ::std::option::Option::Some(
+                                    event.picking_minutes,
+                                );
+                                row.picking_minutes_limit_at = ctx.occurred_at;
+                            }
+                            if row.chilled_totes_limit.is_none()
+                                || ctx.occurred_at >= row.chilled_totes_limit_at
+                            {
+                                row.chilled_totes_limit = ::std::option::Option::Some(
+                                    event.chilled_totes,
+                                );
+                                row.chilled_totes_limit_at = ctx.occurred_at;
+                            }
+                            if row.frozen_totes_limit.is_none()
+                                || ctx.occurred_at >= row.frozen_totes_limit_at
+                            {
+                                row.frozen_totes_limit = ::std::option::Option::Some(
+                                    event.frozen_totes,
+                                );
+                                row.frozen_totes_limit_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -3999,18 +4044,23 @@ pub mod slot {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    let mut row = super::views::SlotCounters::load_at(tables, &key)?;
-                    let position = row
-                        .overbookings_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.overbookings.insert(position, event.capacity);
-                    row.overbookings_at.insert(position, ctx.occurred_at);
-                    if row.overbookings.len() > 10usize {
-                        let excess = row.overbookings.len() - 10usize;
-                        row.overbookings.drain(..excess);
-                        row.overbookings_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::SlotCounters::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            let position = row
+                                .overbookings_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.overbookings.insert(position, event.capacity);
+                            row.overbookings_at.insert(position, ctx.occurred_at);
+                            if row.overbookings.len() > 10usize {
+                                let excess = row.overbookings.len() - 10usize;
+                                row.overbookings.drain(..excess);
+                                row.overbookings_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("slot-counters"))?;
@@ -4339,6 +4389,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per day, over all its slots: bookings held and the load booked.
     ///
@@ -4455,6 +4560,61 @@ pub mod views {
                 self,
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
+        }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
         }
     }
 }

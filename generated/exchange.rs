@@ -2551,12 +2551,17 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderFills::key_bytes(&event.order);
-                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
-                    row.placed = ::anthill_runtime::value::Num::add(
-                        row.placed,
-                        event.qty,
+                    super::views::OrderFills::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.placed = ::anthill_runtime::value::Num::add(
+                                row.placed,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2567,52 +2572,62 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::Tape::key_bytes(&(*ctx.id));
-                    let mut row = super::views::Tape::load_at(tables, &key)?;
-                    if row.last_price.is_none() || ctx.occurred_at >= row.last_price_at {
-                        row.last_price = ::std::option::Option::Some(event.price);
-                        row.last_price_at = ctx.occurred_at;
-                    }
-                    row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.volume = ::anthill_runtime::value::Num::add(
-                        row.volume,
-                        event.qty,
+                    super::views::Tape::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.last_price.is_none()
+                                || ctx.occurred_at >= row.last_price_at
+                            {
+                                row.last_price = ::std::option::Option::Some(event.price);
+                                row.last_price_at = ctx.occurred_at;
+                            }
+                            row.trades = ::anthill_runtime::value::Num::add(
+                                row.trades,
+                                1u64,
+                            )?;
+                            row.volume = ::anthill_runtime::value::Num::add(
+                                row.volume,
+                                event.qty,
+                            )?;
+                            let position = row
+                                .recent_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.recent
+                                .insert(
+                                    position,
+                                    super::Print {
+                                        price: event.price,
+                                        qty: event.qty,
+                                    },
+                                );
+                            row.recent_at.insert(position, ctx.occurred_at);
+                            if row.recent.len() > 100usize {
+                                let excess = row.recent.len() - 100usize;
+                                row.recent.drain(..excess);
+                                row.recent_at.drain(..excess);
+                            }
+                            let value = event.price;
+                            row.high = ::std::option::Option::Some(
+                                match row.high.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            let value = event.price;
+                            row.low = ::std::option::Option::Some(
+                                match row.low.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::min(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    let position = row
-                        .recent_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.recent
-                        .insert(
-                            position,
-                            super::Print {
-                                price: event.price,
-                                qty: event.qty,
-                            },
-                        );
-                    row.recent_at.insert(position, ctx.occurred_at);
-                    if row.recent.len() > 100usize {
-                        let excess = row.recent.len() - 100usize;
-                        row.recent.drain(..excess);
-                        row.recent_at.drain(..excess);
-                    }
-                    let value = event.price;
-                    row.high = ::std::option::Option::Some(
-                        match row.high.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
-                            }
-                            ::std::option::Option::None => value,
-                        },
-                    );
-                    let value = event.price;
-                    row.low = ::std::option::Option::Some(
-                        match row.low.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::min(old, value)
-                            }
-                            ::std::option::Option::None => value,
-                        },
-                    );
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("tape"))?;
@@ -2621,12 +2636,17 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderFills::key_bytes(&event.maker);
-                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
-                    row.filled = ::anthill_runtime::value::Num::add(
-                        row.filled,
-                        event.qty,
+                    super::views::OrderFills::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.filled = ::anthill_runtime::value::Num::add(
+                                row.filled,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2635,12 +2655,17 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderFills::key_bytes(&event.taker);
-                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
-                    row.filled = ::anthill_runtime::value::Num::add(
-                        row.filled,
-                        event.qty,
+                    super::views::OrderFills::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.filled = ::anthill_runtime::value::Num::add(
+                                row.filled,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2649,13 +2674,21 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::TraderPositions::key_bytes(&event.buyer);
-                    let mut row = super::views::TraderPositions::load_at(tables, &key)?;
-                    row.bought = ::anthill_runtime::value::Num::add(
-                        row.bought,
-                        event.qty,
+                    super::views::TraderPositions::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.bought = ::anthill_runtime::value::Num::add(
+                                row.bought,
+                                event.qty,
+                            )?;
+                            row.trades = ::anthill_runtime::value::Num::add(
+                                row.trades,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
@@ -2664,10 +2697,21 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::TraderPositions::key_bytes(&event.seller);
-                    let mut row = super::views::TraderPositions::load_at(tables, &key)?;
-                    row.sold = ::anthill_runtime::value::Num::add(row.sold, event.qty)?;
-                    row.trades = ::anthill_runtime::value::Num::add(row.trades, 1u64)?;
-                    row.store_at(tables, &key)?;
+                    super::views::TraderPositions::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.sold = ::anthill_runtime::value::Num::add(
+                                row.sold,
+                                event.qty,
+                            )?;
+                            row.trades = ::anthill_runtime::value::Num::add(
+                                row.trades,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("trader-positions"))?;
@@ -2678,12 +2722,17 @@ pub mod order_book {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderFills::key_bytes(&event.order);
-                    let mut row = super::views::OrderFills::load_at(tables, &key)?;
-                    row.cancelled = ::anthill_runtime::value::Num::add(
-                        row.cancelled,
-                        1u64,
+                    super::views::OrderFills::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.cancelled = ::anthill_runtime::value::Num::add(
+                                row.cancelled,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-fills"))?;
@@ -2956,6 +3005,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per order: the shares filled as maker and as taker, and whether it was cancelled.
     ///
@@ -3062,6 +3166,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per trader: shares bought and sold, from the trades only.
     ///
@@ -3167,6 +3326,61 @@ pub mod views {
                 self,
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
+        }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
         }
     }
 }

@@ -5272,12 +5272,17 @@ pub mod stock_item {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
-                    row.received = ::anthill_runtime::value::Num::add(
-                        row.received,
-                        event.qty,
+                    super::views::StockMovements::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.received = ::anthill_runtime::value::Num::add(
+                                row.received,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5288,12 +5293,17 @@ pub mod stock_item {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
-                    row.picked = ::anthill_runtime::value::Num::add(
-                        row.picked,
-                        event.qty,
+                    super::views::StockMovements::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.picked = ::anthill_runtime::value::Num::add(
+                                row.picked,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5304,12 +5314,17 @@ pub mod stock_item {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
-                    row.consumed = ::anthill_runtime::value::Num::add(
-                        row.consumed,
-                        event.qty,
+                    super::views::StockMovements::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.consumed = ::anthill_runtime::value::Num::add(
+                                row.consumed,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5320,22 +5335,27 @@ pub mod stock_item {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
-                    row.written_off = ::anthill_runtime::value::Num::add(
-                        row.written_off,
-                        event.qty,
+                    super::views::StockMovements::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.written_off = ::anthill_runtime::value::Num::add(
+                                row.written_off,
+                                event.qty,
+                            )?;
+                            let position = row
+                                .losses_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.losses.insert(position, event.loss);
+                            row.losses_at.insert(position, ctx.occurred_at);
+                            if row.losses.len() > 20usize {
+                                let excess = row.losses.len() - 20usize;
+                                row.losses.drain(..excess);
+                                row.losses_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    let position = row
-                        .losses_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.losses.insert(position, event.loss);
-                    row.losses_at.insert(position, ctx.occurred_at);
-                    if row.losses.len() > 20usize {
-                        let excess = row.losses.len() - 20usize;
-                        row.losses.drain(..excess);
-                        row.losses_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -5346,18 +5366,25 @@ pub mod stock_item {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    let mut row = super::views::StockMovements::load_at(tables, &key)?;
-                    row.back_orders = ::anthill_runtime::value::Num::add(
-                        row.back_orders,
-                        1u64,
+                    super::views::StockMovements::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.back_orders = ::anthill_runtime::value::Num::add(
+                                row.back_orders,
+                                1u64,
+                            )?;
+                            if row.last_shortfall.is_none()
+                                || ctx.occurred_at >= row.last_shortfall_at
+                            {
+                                row.last_shortfall = ::std::option::Option::Some(
+                                    event.short,
+                                );
+                                row.last_shortfall_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    if row.last_shortfall.is_none()
-                        || ctx.occurred_at >= row.last_shortfall_at
-                    {
-                        row.last_shortfall = ::std::option::Option::Some(event.short);
-                        row.last_shortfall_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("stock-movements"))?;
@@ -6885,12 +6912,17 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    row.items_added = ::anthill_runtime::value::Num::add(
-                        row.items_added,
-                        1u64,
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.items_added = ::anthill_runtime::value::Num::add(
+                                row.items_added,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6901,12 +6933,17 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    row.items_reserved = ::anthill_runtime::value::Num::add(
-                        row.items_reserved,
-                        1u64,
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.items_reserved = ::anthill_runtime::value::Num::add(
+                                row.items_reserved,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6917,12 +6954,17 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    row.items_dropped = ::anthill_runtime::value::Num::add(
-                        row.items_dropped,
-                        1u64,
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.items_dropped = ::anthill_runtime::value::Num::add(
+                                row.items_dropped,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6933,18 +6975,27 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::OrderStatus::Placed,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    if row.placed_at.is_none() || ctx.occurred_at >= row.placed_at_at {
-                        row.placed_at = ::std::option::Option::Some(ctx.occurred_at);
-                        row.placed_at_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::OrderStatus::Placed,
+                                );
+                                row.status_at = ctx.occurred_at;
+                            }
+                            if row.placed_at.is_none()
+                                || ctx.occurred_at >= row.placed_at_at
+                            {
+                                row.placed_at = ::std::option::Option::Some(
+                                    ctx.occurred_at,
+                                );
+                                row.placed_at_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6955,12 +7006,17 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    row.units_picked = ::anthill_runtime::value::Num::add(
-                        row.units_picked,
-                        event.qty,
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.units_picked = ::anthill_runtime::value::Num::add(
+                                row.units_picked,
+                                event.qty,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6971,14 +7027,19 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::OrderStatus::Packed,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::OrderStatus::Packed,
+                                );
+                                row.status_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -6989,18 +7050,27 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::OrderStatus::Shipped,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    if row.shipped_at.is_none() || ctx.occurred_at >= row.shipped_at_at {
-                        row.shipped_at = ::std::option::Option::Some(ctx.occurred_at);
-                        row.shipped_at_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::OrderStatus::Shipped,
+                                );
+                                row.status_at = ctx.occurred_at;
+                            }
+                            if row.shipped_at.is_none()
+                                || ctx.occurred_at >= row.shipped_at_at
+                            {
+                                row.shipped_at = ::std::option::Option::Some(
+                                    ctx.occurred_at,
+                                );
+                                row.shipped_at_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -7011,14 +7081,19 @@ pub mod order {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::OrderProgress::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::OrderStatus::Cancelled,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::OrderProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::OrderStatus::Cancelled,
+                                );
+                                row.status_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("order-progress"))?;
@@ -9115,9 +9190,17 @@ pub mod machine {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
-                    let mut row = super::views::MachineHealth::load_at(tables, &key)?;
-                    row.jobs = ::anthill_runtime::value::Num::add(row.jobs, 1u64)?;
-                    row.store_at(tables, &key)?;
+                    super::views::MachineHealth::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.jobs = ::anthill_runtime::value::Num::add(
+                                row.jobs,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
@@ -9128,18 +9211,25 @@ pub mod machine {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
-                    let mut row = super::views::MachineHealth::load_at(tables, &key)?;
-                    row.breakdowns = ::anthill_runtime::value::Num::add(
-                        row.breakdowns,
-                        1u64,
+                    super::views::MachineHealth::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.breakdowns = ::anthill_runtime::value::Num::add(
+                                row.breakdowns,
+                                1u64,
+                            )?;
+                            if row.last_cause.is_none()
+                                || ctx.occurred_at >= row.last_cause_at
+                            {
+                                row.last_cause = ::std::option::Option::Some(
+                                    event.cause.clone(),
+                                );
+                                row.last_cause_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    if row.last_cause.is_none() || ctx.occurred_at >= row.last_cause_at {
-                        row.last_cause = ::std::option::Option::Some(
-                            event.cause.clone(),
-                        );
-                        row.last_cause_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("machine-health"))?;
@@ -9399,6 +9489,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per order: its status, items and picks.
     ///
@@ -9526,6 +9671,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per machine: breakdowns and jobs run.
     ///
@@ -9634,6 +9834,61 @@ pub mod views {
                 self,
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
+        }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
         }
     }
 }

@@ -3990,14 +3990,21 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    if row.last_owner.is_none() || ctx.occurred_at >= row.last_owner_at {
-                        row.last_owner = ::std::option::Option::Some(
-                            event.owner.clone(),
-                        );
-                        row.last_owner_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.last_owner.is_none()
+                                || ctx.occurred_at >= row.last_owner_at
+                            {
+                                row.last_owner = ::std::option::Option::Some(
+                                    event.owner.clone(),
+                                );
+                                row.last_owner_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4008,16 +4015,21 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.deposits = ::anthill_runtime::value::Num::add(
-                        row.deposits,
-                        1u64,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.deposits = ::anthill_runtime::value::Num::add(
+                                row.deposits,
+                                1u64,
+                            )?;
+                            row.total_in = ::anthill_runtime::value::Num::add(
+                                row.total_in,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.total_in = ::anthill_runtime::value::Num::add(
-                        row.total_in,
-                        event.amount,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4028,16 +4040,21 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.withdrawals = ::anthill_runtime::value::Num::add(
-                        row.withdrawals,
-                        1u64,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.withdrawals = ::anthill_runtime::value::Num::add(
+                                row.withdrawals,
+                                1u64,
+                            )?;
+                            row.total_out = ::anthill_runtime::value::Num::add(
+                                row.total_out,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.total_out = ::anthill_runtime::value::Num::add(
-                        row.total_out,
-                        event.amount,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4048,12 +4065,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.overdrafts = ::anthill_runtime::value::Num::add(
-                        row.overdrafts,
-                        1u64,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.overdrafts = ::anthill_runtime::value::Num::add(
+                                row.overdrafts,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4064,12 +4086,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.total_out = ::anthill_runtime::value::Num::add(
-                        row.total_out,
-                        event.amount,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.total_out = ::anthill_runtime::value::Num::add(
+                                row.total_out,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4080,12 +4107,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.total_in = ::anthill_runtime::value::Num::add(
-                        row.total_in,
-                        event.amount,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.total_in = ::anthill_runtime::value::Num::add(
+                                row.total_in,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4096,12 +4128,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.total_in = ::anthill_runtime::value::Num::add(
-                        row.total_in,
-                        event.amount,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.total_in = ::anthill_runtime::value::Num::add(
+                                row.total_in,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4112,12 +4149,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.total_out = ::anthill_runtime::value::Num::add(
-                        row.total_out,
-                        event.amount,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.total_out = ::anthill_runtime::value::Num::add(
+                                row.total_out,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4128,12 +4170,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.total_in = ::anthill_runtime::value::Num::add(
-                        row.total_in,
-                        event.amount,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.total_in = ::anthill_runtime::value::Num::add(
+                                row.total_in,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -4144,12 +4191,17 @@ pub mod account {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    let mut row = super::views::AccountActivity::load_at(tables, &key)?;
-                    row.total_in = ::anthill_runtime::value::Num::add(
-                        row.total_in,
-                        event.amount,
+                    super::views::AccountActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.total_in = ::anthill_runtime::value::Num::add(
+                                row.total_in,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("account-activity"))?;
@@ -5719,12 +5771,17 @@ pub mod disbursement {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::DisbursementProgress::load_at(
+                    super::views::DisbursementProgress::update_at(
                         tables,
                         &key,
+                        &mut |row| {
+                            row.lines = ::anthill_runtime::value::Num::add(
+                                row.lines,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.lines = ::anthill_runtime::value::Num::add(row.lines, 1u64)?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5735,19 +5792,21 @@ pub mod disbursement {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::DisbursementProgress::load_at(
+                    super::views::DisbursementProgress::update_at(
                         tables,
                         &key,
+                        &mut |row| {
+                            row.confirmed = ::anthill_runtime::value::Num::add(
+                                row.confirmed,
+                                1u64,
+                            )?;
+                            row.credited = ::anthill_runtime::value::Num::add(
+                                row.credited,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.confirmed = ::anthill_runtime::value::Num::add(
-                        row.confirmed,
-                        1u64,
-                    )?;
-                    row.credited = ::anthill_runtime::value::Num::add(
-                        row.credited,
-                        event.amount,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5758,16 +5817,21 @@ pub mod disbursement {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::DisbursementProgress::load_at(
+                    super::views::DisbursementProgress::update_at(
                         tables,
                         &key,
+                        &mut |row| {
+                            row.refused = ::anthill_runtime::value::Num::add(
+                                row.refused,
+                                1u64,
+                            )?;
+                            row.refunded = ::anthill_runtime::value::Num::add(
+                                row.refunded,
+                                event.amount,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.refused = ::anthill_runtime::value::Num::add(row.refused, 1u64)?;
-                    row.refunded = ::anthill_runtime::value::Num::add(
-                        row.refunded,
-                        event.amount,
-                    )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -5778,16 +5842,21 @@ pub mod disbursement {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::DisbursementProgress::load_at(
+                    super::views::DisbursementProgress::update_at(
                         tables,
                         &key,
+                        &mut |row| {
+                            if row.finished_at.is_none()
+                                || ctx.occurred_at >= row.finished_at_at
+                            {
+                                row.finished_at = ::std::option::Option::Some(
+                                    ctx.occurred_at,
+                                );
+                                row.finished_at_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    if row.finished_at.is_none() || ctx.occurred_at >= row.finished_at_at
-                    {
-                        row.finished_at = ::std::option::Option::Some(ctx.occurred_at);
-                        row.finished_at_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("disbursement-progress"))?;
@@ -6071,6 +6140,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
     ///
@@ -6188,6 +6312,61 @@ pub mod views {
                 self,
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
+        }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
         }
     }
 }

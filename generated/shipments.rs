@@ -3191,14 +3191,19 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::ParcelStatus::Registered,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::ParcelTracking::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::ParcelStatus::Registered,
+                                );
+                                row.status_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3209,47 +3214,57 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::ParcelStatus::AtDepot,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    if row.depot.is_none() || ctx.occurred_at >= row.depot_at {
-                        row.depot = ::std::option::Option::Some(event.depot.clone());
-                        row.depot_at = ctx.occurred_at;
-                    }
-                    row.scans = ::anthill_runtime::value::Num::add(row.scans, 1u64)?;
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::ParcelTracking::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::ParcelStatus::AtDepot,
+                                );
+                                row.status_at = ctx.occurred_at;
                             }
-                            ::std::option::Option::None => value,
+                            if row.depot.is_none() || ctx.occurred_at >= row.depot_at {
+                                row.depot = ::std::option::Option::Some(
+                                    event.depot.clone(),
+                                );
+                                row.depot_at = ctx.occurred_at;
+                            }
+                            row.scans = ::anthill_runtime::value::Num::add(
+                                row.scans,
+                                1u64,
+                            )?;
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            let position = row
+                                .history_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.history
+                                .insert(
+                                    position,
+                                    super::HistoryEntry {
+                                        kind: super::ScanKind::Arrived,
+                                        depot: ::std::option::Option::Some(event.depot.clone()),
+                                        at: event.scanned_at,
+                                        device: event.device.clone(),
+                                    },
+                                );
+                            row.history_at.insert(position, ctx.occurred_at);
+                            if row.history.len() > 100usize {
+                                let excess = row.history.len() - 100usize;
+                                row.history.drain(..excess);
+                                row.history_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    let position = row
-                        .history_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.history
-                        .insert(
-                            position,
-                            super::HistoryEntry {
-                                kind: super::ScanKind::Arrived,
-                                depot: ::std::option::Option::Some(event.depot.clone()),
-                                at: event.scanned_at,
-                                device: event.device.clone(),
-                            },
-                        );
-                    row.history_at.insert(position, ctx.occurred_at);
-                    if row.history.len() > 100usize {
-                        let excess = row.history.len() - 100usize;
-                        row.history.drain(..excess);
-                        row.history_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3258,39 +3273,44 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DepotActivity::key_bytes(&event.depot);
-                    let mut row = super::views::DepotActivity::load_at(tables, &key)?;
-                    row.arrivals = ::anthill_runtime::value::Num::add(
-                        row.arrivals,
-                        1u64,
-                    )?;
-                    let position = row
-                        .recent_arrivals_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.recent_arrivals.insert(position, (*ctx.id).clone());
-                    row.recent_arrivals_at.insert(position, ctx.occurred_at);
-                    if row.recent_arrivals.len() > 50usize {
-                        let excess = row.recent_arrivals.len() - 50usize;
-                        row.recent_arrivals.drain(..excess);
-                        row.recent_arrivals_at.drain(..excess);
-                    }
-                    if row.last_arrival.is_none()
-                        || ctx.occurred_at >= row.last_arrival_at
-                    {
-                        row.last_arrival = ::std::option::Option::Some(
-                            (*ctx.id).clone(),
-                        );
-                        row.last_arrival_at = ctx.occurred_at;
-                    }
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::DepotActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.arrivals = ::anthill_runtime::value::Num::add(
+                                row.arrivals,
+                                1u64,
+                            )?;
+                            let position = row
+                                .recent_arrivals_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.recent_arrivals.insert(position, (*ctx.id).clone());
+                            row.recent_arrivals_at.insert(position, ctx.occurred_at);
+                            if row.recent_arrivals.len() > 50usize {
+                                let excess = row.recent_arrivals.len() - 50usize;
+                                row.recent_arrivals.drain(..excess);
+                                row.recent_arrivals_at.drain(..excess);
                             }
-                            ::std::option::Option::None => value,
+                            if row.last_arrival.is_none()
+                                || ctx.occurred_at >= row.last_arrival_at
+                            {
+                                row.last_arrival = ::std::option::Option::Some(
+                                    (*ctx.id).clone(),
+                                );
+                                row.last_arrival_at = ctx.occurred_at;
+                            }
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
@@ -3301,47 +3321,57 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::ParcelStatus::OutForDelivery,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    if row.depot.is_none() || ctx.occurred_at >= row.depot_at {
-                        row.depot = ::std::option::Option::Some(event.depot.clone());
-                        row.depot_at = ctx.occurred_at;
-                    }
-                    row.scans = ::anthill_runtime::value::Num::add(row.scans, 1u64)?;
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::ParcelTracking::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::ParcelStatus::OutForDelivery,
+                                );
+                                row.status_at = ctx.occurred_at;
                             }
-                            ::std::option::Option::None => value,
+                            if row.depot.is_none() || ctx.occurred_at >= row.depot_at {
+                                row.depot = ::std::option::Option::Some(
+                                    event.depot.clone(),
+                                );
+                                row.depot_at = ctx.occurred_at;
+                            }
+                            row.scans = ::anthill_runtime::value::Num::add(
+                                row.scans,
+                                1u64,
+                            )?;
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            let position = row
+                                .history_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.history
+                                .insert(
+                                    position,
+                                    super::HistoryEntry {
+                                        kind: super::ScanKind::Loaded,
+                                        depot: ::std::option::Option::Some(event.depot.clone()),
+                                        at: event.scanned_at,
+                                        device: event.device.clone(),
+                                    },
+                                );
+                            row.history_at.insert(position, ctx.occurred_at);
+                            if row.history.len() > 100usize {
+                                let excess = row.history.len() - 100usize;
+                                row.history.drain(..excess);
+                                row.history_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    let position = row
-                        .history_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.history
-                        .insert(
-                            position,
-                            super::HistoryEntry {
-                                kind: super::ScanKind::Loaded,
-                                depot: ::std::option::Option::Some(event.depot.clone()),
-                                at: event.scanned_at,
-                                device: event.device.clone(),
-                            },
-                        );
-                    row.history_at.insert(position, ctx.occurred_at);
-                    if row.history.len() > 100usize {
-                        let excess = row.history.len() - 100usize;
-                        row.history.drain(..excess);
-                        row.history_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3350,28 +3380,36 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::DepotActivity::key_bytes(&event.depot);
-                    let mut row = super::views::DepotActivity::load_at(tables, &key)?;
-                    row.loads = ::anthill_runtime::value::Num::add(row.loads, 1u64)?;
-                    let position = row
-                        .recent_loads_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.recent_loads.insert(position, (*ctx.id).clone());
-                    row.recent_loads_at.insert(position, ctx.occurred_at);
-                    if row.recent_loads.len() > 50usize {
-                        let excess = row.recent_loads.len() - 50usize;
-                        row.recent_loads.drain(..excess);
-                        row.recent_loads_at.drain(..excess);
-                    }
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::DepotActivity::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.loads = ::anthill_runtime::value::Num::add(
+                                row.loads,
+                                1u64,
+                            )?;
+                            let position = row
+                                .recent_loads_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.recent_loads.insert(position, (*ctx.id).clone());
+                            row.recent_loads_at.insert(position, ctx.occurred_at);
+                            if row.recent_loads.len() > 50usize {
+                                let excess = row.recent_loads.len() - 50usize;
+                                row.recent_loads.drain(..excess);
+                                row.recent_loads_at.drain(..excess);
                             }
-                            ::std::option::Option::None => value,
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("depot-activity"))?;
@@ -3382,43 +3420,51 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::ParcelStatus::Delivered,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    row.scans = ::anthill_runtime::value::Num::add(row.scans, 1u64)?;
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::ParcelTracking::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::ParcelStatus::Delivered,
+                                );
+                                row.status_at = ctx.occurred_at;
                             }
-                            ::std::option::Option::None => value,
+                            row.scans = ::anthill_runtime::value::Num::add(
+                                row.scans,
+                                1u64,
+                            )?;
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            let position = row
+                                .history_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.history
+                                .insert(
+                                    position,
+                                    super::HistoryEntry {
+                                        kind: super::ScanKind::Delivered,
+                                        depot: ::std::option::Option::None,
+                                        at: event.scanned_at,
+                                        device: event.device.clone(),
+                                    },
+                                );
+                            row.history_at.insert(position, ctx.occurred_at);
+                            if row.history.len() > 100usize {
+                                let excess = row.history.len() - 100usize;
+                                row.history.drain(..excess);
+                                row.history_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    let position = row
-                        .history_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.history
-                        .insert(
-                            position,
-                            super::HistoryEntry {
-                                kind: super::ScanKind::Delivered,
-                                depot: ::std::option::Option::None,
-                                at: event.scanned_at,
-                                device: event.device.clone(),
-                            },
-                        );
-                    row.history_at.insert(position, ctx.occurred_at);
-                    if row.history.len() > 100usize {
-                        let excess = row.history.len() - 100usize;
-                        row.history.drain(..excess);
-                        row.history_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3429,43 +3475,51 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::ParcelStatus::Attempted,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    row.scans = ::anthill_runtime::value::Num::add(row.scans, 1u64)?;
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::ParcelTracking::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::ParcelStatus::Attempted,
+                                );
+                                row.status_at = ctx.occurred_at;
                             }
-                            ::std::option::Option::None => value,
+                            row.scans = ::anthill_runtime::value::Num::add(
+                                row.scans,
+                                1u64,
+                            )?;
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            let position = row
+                                .history_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.history
+                                .insert(
+                                    position,
+                                    super::HistoryEntry {
+                                        kind: super::ScanKind::Failed,
+                                        depot: ::std::option::Option::None,
+                                        at: event.scanned_at,
+                                        device: event.device.clone(),
+                                    },
+                                );
+                            row.history_at.insert(position, ctx.occurred_at);
+                            if row.history.len() > 100usize {
+                                let excess = row.history.len() - 100usize;
+                                row.history.drain(..excess);
+                                row.history_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    let position = row
-                        .history_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.history
-                        .insert(
-                            position,
-                            super::HistoryEntry {
-                                kind: super::ScanKind::Failed,
-                                depot: ::std::option::Option::None,
-                                at: event.scanned_at,
-                                device: event.device.clone(),
-                            },
-                        );
-                    row.history_at.insert(position, ctx.occurred_at);
-                    if row.history.len() > 100usize {
-                        let excess = row.history.len() - 100usize;
-                        row.history.drain(..excess);
-                        row.history_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -3476,43 +3530,51 @@ pub mod parcel {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    let mut row = super::views::ParcelTracking::load_at(tables, &key)?;
-                    if row.status.is_none() || ctx.occurred_at >= row.status_at {
-                        row.status = ::std::option::Option::Some(
-                            super::ParcelStatus::Returned,
-                        );
-                        row.status_at = ctx.occurred_at;
-                    }
-                    row.scans = ::anthill_runtime::value::Num::add(row.scans, 1u64)?;
-                    let value = event.scanned_at;
-                    row.last_scan_at = ::std::option::Option::Some(
-                        match row.last_scan_at.take() {
-                            ::std::option::Option::Some(old) => {
-                                ::std::cmp::max(old, value)
+                    super::views::ParcelTracking::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.status.is_none() || ctx.occurred_at >= row.status_at {
+                                row.status = ::std::option::Option::Some(
+                                    super::ParcelStatus::Returned,
+                                );
+                                row.status_at = ctx.occurred_at;
                             }
-                            ::std::option::Option::None => value,
+                            row.scans = ::anthill_runtime::value::Num::add(
+                                row.scans,
+                                1u64,
+                            )?;
+                            let value = event.scanned_at;
+                            row.last_scan_at = ::std::option::Option::Some(
+                                match row.last_scan_at.take() {
+                                    ::std::option::Option::Some(old) => {
+                                        ::std::cmp::max(old, value)
+                                    }
+                                    ::std::option::Option::None => value,
+                                },
+                            );
+                            let position = row
+                                .history_at
+                                .partition_point(|at| *at <= ctx.occurred_at);
+                            row.history
+                                .insert(
+                                    position,
+                                    super::HistoryEntry {
+                                        kind: super::ScanKind::Returned,
+                                        depot: ::std::option::Option::None,
+                                        at: event.scanned_at,
+                                        device: event.device.clone(),
+                                    },
+                                );
+                            row.history_at.insert(position, ctx.occurred_at);
+                            if row.history.len() > 100usize {
+                                let excess = row.history.len() - 100usize;
+                                row.history.drain(..excess);
+                                row.history_at.drain(..excess);
+                            }
+                            ::std::result::Result::Ok(())
                         },
-                    );
-                    let position = row
-                        .history_at
-                        .partition_point(|at| *at <= ctx.occurred_at);
-                    row.history
-                        .insert(
-                            position,
-                            super::HistoryEntry {
-                                kind: super::ScanKind::Returned,
-                                depot: ::std::option::Option::None,
-                                at: event.scanned_at,
-                                device: event.device.clone(),
-                            },
-                        );
-                    row.history_at.insert(position, ctx.occurred_at);
-                    if row.history.len() > 100usize {
-                        let excess = row.history.len() - 100usize;
-                        row.history.drain(..excess);
-                        row.history_at.drain(..excess);
-                    }
-                    row.store_at(tables, &key)?;
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("parcel-tracking"))?;
@@ -4297,16 +4359,21 @@ pub mod route {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
-                    if row.planned_stops.is_none()
-                        || ctx.occurred_at >= row.planned_stops_at
-                    {
-                        row.planned_stops = ::std::option::Option::Some(
-                            event.planned_stops,
-                        );
-                        row.planned_stops_at = ctx.occurred_at;
-                    }
-                    row.store_at(tables, &key)?;
+                    super::views::RouteProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            if row.planned_stops.is_none()
+                                || ctx.occurred_at >= row.planned_stops_at
+                            {
+                                row.planned_stops = ::std::option::Option::Some(
+                                    event.planned_stops,
+                                );
+                                row.planned_stops_at = ctx.occurred_at;
+                            }
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4317,9 +4384,17 @@ pub mod route {
                     ::anthill_runtime::aggregate::FoldError,
                 > {
                     let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
-                    row.stops = ::anthill_runtime::value::Num::add(row.stops, 1u64)?;
-                    row.store_at(tables, &key)?;
+                    super::views::RouteProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.stops = ::anthill_runtime::value::Num::add(
+                                row.stops,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
+                    )?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4333,12 +4408,17 @@ pub mod route {
                         return ::std::result::Result::Ok(());
                     }
                     let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
-                    row.delivered = ::anthill_runtime::value::Num::add(
-                        row.delivered,
-                        1u64,
+                    super::views::RouteProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.delivered = ::anthill_runtime::value::Num::add(
+                                row.delivered,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4350,12 +4430,17 @@ pub mod route {
                         return ::std::result::Result::Ok(());
                     }
                     let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    let mut row = super::views::RouteProgress::load_at(tables, &key)?;
-                    row.attempted = ::anthill_runtime::value::Num::add(
-                        row.attempted,
-                        1u64,
+                    super::views::RouteProgress::update_at(
+                        tables,
+                        &key,
+                        &mut |row| {
+                            row.attempted = ::anthill_runtime::value::Num::add(
+                                row.attempted,
+                                1u64,
+                            )?;
+                            ::std::result::Result::Ok(())
+                        },
                     )?;
-                    row.store_at(tables, &key)?;
                     ::std::result::Result::Ok(())
                 })()
                     .map_err(|e| e.into_view_error("route-progress"))?;
@@ -4614,6 +4699,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per depot: parcels scanned in and loaded, the most recent ones by when they happened.
     ///
@@ -4740,6 +4880,61 @@ pub mod views {
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
         }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
+        }
     }
     /// Per route: stops loaded, delivered and attempted.
     ///
@@ -4851,6 +5046,61 @@ pub mod views {
                 self,
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
+        }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
         }
     }
 }

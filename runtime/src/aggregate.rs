@@ -4,6 +4,7 @@
 //! (state, events, commands, rules) is on the generated side; everything about storage, batching and
 //! concurrency is on the runtime side.
 
+use std::any::Any;
 use std::fmt;
 use std::hash::Hash;
 
@@ -398,6 +399,47 @@ pub trait ViewTables {
         Ok(())
     }
     fn put(&mut self, view: &'static str, key: &[u8], row: &[u8]) -> Result<(), ViewError>;
+    /// Folds into the row stored under `key` (an empty row when there is none) in place: `fold` gets the
+    /// decoded row, of the type `codec` makes. Where the tables can (the engine's, within a batch) they keep
+    /// the row decoded until they write it, so a row touched by many events is decoded and encoded once, not
+    /// once per event. Here, for any tables: read, decode, fold, encode, put.
+    ///
+    /// When `fold` fails the row may be half changed: callers abandon the write (the engine aborts the
+    /// transaction), as they would after a failed `put`.
+    fn update_row(
+        &mut self,
+        view: &'static str,
+        key: &[u8],
+        codec: &RowCodec,
+        fold: &mut dyn FnMut(&mut (dyn Any + Send)) -> Result<(), FoldError>,
+    ) -> Result<(), FoldError> {
+        let mut stored = Ok(None);
+        self.get_with(view, key, &mut |bytes| stored = bytes.map(codec.decode).transpose())?;
+        let mut row = match stored {
+            Ok(Some(row)) => row,
+            Ok(None) => (codec.default)(),
+            Err(error) => return Err(ViewError { view, message: error.to_string() }.into()),
+        };
+        fold(&mut *row)?;
+        let bytes = (codec.encode_into)(&*row, Vec::new());
+        self.put(view, key, &bytes)?;
+        Ok(())
+    }
+}
+
+/// A view row of some view's row type, erased.
+pub type AnyRow = Box<dyn Any + Send>;
+
+/// A view's row type, erased: how [`ViewTables::update_row`] makes, reads and writes its rows. Generated
+/// code has one per view (`CODEC` on the row type).
+#[derive(Clone, Copy)]
+pub struct RowCodec {
+    /// The empty row, for a key with no stored row.
+    pub default: fn() -> AnyRow,
+    /// A stored row, validated.
+    pub decode: fn(&[u8]) -> Result<AnyRow, DecodeError>,
+    /// Encodes a row of this type into the given buffer (cleared first, its allocation reused).
+    pub encode_into: fn(&(dyn Any + Send), Vec<u8>) -> Vec<u8>,
 }
 
 /// A view could not be updated: its stored row is unreadable, or the store failed.

@@ -15,6 +15,7 @@
 //! side of `gate`, and growing takes the write side.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, MdbError, PutFlags, RoTxn, RwTxn, WithoutTls};
@@ -71,6 +72,9 @@ pub struct Store {
     aggregates: Table,
     commands: Table,
     views: Vec<(&'static str, Table)>,
+    /// Counts the view tables cleared: a copy of view rows kept outside the store (the writers' row cache)
+    /// taken at another count may hold rows the store no longer has.
+    views_cleared: AtomicU64,
 }
 
 /// A read transaction: a consistent snapshot that never blocks writers.
@@ -247,6 +251,7 @@ impl Store {
             aggregates,
             commands,
             views: view_tables,
+            views_cleared: AtomicU64::new(0),
         };
         Ok((store, evolving))
     }
@@ -483,7 +488,14 @@ impl Store {
     pub fn clear_view(&self, txn: &mut RwTxn, view: &str) -> Result<(), WriteError> {
         let table = self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
         table.clear(txn)?;
+        // Counted inside the transaction: a writer's next transaction, which LMDB orders after this one, sees it.
+        self.views_cleared.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// How many times a view table was cleared (see [`Store::clear_view`]).
+    pub(crate) fn views_cleared(&self) -> u64 {
+        self.views_cleared.load(Ordering::SeqCst)
     }
 
     // ---- process progress ----

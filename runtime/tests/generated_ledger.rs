@@ -79,9 +79,85 @@ fn a_view_that_cannot_fold_a_command_fails_that_command_alone() -> Result<(), Er
     let ann = engine.state::<Account>(&id("ann"))?.expect("ann exists");
     assert_eq!((ann.version, ann.state.balance()), (4, Decimal::from_mantissa(100)));
     assert_eq!(engine.verify()?, (6, 2));
+    // The failed attempts folded into rows the writer had cached: the rows as stored count only what committed.
+    let ann = activity(&engine, "ann")?;
+    assert_eq!((ann.deposits, ann.withdrawals), (2, 1));
+    assert_eq!(ann.total_in, Decimal::from_mantissa(half + 100));
+    assert_eq!(activity(&engine, "bob")?.deposits, 1);
+    // A later batch folds into those rows, and a rebuild from the log agrees.
+    engine.execute::<Account>(id("ann"), deposit(1), CommandMeta::default())?;
+    assert_eq!(activity(&engine, "ann")?.deposits, 3);
+    let rows = engine.view_range("account-activity", &[], 10)?;
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(engine.view_range("account-activity", &[], 10)?, rows);
+    Ok(())
+}
+
+fn activity(engine: &Engine<ledger::Ledger>, id: &str) -> Result<ledger::views::AccountActivity, Error> {
+    let key = ledger::views::AccountActivity::key_bytes(&ledger::AccountId(id.to_owned()));
+    let bytes = engine.view_get("account-activity", &key)?.expect("the account has a row");
+    Ok(ledger::views::AccountActivity::decode(&bytes).expect("a valid row"))
+}
+
+#[test]
+fn a_view_table_cleared_under_the_writers_is_not_refilled_from_their_cache() -> Result<(), Error> {
+    use ledger::account::{commands, Account, Command};
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config { partitions: 2, ..Config::default() })?;
+    let id = ledger::AccountId("ann".to_owned());
+    accepted(run(&engine, "ann", "open", r#"{"owner": "someone", "overdraft-limit": "0"}"#)?);
+    let deposit = || Command::Deposit(commands::Deposit { amount: anthill_runtime::Decimal::from_mantissa(100) });
+    for _ in 0..3 {
+        engine.execute::<Account>(id.clone(), deposit(), CommandMeta::default())?;
+    }
+    assert_eq!(activity(&engine, "ann")?.deposits, 3);
+    // Cleared as a rebuild clears it (without folding the log back in): the writers must read the store again.
+    let store = engine.store();
+    store.write(|txn| store.clear_view(txn, "account-activity"))?;
+    engine.execute::<Account>(id.clone(), deposit(), CommandMeta::default())?;
+    let row = activity(&engine, "ann")?;
+    assert_eq!((row.deposits, row.last_owner), (1, None));
+    // A rebuild folds the whole log again, and the writers go on from its rows.
+    engine.rebuild_view("account-activity")?;
+    engine.execute::<Account>(id, deposit(), CommandMeta::default())?;
+    let row = activity(&engine, "ann")?;
+    assert_eq!((row.deposits, row.last_owner.as_deref()), (5, Some("someone")));
     Ok(())
 }
 
 fn accepted(outcome: JsonOutcome) {
     assert!(matches!(outcome, JsonOutcome::Accepted { .. }), "{outcome:?}");
+}
+
+#[test]
+fn view_rows_evicted_from_a_small_cache_are_read_again() -> Result<(), Error> {
+    use ledger::account::{commands, Account, Command};
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    // Eight instances and eight view rows kept between batches, for a hundred accounts.
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config { cache_entries_max: 8, ..Config::default() })?;
+    let ids: Vec<ledger::AccountId> = (0..100).map(|n| ledger::AccountId(format!("acc-{n}"))).collect();
+    for round in 0..4 {
+        let pending: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let command = if round == 0 {
+                    Command::Open(commands::Open { owner: "someone".into(), overdraft_limit: Default::default() })
+                } else {
+                    Command::Deposit(commands::Deposit { amount: anthill_runtime::Decimal::from_mantissa(round) })
+                };
+                engine.submit::<Account>(id.clone(), command, CommandMeta::default())
+            })
+            .collect::<Result<_, _>>()?;
+        for p in pending {
+            assert!(p.wait()?.is_accepted());
+        }
+    }
+    for id in &ids {
+        let row = activity(&engine, &id.0)?;
+        assert_eq!((row.deposits, row.total_in), (3, anthill_runtime::Decimal::from_mantissa(6)));
+    }
+    let rows = engine.view_range("account-activity", &[], 200)?;
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(engine.view_range("account-activity", &[], 200)?, rows);
+    Ok(())
 }

@@ -131,6 +131,40 @@ impl Emitter<'_> {
                         }
                         ::anthill_runtime::codec::with_encoded(self, |bytes| tables.put(Self::NAME, key, bytes))
                     }
+
+                    /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+                    pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+                        default: || ::std::boxed::Box::new(Self::default()),
+                        decode: |bytes| {
+                            Self::decode(bytes)
+                                .map(|row| ::std::boxed::Box::new(row) as ::std::boxed::Box<dyn ::std::any::Any + ::std::marker::Send>)
+                        },
+                        encode_into: |row, out| {
+                            let row = row.downcast_ref::<Self>().expect("a view's rows are of its row type");
+                            ::anthill_runtime::codec::encode_into(row, out)
+                        },
+                    };
+
+                    /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+                    /// row, in place: the engine keeps the row decoded until the end of its batch.
+                    pub fn update_at(
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &[u8],
+                        fold: &mut dyn FnMut(&mut Self) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+                    ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+                        tables.update_row(Self::NAME, key, &Self::CODEC, &mut |row| {
+                            fold(row.downcast_mut::<Self>().expect("a view's rows are of its row type"))?;
+                            // As `store_at` checks before it stores.
+                            if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                                return ::std::result::Result::Err(::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!("a key of {} bytes is longer than the store allows", key.len()),
+                                }
+                                .into());
+                            }
+                            ::std::result::Result::Ok(())
+                        })
+                    }
                 }
             }
         });
@@ -276,9 +310,10 @@ impl Emitter<'_> {
                         (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                             #filter
                             let key = super::views::#row_ty::key_bytes(#key);
-                            let mut row = super::views::#row_ty::load_at(tables, &key)?;
-                            #(#updates)*
-                            row.store_at(tables, &key)?;
+                            super::views::#row_ty::update_at(tables, &key, &mut |row| {
+                                #(#updates)*
+                                ::std::result::Result::Ok(())
+                            })?;
                             ::std::result::Result::Ok(())
                         })()
                         .map_err(|e| e.into_view_error(#view))?;

@@ -1034,17 +1034,26 @@ pub mod item {
         if let Event::Reserved(event) = event {
             (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                 let key = super::views::Reservations::key_bytes(&(*ctx.id));
-                let mut row = super::views::Reservations::load_at(tables, &key)?;
-                row.count = ::anthill_runtime::value::Num::add(row.count, 1u64)?;
-                row.reserved = ::anthill_runtime::value::Num::add(
-                    row.reserved,
-                    event.qty,
+                super::views::Reservations::update_at(
+                    tables,
+                    &key,
+                    &mut |row| {
+                        row.count = ::anthill_runtime::value::Num::add(row.count, 1u64)?;
+                        row.reserved = ::anthill_runtime::value::Num::add(
+                            row.reserved,
+                            event.qty,
+                        )?;
+                        if row.last_order.is_none()
+                            || ctx.occurred_at >= row.last_order_at
+                        {
+                            row.last_order = ::std::option::Option::Some(
+                                event.order.clone(),
+                            );
+                            row.last_order_at = ctx.occurred_at;
+                        }
+                        ::std::result::Result::Ok(())
+                    },
                 )?;
-                if row.last_order.is_none() || ctx.occurred_at >= row.last_order_at {
-                    row.last_order = ::std::option::Option::Some(event.order.clone());
-                    row.last_order_at = ctx.occurred_at;
-                }
-                row.store_at(tables, &key)?;
                 ::std::result::Result::Ok(())
             })()
                 .map_err(|e| e.into_view_error("reservations"))?;
@@ -1816,6 +1825,61 @@ pub mod views {
                 self,
                 |bytes| tables.put(Self::NAME, key, bytes),
             )
+        }
+        /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
+            default: || ::std::boxed::Box::new(Self::default()),
+            decode: |bytes| {
+                Self::decode(bytes)
+                    .map(|row| {
+                        ::std::boxed::Box::new(row)
+                            as ::std::boxed::Box<
+                                dyn ::std::any::Any + ::std::marker::Send,
+                            >
+                    })
+            },
+            encode_into: |row, out| {
+                let row = row
+                    .downcast_ref::<Self>()
+                    .expect("a view's rows are of its row type");
+                ::anthill_runtime::codec::encode_into(row, out)
+            },
+        };
+        /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
+        /// row, in place: the engine keeps the row decoded until the end of its batch.
+        pub fn update_at(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &[u8],
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            tables
+                .update_row(
+                    Self::NAME,
+                    key,
+                    &Self::CODEC,
+                    &mut |row| {
+                        fold(
+                            row
+                                .downcast_mut::<Self>()
+                                .expect("a view's rows are of its row type"),
+                        )?;
+                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
+                            return ::std::result::Result::Err(
+                                ::anthill_runtime::ViewError {
+                                    view: Self::NAME,
+                                    message: ::std::format!(
+                                        "a key of {} bytes is longer than the store allows", key
+                                        .len()
+                                    ),
+                                }
+                                    .into(),
+                            );
+                        }
+                        ::std::result::Result::Ok(())
+                    },
+                )
         }
     }
 }

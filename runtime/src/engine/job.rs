@@ -1,6 +1,8 @@
-//! Jobs: type-erased commands in a partition queue, the writer's instance cache and its view overlay.
+//! Jobs: type-erased commands in a partition queue, the writer's instance cache and the view rows in memory.
 
 use super::*;
+use crate::aggregate::{FoldError, RowCodec};
+use crate::codec::DecodeError;
 
 /// An aggregate instance in a writer's memory.
 pub(super) struct Cached {
@@ -214,45 +216,178 @@ pub(super) struct WriteCx<'a, 't> {
     pub(super) dirty: &'a mut Vec<u32>,
     /// Reused for every envelope.
     pub(super) buffer: &'a mut Vec<u8>,
-    pub(super) views: &'a mut ViewOverlay,
+    pub(super) views: &'a mut ViewRows,
 }
 
-/// View rows changed in the current write attempt, written to their tables once at the end of the batch: a
-/// hot row (skewed keys) is read and written in memory, and costs one B-tree write per batch, not per event.
-#[derive(Default)]
-pub(super) struct ViewOverlay {
-    /// View index (`u16` big-endian) and key bytes, to the row.
-    pub(super) rows: FastMap<Vec<u8>, Vec<u8>>,
+/// View rows in memory, decoded, for the writers: the rows the current write attempt changed (written to
+/// their tables once, at [`ViewRows::flush`], in key order: a hot row costs one B-tree write per batch, not one
+/// per event), and the rows committed before it, kept so that a row's first touch in a batch neither reads
+/// LMDB nor decodes. One per engine, shared by its writers; a rebuild or a migration uses its own, emptied
+/// after each flush.
+///
+/// Invariant: outside a write attempt, every row here equals the row in the committed view table. It holds
+/// because (1) the writers lock it for their whole write attempt and commit, which LMDB orders the same way;
+/// (2) an attempt that does not commit (a full map, a view that cannot fold, a panic, a failed commit) leaves
+/// `changed` or `flushed` set, and the next attempt drops every row first ([`ViewRows::begin`]); failures
+/// are rare, so forgetting everything is simpler than undoing; (3) the other writers of view tables (a
+/// rebuild, a migration) clear the tables they write, which [`Store::views_cleared`] counts: an attempt that
+/// sees another count drops every row too.
+pub(super) struct ViewRows {
+    /// View index (`u16` big-endian) and key bytes, to the row's slot.
+    index: FastMap<Vec<u8>, u32>,
+    slots: Vec<RowSlot>,
+    /// Slots the current attempt changed, each once.
+    changed: Vec<u32>,
+    /// Rows were flushed and their transaction is not known to have committed ([`ViewRows::committed`]).
+    flushed: bool,
+    /// [`Store::views_cleared`] when the rows were read.
+    views_cleared: u64,
+    /// Rows kept between batches, at most (an eviction drops arbitrary rows down to three quarters of it).
+    rows_max: usize,
+    /// Where the next eviction starts: spreads evictions over the slab.
+    evict_cursor: usize,
     /// Reused to build lookup keys.
-    pub(super) lookup: Vec<u8>,
+    lookup: Vec<u8>,
+    /// Reused to encode rows.
+    encoded: Vec<u8>,
 }
 
-impl ViewOverlay {
-    pub(super) fn set_lookup(&mut self, view: u16, key: &[u8]) {
+struct RowSlot {
+    key: Vec<u8>,
+    row: Row,
+    changed: bool,
+}
+
+/// A view row in memory.
+enum Row {
+    /// Written as bytes ([`ViewTables::put`]).
+    Encoded(Vec<u8>),
+    /// Folded in place ([`ViewTables::update_row`]): every later event folds into it without decoding and
+    /// encoding it again; encoded once per batch, at flush.
+    Decoded { row: Box<dyn Any + Send>, encode_into: fn(&(dyn Any + Send), Vec<u8>) -> Vec<u8> },
+}
+
+impl ViewRows {
+    pub(super) fn new(rows_max: usize) -> Self {
+        ViewRows {
+            index: FastMap::default(),
+            slots: Vec::new(),
+            changed: Vec::new(),
+            flushed: false,
+            views_cleared: 0,
+            rows_max,
+            evict_cursor: 0,
+            lookup: Vec::new(),
+            encoded: Vec::new(),
+        }
+    }
+
+    /// Starts a write attempt, inside its transaction: drops every row if the last attempt did not commit or
+    /// a view table was cleared since the rows were read.
+    pub(super) fn begin(&mut self, store: &Store) {
+        let views_cleared = store.views_cleared();
+        if self.flushed || !self.changed.is_empty() || views_cleared != self.views_cleared {
+            self.clear();
+            self.views_cleared = views_cleared;
+        }
+    }
+
+    /// Forgets every row.
+    pub(super) fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.changed.clear();
+        self.flushed = false;
+    }
+
+    fn set_lookup(&mut self, view: u16, key: &[u8]) {
         self.lookup.clear();
         self.lookup.extend_from_slice(&view.to_be_bytes());
         self.lookup.extend_from_slice(key);
     }
 
-    /// Writes every changed row (in key order, which keeps the B-tree walks local) and empties the overlay.
+    /// Adds a row for the lookup key, changed.
+    fn insert(&mut self, row: Row) -> u32 {
+        let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 view rows in memory");
+        self.index.insert(self.lookup.clone(), slot);
+        self.slots.push(RowSlot { key: self.lookup.clone(), row, changed: true });
+        self.changed.push(slot);
+        slot
+    }
+
+    fn mark_changed(&mut self, slot: u32) {
+        let entry = &mut self.slots[slot as usize];
+        if !entry.changed {
+            entry.changed = true;
+            self.changed.push(slot);
+        }
+    }
+
+    /// Writes every changed row (in key order, which keeps the B-tree walks local). They count as changed
+    /// until [`ViewRows::committed`].
     pub(super) fn flush(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), heed::Error> {
-        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = self.rows.drain().collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, row) in rows {
+        self.flushed = true;
+        let ViewRows { slots, changed, encoded, .. } = self;
+        changed.sort_unstable_by(|a, b| slots[*a as usize].key.cmp(&slots[*b as usize].key));
+        for &slot in changed.iter() {
+            let RowSlot { key, row, .. } = &slots[slot as usize];
             let view = u16::from_be_bytes([key[0], key[1]]);
-            store.view_table_at(view).put(txn, &key[2..], &row)?;
+            let bytes = match row {
+                Row::Encoded(bytes) => bytes,
+                Row::Decoded { row, encode_into } => {
+                    *encoded = encode_into(&**row, std::mem::take(encoded));
+                    &*encoded
+                }
+            };
+            store.view_table_at(view).put(txn, &key[2..], bytes)?;
         }
         Ok(())
     }
+
+    /// The transaction that flushed the rows committed: they are the stored rows now. Keeps at most
+    /// `rows_max` of them.
+    pub(super) fn committed(&mut self) {
+        for slot in self.changed.drain(..) {
+            self.slots[slot as usize].changed = false;
+        }
+        self.flushed = false;
+        if self.slots.len() > self.rows_max {
+            // Arbitrary rows: simple, and an evicted row is read from the store again.
+            while self.slots.len() > self.rows_max * 3 / 4 {
+                let victim = self.evict_cursor % self.slots.len();
+                self.evict_cursor = self.evict_cursor.wrapping_add(7_919);
+                let removed = self.slots.swap_remove(victim);
+                self.index.remove(&removed.key);
+                if let Some(moved) = self.slots.get(victim) {
+                    *self.index.get_mut(&moved.key).expect("every row in memory is indexed") = victim as u32;
+                }
+            }
+        }
+        assert_eq!(self.index.len(), self.slots.len());
+        assert!(self.slots.len() <= self.rows_max);
+    }
 }
 
-/// The engine's view tables inside a write transaction, through the batch's overlay.
+/// The engine's view tables inside a write transaction, through the rows in memory.
 pub(super) struct TxnViews<'a, 't> {
     pub(super) store: &'a Store,
     pub(super) txn: &'a RwTxn<'t>,
-    pub(super) overlay: &'a mut ViewOverlay,
+    pub(super) rows: &'a mut ViewRows,
     /// When rebuilding one view, the others' rows are neither read nor written.
     pub(super) only: Option<&'a str>,
+}
+
+impl TxnViews<'_, '_> {
+    fn index(&self, view: &'static str) -> Result<u16, ViewError> {
+        self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })
+    }
+
+    fn check_key(view: &'static str, key: &[u8]) -> Result<(), ViewError> {
+        if key.is_empty() || key.len() > crate::aggregate::KEY_BYTES_MAX {
+            return Err(ViewError { view, message: format!("a view key of {} bytes", key.len()) });
+        }
+        Ok(())
+    }
 }
 
 impl ViewTables for TxnViews<'_, '_> {
@@ -272,10 +407,17 @@ impl ViewTables for TxnViews<'_, '_> {
             read(None);
             return Ok(());
         }
-        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
-        self.overlay.set_lookup(index, key);
-        if let Some(row) = self.overlay.rows.get(&self.overlay.lookup[..]) {
-            read(Some(row));
+        let index = self.index(view)?;
+        self.rows.set_lookup(index, key);
+        let ViewRows { index: slots_by_key, slots, lookup, encoded, .. } = &mut *self.rows;
+        if let Some(&slot) = slots_by_key.get(&lookup[..]) {
+            match &slots[slot as usize].row {
+                Row::Encoded(row) => read(Some(row)),
+                Row::Decoded { row, encode_into } => {
+                    *encoded = encode_into(&**row, std::mem::take(encoded));
+                    read(Some(encoded));
+                }
+            }
             return Ok(());
         }
         match self.store.view_table_at(index).get(self.txn, key) {
@@ -291,20 +433,69 @@ impl ViewTables for TxnViews<'_, '_> {
         if self.only.is_some_and(|only| only != view) {
             return Ok(());
         }
-        let index = self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })?;
-        if key.is_empty() || key.len() > crate::aggregate::KEY_BYTES_MAX {
-            return Err(ViewError { view, message: format!("a view key of {} bytes", key.len()) });
-        }
-        self.overlay.set_lookup(index, key);
-        match self.overlay.rows.get_mut(&self.overlay.lookup[..]) {
-            Some(existing) => {
-                existing.clear();
-                existing.extend_from_slice(row);
+        let index = self.index(view)?;
+        Self::check_key(view, key)?;
+        self.rows.set_lookup(index, key);
+        match self.rows.index.get(&self.rows.lookup[..]).copied() {
+            Some(slot) => {
+                self.rows.mark_changed(slot);
+                match &mut self.rows.slots[slot as usize].row {
+                    Row::Encoded(existing) => {
+                        existing.clear();
+                        existing.extend_from_slice(row);
+                    }
+                    existing => *existing = Row::Encoded(row.to_vec()),
+                }
             }
             None => {
-                self.overlay.rows.insert(self.overlay.lookup.clone(), row.to_vec());
+                self.rows.insert(Row::Encoded(row.to_vec()));
             }
         }
+        Ok(())
+    }
+
+    fn update_row(
+        &mut self,
+        view: &'static str,
+        key: &[u8],
+        codec: &RowCodec,
+        fold: &mut dyn FnMut(&mut (dyn Any + Send)) -> Result<(), FoldError>,
+    ) -> Result<(), FoldError> {
+        // Checked after the fold, as a `put` of the folded row would be.
+        if self.only.is_some_and(|only| only != view) {
+            fold(&mut *(codec.default)())?;
+            Self::check_key(view, key)?;
+            return Ok(());
+        }
+        let index = self.index(view)?;
+        self.rows.set_lookup(index, key);
+        let decode_error = |error: DecodeError| ViewError { view, message: error.to_string() };
+        let slot = match self.rows.index.get(&self.rows.lookup[..]).copied() {
+            Some(slot) => {
+                self.rows.mark_changed(slot);
+                let entry = &mut self.rows.slots[slot as usize].row;
+                if let Row::Encoded(bytes) = entry {
+                    *entry = Row::Decoded {
+                        row: (codec.decode)(bytes).map_err(decode_error)?,
+                        encode_into: codec.encode_into,
+                    };
+                }
+                slot
+            }
+            None => {
+                let row = match self.store.view_table_at(index).get(self.txn, key) {
+                    Ok(Some(bytes)) => (codec.decode)(bytes).map_err(decode_error)?,
+                    Ok(None) => (codec.default)(),
+                    Err(error) => return Err(ViewError { view, message: error.to_string() }.into()),
+                };
+                self.rows.insert(Row::Decoded { row, encode_into: codec.encode_into })
+            }
+        };
+        let Row::Decoded { row, .. } = &mut self.rows.slots[slot as usize].row else { unreachable!("decoded above") };
+        // A failed fold may leave the row half changed: the attempt does not commit, and the next one drops
+        // every row (see `ViewRows::begin`).
+        fold(&mut **row)?;
+        Self::check_key(view, key)?;
         Ok(())
     }
 }
@@ -556,7 +747,7 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         occurred_at: *occurred_at,
                         event_id: envelope.event_id,
                     };
-                    let mut views = TxnViews { store: cx.store, txn: cx.txn, overlay: cx.views, only: None };
+                    let mut views = TxnViews { store: cx.store, txn: cx.txn, rows: cx.views, only: None };
                     if let Err(error) = A::update_views(event, &ctx, &mut views) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }

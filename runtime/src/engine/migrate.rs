@@ -84,19 +84,20 @@ pub(super) fn migrate<D: Domain>(
             store.clear_view(txn, view)?;
         }
         let mut since = 0;
-        let mut overlay = ViewOverlay::default();
+        let mut rows = ViewRows::new(0);
         loop {
             let chunk = store.events_after(txn, since, CHUNK_EVENTS_MAX)?;
             let Some(last) = chunk.last() else { break };
             since = last.seq;
             for stored in &chunk {
                 let entry = registry.by_tag(stored.envelope.tag, stored.seq)?;
-                let mut tables = TxnViews { store, txn, overlay: &mut overlay, only: None };
+                let mut tables = TxnViews { store, txn, rows: &mut rows, only: None };
                 if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                     return Err(WriteError::Other(Error::View(error.to_string())));
                 }
             }
-            overlay.flush(store, txn)?;
+            rows.flush(store, txn)?;
+            rows.clear();
         }
         done.views_rebuilt = views.len() as u64;
         // 4. The store now holds the current schema.

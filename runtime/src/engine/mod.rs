@@ -11,9 +11,9 @@
 //! in parallel; LMDB serializes their write transactions.
 //!
 //! Modules: `registry` (per aggregate type, monomorphized functions the engine calls by tag or name), `job`
-//! (type-erased commands, the writer's cache and view overlay), `writer` (the batch loop), `processes` (the
-//! process runner); this file holds the public API and the reads. Submodules see this module's items and
-//! imports through `use super::*`.
+//! (type-erased commands, the writer's cache and the view rows in memory), `writer` (the batch loop),
+//! `processes` (the process runner); this file holds the public API and the reads. Submodules see this module's
+//! items and imports through `use super::*`.
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
@@ -449,6 +449,8 @@ struct Inner<D: Domain> {
     stats: StatsCounters,
     /// What opening the store migrated, if it was written by an earlier schema.
     migration: Option<Migration>,
+    /// Committed view rows, decoded, shared by the writers: locked for a writer's whole write and commit.
+    view_rows: Mutex<ViewRows>,
 }
 
 #[derive(Default)]
@@ -638,6 +640,8 @@ impl<D: Domain> Engine<D> {
             receivers.push(receiver);
         }
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
+        // Bounded like the instance cache: about one row per hot instance and view.
+        let view_rows = Mutex::new(ViewRows::new(config.cache_entries_max as usize));
         let inner = Arc::new(Inner {
             store,
             config,
@@ -651,6 +655,7 @@ impl<D: Domain> Engine<D> {
             progress: AtomicU64::new(0),
             stats: StatsCounters::default(),
             migration,
+            view_rows,
         });
         if !start {
             return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
@@ -925,20 +930,22 @@ impl<D: Domain> Engine<D> {
             store.clear_view(txn, view)?;
             let total = store.last_seq(txn)?;
             let mut since = 0;
-            let mut overlay = ViewOverlay::default();
+            // Its own rows: the writers' may not see this transaction's rows before it commits.
+            let mut rows = ViewRows::new(0);
             loop {
                 let chunk = store.events_after(txn, since, CHUNK_EVENTS_MAX)?;
                 let Some(last) = chunk.last() else { break };
                 since = last.seq;
                 for stored in &chunk {
                     let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
-                    let mut tables = TxnViews { store, txn, overlay: &mut overlay, only: Some(view) };
+                    let mut tables = TxnViews { store, txn, rows: &mut rows, only: Some(view) };
                     if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }
                 }
-                // Bounded memory: the overlay holds at most one chunk's rows.
-                overlay.flush(store, txn)?;
+                // Bounded memory: at most one chunk's rows.
+                rows.flush(store, txn)?;
+                rows.clear();
                 progress(since, total);
             }
             Ok(since)
