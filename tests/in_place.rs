@@ -35,7 +35,7 @@ fn outcome(pending: Pending<slot::Slot>) -> String {
 
 #[test]
 fn a_refusal_after_applying_in_place_restores_the_slot_within_one_batch() {
-    assert!(<slot::Slot as Aggregate>::DECIDES_IN_PLACE);
+    const { assert!(<slot::Slot as Aggregate>::DECIDES_IN_PLACE) };
     let dir = tempfile::tempdir().expect("a temporary directory");
     // A long batch window, so that every command below lands in the same batch.
     let config = Config { batch_wait_max: Duration::from_millis(200), ..Config::default() };
