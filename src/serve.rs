@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anthill_runtime::engine::Config;
+use anthill_runtime::store::StoreConfig;
 use anthill_runtime::{Domain, DomainVisitor};
 use askama::Template;
 
@@ -33,6 +34,9 @@ pub struct EngineArgs {
     /// Aggregate instances kept in memory per writer.
     #[arg(long, default_value_t = 1_000_000, env = "ANTHILL_CACHE_MAX")]
     pub cache_max: u32,
+    /// The memory map of a new store, in MiB; a full map doubles (up to 1 TiB) without a restart.
+    #[arg(long, default_value_t = 1024, env = "ANTHILL_MAP_SIZE_MB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub map_size_mb: u64,
 }
 
 impl EngineArgs {
@@ -43,6 +47,7 @@ impl EngineArgs {
             queue_depth_max: self.queue_max,
             latency_budget: Duration::from_millis(self.latency_budget_ms),
             cache_entries_max: self.cache_max,
+            store: StoreConfig { map_size_bytes: self.map_size_mb << 20, ..StoreConfig::default() },
             ..Config::default()
         }
     }

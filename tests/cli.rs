@@ -70,9 +70,14 @@ struct Served {
 
 impl Served {
     fn start(data: &Path) -> Served {
+        Served::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, options: &[&str]) -> Served {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_anthill"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data", data.to_str().unwrap()])
+            .args(options)
             .env("RUST_LOG", "info")
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -221,4 +226,57 @@ fn store_commands_read_beside_a_running_server_rebuild_through_it_and_alone() {
     assert!(stderr.contains("rebuilding: 3/3, done"), "{stderr}");
     let (code, stdout, _) = anthill(&["events", "--data", data, "--limit", "1"]);
     assert_eq!((code, lines(&stdout).len()), (0, 1));
+}
+
+#[test]
+fn events_follow_keeps_reading_while_the_server_grows_its_map() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // A 1 MiB map: the commands below fill it several times over, so the server doubles it several times.
+    let server = Served::start_with(dir.path(), &["--map-size-mb", "1", "--partitions", "1"]);
+    let (status, body) = server.call("POST", "/ledger/account/acc-0/open", r#"{"owner": "ann", "overdraft-limit": 0}"#);
+    assert_eq!(status, 200, "{body}");
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_anthill"))
+        .args(["events", "--follow", "--domain", "ledger", "--data", data])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut followed = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&followed.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["seq"], 1);
+
+    let (requests, per_request) = (12, 1_000);
+    for request in 0..requests {
+        let items: Vec<serde_json::Value> = (0..per_request)
+            .map(|i| {
+                serde_json::json!({
+                    "aggregate": "account",
+                    "id": format!("acc-{request}-{i}"),
+                    "command": "open",
+                    "body": {"owner": "someone with a fairly long name, to fill pages", "overdraft-limit": 0},
+                })
+            })
+            .collect();
+        let (status, body) = server.call("POST", "/ledger/commands", &serde_json::Value::from(items).to_string());
+        assert_eq!(status, 200, "{body}");
+    }
+    let map_files: u64 = std::fs::read_dir(dir.path().join("ledger"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .max()
+        .unwrap();
+    assert!(map_files > 2 << 20, "the store outgrew its first map: {map_files} bytes");
+
+    // Every event, in order, including those written after the server grew the map.
+    let last = 1 + requests * per_request;
+    for seq in 2..=last {
+        let line = followed.next().expect("events --follow is still running").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["seq"], seq, "{line}");
+    }
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    assert_eq!(server.terminate(), Some(0));
 }

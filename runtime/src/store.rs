@@ -91,6 +91,11 @@ impl<'s> std::ops::Deref for ReadTxn<'s> {
     }
 }
 
+/// Times a read transaction is retried after adopting a map size another process grew.
+const MAP_RESIZED_RETRIES_MAX: u32 = 8;
+/// How long adopting a new map size waits for this process's transactions to end.
+const MAP_RESIZE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn round_up_granule(size: u64) -> u64 {
     size.div_ceil(MAP_SIZE_GRANULE_BYTES).max(1) * MAP_SIZE_GRANULE_BYTES
 }
@@ -241,6 +246,8 @@ impl Store {
         wtxn.commit()?;
         env.force_sync()?;
         let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
+        // LMDB maps an existing file at least at the size recorded in it, which may be larger than asked.
+        let map_size_bytes = (env.info().map_size as u64).max(map_size_bytes);
         let store = Store {
             env,
             gate: RwLock::new(()),
@@ -263,10 +270,39 @@ impl Store {
     }
 
     /// A read transaction. Do not open a write (or a second read) on the same thread while holding it.
+    ///
+    /// A store opened read-only beside a server (`Engine::open_read_only`) sees the server's map grow: LMDB then
+    /// refuses the transaction (`MDB_MAP_RESIZED`) until this process maps the file at its new size too.
     pub fn read(&self) -> Result<ReadTxn<'_>, Error> {
-        let gate = self.gate.read_recursive();
-        let txn = self.env.read_txn()?;
-        Ok(ReadTxn { txn, _gate: gate })
+        // Bounded: the other process may grow the map again between adopting its size and the retry.
+        for _ in 0..MAP_RESIZED_RETRIES_MAX {
+            let gate = self.gate.read_recursive();
+            match self.env.read_txn() {
+                Ok(txn) => return Ok(ReadTxn { txn, _gate: gate }),
+                Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                    drop(gate);
+                    self.adopt_map_size()?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(Error::Store { message: "another process kept growing the store's map; try again".into() })
+    }
+
+    /// Maps the file at the size another process gave it.
+    fn adopt_map_size(&self) -> Result<(), Error> {
+        // A thread that already holds a read transaction would wait for itself: give up after a while instead.
+        let Some(_gate) = self.gate.try_write_for(MAP_RESIZE_WAIT) else {
+            return Err(Error::Store {
+                message: "another process grew the store's map while transactions were open here; try again".into(),
+            });
+        };
+        // SAFETY: LMDB allows resizing while no transaction is active in this process. Every transaction holds
+        // the read side of `gate` for its whole life and we hold the write side, so none is active. A size of 0
+        // makes LMDB take the size the other process set.
+        unsafe { self.env.resize(0) }?;
+        *self.map_size_bytes.lock() = self.env.info().map_size as u64;
+        Ok(())
     }
 
     /// Runs `body` in one write transaction and commits it durably. If the map fills up, the transaction is

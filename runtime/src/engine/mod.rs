@@ -598,12 +598,15 @@ impl<D: Domain> Engine<D> {
     /// Opens an existing store for reads only (`state`, `events`, `changes`, views, `verify`): no writer, no
     /// process runner, no owner lock, so it works beside the engine that owns the store (in another process).
     /// Commands fail with [`Error::ShuttingDown`], `rebuild_view` with [`Error::ReadOnly`].
-    pub fn open_read_only(path: impl AsRef<Path>, config: Config) -> Result<Engine<D>, Error> {
+    pub fn open_read_only(path: impl AsRef<Path>, mut config: Config) -> Result<Engine<D>, Error> {
         config.check()?;
         let path = path.as_ref();
         if !path.join("data.mdb").is_file() {
             return Err(Error::Store { message: format!("there is no store at {}", path.display()) });
         }
+        // A reader maps the file at the size its writer gave it (LMDB takes the larger of the two), and follows
+        // the writer's growth as reads meet it (`Store::read`), instead of reserving a map of its own size.
+        config.store.map_size_bytes = 0;
         Self::open_unlocked(path, config, false)
     }
 
