@@ -6141,24 +6141,9 @@ pub mod views {
             )
         }
         /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
-        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
-            default: || ::std::boxed::Box::new(Self::default()),
-            decode: |bytes| {
-                Self::decode(bytes)
-                    .map(|row| {
-                        ::std::boxed::Box::new(row)
-                            as ::std::boxed::Box<
-                                dyn ::std::any::Any + ::std::marker::Send,
-                            >
-                    })
-            },
-            encode_into: |row, out| {
-                let row = row
-                    .downcast_ref::<Self>()
-                    .expect("a view's rows are of its row type");
-                ::anthill_runtime::codec::encode_into(row, out)
-            },
-        };
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec::of::<
+            Self,
+        >();
         /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
         /// row, in place: the engine keeps the row decoded until the end of its batch.
         pub fn update_at(
@@ -6168,32 +6153,13 @@ pub mod views {
                 &mut Self,
             ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
         ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
-            tables
-                .update_row(
-                    Self::NAME,
-                    key,
-                    &Self::CODEC,
-                    &mut |row| {
-                        fold(
-                            row
-                                .downcast_mut::<Self>()
-                                .expect("a view's rows are of its row type"),
-                        )?;
-                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
-                            return ::std::result::Result::Err(
-                                ::anthill_runtime::ViewError {
-                                    view: Self::NAME,
-                                    message: ::std::format!(
-                                        "a key of {} bytes is longer than the store allows", key
-                                        .len()
-                                    ),
-                                }
-                                    .into(),
-                            );
-                        }
-                        ::std::result::Result::Ok(())
-                    },
-                )
+            ::anthill_runtime::codec::update_row(
+                tables,
+                Self::NAME,
+                key,
+                &Self::CODEC,
+                fold,
+            )
         }
     }
     /// Per disbursement: how many lines were paid or refused, and the money on each side.
@@ -6314,24 +6280,9 @@ pub mod views {
             )
         }
         /// The row type, erased, for [`::anthill_runtime::ViewTables::update_row`].
-        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec {
-            default: || ::std::boxed::Box::new(Self::default()),
-            decode: |bytes| {
-                Self::decode(bytes)
-                    .map(|row| {
-                        ::std::boxed::Box::new(row)
-                            as ::std::boxed::Box<
-                                dyn ::std::any::Any + ::std::marker::Send,
-                            >
-                    })
-            },
-            encode_into: |row, out| {
-                let row = row
-                    .downcast_ref::<Self>()
-                    .expect("a view's rows are of its row type");
-                ::anthill_runtime::codec::encode_into(row, out)
-            },
-        };
+        pub const CODEC: ::anthill_runtime::aggregate::RowCodec = ::anthill_runtime::aggregate::RowCodec::of::<
+            Self,
+        >();
         /// Folds into the row stored under `key` (as [`Self::key_bytes`] writes it), or an empty
         /// row, in place: the engine keeps the row decoded until the end of its batch.
         pub fn update_at(
@@ -6341,32 +6292,13 @@ pub mod views {
                 &mut Self,
             ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
         ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
-            tables
-                .update_row(
-                    Self::NAME,
-                    key,
-                    &Self::CODEC,
-                    &mut |row| {
-                        fold(
-                            row
-                                .downcast_mut::<Self>()
-                                .expect("a view's rows are of its row type"),
-                        )?;
-                        if key.len() > ::anthill_runtime::aggregate::VIEW_KEY_BYTES_MAX {
-                            return ::std::result::Result::Err(
-                                ::anthill_runtime::ViewError {
-                                    view: Self::NAME,
-                                    message: ::std::format!(
-                                        "a key of {} bytes is longer than the store allows", key
-                                        .len()
-                                    ),
-                                }
-                                    .into(),
-                            );
-                        }
-                        ::std::result::Result::Ok(())
-                    },
-                )
+            ::anthill_runtime::codec::update_row(
+                tables,
+                Self::NAME,
+                key,
+                &Self::CODEC,
+                fold,
+            )
         }
     }
 }

@@ -154,6 +154,64 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_else(|e| serde_json::Value::String(format!("<no JSON form: {e}>")))
 }
 
+/// How a generated view row type is kept decoded by the engine ([`crate::aggregate::ViewTables::update_row`]):
+/// generic here, so that each row type's generated code is one line.
+impl crate::aggregate::RowCodec {
+    /// The codec of row type `T`.
+    pub const fn of<T>() -> Self
+    where
+        T: Default + Send + 'static + rkyv::Archive,
+        T: for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+        T::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>>
+            + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
+    {
+        crate::aggregate::RowCodec { default: default_row::<T>, decode: decode_row::<T>, encode_into: encode_row::<T> }
+    }
+}
+
+fn default_row<T: Default + Send + 'static>() -> crate::aggregate::AnyRow {
+    Box::new(T::default())
+}
+
+fn decode_row<T>(bytes: &[u8]) -> Result<crate::aggregate::AnyRow, DecodeError>
+where
+    T: Send + 'static + rkyv::Archive,
+    T::Archived:
+        for<'a> CheckBytes<HighValidator<'a, rancor::Error>> + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
+{
+    decode::<T>(bytes).map(|row| Box::new(row) as crate::aggregate::AnyRow)
+}
+
+fn encode_row<T>(row: &(dyn std::any::Any + Send), out: Vec<u8>) -> Vec<u8>
+where
+    T: 'static + for<'a> rkyv::Serialize<HighSerializer<Vec<u8>, ArenaHandle<'a>, rancor::Error>>,
+{
+    encode_into(row.downcast_ref::<T>().expect("a view's rows are of its row type"), out)
+}
+
+/// Folds into the row of `view` stored under `key` (an empty row when there is none), typed as `T`, whose codec
+/// is `codec` ([`crate::aggregate::RowCodec::of`]). The key's length is checked after the fold, as a `put` of
+/// the folded row would check it, so errors come in the same order as through `load`, fold and `store`.
+pub fn update_row<T: 'static>(
+    tables: &mut dyn crate::aggregate::ViewTables,
+    view: &'static str,
+    key: &[u8],
+    codec: &crate::aggregate::RowCodec,
+    fold: &mut dyn FnMut(&mut T) -> Result<(), crate::aggregate::FoldError>,
+) -> Result<(), crate::aggregate::FoldError> {
+    tables.update_row(view, key, codec, &mut |row| {
+        fold(row.downcast_mut::<T>().expect("a view's rows are of its row type"))?;
+        if key.len() > crate::aggregate::VIEW_KEY_BYTES_MAX {
+            return Err(crate::aggregate::ViewError {
+                view,
+                message: format!("a key of {} bytes is longer than the store allows", key.len()),
+            }
+            .into());
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
