@@ -5,14 +5,15 @@
 //! Why an index and not a merge at read time: the domains commit independently (one store each), so there is
 //! no order between them to recompute; a cursor (`since=SEQ`) must keep its meaning across restarts, so the
 //! order is recorded once and never changes. One indexer thread (in the server) follows every domain's log and
-//! appends what is new in batches of at most [`ROUND_ENTRIES_MAX`] entries. Before an entry is written, its
-//! domain's store is synced, so the index never points at an event a system crash could take back; a global
-//! number is handed out (to the HTTP feed) only once the index transaction that holds it has committed, which
-//! (LMDB's default flags) is durable. On start the indexer resumes from each domain's last indexed position.
+//! appends what is new in batches of at most [`ROUND_ENTRIES_MAX`] entries. It indexes only committed events,
+//! and a domain's commit is durable when it returns (see `anthill_runtime::store::Store::open`), so the index
+//! never points at an event a system crash could take back; a global number is handed out (to the HTTP feed)
+//! only once the index transaction that holds it has committed, which (LMDB's default flags) is durable. On
+//! start the indexer resumes from each domain's last indexed position.
 //!
 //! Lag: the indexer looks for new events every [`IDLE_POLL_MS`] milliseconds (at once only after a full round),
-//! so an event shows up in the global feed about that long, plus a sync, after its domain committed it; under
-//! load the rounds grow rather than the syncs multiply. The per-domain feeds have no lag.
+//! so an event shows up in the global feed about that long after its domain committed it; under load the
+//! rounds grow rather than the index's commits multiply. The per-domain feeds have no lag.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,10 +66,8 @@ pub struct Entry {
 /// What the indexer follows: the domains' logs, by name.
 pub trait Source: Send + Sync {
     fn domain_names(&self) -> Vec<&'static str>;
-    /// The sequence number of the domain's last committed event.
+    /// The sequence number of the domain's last committed (so durable) event.
     fn last_seq(&self, domain: &str) -> Result<u64, FeedError>;
-    /// Makes every commit of the domain so far durable.
-    fn sync(&self, domain: &str) -> Result<(), FeedError>;
 }
 
 /// The index: `entries` (global seq, u64 big-endian -> domain id u16 BE + domain seq u64 BE) and `positions`
@@ -216,7 +215,7 @@ impl FeedIndex {
     }
 
     /// One indexing round: appends up to [`ROUND_ENTRIES_MAX`] new events of the domains, domain by domain,
-    /// after syncing their stores, in one transaction. Returns the number of entries appended.
+    /// in one transaction. Returns the number of entries appended.
     pub fn index_round(&self, source: &dyn Source) -> Result<u64, FeedError> {
         if self.lock.is_none() {
             return Err(FeedError("the feed index is open read-only".into()));
@@ -255,9 +254,6 @@ impl FeedIndex {
         drop(rtxn);
         if plan.is_empty() {
             return Ok(0);
-        }
-        for (name, ..) in &plan {
-            source.sync(name)?;
         }
         let mut wtxn = self.env.write_txn()?;
         let mut added = 0;
@@ -331,8 +327,8 @@ impl Indexer {
                                     }
                                     Err(e) => tracing::error!(error = %e, "feed index"),
                                 }
-                                // At most one round (and so one sync of each busy store) per poll interval, unless
-                                // the round was full: under load the rounds grow instead of the syncs multiplying.
+                                // At most one round (one commit of the index) per poll interval, unless the round
+                                // was full: under load the rounds grow instead of the commits multiplying.
                                 if added < ROUND_ENTRIES_MAX {
                                     std::thread::sleep(Duration::from_millis(IDLE_POLL_MS));
                                 }

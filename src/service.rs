@@ -88,7 +88,6 @@ type ViewGetFn = fn(&dyn Any, &str, &str) -> Result<Option<Value>, BackendError>
 type ViewRangeFn = fn(&dyn Any, &str, Option<&str>, usize) -> Result<Vec<(String, Value)>, BackendError>;
 type ShutdownFn = fn(Box<dyn Any + Send + Sync>);
 type LastSeqFn = fn(&dyn Any) -> Result<u64, Error>;
-type SyncFn = fn(&dyn Any) -> Result<(), Error>;
 type FiguresFn = fn(&dyn Any) -> (Stats, u64);
 type RebuildFn = fn(&dyn Any, &str, &mut dyn FnMut(u64, u64)) -> Result<u64, Error>;
 
@@ -103,7 +102,6 @@ pub struct DomainEngine {
     view_range: ViewRangeFn,
     shutdown: ShutdownFn,
     last_seq: LastSeqFn,
-    sync: SyncFn,
     rebuild_view: RebuildFn,
     figures: FiguresFn,
 }
@@ -115,10 +113,6 @@ fn last_seq_erased<D: Domain>(engine: &dyn Any) -> Result<u64, Error> {
 fn figures_erased<D: Domain>(engine: &dyn Any) -> (Stats, u64) {
     let engine = engine_of::<D>(engine);
     (engine.stats(), engine.queue_depth())
-}
-
-fn sync_erased<D: Domain>(engine: &dyn Any) -> Result<(), Error> {
-    engine_of::<D>(engine).store().sync()
 }
 
 fn rebuild_erased<D: Domain>(engine: &dyn Any, view: &str, progress: &mut dyn FnMut(u64, u64)) -> Result<u64, Error> {
@@ -220,7 +214,6 @@ impl DomainEngine {
             view_range: view_range_erased::<D>,
             shutdown: shutdown_erased::<D>,
             last_seq: last_seq_erased::<D>,
-            sync: sync_erased::<D>,
             rebuild_view: rebuild_erased::<D>,
             figures: figures_erased::<D>,
         }
@@ -322,12 +315,6 @@ impl crate::feed::Source for Engines {
 
     fn last_seq(&self, domain: &str) -> Result<u64, crate::feed::FeedError> {
         Engines::last_seq(self, domain).map_err(|e| crate::feed::FeedError(format!("domain `{domain}`: {e:?}")))
-    }
-
-    fn sync(&self, domain: &str) -> Result<(), crate::feed::FeedError> {
-        let d = self.domain(domain).map_err(|e| crate::feed::FeedError(format!("{e:?}")))?;
-        let engine = d.engine().map_err(|e| crate::feed::FeedError(format!("{e:?}")))?;
-        (d.sync)(engine).map_err(|e| crate::feed::FeedError(format!("domain `{domain}`: {e}")))
     }
 }
 

@@ -164,14 +164,13 @@ impl Store {
             .map_size(usize::try_from(map_size_bytes).map_err(|_| Error::Store { message: "map too large".into() })?)
             .max_dbs(max_dbs)
             .max_readers(config.max_readers);
-        // SAFETY: these flags trade nothing in integrity. NO_MEM_INIT only skips zeroing the unused part of pages
+        // SAFETY: this flag trades nothing in integrity. NO_MEM_INIT only skips zeroing the unused part of pages
         // LMDB allocates before writing them: stale heap bytes of this process may reach unused space in the
-        // file, never a record. NO_META_SYNC makes a commit sync its data pages and write its meta page without
-        // waiting for it: the database stays consistent after a system crash, which may undo the last commit
-        // only. That commit is durable once the next commit's data sync (which covers the whole file) or a
-        // `Store::sync` returns; the engine answers a batch only after such a sync. Commits save a synchronous
-        // write, and the process-crash guarantee (`kill -9`) is unaffected: the page cache keeps every write.
-        unsafe { options.flags(EnvFlags::NO_MEM_INIT | EnvFlags::NO_META_SYNC) };
+        // file, never a record. Every commit is durable when it returns (LMDB's default: its data pages, then its
+        // meta page, are synced). That costs a second, one-page sync per commit, and lets a batch be answered
+        // right after its own commit instead of after the next one (`NO_META_SYNC` did that): over HTTP, where
+        // batches are small and the callers wait for their answer, that cycle was the latency.
+        unsafe { options.flags(EnvFlags::NO_MEM_INIT) };
         // SAFETY: heed requires that the environment is not opened twice in this process (heed itself refuses a
         // second open of the same path while the first is alive) and that no other code maps or truncates the
         // file; the store owns the directory.
@@ -244,7 +243,6 @@ impl Store {
             }
         }
         wtxn.commit()?;
-        env.force_sync()?;
         let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
         // LMDB maps an existing file at least at the size recorded in it, which may be larger than asked.
         let map_size_bytes = (env.info().map_size as u64).max(map_size_bytes);
@@ -328,20 +326,6 @@ impl Store {
             }
         }
         unreachable!("the map doubled 64 times without reaching its maximum")
-    }
-
-    /// Like [`Store::write`], and durable when it returns (also its meta page: see `Store::sync`).
-    pub fn write_durable<T>(&self, body: impl FnMut(&mut RwTxn<'_>) -> Result<T, WriteError>) -> Result<T, Error> {
-        let value = self.write(body)?;
-        self.sync()?;
-        Ok(value)
-    }
-
-    /// Makes every commit so far durable. Commits sync their data but not their meta page (see `open`), so the
-    /// last commit is durable only after the next commit or this call.
-    pub fn sync(&self) -> Result<(), Error> {
-        let _gate = self.gate.read_recursive();
-        Ok(self.env.force_sync()?)
     }
 
     fn grow(&self) -> Result<(), Error> {
@@ -562,7 +546,7 @@ impl Store {
             "meta" => self.meta,
             view => *self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?,
         };
-        self.write_durable(|txn| Ok(db.put(txn, key, value)?))
+        self.write(|txn| Ok(db.put(txn, key, value)?))
     }
 }
 

@@ -33,7 +33,7 @@ pub(super) fn migrate<D: Domain>(
         })?;
         resolved.push((need.aggregate.as_str(), need.event.as_str(), upcaster));
     }
-    store.write_durable(|txn| {
+    store.write(|txn| {
         let mut done = Migration::default();
         // 1. Upcast: rewrite each stored event that needs it, in place (same sequence number and envelope).
         if !resolved.is_empty() {

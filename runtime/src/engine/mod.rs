@@ -5,9 +5,7 @@
 //! writer drains up to `batch_size_max` commands, decides each against its in-memory state (loading the stored
 //! record on a cache miss), then opens the single LMDB write transaction, appends the events, folds them into
 //! the views, writes each touched aggregate's record once and every command record, and commits. The callers
-//! are answered once the commit is durable: commits sync their data but not their meta page, so a batch is
-//! answered after the next batch's commit or, when no work is queued, after an explicit sync (see
-//! `Store::open`). Answers are filled and callers woken on a separate thread per writer. Partitions decide
+//! are answered once the commit, which is durable when it returns (see `Store::open`), has returned. Answers are filled and callers woken on a separate thread per writer. Partitions decide
 //! in parallel; LMDB serializes their write transactions.
 //!
 //! Modules: `registry` (per aggregate type, monomorphized functions the engine calls by tag or name), `job`
@@ -929,7 +927,7 @@ impl<D: Domain> Engine<D> {
             return Err(Error::UnknownView { name: view.to_owned() });
         };
         const CHUNK_EVENTS_MAX: usize = 4096;
-        store.write_durable(|txn| {
+        store.write(|txn| {
             store.clear_view(txn, view)?;
             let total = store.last_seq(txn)?;
             let mut since = 0;

@@ -71,7 +71,7 @@ pub(super) fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>)
     // Events handled without reactions since the last store: store them now, so a restart skips them.
     if progress.handled > progress.stored {
         let store = &inner.store;
-        if let Err(error) = store.write_durable(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
+        if let Err(error) = store.write(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
             *inner.process_error.lock() = Some(error);
         }
     }

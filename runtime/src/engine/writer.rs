@@ -43,16 +43,12 @@ pub(super) fn write_batches<D: Domain>(
     let mut ids = IdGenerator::new();
     let mut scratch = Scratch { dirty: Vec::new(), buffer: Vec::new(), command_ids: HashSet::default() };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
-    // The last committed batch, answered once durable: when the next commit's data sync has covered its meta
-    // page, or when the writer runs out of work and syncs (see `Store::sync`).
-    let mut unsynced: Option<Vec<Box<dyn Job>>> = None;
     loop {
         let mut batch = std::mem::take(&mut deferred);
         if batch.is_empty() {
             match receiver.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => {
-                    settle(inner, &mut unsynced, answers);
                     partition.queue_wait_us.store(0, Ordering::Relaxed);
                     match receiver.recv_timeout(WRITER_IDLE_POLL) {
                         Ok(job) => batch.push(job),
@@ -86,33 +82,13 @@ pub(super) fn write_batches<D: Domain>(
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         // Deferred commands come from a batch no larger than this one may be.
         assert!(batch.len() <= batch_size_max);
-        match run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch) {
-            (committed, None) => {
-                // This commit synced its data pages, and with them the previous batch's meta page.
-                if let Some(previous) = unsynced.replace(committed) {
-                    answer(answers, previous, None);
-                }
-            }
-            (jobs, Some(error)) => {
-                settle(inner, &mut unsynced, answers);
-                answer(answers, jobs, Some(error));
-            }
-        }
+        // A commit is durable when it returns (see `Store::open`): the batch is answered at once.
+        let (jobs, failure) = run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch);
+        answer(answers, jobs, failure);
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             cache.evict_to(config.cache_entries_max as usize * 3 / 4);
         }
-    }
-}
-
-/// Makes the last committed batch durable and answers it.
-pub(super) fn settle<D: Domain>(inner: &Inner<D>, unsynced: &mut Option<Vec<Box<dyn Job>>>, answers: &Answers) {
-    if let Some(jobs) = unsynced.take() {
-        let synced = inner.store.sync();
-        if synced.is_err() {
-            inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-        }
-        answer(answers, jobs, synced.err());
     }
 }
 
