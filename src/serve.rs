@@ -19,8 +19,10 @@ use crate::service::{DomainEngine, Engines};
 /// Engine settings from flags and environment variables.
 #[derive(Clone, Debug, clap::Args)]
 pub struct EngineArgs {
-    /// Writer threads per domain; aggregates are hashed to them.
-    #[arg(long, default_value_t = 2, env = "ANTHILL_PARTITIONS")]
+    /// Writer threads per domain; aggregates are hashed to them. One by default: the writers of a domain
+    /// commit together and LMDB writes one transaction at a time, so a second one only pays when deciding
+    /// dominates (measured in docs/benchmarks.md), and every domain has its own writers already.
+    #[arg(long, default_value_t = 1, env = "ANTHILL_PARTITIONS")]
     pub partitions: u32,
     /// Commands decided and committed together, at most.
     #[arg(long, default_value_t = 4096, env = "ANTHILL_BATCH_MAX")]

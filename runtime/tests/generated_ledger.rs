@@ -50,43 +50,54 @@ fn the_generated_ledger_runs_with_its_processes_and_views() -> Result<(), Error>
 
 #[test]
 fn a_view_that_cannot_fold_a_command_fails_that_command_alone() -> Result<(), Error> {
+    // With two partitions the failing batch may share its commit with the other partition's batch.
+    for partitions in [1, 2] {
+        a_view_that_cannot_fold_a_command_fails_that_command_alone_with(partitions)?;
+    }
+    Ok(())
+}
+
+fn a_view_that_cannot_fold_a_command_fails_that_command_alone_with(partitions: u32) -> Result<(), Error> {
     use anthill_runtime::engine::Outcome;
     use anthill_runtime::Decimal;
     use ledger::account::{commands, Account, Command};
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     // A writer that waits for more commands once it has one, so that the three submitted together share a batch.
-    let config = Config { batch_wait_max: Duration::from_millis(200), ..Config::default() };
+    let config = Config { partitions, batch_wait_max: Duration::from_millis(200), ..Config::default() };
     let engine = Engine::<ledger::Ledger>::open(dir.path(), config)?;
     let id = |name: &str| ledger::AccountId(name.to_owned());
     let deposit = |mantissa: i64| Command::Deposit(commands::Deposit { amount: Decimal::from_mantissa(mantissa) });
     let half = 5_000_000_000_000_000_000; // 50,000,000,000,000,000.00: twice that overflows an i64 mantissa.
-    for name in ["ann", "bob"] {
+
+    // With two partitions, `cat` (whose deposit fails) and `ann` are hashed to different ones, `cat` to the
+    // second: should their batches share a commit, `ann`'s is written first and the failure comes after it.
+    for name in ["ann", "cat"] {
         accepted(run(&engine, name, "open", r#"{"owner": "someone", "overdraft-limit": "0"}"#)?);
     }
     // The balance goes up and down again, but the view's `total-in` only adds: the next deposit of `half`
     // keeps the balance in range and overflows the view's column.
-    engine.execute::<Account>(id("ann"), deposit(half), CommandMeta::default())?;
+    engine.execute::<Account>(id("cat"), deposit(half), CommandMeta::default())?;
     let withdraw = Command::Withdraw(commands::Withdraw { amount: Decimal::from_mantissa(half) });
-    engine.execute::<Account>(id("ann"), withdraw, CommandMeta::default())?;
+    engine.execute::<Account>(id("cat"), withdraw, CommandMeta::default())?;
     // Submitted together, so they are in one batch: only the overflowing deposit fails.
-    let overflowing = engine.submit::<Account>(id("ann"), deposit(half), CommandMeta::default())?;
-    let after = engine.submit::<Account>(id("ann"), deposit(100), CommandMeta::default())?;
-    let other = engine.submit::<Account>(id("bob"), deposit(200), CommandMeta::default())?;
+    let overflowing = engine.submit::<Account>(id("cat"), deposit(half), CommandMeta::default())?;
+    let after = engine.submit::<Account>(id("cat"), deposit(100), CommandMeta::default())?;
+    let other = engine.submit::<Account>(id("ann"), deposit(200), CommandMeta::default())?;
     let failed = overflowing.wait();
     assert!(matches!(&failed, Err(Error::View(message)) if message.ends_with("arithmetic overflow")), "{failed:?}");
     assert!(matches!(after.wait()?, Outcome::Accepted { version: 4, .. }));
     assert!(matches!(other.wait()?, Outcome::Accepted { version: 2, .. }));
-    let ann = engine.state::<Account>(&id("ann"))?.expect("ann exists");
+    let ann = engine.state::<Account>(&id("cat"))?.expect("ann exists");
     assert_eq!((ann.version, ann.state.balance()), (4, Decimal::from_mantissa(100)));
     assert_eq!(engine.verify()?, (6, 2));
     // The failed attempts folded into rows the writer had cached: the rows as stored count only what committed.
-    let ann = activity(&engine, "ann")?;
+    let ann = activity(&engine, "cat")?;
     assert_eq!((ann.deposits, ann.withdrawals), (2, 1));
     assert_eq!(ann.total_in, Decimal::from_mantissa(half + 100));
-    assert_eq!(activity(&engine, "bob")?.deposits, 1);
+    assert_eq!(activity(&engine, "ann")?.deposits, 1);
     // A later batch folds into those rows, and a rebuild from the log agrees.
-    engine.execute::<Account>(id("ann"), deposit(1), CommandMeta::default())?;
-    assert_eq!(activity(&engine, "ann")?.deposits, 3);
+    engine.execute::<Account>(id("cat"), deposit(1), CommandMeta::default())?;
+    assert_eq!(activity(&engine, "cat")?.deposits, 3);
     let rows = engine.view_range("account-activity", &[], 10)?;
     engine.rebuild_view("account-activity")?;
     assert_eq!(engine.view_range("account-activity", &[], 10)?, rows);
@@ -159,5 +170,84 @@ fn view_rows_evicted_from_a_small_cache_are_read_again() -> Result<(), Error> {
     let rows = engine.view_range("account-activity", &[], 200)?;
     engine.rebuild_view("account-activity")?;
     assert_eq!(engine.view_range("account-activity", &[], 200)?, rows);
+    Ok(())
+}
+
+#[test]
+fn commands_a_view_cannot_fold_fail_alone_while_partitions_commit_together() -> Result<(), Error> {
+    // Two partitions mostly take turns (one decides while the other commits); with four, two or three
+    // partitions' batches are often waiting when a commit starts, and share it.
+    for partitions in [2, 4] {
+        commands_a_view_cannot_fold_fail_alone_with(partitions)?;
+    }
+    Ok(())
+}
+
+fn commands_a_view_cannot_fold_fail_alone_with(partitions: u32) -> Result<(), Error> {
+    use anthill_runtime::engine::Outcome;
+    use anthill_runtime::Decimal;
+    use ledger::account::{commands, Account, Command};
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config { partitions, ..Config::default() })?;
+    let deposit = |mantissa: i64| Command::Deposit(commands::Deposit { amount: Decimal::from_mantissa(mantissa) });
+    let half = 5_000_000_000_000_000_000; // Twice this overflows the view's `total-in` (see the test above).
+    let ids: Vec<ledger::AccountId> = (0..16).map(|n| ledger::AccountId(format!("acc-{n}"))).collect();
+    for id in &ids {
+        accepted(run(&engine, &id.0, "open", r#"{"owner": "someone", "overdraft-limit": "0"}"#)?);
+        engine.execute::<Account>(id.clone(), deposit(half), CommandMeta::default())?;
+        let withdraw = Command::Withdraw(commands::Withdraw { amount: Decimal::from_mantissa(half) });
+        engine.execute::<Account>(id.clone(), withdraw, CommandMeta::default())?;
+    }
+    // Four clients, each with many commands in flight over every account, so that both partitions have batches
+    // waiting at once; one command in twenty cannot be folded by the view.
+    let accepted_per_account: Vec<std::sync::atomic::AtomicU64> = ids.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let clients: Vec<_> = (0..4u64)
+            .map(|client| {
+                let (engine, ids, accepted_per_account) = (&engine, &ids, &accepted_per_account);
+                scope.spawn(move || -> Result<(), Error> {
+                    let mut pending = Vec::new();
+                    for n in 0..2_000u64 {
+                        let account = ((n * 7 + client * 3) % ids.len() as u64) as usize;
+                        let overflowing = (n + client) % 20 == 0;
+                        let command = deposit(if overflowing { half } else { 1 });
+                        pending.push((
+                            account,
+                            overflowing,
+                            engine.submit::<Account>(ids[account].clone(), command, CommandMeta::default())?,
+                        ));
+                    }
+                    for (account, overflowing, pending) in pending {
+                        match pending.wait() {
+                            Err(Error::View(_)) if overflowing => {}
+                            Ok(Outcome::Accepted { .. }) if !overflowing => {
+                                accepted_per_account[account].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            other => panic!("account {account}, overflowing {overflowing}: {other:?}"),
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for client in clients {
+            client.join().expect("a client panicked")?;
+        }
+        Ok(())
+    })?;
+    let mut events = 0;
+    for (id, accepted) in ids.iter().zip(&accepted_per_account) {
+        let accepted = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        let state = engine.state::<Account>(id)?.expect("the account exists");
+        assert_eq!(state.version, 3 + accepted, "{}", id.0);
+        assert_eq!(state.state.balance(), Decimal::from_mantissa(accepted as i64));
+        assert_eq!(activity(&engine, &id.0)?.deposits, 1 + accepted);
+        events += 3 + accepted;
+    }
+    // Every stored record equals a replay of its log, and the rows as folded equal the rows rebuilt.
+    assert_eq!(engine.verify()?, (events, ids.len() as u64));
+    let rows = engine.view_range("account-activity", &[], 100)?;
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(engine.view_range("account-activity", &[], 100)?, rows);
     Ok(())
 }

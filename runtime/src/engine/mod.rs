@@ -5,8 +5,10 @@
 //! writer drains up to `batch_size_max` commands, decides each against its in-memory state (loading the stored
 //! record on a cache miss), then opens the single LMDB write transaction, appends the events, folds them into
 //! the views, writes each touched aggregate's record once and every command record, and commits. The callers
-//! are answered once the commit, which is durable when it returns (see `Store::open`), has returned. Answers are filled and callers woken on a separate thread per writer. Partitions decide
-//! in parallel; LMDB serializes their write transactions.
+//! are answered once the commit, which is durable when it returns (see `Store::open`), has returned. Answers
+//! are filled and callers woken on a separate thread per writer. Partitions decide in parallel and commit
+//! through a `Combiner`: one partition's commit syncs while another decides, and batches waiting for the same
+//! commit share the next one.
 //!
 //! Modules: `registry` (per aggregate type, monomorphized functions the engine calls by tag or name), `job`
 //! (type-erased commands, the writer's cache and the view rows in memory), `writer` (the batch loop),
@@ -425,6 +427,9 @@ impl<D: Domain> CommandVisitor for SubmitAny<'_, D> {
 
 struct Partition {
     sender: Sender<Box<dyn Job>>,
+    /// The partition's instances in memory: its writer's, and a committer's while that writer waits for it
+    /// (see `Combiner`).
+    cache: Mutex<Cache>,
     /// How long the oldest command of the writer's latest batch had waited, in microseconds: load shedding.
     queue_wait_us: AtomicU64,
 }
@@ -449,6 +454,8 @@ struct Inner<D: Domain> {
     migration: Option<Migration>,
     /// Committed view rows, decoded, shared by the writers: locked for a writer's whole write and commit.
     view_rows: Mutex<ViewRows>,
+    /// Where the writers' decided batches meet to be committed together.
+    combiner: Combiner,
 }
 
 #[derive(Default)]
@@ -637,12 +644,17 @@ impl<D: Domain> Engine<D> {
         let mut partitions = Vec::new();
         for _ in 0..config.partitions {
             let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth_max as usize);
-            partitions.push(Partition { sender, queue_wait_us: AtomicU64::new(0) });
+            partitions.push(Partition {
+                sender,
+                cache: Mutex::new(Cache::default()),
+                queue_wait_us: AtomicU64::new(0),
+            });
             receivers.push(receiver);
         }
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
         // Bounded like the instance cache: about one row per hot instance and view.
         let view_rows = Mutex::new(ViewRows::new(config.cache_entries_max as usize));
+        let combiner = Combiner::new(config.partitions as usize);
         let inner = Arc::new(Inner {
             store,
             config,
@@ -655,6 +667,7 @@ impl<D: Domain> Engine<D> {
             process_error: Mutex::new(None),
             progress: AtomicU64::new(0),
             stats: StatsCounters::default(),
+            combiner,
             migration,
             view_rows,
         });

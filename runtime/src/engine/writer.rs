@@ -39,9 +39,8 @@ pub(super) fn write_batches<D: Domain>(
     let config = &inner.config;
     let batch_size_max = config.batch_size_max as usize;
     let partition = &inner.partitions[index];
-    let mut cache = Cache::default();
     let mut ids = IdGenerator::new();
-    let mut scratch = Scratch { dirty: Vec::new(), buffer: Vec::new(), command_ids: HashSet::default() };
+    let mut scratch = Scratch::default();
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut deferred);
@@ -82,9 +81,22 @@ pub(super) fn write_batches<D: Domain>(
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         // Deferred commands come from a batch no larger than this one may be.
         assert!(batch.len() <= batch_size_max);
+        let decided = {
+            let mut cache = partition.cache.lock();
+            decide_batch(inner, index, batch, &mut cache, &mut deferred, &mut scratch)
+        };
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(failed) => {
+                let (jobs, failure) = *failed;
+                answer(answers, jobs, failure);
+                continue;
+            }
+        };
         // A commit is durable when it returns (see `Store::open`): the batch is answered at once.
-        let (jobs, failure) = run_batch(inner, batch, &mut cache, &mut ids, &mut deferred, &mut scratch);
+        let (jobs, failure) = commit_together(inner, index, decided, &mut ids, &mut scratch);
         answer(answers, jobs, failure);
+        let mut cache = partition.cache.lock();
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             cache.evict_to(config.cache_entries_max as usize * 3 / 4);
@@ -108,93 +120,200 @@ pub(super) fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option
 }
 
 /// Reusable allocations of one writer.
+#[derive(Default)]
 pub(super) struct Scratch {
-    pub(super) dirty: Vec<u32>,
+    /// Per batch of a commit: the cache slots of the instances it wrote.
+    pub(super) dirty: Vec<Vec<u32>>,
     pub(super) buffer: Vec<u8>,
     pub(super) command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
 }
 
-pub(super) fn run_batch<D: Domain>(
+/// A partition's decided batch, waiting for a commit.
+pub(super) struct DecidedBatch {
+    pub(super) partition: usize,
+    pub(super) jobs: Jobs,
+    /// When the batch was decided: its commands' `now`, and their events' `recorded_at`.
+    pub(super) now: Timestamp,
+}
+
+/// The writers' meeting point (flat combining): a writer that has decided a batch leaves it here, and if no
+/// writer is committing, commits every batch waiting, its own and the other partitions', in one transaction;
+/// otherwise it waits for its batch's result. So with several partitions, one decides while another's commit
+/// syncs (two partitions mostly take turns that way), and batches that wait for the same commit share the next
+/// one (one sync for all) instead of queueing one by one for LMDB's write lock. A committer writes another
+/// partition's batch with that partition's cache: its writer is waiting here meanwhile and does not touch it.
+pub(super) struct Combiner {
+    state: Mutex<CombinerState>,
+    /// Signalled after every commit.
+    committed: Condvar,
+}
+
+struct CombinerState {
+    /// A writer is committing (and so holds the batches it took).
+    committing: bool,
+    /// At most one batch per partition: its writer waits for the result before it decides another.
+    waiting: Vec<DecidedBatch>,
+    /// Per partition, its batch's result, until its writer takes it.
+    results: Vec<Option<AnsweredBatch>>,
+}
+
+impl Combiner {
+    pub(super) fn new(partitions: usize) -> Self {
+        Combiner {
+            state: Mutex::new(CombinerState {
+                committing: false,
+                waiting: Vec::with_capacity(partitions),
+                results: (0..partitions).map(|_| None).collect(),
+            }),
+            committed: Condvar::new(),
+        }
+    }
+}
+
+/// Commits the partition's decided batch, with whatever other partitions have waiting, and returns its jobs and
+/// the commit's failure, if any.
+pub(super) fn commit_together<D: Domain>(
     inner: &Inner<D>,
+    index: usize,
+    batch: DecidedBatch,
+    ids: &mut IdGenerator,
+    scratch: &mut Scratch,
+) -> AnsweredBatch {
+    let combiner = &inner.combiner;
+    let mut state = combiner.state.lock();
+    assert!(state.results[index].is_none() && state.waiting.iter().all(|b| b.partition != index));
+    state.waiting.push(batch);
+    // Bounded: each round either takes this partition's result, commits (which answers every batch waiting,
+    // this one included), or waits for a commit in progress, after which one of the first two happens.
+    loop {
+        if let Some(result) = state.results[index].take() {
+            return result;
+        }
+        if !state.committing {
+            state.committing = true;
+            let mut batches = std::mem::take(&mut state.waiting);
+            drop(state);
+            let failure = commit_batches(inner, &mut batches, ids, scratch);
+            state = combiner.state.lock();
+            state.committing = false;
+            for batch in batches {
+                let slot = &mut state.results[batch.partition];
+                assert!(slot.is_none(), "a partition has one batch in a commit at a time");
+                *slot = Some((batch.jobs, failure.clone()));
+            }
+            combiner.committed.notify_all();
+            continue;
+        }
+        combiner.committed.wait(&mut state);
+    }
+}
+
+/// Decides every command of the partition's batch against its cache. Fails the whole batch if the store
+/// cannot be read.
+pub(super) fn decide_batch<D: Domain>(
+    inner: &Inner<D>,
+    partition: usize,
     batch: Vec<Box<dyn Job>>,
     cache: &mut Cache,
-    ids: &mut IdGenerator,
     deferred: &mut Vec<Box<dyn Job>>,
     scratch: &mut Scratch,
-) -> (Jobs, Option<Error>) {
+) -> Result<DecidedBatch, Box<AnsweredBatch>> {
     let store = &inner.store;
     let now = Timestamp::now();
     let started = Instant::now();
     let mut decided: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     cache.batch = cache.batch.wrapping_add(1);
-    {
-        let txn = match store.read() {
-            Ok(txn) => txn,
-            Err(error) => {
-                return (batch, Some(error));
-            }
-        };
-        scratch.command_ids.clear();
-        let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
-        for mut job in batch {
-            // A second command with the same id waits for the next batch, where it sees the first's record.
-            if let Some(command_id) = job.command_id() {
-                if !scratch.command_ids.insert(command_id) {
-                    deferred.push(job);
-                    continue;
-                }
-            }
-            job.decide(&mut cx);
-            decided.push(job);
-            // A command's code panicked and may have left its instance's state half changed (and earlier
-            // commands of this batch may have changed that state too): decide the batch so far again.
-            if cx.panicked {
-                decide_again(&mut cx, &mut decided);
+    let txn = match store.read() {
+        Ok(txn) => txn,
+        Err(error) => return Err(Box::new((batch, Some(error)))),
+    };
+    scratch.command_ids.clear();
+    let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
+    for mut job in batch {
+        // A second command with the same id waits for the next batch, where it sees the first's record.
+        if let Some(command_id) = job.command_id() {
+            if !scratch.command_ids.insert(command_id) {
+                deferred.push(job);
+                continue;
             }
         }
+        job.decide(&mut cx);
+        decided.push(job);
+        // A command's code panicked and may have left its instance's state half changed (and earlier
+        // commands of this batch may have changed that state too): decide the batch so far again.
+        if cx.panicked {
+            decide_again(&mut cx, &mut decided);
+        }
     }
+    inner.stats.decide_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    Ok(DecidedBatch { partition, jobs: decided, now })
+}
+
+/// Writes the decided batches in one LMDB transaction and commits it; on success each touched instance's
+/// cache entry knows its last event. Returns the failure of the commit, if any (then every batch failed,
+/// and their partitions' caches are dropped).
+pub(super) fn commit_batches<D: Domain>(
+    inner: &Inner<D>,
+    batches: &mut [DecidedBatch],
+    ids: &mut IdGenerator,
+    scratch: &mut Scratch,
+) -> Option<Error> {
+    let store = &inner.store;
+    let started = Instant::now();
     let Scratch { dirty, buffer, .. } = scratch;
-    let decided_at = Instant::now();
-    // Held for the whole write and commit (see `ViewRows`): LMDB serializes the writers' transactions anyway,
-    // so this costs no concurrency.
+    if dirty.len() < batches.len() {
+        dirty.resize_with(batches.len(), Vec::new);
+    }
+    // The writers of these batches wait for this commit, so their caches are free (see `Combiner`); locked in
+    // partition order, and only here, so two committers could not deadlock either.
+    batches.sort_unstable_by_key(|batch| batch.partition);
+    let mut caches: Vec<_> = batches.iter().map(|batch| inner.partitions[batch.partition].cache.lock()).collect();
+    // Held for the whole write and commit (see `ViewRows`).
     let mut views = inner.view_rows.lock();
-    let mut written_at = decided_at;
-    // Bounded: each round fails one more command of the batch for good.
-    let mut rounds_left = decided.len();
+    let mut written_at = started;
+    // Bounded: each round fails one more command for good.
+    let mut rounds_left: usize = batches.iter().map(|batch| batch.jobs.len()).sum();
     let result = loop {
-        // The command whose events a view could not fold, if that is why the write failed.
-        let mut view_failure: Option<(usize, Error)> = None;
+        // The command whose events a view could not fold, if that is why the write failed: (batch, index).
+        let mut view_failure: Option<(usize, usize, Error)> = None;
         // A panic while writing (in a view's fold, say) unwinds through the transaction, which aborts it.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.write(|txn| {
                 // A retry (after the map grew) starts from the committed positions again.
-                for slot in dirty.drain(..) {
-                    cache.slot(slot).batch_last_seq = None;
-                }
-                views.begin(store);
-                let next_seq = store.last_seq(txn)? + 1;
-                let views = &mut *views;
-                let mut cx = WriteCx { store, txn, cache, next_seq, now, ids, dirty, buffer, views };
-                for (index, job) in decided.iter_mut().enumerate() {
-                    if let Err(error) = job.write(&mut cx) {
-                        if let WriteError::Other(Error::View(message)) = &error {
-                            view_failure = Some((index, Error::View(message.clone())));
-                        }
-                        return Err(error);
+                for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
+                    for slot in dirty.drain(..) {
+                        cache.slot(slot).batch_last_seq = None;
                     }
                 }
-                let WriteCx { txn, dirty, buffer, cache, views, .. } = cx;
-                views.flush(store, txn)?;
-                // Each touched instance's record once per batch, however many of its commands the batch held,
-                // in key order: neighbouring puts walk the same B-tree pages while they are in the CPU cache.
-                dirty.sort_unstable_by(|a, b| cache.slots[*a as usize].0.cmp(&cache.slots[*b as usize].0));
-                for &slot in dirty.iter() {
-                    let (key, cached) = &cache.slots[slot as usize];
-                    let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
-                    let state = (cached.encode)(&*cached.state);
-                    format::encode_aggregate_into(cached.version, last_seq, &state, buffer);
-                    store.put_aggregate(txn, key, buffer)?;
+                views.begin(store);
+                let mut next_seq = store.last_seq(txn)? + 1;
+                let views = &mut *views;
+                for (at, batch) in batches.iter_mut().enumerate() {
+                    let cache = &mut *caches[at];
+                    let dirty = &mut dirty[at];
+                    let mut cx = WriteCx { store, txn, cache, next_seq, now: batch.now, ids, dirty, buffer, views };
+                    for (index, job) in batch.jobs.iter_mut().enumerate() {
+                        if let Err(error) = job.write(&mut cx) {
+                            if let WriteError::Other(Error::View(message)) = &error {
+                                view_failure = Some((at, index, Error::View(message.clone())));
+                            }
+                            return Err(error);
+                        }
+                    }
+                    next_seq = cx.next_seq;
+                    // Each touched instance's record once per batch, however many of its commands the batch
+                    // held, in key order: neighbouring puts walk the same B-tree pages while they are in the
+                    // CPU cache.
+                    dirty.sort_unstable_by(|a, b| cache.slots[*a as usize].0.cmp(&cache.slots[*b as usize].0));
+                    for &slot in dirty.iter() {
+                        let (key, cached) = &cache.slots[slot as usize];
+                        let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
+                        let state = (cached.encode)(&*cached.state);
+                        format::encode_aggregate_into(cached.version, last_seq, &state, buffer);
+                        store.put_aggregate(txn, key, buffer)?;
+                    }
                 }
+                views.flush(store, txn)?;
                 written_at = Instant::now();
                 Ok(())
             })
@@ -208,48 +327,57 @@ pub(super) fn run_batch<D: Domain>(
         match view_failure {
             // A view cannot fold this command's events (a column overflows, a key is too long): the command
             // alone fails with that error. Its instance's cached state already holds its events, and later
-            // commands of the batch were decided on that state: decide them again from the stored records,
-            // then write the batch again. Nothing of the failed attempt was committed.
-            Some((index, error)) if result.is_err() && rounds_left > 0 => {
+            // commands of its batch were decided on that state: decide them again from the stored records,
+            // then write the batches again. Nothing of the failed attempt was committed.
+            Some((at, index, error)) if result.is_err() && rounds_left > 0 => {
                 rounds_left -= 1;
-                decided[index].fail(error);
-                dirty.clear();
+                let batch = &mut batches[at];
+                batch.jobs[index].fail(error);
+                // The other batches keep their caches: forget what the failed attempt wrote for them.
+                for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
+                    for slot in dirty.drain(..) {
+                        cache.slot(slot).batch_last_seq = None;
+                    }
+                }
                 let txn = match store.read() {
                     Ok(txn) => txn,
                     Err(error) => break Err(error),
                 };
-                let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
-                decide_again(&mut cx, &mut decided);
+                let mut cx = DecideCx { store, txn: &txn, cache: &mut caches[at], now: batch.now, panicked: false };
+                decide_again(&mut cx, &mut batch.jobs);
             }
             _ => break result,
         }
     };
     let stats = &inner.stats;
-    stats.decide_us.fetch_add((decided_at - started).as_micros() as u64, Ordering::Relaxed);
-    stats.write_us.fetch_add(written_at.saturating_duration_since(decided_at).as_micros() as u64, Ordering::Relaxed);
+    stats.write_us.fetch_add(written_at.saturating_duration_since(started).as_micros() as u64, Ordering::Relaxed);
     let commit_us = written_at.elapsed().as_micros() as u64;
     stats.commit_us.fetch_add(commit_us, Ordering::Relaxed);
     match result {
         Ok(()) => {
             views.committed();
             drop(views);
-            for slot in dirty.drain(..) {
-                let cached = cache.slot(slot);
-                cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
+            for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
+                for slot in dirty.drain(..) {
+                    let cached = cache.slot(slot);
+                    cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
+                }
             }
-            stats.record_batch(decided.len() as u64, commit_us);
+            stats.record_batch(batches.iter().map(|batch| batch.jobs.len() as u64).sum(), commit_us);
             // A full signal channel means the runner has a wake-up pending already.
             let _ = inner.commits.try_send(());
-            (decided, None)
+            None
         }
         Err(error) => {
-            // The cache ran ahead of the store; failures are rare, so forget it all and reload from records.
-            cache.clear();
-            dirty.clear();
+            // The caches ran ahead of the store; failures are rare, so forget them and reload from records.
+            for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
+                cache.clear();
+                dirty.clear();
+            }
             views.clear();
             drop(views);
             inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            (decided, Some(error))
+            Some(error)
         }
     }
 }
