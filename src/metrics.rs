@@ -120,6 +120,20 @@ fn render_engines(out: &mut String, engines: &[EngineFigures]) {
     for e in engines {
         let _ = writeln!(out, "anthill_batches_total{{domain=\"{}\"}} {}", e.domain, e.stats.batches);
     }
+    let _ = writeln!(
+        out,
+        "# HELP anthill_writer_seconds_total Time the writers spent deciding commands, writing transactions and \
+         committing them (the data and meta syncs)."
+    );
+    let _ = writeln!(out, "# TYPE anthill_writer_seconds_total counter");
+    for e in engines {
+        let phases = [("decide", e.stats.decide_us), ("write", e.stats.write_us), ("commit", e.stats.commit_us)];
+        for (phase, us) in phases {
+            let seconds = us as f64 / 1e6;
+            let _ =
+                writeln!(out, "anthill_writer_seconds_total{{domain=\"{}\",phase=\"{phase}\"}} {seconds:.6}", e.domain);
+        }
+    }
     let _ = writeln!(out, "# HELP anthill_failed_batches_total Batches whose commit failed.");
     let _ = writeln!(out, "# TYPE anthill_failed_batches_total counter");
     for e in engines {

@@ -259,6 +259,13 @@ async fn openapi_metrics_and_auth() {
     assert!(text.contains("anthill_commit_seconds_count{domain=\"ledger\"} 2\n"), "{text}");
     assert!(text.contains("anthill_queue_depth{domain=\"ledger\"} 0\n"), "{text}");
     assert!(text.contains("# TYPE anthill_commit_seconds histogram\n"), "{text}");
+    // Each phase of the writers took some time for those two batches.
+    for phase in ["decide", "write", "commit"] {
+        let prefix = format!("anthill_writer_seconds_total{{domain=\"ledger\",phase=\"{phase}\"}} ");
+        let line = text.lines().find(|line| line.starts_with(&prefix)).unwrap_or_else(|| panic!("{prefix}: {text}"));
+        let seconds: f64 = line[prefix.len()..].parse().expect("a number");
+        assert!(seconds > 0.0, "{line}");
+    }
 }
 
 /// Reads the global feed from `since` until it holds `count` events, by long polls (each answers as soon as

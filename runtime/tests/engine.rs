@@ -151,6 +151,11 @@ fn transfers_complete_or_refund_across_partitions_and_resume_after_restart() -> 
     assert_eq!(engine.state::<Account>(&12)?, None);
     let refunds = engine.events::<Account>(&10)?;
     assert!(refunds.iter().any(|r| matches!(r.event, AccountEvent::TransferRefunded { transfer: 2, .. })));
+    // The processes' progress costs no commit of its own: the next batch stores it.
+    let handled = engine.last_seq()?;
+    engine.execute::<Account>(11, AccountCommand::Deposit { amount: money(1) }, CommandMeta::default())?;
+    assert!(engine.process_progress()? >= handled);
+    assert!(engine.wait_for_processes(Duration::from_secs(10))?);
     let last = engine.last_seq()?;
     engine.shutdown();
     // Reopened: nothing is sent twice (progress is stored and the command ids are derived).

@@ -449,6 +449,10 @@ struct Inner<D: Domain> {
     process_error: Mutex<Option<Error>>,
     /// The last event the process runner has handled (in memory; stored lazily when nothing was sent).
     progress: AtomicU64,
+    /// The progress stored so far. The writers store `progress` with their next commit when it is ahead (so
+    /// the runner's rounds cost no commits of their own): every reaction of the events it covers was answered,
+    /// so committed, before `progress` moved past them.
+    progress_stored: AtomicU64,
     stats: StatsCounters,
     /// What opening the store migrated, if it was written by an earlier schema.
     migration: Option<Migration>,
@@ -666,6 +670,7 @@ impl<D: Domain> Engine<D> {
             commits,
             process_error: Mutex::new(None),
             progress: AtomicU64::new(0),
+            progress_stored: AtomicU64::new(0),
             stats: StatsCounters::default(),
             combiner,
             migration,

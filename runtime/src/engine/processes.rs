@@ -21,14 +21,15 @@ impl<D: Domain> CommandVisitor for ReactionSender<'_, D> {
 /// How long the runner sleeps when idle or after an error before it looks again.
 pub(super) const PROCESS_IDLE_POLL: Duration = Duration::from_millis(20);
 
-/// Progress is stored at least this often while events that need no reaction go by (a crash then re-reads at
-/// most this much of the log, which sends nothing).
+/// The runner stores its progress itself when no writer's commit has stored it (see `Inner::progress_stored`)
+/// for this long: a crash then re-reads at most about this much of the log, and re-sends its reactions, which
+/// their derived command ids answer from the first outcome.
 pub(super) const PROGRESS_PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where the runner is: handled in memory, and stored.
+/// Where the runner is: the last event handled (every reaction to it answered), and when the runner last
+/// found its progress stored or stored it.
 pub(super) struct Progress {
     pub(super) handled: u64,
-    pub(super) stored: u64,
     pub(super) stored_at: Instant,
 }
 
@@ -47,7 +48,8 @@ pub(super) fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>)
         }
     };
     inner.progress.store(stored, Ordering::Release);
-    let mut progress = Progress { handled: stored, stored, stored_at: Instant::now() };
+    inner.progress_stored.store(stored, Ordering::Release);
+    let mut progress = Progress { handled: stored, stored_at: Instant::now() };
     while !inner.processes_stop.load(Ordering::Acquire) {
         // A panic in a process's code is reported like an error (and the round retried), not a dead runner.
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| process_round(inner, &mut progress)))
@@ -68,18 +70,31 @@ pub(super) fn run_processes<D: Domain>(inner: &Inner<D>, commits: &Receiver<()>)
             }
         }
     }
-    // Events handled without reactions since the last store: store them now, so a restart skips them.
-    if progress.handled > progress.stored {
-        let store = &inner.store;
-        if let Err(error) = store.write(|txn| Ok(store.put_progress(txn, progress.handled)?)) {
+    // Events handled since the last store: store them now, so a restart skips them.
+    if progress.handled > inner.progress_stored.load(Ordering::Acquire) {
+        if let Err(error) = store_progress(inner) {
             *inner.process_error.lock() = Some(error);
         }
     }
 }
 
-/// Reacts to the next events after the handled ones; returns whether there were any. When a round sends
-/// reactions, progress is stored only after every one is answered, so a crash re-sends them (with the same
-/// command ids, which makes the effect exactly once). Rounds that send nothing store progress lazily.
+/// Stores the runner's progress in a commit of its own. Read inside the transaction, as the writers read it:
+/// LMDB orders the transactions, and the progress only grows, so the stored progress never goes back.
+fn store_progress<D: Domain>(inner: &Inner<D>) -> Result<(), Error> {
+    let store = &inner.store;
+    let handled = store.write(|txn| {
+        let handled = inner.progress.load(Ordering::Acquire);
+        store.put_progress(txn, handled)?;
+        Ok(handled)
+    })?;
+    inner.progress_stored.fetch_max(handled, Ordering::AcqRel);
+    Ok(())
+}
+
+/// Reacts to the next events after the handled ones; returns whether there were any. Progress moves past an
+/// event only once every reaction to it is answered (so committed), and is stored lazily: with the writers'
+/// next commit, or by the runner after [`PROGRESS_PERSIST_INTERVAL`]. A crash before that re-sends those
+/// reactions, with the same command ids, which makes the effect exactly once.
 pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress) -> Result<bool, Error> {
     let store = &inner.store;
     let mut round: Vec<(Reaction<D::Command>, u128)> = Vec::new();
@@ -117,7 +132,6 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
     if last == progress.handled {
         return Ok(false);
     }
-    let sends = !round.is_empty();
     for _depth in 0..inner.config.process_depth_max {
         if round.is_empty() {
             break;
@@ -149,12 +163,13 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
         round = next;
     }
     progress.handled = last;
-    if sends || progress.stored_at.elapsed() >= PROGRESS_PERSIST_INTERVAL {
-        store.write(|txn| Ok(store.put_progress(txn, last)?))?;
-        progress.stored = last;
+    inner.progress.store(last, Ordering::Release);
+    if inner.progress_stored.load(Ordering::Acquire) >= last {
+        progress.stored_at = Instant::now();
+    } else if progress.stored_at.elapsed() >= PROGRESS_PERSIST_INTERVAL {
+        store_progress(inner)?;
         progress.stored_at = Instant::now();
     }
-    inner.progress.store(last, Ordering::Release);
     Ok(true)
 }
 

@@ -271,6 +271,8 @@ pub(super) fn commit_batches<D: Domain>(
     // Held for the whole write and commit (see `ViewRows`).
     let mut views = inner.view_rows.lock();
     let mut written_at = started;
+    // The process runner's progress this commit stores, if it is ahead of the stored one (see `Inner`).
+    let mut progress_written = None;
     // Bounded: each round fails one more command for good.
     let mut rounds_left: usize = batches.iter().map(|batch| batch.jobs.len()).sum();
     let result = loop {
@@ -314,6 +316,11 @@ pub(super) fn commit_batches<D: Domain>(
                     }
                 }
                 views.flush(store, txn)?;
+                let handled = inner.progress.load(Ordering::Acquire);
+                if handled > inner.progress_stored.load(Ordering::Acquire) {
+                    store.put_progress(txn, handled)?;
+                    progress_written = Some(handled);
+                }
                 written_at = Instant::now();
                 Ok(())
             })
@@ -362,6 +369,9 @@ pub(super) fn commit_batches<D: Domain>(
                     let cached = cache.slot(slot);
                     cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
                 }
+            }
+            if let Some(handled) = progress_written {
+                inner.progress_stored.fetch_max(handled, Ordering::AcqRel);
             }
             stats.record_batch(batches.iter().map(|batch| batch.jobs.len() as u64).sum(), commit_us);
             // A full signal channel means the runner has a wake-up pending already.
