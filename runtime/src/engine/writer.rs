@@ -95,8 +95,13 @@ pub(super) fn write_batches<D: Domain>(
         };
         // A commit is durable when it returns (see `Store::open`): the batch is answered at once.
         let (jobs, failure) = commit_together(inner, index, decided, &mut ids, &mut scratch);
+        let failed = failure.is_some();
         answer(answers, jobs, failure);
         let mut cache = partition.cache.lock();
+        if failed {
+            // The cache ran ahead of the store (the committer drops it too, unless it panicked).
+            cache.clear();
+        }
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             cache.evict_to(config.cache_entries_max as usize * 3 / 4);
@@ -193,7 +198,11 @@ pub(super) fn commit_together<D: Domain>(
             state.committing = true;
             let mut batches = std::mem::take(&mut state.waiting);
             drop(state);
+            // Should committing panic (a broken invariant), the writers waiting for these batches still get an
+            // answer (their commands' replies, dropped with the batches, answer `ShuttingDown`).
+            let guard = CommitGuard { combiner, partitions: batches.iter().map(|batch| batch.partition).collect() };
             let failure = commit_batches(inner, &mut batches, ids, scratch);
+            std::mem::forget(guard);
             state = combiner.state.lock();
             state.committing = false;
             for batch in batches {
@@ -205,6 +214,25 @@ pub(super) fn commit_together<D: Domain>(
             continue;
         }
         combiner.committed.wait(&mut state);
+    }
+}
+
+/// Ends a commit that unwinds: no writer is committing any more, and each partition whose batch it held gets
+/// an empty result with the error.
+struct CommitGuard<'a> {
+    combiner: &'a Combiner,
+    partitions: Vec<usize>,
+}
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.combiner.state.lock();
+        state.committing = false;
+        for &partition in &self.partitions {
+            let failure = Error::Panicked { aggregate: "<batch>", message: "while committing".into() };
+            state.results[partition] = Some((Vec::new(), Some(failure)));
+        }
+        self.combiner.committed.notify_all();
     }
 }
 
