@@ -54,8 +54,40 @@ pub struct RequestMeta {
 /// A committed command, as the API answers it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CommandReply {
-    Accepted { version: u64, events: Vec<Value> },
+    Accepted { version: u64, events: Vec<EventAnswer> },
     Rejected { code: String, message: String },
+}
+
+/// A committed event, as the API answers it. Typed rather than a `Value` tree: the server builds one per
+/// event of every answer. The fields are in name order, as `serde_json`'s objects write them, so the JSON is
+/// the same as the single route's and the feed's.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EventAnswer {
+    pub aggregate: String,
+    pub domain: &'static str,
+    pub event: Value,
+    pub event_id: String,
+    pub id: String,
+    pub seq: u64,
+    pub version: u64,
+}
+
+/// An accepted command's answer: `{"events": [...], "version": N}`, with `"status": 200` inside a batch.
+#[derive(serde::Serialize)]
+struct AcceptedAnswer {
+    events: Vec<EventAnswer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    version: u64,
+}
+
+/// One result of a batch request: an accepted command's answer, or the error body the single route would
+/// answer, with its `status`.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum BatchResult {
+    Accepted(AcceptedAnswer),
+    Failed(Value),
 }
 
 /// Why the backend could not serve a request. Each maps to one status and stable code.
@@ -328,14 +360,14 @@ async fn answer_command(
     state: &AppState,
     started: Instant,
     queued: Result<PendingReply, BackendError>,
-) -> Result<Value, ApiError> {
+) -> Result<AcceptedAnswer, ApiError> {
     let reply = match queued {
         Ok(pending) => pending.await,
         Err(error) => Err(error),
     };
     state.metrics.record_command(started.elapsed(), &reply);
     match reply {
-        Ok(CommandReply::Accepted { version, events }) => Ok(json!({"version": version, "events": events})),
+        Ok(CommandReply::Accepted { version, events }) => Ok(AcceptedAnswer { events, status: None, version }),
         Ok(CommandReply::Rejected { code, message }) => {
             Err(ApiError { code: Some(code), ..ApiError::new(StatusCode::CONFLICT, "rejected", message) })
         }
@@ -491,19 +523,20 @@ async fn send_batch(
             Err(error) => Err(error),
         };
         results.push(match answer {
-            Ok(mut answer) => {
-                answer["status"] = json!(200);
-                answer
-            }
+            Ok(answer) => BatchResult::Accepted(AcceptedAnswer { status: Some(200), ..answer }),
             Err(error) => {
                 retry_after_s = retry_after_s.max(error.retry_after_s);
                 let mut answer = error.body();
                 answer["status"] = json!(error.status.as_u16());
-                answer
+                BatchResult::Failed(answer)
             }
         });
     }
-    let mut response = (StatusCode::OK, axum::Json(json!({"results": results}))).into_response();
+    #[derive(serde::Serialize)]
+    struct BatchAnswer {
+        results: Vec<BatchResult>,
+    }
+    let mut response = (StatusCode::OK, axum::Json(BatchAnswer { results })).into_response();
     if let Some(seconds) = retry_after_s {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }

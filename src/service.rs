@@ -12,7 +12,7 @@ use anthill_runtime::meta::DomainMeta;
 use anthill_runtime::{Aggregate, AggregateVisitor, Domain, Key};
 use serde_json::{json, Value};
 
-use crate::http::{Backend, BackendError, CommandReply, PendingReply, RequestMeta};
+use crate::http::{Backend, BackendError, CommandReply, EventAnswer, PendingReply, RequestMeta};
 use crate::metrics::EngineFigures;
 
 /// A 128-bit id in the UUID text form.
@@ -362,15 +362,15 @@ impl Backend for Engines {
                             .zip(events)
                             .map(|(event_version, e)| {
                                 let event_id = u128::from_str_radix(&e.event_id, 16).map_or(e.event_id, uuid_text);
-                                json!({
-                                    "seq": e.seq,
-                                    "event_id": event_id,
-                                    "domain": domain,
-                                    "aggregate": aggregate,
-                                    "id": id,
-                                    "version": event_version,
-                                    "event": e.event,
-                                })
+                                EventAnswer {
+                                    aggregate: aggregate.clone(),
+                                    domain,
+                                    event: e.event,
+                                    event_id,
+                                    id: id.clone(),
+                                    seq: e.seq,
+                                    version: event_version,
+                                }
                             })
                             .collect(),
                     })
