@@ -3392,54 +3392,68 @@ pub mod slot {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Open(command) => decide_open(state, command, ctx)?,
-            Command::ServeArea(command) => decide_serve_area(state, command, ctx)?,
-            Command::BlockAddress(command) => decide_block_address(state, command, ctx)?,
-            Command::Book(command) => decide_book(state, command, ctx)?,
-            Command::Cancel(command) => decide_cancel(state, command, ctx)?,
-            Command::ChangeLimits(command) => decide_change_limits(state, command, ctx)?,
-            Command::Close(command) => decide_close(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::Open(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ServeArea(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::BlockAddress(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Book(command) => {
-                check_invariants_book(
-                    state,
-                    next,
-                    &mut reactions,
-                    command,
-                    ctx,
-                    version,
-                )?
-            }
-            Command::Cancel(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ChangeLimits(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Close(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Open(command) => decide_open(state, command, ctx)?,
+                Command::ServeArea(command) => decide_serve_area(state, command, ctx)?,
+                Command::BlockAddress(command) => {
+                    decide_block_address(state, command, ctx)?
+                }
+                Command::Book(command) => decide_book(state, command, ctx)?,
+                Command::Cancel(command) => decide_cancel(state, command, ctx)?,
+                Command::ChangeLimits(command) => {
+                    decide_change_limits(state, command, ctx)?
+                }
+                Command::Close(command) => decide_close(state, command, ctx)?,
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::Open(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::ServeArea(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::BlockAddress(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Book(command) => {
+                check_invariants_book(state, next, reactions, command, ctx, version)?
+            }
+            Command::Cancel(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::ChangeLimits(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Close(_) => check_invariants(state, next, reactions, ctx, version)?,
+        }
+        ::std::result::Result::Ok(())
     }
     /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
     /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
@@ -3465,26 +3479,7 @@ pub mod slot {
                     state_changed: false,
                 });
         }
-        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            ::std::result::Result::Ok(
-                match command {
-                    Command::Open(command) => decide_open(state, command, ctx)?,
-                    Command::ServeArea(command) => {
-                        decide_serve_area(state, command, ctx)?
-                    }
-                    Command::BlockAddress(command) => {
-                        decide_block_address(state, command, ctx)?
-                    }
-                    Command::Book(command) => decide_book(state, command, ctx)?,
-                    Command::Cancel(command) => decide_cancel(state, command, ctx)?,
-                    Command::ChangeLimits(command) => {
-                        decide_change_limits(state, command, ctx)?
-                    }
-                    Command::Close(command) => decide_close(state, command, ctx)?,
-                },
-            )
-        })();
-        let events = decided
+        let events = run_decide(state, command, ctx)
             .map_err(|rejection| ::anthill_runtime::Refused {
                 rejection,
                 state_changed: false,
@@ -3495,36 +3490,7 @@ pub mod slot {
             let version = ctx.version + events.len() as u64;
             let (state, next) = (&*state, &*state);
             let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
-            match command {
-                Command::Open(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::ServeArea(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::BlockAddress(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Book(command) => {
-                    check_invariants_book(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-                Command::Cancel(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::ChangeLimits(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Close(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-            }
+            run_checks(state, next, &mut reactions, command, ctx, version)?;
             ::std::assert!(
                 reactions.is_empty(), "only policies that read the state before react"
             );

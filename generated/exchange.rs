@@ -2282,35 +2282,56 @@ pub mod order_book {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::PlaceOrder(command) => decide_place_order(state, command, ctx)?,
-            Command::CancelOrder(command) => decide_cancel_order(state, command, ctx)?,
-            Command::Halt(command) => decide_halt(state, command, ctx)?,
-            Command::Resume(command) => decide_resume(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::PlaceOrder(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::CancelOrder(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Halt(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Resume(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::PlaceOrder(command) => decide_place_order(state, command, ctx)?,
+                Command::CancelOrder(command) => {
+                    decide_cancel_order(state, command, ctx)?
+                }
+                Command::Halt(command) => decide_halt(state, command, ctx)?,
+                Command::Resume(command) => decide_resume(state, command, ctx)?,
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::PlaceOrder(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::CancelOrder(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Halt(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::Resume(_) => check_invariants(state, next, reactions, ctx, version)?,
+        }
+        ::std::result::Result::Ok(())
     }
     /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
     /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
@@ -2324,21 +2345,7 @@ pub mod order_book {
         ::std::vec::Vec<Event>,
         ::anthill_runtime::Refused<Rejection>,
     > {
-        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            ::std::result::Result::Ok(
-                match command {
-                    Command::PlaceOrder(command) => {
-                        decide_place_order(state, command, ctx)?
-                    }
-                    Command::CancelOrder(command) => {
-                        decide_cancel_order(state, command, ctx)?
-                    }
-                    Command::Halt(command) => decide_halt(state, command, ctx)?,
-                    Command::Resume(command) => decide_resume(state, command, ctx)?,
-                },
-            )
-        })();
-        let events = decided
+        let events = run_decide(state, command, ctx)
             .map_err(|rejection| ::anthill_runtime::Refused {
                 rejection,
                 state_changed: false,
@@ -2349,20 +2356,7 @@ pub mod order_book {
             let version = ctx.version + events.len() as u64;
             let (state, next) = (&*state, &*state);
             let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
-            match command {
-                Command::PlaceOrder(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::CancelOrder(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Halt(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Resume(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-            }
+            run_checks(state, next, &mut reactions, command, ctx, version)?;
             ::std::assert!(
                 reactions.is_empty(), "only policies that read the state before react"
             );

@@ -4744,99 +4744,99 @@ pub mod stock_item {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Register(command) => decide_register(state, command, ctx)?,
-            Command::Reclassify(command) => decide_reclassify(state, command, ctx)?,
-            Command::Receive(command) => decide_receive(state, command, ctx)?,
-            Command::Reserve(command) => decide_reserve(state, command, ctx)?,
-            Command::Release(command) => decide_release(state, command, ctx)?,
-            Command::Pick(command) => decide_pick(state, command, ctx)?,
-            Command::ReturnToShelf(command) => {
-                decide_return_to_shelf(state, command, ctx)?
-            }
-            Command::Consume(command) => decide_consume(state, command, ctx)?,
-            Command::WriteOff(command) => decide_write_off(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
+        if !reactions.is_empty() {
+            apply_all(next, &reactions, ctx, version)?;
+            events.append(&mut reactions);
+        }
+        ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Register(command) => decide_register(state, command, ctx)?,
+                Command::Reclassify(command) => decide_reclassify(state, command, ctx)?,
+                Command::Receive(command) => decide_receive(state, command, ctx)?,
+                Command::Reserve(command) => decide_reserve(state, command, ctx)?,
+                Command::Release(command) => decide_release(state, command, ctx)?,
+                Command::Pick(command) => decide_pick(state, command, ctx)?,
+                Command::ReturnToShelf(command) => {
+                    decide_return_to_shelf(state, command, ctx)?
+                }
+                Command::Consume(command) => decide_consume(state, command, ctx)?,
+                Command::WriteOff(command) => decide_write_off(state, command, ctx)?,
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
         match command {
             Command::Register(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
             Command::Reclassify(command) => {
                 check_invariants_reclassify(
                     state,
                     next,
-                    &mut reactions,
+                    reactions,
                     command,
                     ctx,
                     version,
                 )?
             }
             Command::Receive(command) => {
-                check_invariants_receive(
-                    state,
-                    next,
-                    &mut reactions,
-                    command,
-                    ctx,
-                    version,
-                )?
+                check_invariants_receive(state, next, reactions, command, ctx, version)?
             }
             Command::Reserve(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
             Command::Release(command) => {
-                check_invariants_release(
-                    state,
-                    next,
-                    &mut reactions,
-                    command,
-                    ctx,
-                    version,
-                )?
+                check_invariants_release(state, next, reactions, command, ctx, version)?
             }
-            Command::Pick(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
+            Command::Pick(_) => check_invariants(state, next, reactions, ctx, version)?,
             Command::ReturnToShelf(command) => {
                 check_invariants_return_to_shelf(
                     state,
                     next,
-                    &mut reactions,
+                    reactions,
                     command,
                     ctx,
                     version,
                 )?
             }
             Command::Consume(command) => {
-                check_invariants_consume(
-                    state,
-                    next,
-                    &mut reactions,
-                    command,
-                    ctx,
-                    version,
-                )?
+                check_invariants_consume(state, next, reactions, command, ctx, version)?
             }
             Command::WriteOff(command) => {
                 check_invariants_write_off(
                     state,
                     next,
-                    &mut reactions,
+                    reactions,
                     command,
                     ctx,
                     version,
                 )?
             }
         }
-        if !reactions.is_empty() {
-            apply_all(next, &reactions, ctx, version)?;
-            events.append(&mut reactions);
-        }
-        ::std::result::Result::Ok(events)
+        ::std::result::Result::Ok(())
     }
     /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
     /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
@@ -4864,26 +4864,7 @@ pub mod stock_item {
                     state_changed: false,
                 });
         }
-        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            ::std::result::Result::Ok(
-                match command {
-                    Command::Register(command) => decide_register(state, command, ctx)?,
-                    Command::Reclassify(command) => {
-                        decide_reclassify(state, command, ctx)?
-                    }
-                    Command::Receive(command) => decide_receive(state, command, ctx)?,
-                    Command::Reserve(command) => decide_reserve(state, command, ctx)?,
-                    Command::Release(command) => decide_release(state, command, ctx)?,
-                    Command::Pick(command) => decide_pick(state, command, ctx)?,
-                    Command::ReturnToShelf(command) => {
-                        decide_return_to_shelf(state, command, ctx)?
-                    }
-                    Command::Consume(command) => decide_consume(state, command, ctx)?,
-                    Command::WriteOff(command) => decide_write_off(state, command, ctx)?,
-                },
-            )
-        })();
-        let events = decided
+        let events = run_decide(state, command, ctx)
             .map_err(|rejection| ::anthill_runtime::Refused {
                 rejection,
                 state_changed: false,
@@ -4894,77 +4875,7 @@ pub mod stock_item {
             let version = ctx.version + events.len() as u64;
             let (state, next) = (&*state, &*state);
             let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
-            match command {
-                Command::Register(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Reclassify(command) => {
-                    check_invariants_reclassify(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-                Command::Receive(command) => {
-                    check_invariants_receive(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-                Command::Reserve(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Release(command) => {
-                    check_invariants_release(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-                Command::Pick(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::ReturnToShelf(command) => {
-                    check_invariants_return_to_shelf(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-                Command::Consume(command) => {
-                    check_invariants_consume(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-                Command::WriteOff(command) => {
-                    check_invariants_write_off(
-                        state,
-                        next,
-                        &mut reactions,
-                        command,
-                        ctx,
-                        version,
-                    )?
-                }
-            }
+            run_checks(state, next, &mut reactions, command, ctx, version)?;
             ::std::assert!(
                 reactions.is_empty(), "only policies that read the state before react"
             );
@@ -6538,53 +6449,72 @@ pub mod order {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::AddItem(command) => decide_add_item(state, command, ctx)?,
-            Command::ConfirmReservation(command) => {
-                decide_confirm_reservation(state, command, ctx)?
-            }
-            Command::DropItem(command) => decide_drop_item(state, command, ctx)?,
-            Command::Place(command) => decide_place(state, command, ctx)?,
-            Command::RecordPick(command) => decide_record_pick(state, command, ctx)?,
-            Command::Ship(command) => decide_ship(state, command, ctx)?,
-            Command::Cancel(command) => decide_cancel(state, command, ctx)?,
-            Command::ReleaseNext(command) => decide_release_next(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::AddItem(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ConfirmReservation(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::DropItem(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Place(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::RecordPick(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Ship(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Cancel(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ReleaseNext(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::AddItem(command) => decide_add_item(state, command, ctx)?,
+                Command::ConfirmReservation(command) => {
+                    decide_confirm_reservation(state, command, ctx)?
+                }
+                Command::DropItem(command) => decide_drop_item(state, command, ctx)?,
+                Command::Place(command) => decide_place(state, command, ctx)?,
+                Command::RecordPick(command) => decide_record_pick(state, command, ctx)?,
+                Command::Ship(command) => decide_ship(state, command, ctx)?,
+                Command::Cancel(command) => decide_cancel(state, command, ctx)?,
+                Command::ReleaseNext(command) => {
+                    decide_release_next(state, command, ctx)?
+                }
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::AddItem(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::ConfirmReservation(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::DropItem(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Place(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::RecordPick(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Ship(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::Cancel(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::ReleaseNext(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+        }
+        ::std::result::Result::Ok(())
     }
     /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
     /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
@@ -6598,27 +6528,7 @@ pub mod order {
         ::std::vec::Vec<Event>,
         ::anthill_runtime::Refused<Rejection>,
     > {
-        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            ::std::result::Result::Ok(
-                match command {
-                    Command::AddItem(command) => decide_add_item(state, command, ctx)?,
-                    Command::ConfirmReservation(command) => {
-                        decide_confirm_reservation(state, command, ctx)?
-                    }
-                    Command::DropItem(command) => decide_drop_item(state, command, ctx)?,
-                    Command::Place(command) => decide_place(state, command, ctx)?,
-                    Command::RecordPick(command) => {
-                        decide_record_pick(state, command, ctx)?
-                    }
-                    Command::Ship(command) => decide_ship(state, command, ctx)?,
-                    Command::Cancel(command) => decide_cancel(state, command, ctx)?,
-                    Command::ReleaseNext(command) => {
-                        decide_release_next(state, command, ctx)?
-                    }
-                },
-            )
-        })();
-        let events = decided
+        let events = run_decide(state, command, ctx)
             .map_err(|rejection| ::anthill_runtime::Refused {
                 rejection,
                 state_changed: false,
@@ -6629,32 +6539,7 @@ pub mod order {
             let version = ctx.version + events.len() as u64;
             let (state, next) = (&*state, &*state);
             let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
-            match command {
-                Command::AddItem(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::ConfirmReservation(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::DropItem(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Place(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::RecordPick(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Ship(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Cancel(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::ReleaseNext(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-            }
+            run_checks(state, next, &mut reactions, command, ctx, version)?;
             ::std::assert!(
                 reactions.is_empty(), "only policies that read the state before react"
             );
@@ -8120,19 +8005,7 @@ pub mod assembly_job {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Plan(command) => decide_plan(state, command, ctx)?,
-            Command::AddMaterial(command) => decide_add_material(state, command, ctx)?,
-            Command::ConfirmMaterial(command) => {
-                decide_confirm_material(state, command, ctx)?
-            }
-            Command::MarkMaterialMissing(command) => {
-                decide_mark_material_missing(state, command, ctx)?
-            }
-            Command::Start(command) => decide_start(state, command, ctx)?,
-            Command::Complete(command) => decide_complete(state, command, ctx)?,
-            Command::Abort(command) => decide_abort(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
@@ -8143,6 +8016,30 @@ pub mod assembly_job {
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Plan(command) => decide_plan(state, command, ctx)?,
+                Command::AddMaterial(command) => {
+                    decide_add_material(state, command, ctx)?
+                }
+                Command::ConfirmMaterial(command) => {
+                    decide_confirm_material(state, command, ctx)?
+                }
+                Command::MarkMaterialMissing(command) => {
+                    decide_mark_material_missing(state, command, ctx)?
+                }
+                Command::Start(command) => decide_start(state, command, ctx)?,
+                Command::Complete(command) => decide_complete(state, command, ctx)?,
+                Command::Abort(command) => decide_abort(state, command, ctx)?,
+            },
+        )
     }
     /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
     /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
@@ -8156,26 +8053,7 @@ pub mod assembly_job {
         ::std::vec::Vec<Event>,
         ::anthill_runtime::Refused<Rejection>,
     > {
-        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            ::std::result::Result::Ok(
-                match command {
-                    Command::Plan(command) => decide_plan(state, command, ctx)?,
-                    Command::AddMaterial(command) => {
-                        decide_add_material(state, command, ctx)?
-                    }
-                    Command::ConfirmMaterial(command) => {
-                        decide_confirm_material(state, command, ctx)?
-                    }
-                    Command::MarkMaterialMissing(command) => {
-                        decide_mark_material_missing(state, command, ctx)?
-                    }
-                    Command::Start(command) => decide_start(state, command, ctx)?,
-                    Command::Complete(command) => decide_complete(state, command, ctx)?,
-                    Command::Abort(command) => decide_abort(state, command, ctx)?,
-                },
-            )
-        })();
-        let events = decided
+        let events = run_decide(state, command, ctx)
             .map_err(|rejection| ::anthill_runtime::Refused {
                 rejection,
                 state_changed: false,
@@ -9075,12 +8953,7 @@ pub mod machine {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Occupy(command) => decide_occupy(state, command, ctx)?,
-            Command::Free(command) => decide_free(state, command, ctx)?,
-            Command::BreakDown(command) => decide_break_down(state, command, ctx)?,
-            Command::Repair(command) => decide_repair(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
@@ -9091,6 +8964,21 @@ pub mod machine {
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Occupy(command) => decide_occupy(state, command, ctx)?,
+                Command::Free(command) => decide_free(state, command, ctx)?,
+                Command::BreakDown(command) => decide_break_down(state, command, ctx)?,
+                Command::Repair(command) => decide_repair(state, command, ctx)?,
+            },
+        )
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(

@@ -3674,102 +3674,116 @@ pub mod account {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Open(command) => decide_open(state, command, ctx)?,
-            Command::Deposit(command) => decide_deposit(state, command, ctx)?,
-            Command::Withdraw(command) => decide_withdraw(state, command, ctx)?,
-            Command::ChangeLimit(command) => decide_change_limit(state, command, ctx)?,
-            Command::Freeze(command) => decide_freeze(state, command, ctx)?,
-            Command::Unfreeze(command) => decide_unfreeze(state, command, ctx)?,
-            Command::Close(command) => decide_close(state, command, ctx)?,
-            Command::SendTransfer(command) => decide_send_transfer(state, command, ctx)?,
-            Command::ReceiveTransfer(command) => {
-                decide_receive_transfer(state, command, ctx)?
-            }
-            Command::RefundTransfer(command) => {
-                decide_refund_transfer(state, command, ctx)?
-            }
-            Command::DebitDisbursement(command) => {
-                decide_debit_disbursement(state, command, ctx)?
-            }
-            Command::CreditDisbursement(command) => {
-                decide_credit_disbursement(state, command, ctx)?
-            }
-            Command::RefundDisbursement(command) => {
-                decide_refund_disbursement(state, command, ctx)?
-            }
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
+        if !reactions.is_empty() {
+            apply_all(next, &reactions, ctx, version)?;
+            events.append(&mut reactions);
+        }
+        ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Open(command) => decide_open(state, command, ctx)?,
+                Command::Deposit(command) => decide_deposit(state, command, ctx)?,
+                Command::Withdraw(command) => decide_withdraw(state, command, ctx)?,
+                Command::ChangeLimit(command) => {
+                    decide_change_limit(state, command, ctx)?
+                }
+                Command::Freeze(command) => decide_freeze(state, command, ctx)?,
+                Command::Unfreeze(command) => decide_unfreeze(state, command, ctx)?,
+                Command::Close(command) => decide_close(state, command, ctx)?,
+                Command::SendTransfer(command) => {
+                    decide_send_transfer(state, command, ctx)?
+                }
+                Command::ReceiveTransfer(command) => {
+                    decide_receive_transfer(state, command, ctx)?
+                }
+                Command::RefundTransfer(command) => {
+                    decide_refund_transfer(state, command, ctx)?
+                }
+                Command::DebitDisbursement(command) => {
+                    decide_debit_disbursement(state, command, ctx)?
+                }
+                Command::CreditDisbursement(command) => {
+                    decide_credit_disbursement(state, command, ctx)?
+                }
+                Command::RefundDisbursement(command) => {
+                    decide_refund_disbursement(state, command, ctx)?
+                }
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
         match command {
-            Command::Open(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
+            Command::Open(_) => check_invariants(state, next, reactions, ctx, version)?,
             Command::Deposit(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
             Command::Withdraw(command) => {
-                check_invariants_withdraw(
-                    state,
-                    next,
-                    &mut reactions,
-                    command,
-                    ctx,
-                    version,
-                )?
+                check_invariants_withdraw(state, next, reactions, command, ctx, version)?
             }
             Command::ChangeLimit(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
-            Command::Freeze(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
+            Command::Freeze(_) => check_invariants(state, next, reactions, ctx, version)?,
             Command::Unfreeze(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
-            Command::Close(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
+            Command::Close(_) => check_invariants(state, next, reactions, ctx, version)?,
             Command::SendTransfer(command) => {
                 check_invariants_send_transfer(
                     state,
                     next,
-                    &mut reactions,
+                    reactions,
                     command,
                     ctx,
                     version,
                 )?
             }
             Command::ReceiveTransfer(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
             Command::RefundTransfer(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
             Command::DebitDisbursement(command) => {
                 check_invariants_debit_disbursement(
                     state,
                     next,
-                    &mut reactions,
+                    reactions,
                     command,
                     ctx,
                     version,
                 )?
             }
             Command::CreditDisbursement(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
             Command::RefundDisbursement(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
+                check_invariants(state, next, reactions, ctx, version)?
             }
         }
-        if !reactions.is_empty() {
-            apply_all(next, &reactions, ctx, version)?;
-            events.append(&mut reactions);
-        }
-        ::std::result::Result::Ok(events)
+        ::std::result::Result::Ok(())
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -5401,49 +5415,72 @@ pub mod disbursement {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Plan(command) => decide_plan(state, command, ctx)?,
-            Command::AddPayout(command) => decide_add_payout(state, command, ctx)?,
-            Command::Release(command) => decide_release(state, command, ctx)?,
-            Command::MarkUnfunded(command) => decide_mark_unfunded(state, command, ctx)?,
-            Command::PayOut(command) => decide_pay_out(state, command, ctx)?,
-            Command::ConfirmPayout(command) => {
-                decide_confirm_payout(state, command, ctx)?
-            }
-            Command::RefusePayout(command) => decide_refuse_payout(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::Plan(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::AddPayout(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Release(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::MarkUnfunded(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::PayOut(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ConfirmPayout(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::RefusePayout(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Plan(command) => decide_plan(state, command, ctx)?,
+                Command::AddPayout(command) => decide_add_payout(state, command, ctx)?,
+                Command::Release(command) => decide_release(state, command, ctx)?,
+                Command::MarkUnfunded(command) => {
+                    decide_mark_unfunded(state, command, ctx)?
+                }
+                Command::PayOut(command) => decide_pay_out(state, command, ctx)?,
+                Command::ConfirmPayout(command) => {
+                    decide_confirm_payout(state, command, ctx)?
+                }
+                Command::RefusePayout(command) => {
+                    decide_refuse_payout(state, command, ctx)?
+                }
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::Plan(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::AddPayout(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Release(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::MarkUnfunded(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::PayOut(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::ConfirmPayout(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::RefusePayout(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+        }
+        ::std::result::Result::Ok(())
     }
     /// Decides `command` on the state itself: its events are applied to `state` (after `before_change`
     /// has seen it), then every invariant is checked there. A refusal after that leaves `state` changed and
@@ -5457,28 +5494,7 @@ pub mod disbursement {
         ::std::vec::Vec<Event>,
         ::anthill_runtime::Refused<Rejection>,
     > {
-        let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-            ::std::result::Result::Ok(
-                match command {
-                    Command::Plan(command) => decide_plan(state, command, ctx)?,
-                    Command::AddPayout(command) => {
-                        decide_add_payout(state, command, ctx)?
-                    }
-                    Command::Release(command) => decide_release(state, command, ctx)?,
-                    Command::MarkUnfunded(command) => {
-                        decide_mark_unfunded(state, command, ctx)?
-                    }
-                    Command::PayOut(command) => decide_pay_out(state, command, ctx)?,
-                    Command::ConfirmPayout(command) => {
-                        decide_confirm_payout(state, command, ctx)?
-                    }
-                    Command::RefusePayout(command) => {
-                        decide_refuse_payout(state, command, ctx)?
-                    }
-                },
-            )
-        })();
-        let events = decided
+        let events = run_decide(state, command, ctx)
             .map_err(|rejection| ::anthill_runtime::Refused {
                 rejection,
                 state_changed: false,
@@ -5489,29 +5505,7 @@ pub mod disbursement {
             let version = ctx.version + events.len() as u64;
             let (state, next) = (&*state, &*state);
             let mut reactions: ::std::vec::Vec<Event> = ::std::vec::Vec::new();
-            match command {
-                Command::Plan(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::AddPayout(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::Release(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::MarkUnfunded(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::PayOut(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::ConfirmPayout(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-                Command::RefusePayout(_) => {
-                    check_invariants(state, next, &mut reactions, ctx, version)?
-                }
-            }
+            run_checks(state, next, &mut reactions, command, ctx, version)?;
             ::std::assert!(
                 reactions.is_empty(), "only policies that read the state before react"
             );

@@ -2926,45 +2926,66 @@ pub mod parcel {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Register(command) => decide_register(state, command, ctx)?,
-            Command::ScanIn(command) => decide_scan_in(state, command, ctx)?,
-            Command::Load(command) => decide_load(state, command, ctx)?,
-            Command::Deliver(command) => decide_deliver(state, command, ctx)?,
-            Command::FailDelivery(command) => decide_fail_delivery(state, command, ctx)?,
-            Command::ReturnToSender(command) => {
-                decide_return_to_sender(state, command, ctx)?
-            }
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::Register(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ScanIn(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Load(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Deliver(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::FailDelivery(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::ReturnToSender(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Register(command) => decide_register(state, command, ctx)?,
+                Command::ScanIn(command) => decide_scan_in(state, command, ctx)?,
+                Command::Load(command) => decide_load(state, command, ctx)?,
+                Command::Deliver(command) => decide_deliver(state, command, ctx)?,
+                Command::FailDelivery(command) => {
+                    decide_fail_delivery(state, command, ctx)?
+                }
+                Command::ReturnToSender(command) => {
+                    decide_return_to_sender(state, command, ctx)?
+                }
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::Register(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::ScanIn(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::Load(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::Deliver(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::FailDelivery(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::ReturnToSender(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+        }
+        ::std::result::Result::Ok(())
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -4269,31 +4290,54 @@ pub mod route {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Plan(command) => decide_plan(state, command, ctx)?,
-            Command::AddStop(command) => decide_add_stop(state, command, ctx)?,
-            Command::CompleteStop(command) => decide_complete_stop(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::Plan(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::AddStop(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::CompleteStop(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Plan(command) => decide_plan(state, command, ctx)?,
+                Command::AddStop(command) => decide_add_stop(state, command, ctx)?,
+                Command::CompleteStop(command) => {
+                    decide_complete_stop(state, command, ctx)?
+                }
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::Plan(_) => check_invariants(state, next, reactions, ctx, version)?,
+            Command::AddStop(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::CompleteStop(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+        }
+        ::std::result::Result::Ok(())
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(

@@ -523,22 +523,45 @@ impl Emitter<'_> {
         let check_arms = a.commands.iter().map(|c| {
             let n = ident(&camel(&c.name.dsl));
             if c.policies.is_empty() {
-                quote!(Command::#n(_) => check_invariants(state, next, &mut reactions, ctx, version)?)
+                quote!(Command::#n(_) => check_invariants(state, next, reactions, ctx, version)?)
             } else {
                 let f = ident(&format!("check_invariants_{}", snake(&c.name.dsl).trim_start_matches("r#")));
-                quote!(Command::#n(command) => #f(state, next, &mut reactions, command, ctx, version)?)
+                quote!(Command::#n(command) => #f(state, next, reactions, command, ctx, version)?)
             }
         });
-        let checks = if a.invariants.is_empty() || a.commands.is_empty() {
-            quote!(let _ = &mut reactions;)
+        // `run` and `run_in_place` share these two, instead of each holding the per-command matches.
+        let (run_checks_fn, checks) = if a.invariants.is_empty() || a.commands.is_empty() {
+            (quote!(), quote!(let _ = &mut reactions;))
         } else {
-            quote!(match command { #(#check_arms,)* })
+            let run_checks_fn = quote! {
+                /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+                /// reaction events go to `reactions`.
+                fn run_checks(
+                    state: &State,
+                    next: &State,
+                    reactions: &mut ::std::vec::Vec<Event>,
+                    command: &Command,
+                    ctx: &::anthill_runtime::Context<'_, Id>,
+                    version: u64,
+                ) -> ::std::result::Result<(), Rejection> {
+                    match command { #(#check_arms,)* }
+                    ::std::result::Result::Ok(())
+                }
+            };
+            (run_checks_fn, quote!(run_checks(state, next, &mut reactions, command, ctx, version)?;))
         };
-        let run_in_place = if decides_in_place(a, &self.domain.types) {
-            self.run_in_place_fn(a, &decide_match, &checks)
-        } else {
-            quote!()
+        let run_decide_fn = quote! {
+            /// The events of `command` against `state`, or why it is refused.
+            fn run_decide(
+                state: &State,
+                command: &Command,
+                ctx: &::anthill_runtime::Context<'_, Id>,
+            ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+                ::std::result::Result::Ok(#decide_match)
+            }
         };
+        let run_in_place =
+            if decides_in_place(a, &self.domain.types) { self.run_in_place_fn(a, &checks) } else { quote!() };
         quote! {
             #(#per_command)*
             #invariants
@@ -557,7 +580,7 @@ impl Emitter<'_> {
                 command: &Command,
                 ctx: &::anthill_runtime::Context<'_, Id>,
             ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-                let mut events = #decide_match;
+                let mut events = run_decide(state, command, ctx)?;
                 next.copy_from(state);
                 apply_all(next, &events, ctx, ctx.version)?;
                 let version = ctx.version + events.len() as u64;
@@ -570,6 +593,8 @@ impl Emitter<'_> {
                 ::std::result::Result::Ok(events)
             }
 
+            #run_decide_fn
+            #run_checks_fn
             #run_in_place
 
             /// Applies events decided in this command, numbering their versions from `version`.
@@ -596,7 +621,7 @@ impl Emitter<'_> {
     /// `run_in_place`: `run` without the copy, for aggregates that decide in place (see [`decides_in_place`]).
     /// Commands whose invariant policies react to a crossing read the state before the command as well as
     /// after it; they still run on a copy.
-    fn run_in_place_fn(&self, a: &Aggregate, decide_match: &TokenStream, checks: &TokenStream) -> TokenStream {
+    fn run_in_place_fn(&self, a: &Aggregate, checks: &TokenStream) -> TokenStream {
         let marker = ident(&camel(&a.name.dsl));
         let on_copy: Vec<TokenStream> = a
             .commands
@@ -640,10 +665,7 @@ impl Emitter<'_> {
                 before_change: &mut dyn ::std::ops::FnMut(&State),
             ) -> ::std::result::Result<::std::vec::Vec<Event>, ::anthill_runtime::Refused<Rejection>> {
                 #copy_first
-                let decided = (|| -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-                    ::std::result::Result::Ok(#decide_match)
-                })();
-                let events = decided
+                let events = run_decide(state, command, ctx)
                     .map_err(|rejection| ::anthill_runtime::Refused { rejection, state_changed: false })?;
                 before_change(state);
                 let checked = (|| -> ::std::result::Result<(), Rejection> {

@@ -612,9 +612,7 @@ pub mod payment {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Authorize(command) => decide_authorize(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
@@ -625,6 +623,18 @@ pub mod payment {
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Authorize(command) => decide_authorize(state, command, ctx)?,
+            },
+        )
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(

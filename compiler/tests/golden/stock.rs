@@ -952,27 +952,50 @@ pub mod item {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::Receive(command) => decide_receive(state, command, ctx)?,
-            Command::Reserve(command) => decide_reserve(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
         let mut reactions = ::std::vec::Vec::new();
-        match command {
-            Command::Receive(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-            Command::Reserve(_) => {
-                check_invariants(state, next, &mut reactions, ctx, version)?
-            }
-        }
+        run_checks(state, next, &mut reactions, command, ctx, version)?;
         if !reactions.is_empty() {
             apply_all(next, &reactions, ctx, version)?;
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::Receive(command) => decide_receive(state, command, ctx)?,
+                Command::Reserve(command) => decide_reserve(state, command, ctx)?,
+            },
+        )
+    }
+    /// Checks every invariant after `command` with the policy it is under; a relaxed policy's
+    /// reaction events go to `reactions`.
+    fn run_checks(
+        state: &State,
+        next: &State,
+        reactions: &mut ::std::vec::Vec<Event>,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+        version: u64,
+    ) -> ::std::result::Result<(), Rejection> {
+        match command {
+            Command::Receive(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+            Command::Reserve(_) => {
+                check_invariants(state, next, reactions, ctx, version)?
+            }
+        }
+        ::std::result::Result::Ok(())
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
@@ -1479,10 +1502,7 @@ pub mod order {
         command: &Command,
         ctx: &::anthill_runtime::Context<'_, Id>,
     ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
-        let mut events = match command {
-            Command::AddLine(command) => decide_add_line(state, command, ctx)?,
-            Command::RefuseLine(command) => decide_refuse_line(state, command, ctx)?,
-        };
+        let mut events = run_decide(state, command, ctx)?;
         next.copy_from(state);
         apply_all(next, &events, ctx, ctx.version)?;
         let version = ctx.version + events.len() as u64;
@@ -1493,6 +1513,19 @@ pub mod order {
             events.append(&mut reactions);
         }
         ::std::result::Result::Ok(events)
+    }
+    /// The events of `command` against `state`, or why it is refused.
+    fn run_decide(
+        state: &State,
+        command: &Command,
+        ctx: &::anthill_runtime::Context<'_, Id>,
+    ) -> ::std::result::Result<::std::vec::Vec<Event>, Rejection> {
+        ::std::result::Result::Ok(
+            match command {
+                Command::AddLine(command) => decide_add_line(state, command, ctx)?,
+                Command::RefuseLine(command) => decide_refuse_line(state, command, ctx)?,
+            },
+        )
     }
     /// Applies events decided in this command, numbering their versions from `version`.
     fn apply_all(
