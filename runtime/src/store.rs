@@ -1,14 +1,15 @@
 //! The LMDB store: one environment, its tables, the checked meta record, and typed reads and writes.
 //!
 //! Tables (all byte keys and values):
-//! - `meta`: format version, domain name, schema fingerprint, process progress.
+//! - `meta`: store format version, domain name, schema fingerprint, process progress, checkpoint.
 //! - `log`: big-endian `u64` sequence number (from 1, gapless) to an event envelope; appended with `APPEND`,
 //!   so a batch dirties only the rightmost pages.
 //! - `aggregates`: type tag (`u16` big-endian) and key bytes to the instance's record (state, version, last
-//!   event). Written once per batch per touched instance. An instance's events are found by following the
+//!   event). Written behind the log, at checkpoints (see `crate::unflushed`): between two, a committed record
+//!   lives in memory and every read here looks there first. An instance's events are found by following the
 //!   `previous_seq` links in the log from the record's `last_seq`, so recording an event needs no index write.
 //! - `commands`: command id (`u128` big-endian) to what it led to (idempotency).
-//! - `view:NAME`: one table per view, rows as generated code encodes them.
+//! - `view:NAME`: one table per view, rows as generated code encodes them; written behind the log like records.
 //!
 //! LMDB allows one write transaction at a time per environment; callers that write serialize on it. A full map
 //! grows (doubling up to `map_size_max_bytes`) while no transaction is open: every transaction holds the read
@@ -22,7 +23,8 @@ use heed::{Database, Env, EnvFlags, EnvOpenOptions, MdbError, PutFlags, RoTxn, R
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::Error;
-use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, StoredEventRef, FORMAT_VERSION};
+use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, StoredEventRef};
+use crate::unflushed::{Staged, Unflushed};
 
 type Table = Database<Bytes, Bytes>;
 
@@ -51,6 +53,14 @@ const META_DOMAIN: &[u8] = b"domain";
 const META_FINGERPRINT: &[u8] = b"fingerprint";
 const META_PROGRESS: &[u8] = b"process-progress";
 const META_SCHEMA: &[u8] = b"schema";
+const META_CHECKPOINT: &[u8] = b"checkpoint";
+
+/// The layout of the store as a whole (the meta record's `format`). Version 2 writes records and view rows
+/// behind the log and keeps the `checkpoint` they hold; a version 1 store wrote them with every batch, so it is
+/// opened as checkpointed at its last event and marked version 2 (a version 1 binary then refuses it, rather
+/// than read records that lag the log). Records the runtime encodes carry their own version
+/// ([`format::FORMAT_VERSION`]).
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 /// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
 /// or why not (see [`crate::schema::upcast_plan`]).
@@ -64,7 +74,12 @@ const MAP_SIZE_GRANULE_BYTES: u64 = 1 << 20;
 
 pub struct Store {
     env: Env<WithoutTls>,
+    /// Every transaction holds the read side; growing the map and forgetting flushed entries take the write side.
     gate: RwLock<()>,
+    /// Records and rows committed since the checkpoint: every read looks here before the tables.
+    unflushed: RwLock<Unflushed>,
+    /// One checkpoint at a time.
+    checkpointing: Mutex<()>,
     map_size_bytes: Mutex<u64>,
     config: StoreConfig,
     meta: Table,
@@ -191,15 +206,24 @@ impl Store {
         let mut evolving = None;
         match meta.get(&wtxn, META_FORMAT)? {
             None => {
-                meta.put(&mut wtxn, META_FORMAT, &FORMAT_VERSION.to_le_bytes())?;
+                meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
                 meta.put(&mut wtxn, META_DOMAIN, domain.as_bytes())?;
                 meta.put(&mut wtxn, META_FINGERPRINT, &fingerprint.to_le_bytes())?;
                 meta.put(&mut wtxn, META_SCHEMA, schema.join("\n").as_bytes())?;
+                meta.put(&mut wtxn, META_CHECKPOINT, &0u64.to_le_bytes())?;
             }
             Some(bytes) => {
                 let stored = <[u8; 4]>::try_from(bytes).map(u32::from_le_bytes).unwrap_or(u32::MAX);
-                if stored != FORMAT_VERSION {
-                    return Err(Error::IncompatibleFormat { path: shown, stored, supported: FORMAT_VERSION });
+                if stored == 1 {
+                    // Version 1 wrote every record and row with its batch: they hold the whole log.
+                    let last_seq = match log.last(&wtxn)? {
+                        None => 0,
+                        Some((key, _)) => seq_from_key(key)?,
+                    };
+                    meta.put(&mut wtxn, META_CHECKPOINT, &last_seq.to_le_bytes())?;
+                    meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
+                } else if stored != STORE_FORMAT_VERSION {
+                    return Err(Error::IncompatibleFormat { path: shown, stored, supported: STORE_FORMAT_VERSION });
                 }
                 let stored_domain =
                     meta.get(&wtxn, META_DOMAIN)?.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
@@ -242,6 +266,7 @@ impl Store {
                 }
             }
         }
+        let checkpoint_seq = read_checkpoint(&meta, &wtxn)?;
         wtxn.commit()?;
         let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
         // LMDB maps an existing file at least at the size recorded in it, which may be larger than asked.
@@ -249,6 +274,8 @@ impl Store {
         let store = Store {
             env,
             gate: RwLock::new(()),
+            unflushed: RwLock::new(Unflushed { checkpoint_seq, seq: checkpoint_seq, ..Unflushed::default() }),
+            checkpointing: Mutex::new(()),
             map_size_bytes: Mutex::new(map_size_bytes),
             config,
             meta,
@@ -424,7 +451,13 @@ impl Store {
 
     // ---- aggregates ----
 
+    /// An instance's record: the committed one, written to the table or not yet (see `crate::unflushed`).
     pub fn aggregate(&self, txn: &RoTxn, key: &[u8]) -> Result<Option<AggregateRecord>, Error> {
+        if let Some(entry) = self.unflushed.read().records.get(key) {
+            return format::decode_aggregate(&entry.bytes)
+                .map(Some)
+                .map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e));
+        }
         match self.aggregates.get(txn, key)? {
             None => Ok(None),
             Some(bytes) => format::decode_aggregate(bytes)
@@ -433,21 +466,55 @@ impl Store {
         }
     }
 
+    /// Writes a record to the table directly (a migration, a recovery); the writers publish theirs instead
+    /// ([`Store::publish`]) and a checkpoint writes them.
+    /// An instance's committed record and then a read transaction that holds every event up to the record's
+    /// last one (in that order: a record published after the commit of its events is never newer than the log
+    /// a transaction opened after it sees).
+    pub fn aggregate_then_read(&self, key: &[u8]) -> Result<(Option<AggregateRecord>, ReadTxn<'_>), Error> {
+        let unflushed = match self.unflushed.read().records.get(key) {
+            Some(entry) => Some(
+                format::decode_aggregate(&entry.bytes)
+                    .map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e))?,
+            ),
+            None => None,
+        };
+        let txn = self.read()?;
+        // Missing above: not unflushed, or written out (and forgotten) before this transaction began.
+        let record = match unflushed {
+            Some(record) => Some(record),
+            None => self.aggregate(&txn, key)?,
+        };
+        Ok((record, txn))
+    }
+
     pub fn put_aggregate(&self, txn: &mut RwTxn, key: &[u8], bytes: &[u8]) -> Result<(), heed::Error> {
         self.aggregates.put(txn, key, bytes)
     }
 
-    /// Every aggregate record, for checks and tools (not for hot paths).
+    /// Every aggregate record, committed ones not yet in the table included, for checks and tools (not for hot
+    /// paths).
     pub fn for_each_aggregate(
         &self,
         txn: &RoTxn,
         mut visit: impl FnMut(&[u8], AggregateRecord) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        let mut unflushed: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = {
+            let unflushed = self.unflushed.read();
+            unflushed.records.iter().map(|(key, entry)| (key.clone(), entry.bytes.clone())).collect()
+        };
+        let decode = |key: &[u8], bytes: &[u8]| {
+            format::decode_aggregate(bytes).map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e))
+        };
         for entry in self.aggregates.iter(txn)? {
             let (key, bytes) = entry?;
-            let record =
-                format::decode_aggregate(bytes).map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e))?;
-            visit(key, record)?;
+            match unflushed.remove(key) {
+                Some(newer) => visit(key, decode(key, &newer)?)?,
+                None => visit(key, decode(key, bytes)?)?,
+            }
+        }
+        for (key, bytes) in &unflushed {
+            visit(key, decode(key, bytes)?)?;
         }
         Ok(())
     }
@@ -486,23 +553,52 @@ impl Store {
         self.views.iter().map(|(name, _)| *name)
     }
 
+    /// A committed view row, written to its table or not yet.
     pub fn view_get(&self, txn: &RoTxn, view: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let table = self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
-        Ok(table.get(txn, key)?.map(<[u8]>::to_vec))
+        let index = self.view_index(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
+        let mut lookup = Vec::with_capacity(2 + key.len());
+        lookup.extend_from_slice(&index.to_be_bytes());
+        lookup.extend_from_slice(key);
+        let mut found = None;
+        self.view_row_with(txn, &lookup, |row| found = row.map(<[u8]>::to_vec))?;
+        Ok(found)
     }
 
-    /// Up to `limit` rows with keys at or after `from`, in key order.
+    /// Reads a committed view row by its lookup key (view index `u16` big-endian, then the row key).
+    pub(crate) fn view_row_with(
+        &self,
+        txn: &RoTxn,
+        lookup: &[u8],
+        read: impl FnOnce(Option<&[u8]>),
+    ) -> Result<(), heed::Error> {
+        if let Some(entry) = self.unflushed.read().rows.get(lookup) {
+            read(Some(&entry.bytes));
+            return Ok(());
+        }
+        let index = u16::from_be_bytes([lookup[0], lookup[1]]);
+        read(self.view_table_at(index).get(txn, &lookup[2..])?);
+        Ok(())
+    }
+
+    /// Up to `limit` committed rows with keys at or after `from`, in key order.
     pub fn view_range(&self, txn: &RoTxn, view: &str, from: &[u8], limit: usize) -> Result<Vec<ViewRow>, Error> {
-        let table = self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
+        let index = self.view_index(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?;
+        let table = self.view_table_at(index);
+        // An entry is forgotten only while no transaction is open (see `forget_flushed`), so a row missing here
+        // is in the table as `txn` sees it, or was committed after `txn` began.
+        let unflushed = self.unflushed.read().rows_from(index, from);
         // LMDB refuses an empty key, so "from the start" is an unbounded range.
         let start = if from.is_empty() { std::ops::Bound::Unbounded } else { std::ops::Bound::Included(from) };
         let range = (start, std::ops::Bound::Unbounded);
-        let mut rows = Vec::new();
+        // Rows are never deleted, so the first `limit` of the merge are among the table's first `limit` and the
+        // unflushed ones; an unflushed row is the newer.
+        let mut rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
         for entry in table.range(txn, &range)?.take(limit) {
             let (key, row) = entry?;
-            rows.push((key.to_vec(), row.to_vec()));
+            rows.insert(key.to_vec(), row.to_vec());
         }
-        Ok(rows)
+        rows.extend(unflushed);
+        Ok(rows.into_iter().take(limit).collect())
     }
 
     pub fn clear_view(&self, txn: &mut RwTxn, view: &str) -> Result<(), WriteError> {
@@ -516,6 +612,110 @@ impl Store {
     /// How many times a view table was cleared (see [`Store::clear_view`]).
     pub(crate) fn views_cleared(&self) -> u64 {
         self.views_cleared.load(Ordering::SeqCst)
+    }
+
+    // ---- write-behind: unflushed records and rows, checkpoints ----
+
+    /// The stored checkpoint: the tables hold every record and row as of this event.
+    pub fn checkpoint_seq(&self, txn: &RoTxn) -> Result<u64, Error> {
+        read_checkpoint(&self.meta, txn)
+    }
+
+    /// Moves the stored checkpoint (in the transaction that wrote the tables up to `seq`).
+    pub(crate) fn put_checkpoint(&self, txn: &mut RwTxn, seq: u64) -> Result<(), heed::Error> {
+        self.meta.put(txn, META_CHECKPOINT, &seq.to_le_bytes())
+    }
+
+    /// Publishes the records and rows a transaction committed, whose events end at `seq`: from now on reads
+    /// see them. Called right after the commit, before anyone is answered.
+    pub(crate) fn publish(&self, seq: u64, records: &Staged, rows: &Staged) {
+        self.unflushed.write().publish(seq, records, rows);
+    }
+
+    /// (events committed since the checkpoint, records and rows held in memory).
+    pub(crate) fn unflushed_size(&self) -> (u64, usize) {
+        let unflushed = self.unflushed.read();
+        (unflushed.events_since_checkpoint(), unflushed.entries())
+    }
+
+    /// Writes every unflushed record and row to its table and moves the stored checkpoint to the last published
+    /// event, in one durable transaction, then runs `also` in it (a view rebuild, given that event). One at a
+    /// time. The entries stay in memory until [`Store::forget_flushed`].
+    pub(crate) fn checkpoint_with<T>(
+        &self,
+        mut also: impl FnMut(&mut RwTxn<'_>, u64) -> Result<T, WriteError>,
+    ) -> Result<T, Error> {
+        let _one = self.checkpointing.lock();
+        // A consistent cut: publishing takes the write lock, so these are the records and rows of the events
+        // up to `seq`, whatever commits after.
+        let (entries, seq) = {
+            let unflushed = self.unflushed.read();
+            (unflushed.to_write(), unflushed.seq)
+        };
+        let value = self.write(|txn| {
+            let stored = read_checkpoint(&self.meta, txn)?;
+            assert!(stored <= seq, "the checkpoint moves forward: stored {stored}, now {seq}");
+            for (is_row, key, bytes) in &entries {
+                if *is_row {
+                    let index = u16::from_be_bytes([key[0], key[1]]);
+                    self.view_table_at(index).put(txn, &key[2..], bytes)?;
+                } else {
+                    self.aggregates.put(txn, key, bytes)?;
+                }
+            }
+            let value = also(txn, seq)?;
+            self.meta.put(txn, META_CHECKPOINT, &seq.to_le_bytes())?;
+            Ok(value)
+        })?;
+        let mut unflushed = self.unflushed.write();
+        assert!(unflushed.checkpoint_seq <= seq);
+        unflushed.checkpoint_seq = seq;
+        Ok(value)
+    }
+
+    /// Drops the entries the tables hold since the last checkpoint, once no transaction is open (one opened
+    /// before the checkpoint would not find them in its tables); waits up to `wait` for that. Returns whether
+    /// it did.
+    pub(crate) fn forget_flushed(&self, wait: std::time::Duration) -> bool {
+        let Some(_gate) = self.gate.try_write_for(wait) else { return false };
+        self.unflushed.write().forget_flushed();
+        true
+    }
+
+    /// Drops every unflushed row of view `index`: a rebuild has just written the view whole, newer than them.
+    /// A read transaction that began before the rebuild may see the view as of the checkpoint before it.
+    pub(crate) fn forget_view_rows(&self, index: u16) {
+        let prefix = index.to_be_bytes();
+        self.unflushed.write().rows.retain(|key, _| key[..2] != prefix);
+    }
+
+    /// After replaying the events after the stored checkpoint into the tables (recovery, in the transaction
+    /// that moved it to `seq`): nothing is unflushed.
+    pub(crate) fn recovered(&self, seq: u64) {
+        let mut unflushed = self.unflushed.write();
+        unflushed.records.clear();
+        unflushed.rows.clear();
+        unflushed.checkpoint_seq = seq;
+        unflushed.seq = seq;
+    }
+
+    /// A reader's view of the unflushed entries: (the checkpoint they start from, their last event).
+    pub(crate) fn unflushed_bounds(&self) -> (u64, u64) {
+        let unflushed = self.unflushed.read();
+        (unflushed.checkpoint_seq, unflushed.seq)
+    }
+
+    /// For a reader beside the store's owner, whose checkpoint moved past the entries it replayed: drops them
+    /// all and starts again from `checkpoint_seq`, once no transaction of this process is open (waits up to
+    /// `wait`). Returns whether it did.
+    pub(crate) fn reset_unflushed(&self, checkpoint_seq: u64, wait: std::time::Duration) -> bool {
+        let Some(_gate) = self.gate.try_write_for(wait) else { return false };
+        let mut unflushed = self.unflushed.write();
+        unflushed.records.clear();
+        unflushed.rows.clear();
+        unflushed.checkpoint_seq = checkpoint_seq;
+        unflushed.seq = checkpoint_seq;
+        true
     }
 
     // ---- process progress ----
@@ -547,6 +747,17 @@ impl Store {
             view => *self.view_table(view).ok_or_else(|| Error::UnknownView { name: view.to_owned() })?,
         };
         self.write(|txn| Ok(db.put(txn, key, value)?))
+    }
+}
+
+fn read_checkpoint(meta: &Table, txn: &RoTxn) -> Result<u64, Error> {
+    match meta.get(txn, META_CHECKPOINT)? {
+        None => Err(Error::Corrupt { table: "meta", at: "checkpoint".into(), message: "missing".into() }),
+        Some(bytes) => <[u8; 8]>::try_from(bytes).map(u64::from_le_bytes).map_err(|_| Error::Corrupt {
+            table: "meta",
+            at: "checkpoint".into(),
+            message: format!("{} bytes, expected 8", bytes.len()),
+        }),
     }
 }
 

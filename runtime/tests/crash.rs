@@ -42,6 +42,12 @@ impl Rng {
     }
 }
 
+/// Two partitions, and checkpoints every few batches, so kills also land during checkpoints and reopening
+/// replays what the last one left behind.
+fn crash_config() -> anthill_runtime::engine::Config {
+    anthill_runtime::engine::Config { checkpoint_events_max: 300, checkpoint_entries_max: 200, ..test_config(2) }
+}
+
 fn seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(1);
     (nanos as u64) | 1
@@ -61,7 +67,7 @@ fn main() {
 /// The child: sets up the accounts and the slot (idempotently), then runs commands until it is killed.
 fn child(path: &str) -> Result<(), String> {
     let round: u64 = std::env::var("ANTHILL_CRASH_ROUND").ok().and_then(|r| r.parse().ok()).unwrap_or(0);
-    let engine = Engine::<Demo>::open(path, test_config(2)).map_err(|e| e.to_string())?;
+    let engine = Engine::<Demo>::open(path, crash_config()).map_err(|e| e.to_string())?;
     let setup_id = |n: u64| CommandMeta { command_id: Some(u128::from(n) + (1 << 100)), ..CommandMeta::default() };
     for account in 0..ACCOUNTS {
         engine.execute::<Account>(account, AccountCommand::Open, setup_id(account)).map_err(|e| e.to_string())?;
@@ -173,7 +179,7 @@ fn parent() -> Result<(), String> {
 }
 
 fn check(path: &std::path::Path, acked: &[u64]) -> Result<(), String> {
-    let engine = Engine::<Demo>::open(path, test_config(2)).map_err(|e| format!("reopen: {e}"))?;
+    let engine = Engine::<Demo>::open(path, crash_config()).map_err(|e| format!("reopen: {e}"))?;
     let err = |e: Error| e.to_string();
     // Every acknowledged command is in the store.
     {
@@ -203,6 +209,13 @@ fn check(path: &std::path::Path, acked: &[u64]) -> Result<(), String> {
     // The processes resume and every transfer is completed or refunded exactly once.
     if !engine.wait_for_processes(Duration::from_secs(20)).map_err(err)? {
         return Err(format!("the processes did not catch up: {:?}", engine.process_error()));
+    }
+    // The view rows (written behind the log, replayed on reopening) equal a fold of the whole log (taken once
+    // the processes, which send commands of their own, are done).
+    let rows = engine.view_range(support::DEPOSITS_VIEW, &[], 10_000).map_err(err)?;
+    engine.rebuild_view(support::DEPOSITS_VIEW).map_err(err)?;
+    if engine.view_range(support::DEPOSITS_VIEW, &[], 10_000).map_err(err)? != rows {
+        return Err("the view rows differ from a fold of the whole log".into());
     }
     let mut sent = HashSet::new();
     let mut settled: HashMap<u64, u32> = HashMap::new();

@@ -242,6 +242,9 @@ fn damaged_bytes_on_disk_are_reported() -> Result<(), Error> {
     let engine = open(&dir, 1);
     engine.execute::<Account>(5, AccountCommand::Open, CommandMeta::default())?;
     engine.execute::<Account>(5, AccountCommand::Deposit { amount: money(2) }, with_id(9))?;
+    // Records are written to their table at checkpoints: write this one out, so the damage below is what a read
+    // finds.
+    engine.checkpoint()?;
     let mut key = vec![0, 0];
     key.extend_from_slice(&5u64.to_be_bytes());
     // A flipped byte in the aggregate record.

@@ -123,6 +123,8 @@ fn a_view_table_cleared_under_the_writers_is_not_refilled_from_their_cache() -> 
     }
     assert_eq!(activity(&engine, "ann")?.deposits, 3);
     // Cleared as a rebuild clears it (without folding the log back in): the writers must read the store again.
+    // Rows are written to their table at checkpoints: write them out first, so the table is all there is.
+    engine.checkpoint()?;
     let store = engine.store();
     store.write(|txn| store.clear_view(txn, "account-activity"))?;
     engine.execute::<Account>(id.clone(), deposit(), CommandMeta::default())?;
@@ -249,5 +251,123 @@ fn commands_a_view_cannot_fold_fail_alone_with(partitions: u32) -> Result<(), Er
     let rows = engine.view_range("account-activity", &[], 100)?;
     engine.rebuild_view("account-activity")?;
     assert_eq!(engine.view_range("account-activity", &[], 100)?, rows);
+    Ok(())
+}
+
+/// What the reads show of the ledger: every account's state (version and balance) and every view's rows.
+type Seen = (Vec<(String, Option<(u64, String)>)>, Vec<Vec<(Vec<u8>, Vec<u8>)>>);
+
+fn seen(engine: &Engine<ledger::Ledger>, accounts: &[String]) -> Result<Seen, Error> {
+    let mut states = Vec::new();
+    for account in accounts {
+        let state = engine.state::<ledger::account::Account>(&ledger::AccountId(account.clone()))?;
+        states.push((account.clone(), state.map(|s| (s.version, format!("{:?}", s.state)))));
+    }
+    let mut views = Vec::new();
+    for view in <ledger::Ledger as anthill_runtime::Domain>::meta().views {
+        views.push(engine.view_range(view.name, &[], 10_000)?);
+    }
+    Ok((states, views))
+}
+
+/// Opens `accounts`, then [`load`].
+fn open_and_load(engine: &Engine<ledger::Ledger>, accounts: &[String], rounds: usize) -> Result<(), Error> {
+    for account in accounts {
+        accepted(run(engine, account, "open", r#"{"owner": "someone", "overdraft-limit": "5"}"#)?);
+    }
+    load(engine, accounts, rounds)
+}
+
+/// Deposits, withdrawals (some refused) and transfers over `accounts`, from several threads.
+fn load(engine: &Engine<ledger::Ledger>, accounts: &[String], rounds: usize) -> Result<(), Error> {
+    std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for thread in 0..4usize {
+            threads.push(scope.spawn(move || -> Result<(), Error> {
+                for round in 0..rounds {
+                    let account = &accounts[(round * 7 + thread * 3) % accounts.len()];
+                    let to = &accounts[(round * 5 + thread) % accounts.len()];
+                    let (command, body) = match (round + thread) % 4 {
+                        0 | 1 => ("deposit", r#"{"amount": "3"}"#.to_owned()),
+                        2 => ("withdraw", r#"{"amount": "4"}"#.to_owned()),
+                        _ => (
+                            "send-transfer",
+                            format!(r#"{{"transfer": "t-{thread}-{round}", "to": "{to}", "amount": "1"}}"#),
+                        ),
+                    };
+                    run(engine, account, command, &body)?;
+                }
+                Ok(())
+            }));
+        }
+        threads.into_iter().try_for_each(|thread| thread.join().expect("a load thread panicked"))
+    })?;
+    assert!(engine.wait_for_processes(Duration::from_secs(20))?);
+    Ok(())
+}
+
+#[test]
+fn records_and_rows_written_behind_the_log_are_replayed_after_a_crash() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let accounts: Vec<String> = (0..12).map(|n| format!("acc-{n}")).collect();
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config { partitions: 2, ..Config::default() })?;
+    open_and_load(&engine, &accounts, 60)?;
+    // Half of it written out, then more that stays in memory only.
+    let checkpoint_seq = engine.checkpoint()?;
+    load(&engine, &accounts[..6], 40)?;
+    let before = seen(&engine, &accounts)?;
+    let last_seq = engine.last_seq()?;
+    assert!(last_seq > checkpoint_seq);
+    engine.verify()?;
+    // A crash: the tables hold the records and rows as of the checkpoint, the log holds the rest.
+    engine.abandon();
+    // A reader beside the owner replays the rest into memory: it reads what the owner did.
+    {
+        let reader = Engine::<ledger::Ledger>::open_read_only(dir.path(), Config::default())?;
+        assert_eq!(seen(&reader, &accounts)?, before);
+        assert_eq!(reader.verify()?.0, last_seq);
+        assert_eq!(
+            reader.events::<ledger::account::Account>(&ledger::AccountId("acc-1".into()))?.len() as u64,
+            before.0[1].1.as_ref().expect("acc-1 is open").0
+        );
+    }
+    // The owner replays it into the tables when it opens the store.
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config { partitions: 2, ..Config::default() })?;
+    assert_eq!(engine.recovered_events(), last_seq - checkpoint_seq);
+    assert_eq!(seen(&engine, &accounts)?, before);
+    assert_eq!(engine.verify()?.0, last_seq);
+    // The replayed rows are those a fold of the whole log gives.
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(seen(&engine, &accounts)?, before);
+    // And a clean shutdown leaves nothing to replay.
+    engine.shutdown();
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), Config::default())?;
+    assert_eq!(engine.recovered_events(), 0);
+    assert_eq!(seen(&engine, &accounts)?, before);
+    Ok(())
+}
+
+#[test]
+fn frequent_checkpoints_under_concurrent_writers_keep_records_and_rows_exact() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let accounts: Vec<String> = (0..40).map(|n| format!("acc-{n}")).collect();
+    // Checkpoints every few batches, and a map that keeps growing under them.
+    let mut config =
+        Config { partitions: 2, checkpoint_events_max: 64, checkpoint_entries_max: 48, ..Config::default() };
+    config.store.map_size_bytes = 1 << 20;
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), config.clone())?;
+    open_and_load(&engine, &accounts, 400)?;
+    let stats = engine.stats();
+    assert!(stats.checkpoints >= 10, "{stats:?}");
+    assert_eq!(stats.failed_checkpoints, 0);
+    let before = seen(&engine, &accounts)?;
+    engine.verify()?;
+    // The rows as folded batch by batch and written out at checkpoints are those of a fold of the whole log.
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(seen(&engine, &accounts)?, before);
+    engine.abandon();
+    let engine = Engine::<ledger::Ledger>::open(dir.path(), config)?;
+    assert_eq!(seen(&engine, &accounts)?, before);
+    engine.verify()?;
     Ok(())
 }

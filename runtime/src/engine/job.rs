@@ -92,42 +92,6 @@ impl<A: Aggregate> Checkpoint<A> {
     }
 }
 
-/// A multiply-rotate hash, eight bytes at a time, for the writers' maps: keys are short, and SipHash showed
-/// up in profiles. (A client choosing colliding keys only slows its own partition.)
-#[derive(Default)]
-pub(super) struct FastHasher(u64);
-
-pub(super) const FAST_HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        let hash = self.0.wrapping_mul(FAST_HASH_K);
-        hash ^ (hash >> 29)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(FAST_HASH_K).rotate_left(29);
-        }
-        let remainder = chunks.remainder();
-        if !remainder.is_empty() {
-            let mut word = [0u8; 8];
-            word[..remainder.len()].copy_from_slice(remainder);
-            self.0 = (self.0 ^ u64::from_le_bytes(word)).wrapping_mul(FAST_HASH_K).rotate_left(29);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0 ^ n as u64).wrapping_mul(FAST_HASH_K).rotate_left(29);
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.write(&n.to_le_bytes());
-    }
-}
-
-pub(super) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
-
 pub(super) fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec<u8> {
     A::encode_state(state.downcast_ref::<A::State>().expect("a cache entry holds the state of its tag's aggregate"))
 }
@@ -250,6 +214,8 @@ pub(super) struct ViewRows {
     lookup: Vec<u8>,
     /// Reused to encode rows.
     encoded: Vec<u8>,
+    /// The changed rows of the current attempt, encoded ([`ViewRows::stage`]), published once it commits.
+    pub(super) staged: Staged,
 }
 
 struct RowSlot {
@@ -279,6 +245,7 @@ impl ViewRows {
             evict_cursor: 0,
             lookup: Vec::new(),
             encoded: Vec::new(),
+            staged: Staged::default(),
         }
     }
 
@@ -297,6 +264,7 @@ impl ViewRows {
         self.index.clear();
         self.slots.clear();
         self.changed.clear();
+        self.staged.clear();
         self.flushed = false;
     }
 
@@ -344,6 +312,21 @@ impl ViewRows {
         Ok(())
     }
 
+    /// Encodes every changed row into [`ViewRows::staged`] (the writers' rows are written behind the log: see
+    /// `crate::unflushed`). They count as changed until [`ViewRows::committed`].
+    pub(super) fn stage(&mut self) {
+        self.flushed = true;
+        let ViewRows { slots, changed, staged, .. } = self;
+        staged.clear();
+        for &slot in changed.iter() {
+            let RowSlot { key, row, .. } = &slots[slot as usize];
+            staged.push_with(key, |out| match row {
+                Row::Encoded(bytes) => out.extend_from_slice(bytes),
+                Row::Decoded { row, encode_into } => *out = encode_into(&**row, std::mem::take(out)),
+            });
+        }
+    }
+
     /// The transaction that flushed the rows committed: they are the stored rows now. Keeps at most
     /// `rows_max` of them.
     pub(super) fn committed(&mut self) {
@@ -371,10 +354,13 @@ impl ViewRows {
 /// The engine's view tables inside a write transaction, through the rows in memory.
 pub(super) struct TxnViews<'a, 't> {
     pub(super) store: &'a Store,
-    pub(super) txn: &'a RwTxn<'t>,
+    pub(super) txn: &'a RoTxn<'t>,
     pub(super) rows: &'a mut ViewRows,
     /// When rebuilding one view, the others' rows are neither read nor written.
     pub(super) only: Option<&'a str>,
+    /// Rows are read through the unflushed ones (the writers, a recovery); a rebuild or a migration writes
+    /// them all out first and reads the tables alone.
+    pub(super) unflushed: bool,
 }
 
 impl TxnViews<'_, '_> {
@@ -420,13 +406,12 @@ impl ViewTables for TxnViews<'_, '_> {
             }
             return Ok(());
         }
-        match self.store.view_table_at(index).get(self.txn, key) {
-            Ok(row) => {
-                read(row);
-                Ok(())
-            }
-            Err(error) => Err(ViewError { view, message: error.to_string() }),
-        }
+        let found = if self.unflushed {
+            self.store.view_row_with(self.txn, lookup, &mut *read)
+        } else {
+            self.store.view_table_at(index).get(self.txn, key).map(read)
+        };
+        found.map_err(|error| ViewError { view, message: error.to_string() })
     }
 
     fn put(&mut self, view: &'static str, key: &[u8], row: &[u8]) -> Result<(), ViewError> {
@@ -483,11 +468,22 @@ impl ViewTables for TxnViews<'_, '_> {
                 slot
             }
             None => {
-                let row = match self.store.view_table_at(index).get(self.txn, key) {
-                    Ok(Some(bytes)) => (codec.decode)(bytes).map_err(decode_error)?,
-                    Ok(None) => (codec.default)(),
-                    Err(error) => return Err(ViewError { view, message: error.to_string() }.into()),
+                let mut decoded = None;
+                let decode = |row: Option<&[u8]>| {
+                    decoded = Some(match row {
+                        Some(bytes) => (codec.decode)(bytes).map_err(decode_error),
+                        None => Ok((codec.default)()),
+                    })
                 };
+                let found = if self.unflushed {
+                    self.store.view_row_with(self.txn, &self.rows.lookup, decode)
+                } else {
+                    self.store.view_table_at(index).get(self.txn, key).map(decode)
+                };
+                if let Err(error) = found {
+                    return Err(ViewError { view, message: error.to_string() }.into());
+                }
+                let row = decoded.expect("the row was read")?;
                 self.rows.insert(Row::Decoded { row, encode_into: codec.encode_into })
             }
         };
@@ -747,7 +743,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         occurred_at: *occurred_at,
                         event_id: envelope.event_id,
                     };
-                    let mut views = TxnViews { store: cx.store, txn: cx.txn, rows: cx.views, only: None };
+                    let mut views =
+                        TxnViews { store: cx.store, txn: cx.txn, rows: cx.views, only: None, unflushed: true };
                     if let Err(error) = A::update_views(event, &ctx, &mut views) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }

@@ -91,7 +91,7 @@ pub(super) fn migrate<D: Domain>(
             since = last.seq;
             for stored in &chunk {
                 let entry = registry.by_tag(stored.envelope.tag, stored.seq)?;
-                let mut tables = TxnViews { store, txn, rows: &mut rows, only: None };
+                let mut tables = TxnViews { store, txn, rows: &mut rows, only: None, unflushed: false };
                 if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                     return Err(WriteError::Other(Error::View(error.to_string())));
                 }
@@ -100,7 +100,11 @@ pub(super) fn migrate<D: Domain>(
             rows.clear();
         }
         done.views_rebuilt = views.len() as u64;
-        // 4. The store now holds the current schema.
+        // 4. The records lag the log if a crash left them unflushed: they were rebuilt as of the checkpoint
+        //    above, so replay the events after it into them (the views were folded from the whole log).
+        let checkpoint_seq = store.checkpoint_seq(txn)?;
+        write_replayed_after(store, registry, txn, checkpoint_seq, false)?;
+        // 5. The store now holds the current schema.
         store.put_schema(txn, fingerprint, schema)?;
         Ok(done)
     })

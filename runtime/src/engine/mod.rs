@@ -16,7 +16,7 @@
 //! items and imports through `use super::*`.
 
 use std::any::{Any, TypeId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use heed::{RoTxn, RwTxn};
 use parking_lot::{Condvar, Mutex};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use crate::aggregate::{
     Aggregate, AggregateVisitor, CommandVisitor, Context, Domain, DomainCommand, EventContext, Key, Reaction, Refused,
@@ -36,12 +36,15 @@ use crate::aggregate::{
 };
 use crate::error::Error;
 use crate::format::{self, AggregateRecord, CommandOutcome, CommandRecord, EnvelopeRef, IdGenerator, StoredEvent};
-use crate::store::{Store, StoreConfig, ViewRow, WriteError};
+use crate::hash::{FastHasher, FastMap};
+use crate::store::{ReadTxn, Store, StoreConfig, ViewRow, WriteError};
+use crate::unflushed::Staged;
 use crate::value::Timestamp;
 
 mod job;
 mod migrate;
 mod processes;
+mod recovery;
 mod registry;
 mod writer;
 
@@ -49,6 +52,7 @@ use job::*;
 pub use migrate::Migration;
 use migrate::*;
 use processes::*;
+use recovery::*;
 use registry::*;
 use writer::*;
 
@@ -71,6 +75,12 @@ pub struct Config {
     pub process_batch_max: u32,
     /// Rounds of `on_rejected` compensations followed for one reaction.
     pub process_depth_max: u32,
+    /// Events committed since the last checkpoint that make the next one due (see `crate::unflushed`): bounds
+    /// what opening the store replays after a crash.
+    pub checkpoint_events_max: u32,
+    /// Instance records and view rows committed and not yet written to their tables that make a checkpoint
+    /// due: bounds their memory. A writer whose checkpoints keep failing stops at four times this.
+    pub checkpoint_entries_max: u32,
     pub store: StoreConfig,
     /// How a store written by an earlier schema of the domain is migrated (see [`crate::upcast`]). `None`
     /// refuses any schema change; `Some` migrates the store on open when every changed stored event has an
@@ -89,6 +99,8 @@ impl Default for Config {
             latency_budget: Duration::from_millis(500),
             process_batch_max: 1_024,
             process_depth_max: 8,
+            checkpoint_events_max: 131_072,
+            checkpoint_entries_max: 131_072,
             store: StoreConfig::default(),
             upcasters: None,
         }
@@ -111,6 +123,8 @@ impl Config {
             ("cache_entries_max", self.cache_entries_max),
             ("process_batch_max", self.process_batch_max),
             ("process_depth_max", self.process_depth_max),
+            ("checkpoint_events_max", self.checkpoint_events_max),
+            ("checkpoint_entries_max", self.checkpoint_entries_max),
         ] {
             if value == 0 {
                 return bad(format!("{name} is 0, it must be at least 1"));
@@ -460,6 +474,12 @@ struct Inner<D: Domain> {
     view_rows: Mutex<ViewRows>,
     /// Where the writers' decided batches meet to be committed together.
     combiner: Combiner,
+    /// Opened beside the store's owner: reads catch up with the log first (see `recovery::read_beside_owner`).
+    read_only: bool,
+    /// One catch-up at a time.
+    catching_up: Mutex<()>,
+    /// Events replayed into the tables when the store was opened (a crash left them unflushed).
+    recovered_events: u64,
 }
 
 #[derive(Default)]
@@ -470,6 +490,9 @@ struct StatsCounters {
     decide_us: AtomicU64,
     write_us: AtomicU64,
     commit_us: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_us: AtomicU64,
+    failed_checkpoints: AtomicU64,
     commit_us_histogram: [AtomicU64; COMMIT_US_BUCKETS.len() + 1],
     batch_size_histogram: [AtomicU64; BATCH_SIZE_BUCKETS.len() + 1],
 }
@@ -508,6 +531,11 @@ pub struct Stats {
     pub decide_us: u64,
     pub write_us: u64,
     pub commit_us: u64,
+    /// Checkpoints written (records and view rows written out behind the log), the time they took, and those
+    /// that failed (they are tried again).
+    pub checkpoints: u64,
+    pub checkpoint_us: u64,
+    pub failed_checkpoints: u64,
     /// Committed batches by how long their commit took: bucket `i` counts those above bucket `i - 1`'s bound
     /// and at most [`COMMIT_US_BUCKETS`]`[i]`; the last one counts the rest.
     pub commit_us_histogram: [u64; COMMIT_US_BUCKETS.len() + 1],
@@ -522,6 +550,8 @@ pub struct Engine<D: Domain> {
     processes: Option<JoinHandle<()>>,
     /// The store's owner lock; `None` for a read-only engine (see [`Engine::open_read_only`]).
     lock: Option<crate::lock::StoreLock>,
+    /// Stopped without a final checkpoint ([`Engine::abandon`]).
+    abandoned: bool,
 }
 
 thread_local! {
@@ -644,6 +674,8 @@ impl<D: Domain> Engine<D> {
             let upcasters = config.upcasters.clone().unwrap_or_default();
             migration = Some(migrate(&store, &registry, &needs, &upcasters, meta.fingerprint, &schema)?);
         }
+        // The owner writes what a crash left unflushed; a reader catches up in memory before each read.
+        let recovered_events = if start { recover(&store, &registry)? } else { 0 };
         let mut receivers = Vec::new();
         let mut partitions = Vec::new();
         for _ in 0..config.partitions {
@@ -675,9 +707,12 @@ impl<D: Domain> Engine<D> {
             combiner,
             migration,
             view_rows,
+            read_only: !start,
+            catching_up: Mutex::new(()),
+            recovered_events,
         });
         if !start {
-            return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None });
+            return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None, abandoned: false });
         }
         let mut writers = Vec::new();
         for (index, receiver) in receivers.into_iter().enumerate() {
@@ -694,7 +729,7 @@ impl<D: Domain> Engine<D> {
                 .spawn(move || run_processes(&inner, &commits_receiver))
                 .map_err(|e| Error::Store { message: format!("cannot start the process runner: {e}") })?
         };
-        Ok(Engine { inner, writers, processes: Some(processes), lock: None })
+        Ok(Engine { inner, writers, processes: Some(processes), lock: None, abandoned: false })
     }
 
     /// Runs a command and returns once its outcome is durable.
@@ -755,13 +790,50 @@ impl<D: Domain> Engine<D> {
         &self.inner.store
     }
 
+    /// A read transaction for reads of records and view rows: a reader beside the owner catches up first.
+    fn read(&self) -> Result<ReadTxn<'_>, Error> {
+        if self.inner.read_only {
+            read_beside_owner(&self.inner)
+        } else {
+            self.inner.store.read()
+        }
+    }
+
+    /// An instance's record and a read transaction whose log holds its events (see
+    /// [`Store::aggregate_then_read`]).
+    fn record_then_read(&self, key: &[u8]) -> Result<(Option<AggregateRecord>, ReadTxn<'_>), Error> {
+        if self.inner.read_only {
+            // Caught up to an event this transaction's log holds.
+            let txn = read_beside_owner(&self.inner)?;
+            Ok((self.inner.store.aggregate(&txn, key)?, txn))
+        } else {
+            self.inner.store.aggregate_then_read(key)
+        }
+    }
+
+    /// Events opening the store replayed into its records and views (a crash had left them unflushed).
+    pub fn recovered_events(&self) -> u64 {
+        self.inner.recovered_events
+    }
+
+    /// Writes every unflushed record and view row to its table now (the writers do it as they go, and on
+    /// shutdown). Returns the stored checkpoint.
+    pub fn checkpoint(&self) -> Result<u64, Error> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly { operation: "checkpointing" });
+        }
+        checkpoint(&self.inner)?;
+        let txn = self.inner.store.read()?;
+        self.inner.store.checkpoint_seq(&txn)
+    }
+
     /// The stored state of an instance (as of the last commit), or `None` if it has no events.
     pub fn state<A: Aggregate<Domain = D>>(&self, id: &A::Id) -> Result<Option<Snapshot<A>>, Error> {
         let tag = self.inner.registry.by_type::<A>()?.tag;
         let mut key = Vec::new();
         format::aggregate_key(tag, &[], &mut key);
         id.encode_key(&mut key);
-        let txn = self.inner.store.read()?;
+        let txn = self.read()?;
         match self.inner.store.aggregate(&txn, &key)? {
             None => Ok(None),
             Some(record) => {
@@ -786,8 +858,8 @@ impl<D: Domain> Engine<D> {
         format::aggregate_key(tag, &[], &mut key);
         id.encode_key(&mut key);
         let store = &self.inner.store;
-        let txn = store.read()?;
-        let Some(record) = store.aggregate(&txn, &key)? else {
+        let (record, txn) = self.record_then_read(&key)?;
+        let Some(record) = record else {
             return Ok(EventsPage { events: Vec::new(), older: None });
         };
         let mut seq = from_seq.unwrap_or(record.last_seq);
@@ -831,8 +903,8 @@ impl<D: Domain> Engine<D> {
         format::aggregate_key(tag, &[], &mut key);
         id.encode_key(&mut key);
         let store = &self.inner.store;
-        let txn = store.read()?;
-        let Some(record) = store.aggregate(&txn, &key)? else { return Ok(Vec::new()) };
+        let (record, txn) = self.record_then_read(&key)?;
+        let Some(record) = record else { return Ok(Vec::new()) };
         let events = load_events::<A>(store, &txn, tag, &key[2..], record.last_seq, record.version)?;
         Ok(events
             .into_iter()
@@ -885,6 +957,9 @@ impl<D: Domain> Engine<D> {
             decide_us: stats.decide_us.load(Ordering::Relaxed),
             write_us: stats.write_us.load(Ordering::Relaxed),
             commit_us: stats.commit_us.load(Ordering::Relaxed),
+            checkpoints: stats.checkpoints.load(Ordering::Relaxed),
+            checkpoint_us: stats.checkpoint_us.load(Ordering::Relaxed),
+            failed_checkpoints: stats.failed_checkpoints.load(Ordering::Relaxed),
             commit_us_histogram: stats.commit_us_histogram.each_ref().map(|count| count.load(Ordering::Relaxed)),
             batch_size_histogram: stats.batch_size_histogram.each_ref().map(|count| count.load(Ordering::Relaxed)),
         }
@@ -919,13 +994,13 @@ impl<D: Domain> Engine<D> {
 
     /// A view row by its key bytes (as generated code encodes them); the row bytes are for generated code to decode.
     pub fn view_get(&self, view: &str, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        let txn = self.inner.store.read()?;
+        let txn = self.read()?;
         self.inner.store.view_get(&txn, view, key)
     }
 
     /// Up to `limit` (at most [`Engine::READ_LIMIT_MAX`]) rows of a view from key `from` on, in key-byte order.
     pub fn view_range(&self, view: &str, from: &[u8], limit: usize) -> Result<Vec<ViewRow>, Error> {
-        let txn = self.inner.store.read()?;
+        let txn = self.read()?;
         self.inner.store.view_range(&txn, view, from, limit.min(Self::READ_LIMIT_MAX))
     }
 
@@ -945,9 +1020,14 @@ impl<D: Domain> Engine<D> {
             return Err(Error::UnknownView { name: view.to_owned() });
         };
         const CHUNK_EVENTS_MAX: usize = 4096;
-        store.write(|txn| {
+        let index = store.view_index(view).expect("the view was found above");
+        // No commit publishes meanwhile (they take this lock to write, commit and publish), so the checkpoint
+        // below holds every committed record and row, and the view is rebuilt from the same last event.
+        let _commits = self.inner.view_rows.lock();
+        let read = store.checkpoint_with(|txn, checkpoint_seq| {
             store.clear_view(txn, view)?;
             let total = store.last_seq(txn)?;
+            assert_eq!(total, checkpoint_seq, "every committed event is published while commits wait");
             let mut since = 0;
             // Its own rows: the writers' may not see this transaction's rows before it commits.
             let mut rows = ViewRows::new(0);
@@ -957,7 +1037,7 @@ impl<D: Domain> Engine<D> {
                 since = last.seq;
                 for stored in &chunk {
                     let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
-                    let mut tables = TxnViews { store, txn, rows: &mut rows, only: Some(view) };
+                    let mut tables = TxnViews { store, txn, rows: &mut rows, only: Some(view), unflushed: false };
                     if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }
@@ -968,7 +1048,11 @@ impl<D: Domain> Engine<D> {
                 progress(since, total);
             }
             Ok(since)
-        })
+        })?;
+        // The view's unflushed rows are older than the rebuilt ones; the others are in their tables now.
+        store.forget_view_rows(index);
+        store.forget_flushed(FORGET_WAIT);
+        Ok(read)
     }
 
     /// What opening the store migrated (events upcast, instances and views rebuilt); `None` when the store
@@ -978,10 +1062,15 @@ impl<D: Domain> Engine<D> {
     }
 
     /// Checks the whole store: the log is gapless and readable, and every instance's stored state equals a fresh
-    /// replay of its events. Returns (events in the log, instances checked). Slow: for tests and tools.
+    /// replay of its events. Returns (events in the log, instances checked). Slow: for tests and tools; the
+    /// owner's writers wait meanwhile (the records it checks must be those of the log it reads).
     pub fn verify(&self) -> Result<(u64, u64), Error> {
         let store = &self.inner.store;
-        let txn = store.read()?;
+        // Commits publish their records under this lock: while it is held, every committed event's records
+        // are published. A reader beside the owner checks the events it caught up to.
+        let _commits = (!self.inner.read_only).then(|| self.inner.view_rows.lock());
+        let txn = self.read()?;
+        let (_, published_seq) = store.unflushed_bounds();
         let mut events = 0u64;
         loop {
             let chunk = store.events_after(&txn, events, 4096)?;
@@ -1006,11 +1095,13 @@ impl<D: Domain> Engine<D> {
             instances += 1;
             Ok(())
         })?;
-        if versions != events {
+        // A reader beside the owner holds the records of the events it caught up to; the owner, of them all.
+        let expected = if self.inner.read_only { published_seq } else { events };
+        if versions != expected {
             return Err(Error::Corrupt {
                 table: "aggregates",
                 at: "*".into(),
-                message: format!("the instances' versions add up to {versions}, the log has {events} events"),
+                message: format!("the instances' versions add up to {versions}, the log has {expected} events"),
             });
         }
         Ok((events, instances))
@@ -1029,9 +1120,22 @@ impl<D: Domain> Engine<D> {
             let _ = processes.join();
         }
         self.inner.closing.store(true, Ordering::Release);
+        let owner = !self.writers.is_empty();
         for writer in self.writers.drain(..) {
             let _ = writer.join();
         }
+        if owner && !self.abandoned {
+            // Reopening then replays nothing. Should this fail, the next open replays the log instead.
+            let _ = checkpoint(&self.inner);
+        }
+    }
+
+    /// Stops every thread like [`Engine::shutdown`] but writes no final checkpoint: what reopening after a
+    /// crash finds (for tests of recovery).
+    #[doc(hidden)]
+    pub fn abandon(mut self) {
+        self.abandoned = true;
+        self.stop();
     }
 }
 

@@ -8,6 +8,7 @@ pub(super) type JsonFn<D> = fn(&Inner<D>, &str, &str, &[u8], CommandMeta) -> Res
 pub(super) type EventJsonFn = fn(&StoredEvent) -> Result<(&'static str, serde_json::Value), Error>;
 pub(super) type VerifyFn = fn(&Store, &RoTxn, &[u8], &AggregateRecord) -> Result<u64, Error>;
 pub(super) type ReplayFn = fn(&Store, &RoTxn, &[u8], &AggregateRecord) -> Result<Vec<u8>, Error>;
+pub(super) type ApplyFn = fn(&StoredEvent, Option<&[u8]>) -> Result<Vec<u8>, Error>;
 
 pub(super) struct AggregateEntry<D: Domain> {
     pub(super) name: &'static str,
@@ -20,6 +21,8 @@ pub(super) struct AggregateEntry<D: Domain> {
     pub(super) verify: VerifyFn,
     /// The instance's state replayed from its events, encoded (a migration's rebuild).
     pub(super) replay_state: ReplayFn,
+    /// An encoded state (the default state when `None`) with one stored event applied, encoded (a recovery).
+    pub(super) apply_event: ApplyFn,
     /// The events of this aggregate some process reacts to.
     pub(super) handled_events: Vec<&'static str>,
     pub(super) _domain: PhantomData<fn() -> D>,
@@ -45,6 +48,7 @@ impl<D: Domain> AggregateVisitor for Registry<D> {
             event_json: event_json_erased::<A>,
             verify: verify_erased::<A>,
             replay_state: replay_state_erased::<A>,
+            apply_event: apply_event_erased::<A>,
             handled_events: D::meta()
                 .processes
                 .iter()
@@ -222,6 +226,21 @@ pub(super) fn replay_state_erased<A: Aggregate>(
     record: &AggregateRecord,
 ) -> Result<Vec<u8>, Error> {
     Ok(A::encode_state(&replay::<A>(store, txn, key, record)?.1))
+}
+
+pub(super) fn apply_event_erased<A: Aggregate>(stored: &StoredEvent, state: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+    let (id, event) = decode_stored_event::<A>(stored)?;
+    let mut state = match state {
+        None => A::State::default(),
+        Some(bytes) => A::decode_state(bytes).map_err(|e| Error::corrupt("aggregates", id.to_string(), e))?,
+    };
+    A::evolve(&mut state, &event, &event_context::<A>(stored, &id)).map_err(|e| Error::Replay {
+        aggregate: A::NAME,
+        id: id.to_string(),
+        seq: stored.seq,
+        message: e.to_string(),
+    })?;
+    Ok(A::encode_state(&state))
 }
 
 /// Checks that the stored state of one instance equals a fresh replay of its events; returns the event count.

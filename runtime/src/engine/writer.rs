@@ -13,6 +13,34 @@ pub(super) type Answers = Sender<AnsweredBatch>;
 /// Batches a writer may have committed but not yet answered.
 pub(super) const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
 
+/// How long a checkpoint waits for read transactions that began before it (a partition deciding, an HTTP read)
+/// to end, so it can drop the entries it wrote out; if they last longer, the next checkpoint drops them.
+pub(super) const FORGET_WAIT: Duration = Duration::from_millis(20);
+
+/// Unflushed entries, in multiples of `checkpoint_entries_max`, at which a writer whose checkpoints fail stops
+/// taking batches: fails them with the checkpoint's error (memory stays bounded; nothing is lost).
+const UNFLUSHED_ENTRIES_STOP_FACTOR: usize = 4;
+
+/// Writes the unflushed records and rows out (see `crate::unflushed`) and drops them from memory.
+pub(super) fn checkpoint<D: Domain>(inner: &Inner<D>) -> Result<(), Error> {
+    let started = Instant::now();
+    let stats = &inner.stats;
+    if let Err(error) = inner.store.checkpoint_with(|_, _| Ok(())) {
+        stats.failed_checkpoints.fetch_add(1, Ordering::Relaxed);
+        return Err(error);
+    }
+    inner.store.forget_flushed(FORGET_WAIT);
+    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+    stats.checkpoint_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether the unflushed records and rows make a checkpoint due.
+fn checkpoint_due<D: Domain>(inner: &Inner<D>) -> bool {
+    let (events, entries) = inner.store.unflushed_size();
+    events >= u64::from(inner.config.checkpoint_events_max) || entries >= inner.config.checkpoint_entries_max as usize
+}
+
 pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
     let (answers, answer_queue): (Answers, Receiver<AnsweredBatch>) =
         crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
@@ -77,6 +105,14 @@ pub(super) fn write_batches<D: Domain>(
                 }
             }
         }
+        let (_, unflushed_entries) = inner.store.unflushed_size();
+        if unflushed_entries >= config.checkpoint_entries_max as usize * UNFLUSHED_ENTRIES_STOP_FACTOR {
+            // The checkpoints after each batch failed: try once more before taking on more.
+            if let Err(error) = checkpoint(inner) {
+                answer(answers, batch, Some(error));
+                continue;
+            }
+        }
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         // Deferred commands come from a batch no larger than this one may be.
@@ -97,6 +133,10 @@ pub(super) fn write_batches<D: Domain>(
         let (jobs, failure) = commit_together(inner, index, decided, &mut ids, &mut scratch);
         let failed = failure.is_some();
         answer(answers, jobs, failure);
+        if !failed && checkpoint_due(inner) {
+            // A failure is counted and tried again after the next batch; the log holds everything meanwhile.
+            let _ = checkpoint(inner);
+        }
         let mut cache = partition.cache.lock();
         if failed {
             // The cache ran ahead of the store (the committer drops it too, unless it panicked).
@@ -130,6 +170,8 @@ pub(super) struct Scratch {
     /// Per batch of a commit: the cache slots of the instances it wrote.
     pub(super) dirty: Vec<Vec<u32>>,
     pub(super) buffer: Vec<u8>,
+    /// The instance records of the current write attempt, published once it commits.
+    pub(super) records: Staged,
     pub(super) command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
 }
 
@@ -288,7 +330,7 @@ pub(super) fn commit_batches<D: Domain>(
 ) -> Option<Error> {
     let store = &inner.store;
     let started = Instant::now();
-    let Scratch { dirty, buffer, .. } = scratch;
+    let Scratch { dirty, buffer, records, .. } = scratch;
     if dirty.len() < batches.len() {
         dirty.resize_with(batches.len(), Vec::new);
     }
@@ -301,6 +343,8 @@ pub(super) fn commit_batches<D: Domain>(
     let mut written_at = started;
     // The process runner's progress this commit stores, if it is ahead of the stored one (see `Inner`).
     let mut progress_written = None;
+    // The last event of the attempt that commits.
+    let mut last_seq = 0;
     // Bounded: each round fails one more command for good.
     let mut rounds_left: usize = batches.iter().map(|batch| batch.jobs.len()).sum();
     let result = loop {
@@ -316,6 +360,7 @@ pub(super) fn commit_batches<D: Domain>(
                     }
                 }
                 views.begin(store);
+                records.clear();
                 let mut next_seq = store.last_seq(txn)? + 1;
                 let views = &mut *views;
                 for (at, batch) in batches.iter_mut().enumerate() {
@@ -332,18 +377,17 @@ pub(super) fn commit_batches<D: Domain>(
                     }
                     next_seq = cx.next_seq;
                     // Each touched instance's record once per batch, however many of its commands the batch
-                    // held, in key order: neighbouring puts walk the same B-tree pages while they are in the
-                    // CPU cache.
-                    dirty.sort_unstable_by(|a, b| cache.slots[*a as usize].0.cmp(&cache.slots[*b as usize].0));
+                    // held; published after the commit and written behind the log (see `crate::unflushed`).
                     for &slot in dirty.iter() {
                         let (key, cached) = &cache.slots[slot as usize];
                         let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
                         let state = (cached.encode)(&*cached.state);
-                        format::encode_aggregate_into(cached.version, last_seq, &state, buffer);
-                        store.put_aggregate(txn, key, buffer)?;
+                        records
+                            .push_with(key, |out| format::encode_aggregate_into(cached.version, last_seq, &state, out));
                     }
                 }
-                views.flush(store, txn)?;
+                last_seq = next_seq - 1;
+                views.stage();
                 let handled = inner.progress.load(Ordering::Acquire);
                 if handled > inner.progress_stored.load(Ordering::Acquire) {
                     store.put_progress(txn, handled)?;
@@ -390,6 +434,8 @@ pub(super) fn commit_batches<D: Domain>(
     stats.commit_us.fetch_add(commit_us, Ordering::Relaxed);
     match result {
         Ok(()) => {
+            // Before anyone is answered, and under the view rows' lock, which orders publications like commits.
+            store.publish(last_seq, records, &views.staged);
             views.committed();
             drop(views);
             for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
