@@ -36,6 +36,10 @@ pub struct EngineArgs {
     /// Aggregate instances kept in memory per writer.
     #[arg(long, default_value_t = 1_000_000, env = "ANTHILL_CACHE_MAX")]
     pub cache_max: u32,
+    /// Events committed after which the instance records and view rows, kept in memory meanwhile, are written
+    /// to their tables (a checkpoint): bounds what reopening replays after a crash.
+    #[arg(long, default_value_t = 131_072, env = "ANTHILL_CHECKPOINT_EVENTS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint_events: u32,
     /// The memory map of a new store, in MiB; a full map doubles (up to 1 TiB) without a restart.
     #[arg(long, default_value_t = 1024, env = "ANTHILL_MAP_SIZE_MB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub map_size_mb: u64,
@@ -49,6 +53,7 @@ impl EngineArgs {
             queue_depth_max: self.queue_max,
             latency_budget: Duration::from_millis(self.latency_budget_ms),
             cache_entries_max: self.cache_max,
+            checkpoint_events_max: self.checkpoint_events,
             store: StoreConfig { map_size_bytes: self.map_size_mb << 20, ..StoreConfig::default() },
             ..Config::default()
         }
