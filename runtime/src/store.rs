@@ -24,7 +24,23 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::Error;
 use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, StoredEventRef};
-use crate::unflushed::{Staged, Unflushed};
+use crate::unflushed::{Staged, StepEntries, Unflushed};
+
+/// A checkpoint step: the entries it writes, the checkpoint that holds once they are written, and the last
+/// event published when they were copied.
+pub(crate) struct CheckpointStep {
+    entries: StepEntries,
+    checkpoint_seq: u64,
+    seq: u64,
+}
+
+/// A view row as stored: the row's bytes, then the last event folded into it (`u64` little-endian), which a
+/// replay after a crash checks (see `crate::unflushed`). `None` if the value is too short to hold it.
+pub(crate) fn split_row(value: &[u8]) -> Option<(&[u8], u64)> {
+    let at = value.len().checked_sub(8)?;
+    let (row, seq) = value.split_at(at);
+    Some((row, u64::from_le_bytes(seq.try_into().ok()?)))
+}
 
 type Table = Database<Bytes, Bytes>;
 
@@ -55,12 +71,14 @@ const META_PROGRESS: &[u8] = b"process-progress";
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 
-/// The layout of the store as a whole (the meta record's `format`). Version 2 writes records and view rows
-/// behind the log and keeps the `checkpoint` they hold; a version 1 store wrote them with every batch, so it is
-/// opened as checkpointed at its last event and marked version 2 (a version 1 binary then refuses it, rather
-/// than read records that lag the log). Records the runtime encodes carry their own version
-/// ([`format::FORMAT_VERSION`]).
-pub const STORE_FORMAT_VERSION: u32 = 2;
+/// The layout of the store as a whole (the meta record's `format`). Version 3 writes records and view rows
+/// behind the log, keeps the `checkpoint` they all hold, and stores each view row with the last event folded
+/// into it. A version 1 store wrote them with every batch: it is opened as checkpointed at its last event, its
+/// rows are rewritten with that event, and it is marked version 3 (a version 1 binary then refuses it, rather
+/// than read records that lag the log). Version 2 (records behind the log in hashed stripes, rows without
+/// their event) lived one day in development and is refused. Records the runtime encodes carry their own
+/// version ([`format::FORMAT_VERSION`]).
+pub const STORE_FORMAT_VERSION: u32 = 3;
 
 /// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
 /// or why not (see [`crate::schema::upcast_plan`]).
@@ -220,6 +238,16 @@ impl Store {
                         None => 0,
                         Some((key, _)) => seq_from_key(key)?,
                     };
+                    for (_, table) in &view_tables {
+                        let mut rows = Vec::new();
+                        for entry in table.iter(&wtxn)? {
+                            let (key, row) = entry?;
+                            rows.push((key.to_vec(), [row, &last_seq.to_le_bytes()].concat()));
+                        }
+                        for (key, row) in rows {
+                            table.put(&mut wtxn, &key, &row)?;
+                        }
+                    }
                     meta.put(&mut wtxn, META_CHECKPOINT, &last_seq.to_le_bytes())?;
                     meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
                 } else if stored != STORE_FORMAT_VERSION {
@@ -274,7 +302,11 @@ impl Store {
         let store = Store {
             env,
             gate: RwLock::new(()),
-            unflushed: RwLock::new(Unflushed { checkpoint_seq, seq: checkpoint_seq, ..Unflushed::default() }),
+            unflushed: RwLock::new({
+                let mut unflushed = Unflushed::default();
+                unflushed.reset(checkpoint_seq, checkpoint_seq);
+                unflushed
+            }),
             checkpointing: Mutex::new(()),
             map_size_bytes: Mutex::new(map_size_bytes),
             config,
@@ -561,7 +593,13 @@ impl Store {
         lookup.extend_from_slice(key);
         let mut found = None;
         self.view_row_with(txn, &lookup, |row| found = row.map(<[u8]>::to_vec))?;
-        Ok(found)
+        match found {
+            None => Ok(None),
+            Some(value) => match split_row(&value) {
+                Some((row, _)) => Ok(Some(row.to_vec())),
+                None => Err(short_row(view, key, &value)),
+            },
+        }
     }
 
     /// Reads a committed view row by its lookup key (view index `u16` big-endian, then the row key).
@@ -598,7 +636,12 @@ impl Store {
             rows.insert(key.to_vec(), row.to_vec());
         }
         rows.extend(unflushed);
-        Ok(rows.into_iter().take(limit).collect())
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        for (key, value) in rows.into_iter().take(limit) {
+            let row = split_row(&value).ok_or_else(|| short_row(view, &key, &value))?.0.to_vec();
+            out.push((key, row));
+        }
+        Ok(out)
     }
 
     pub fn clear_view(&self, txn: &mut RwTxn, view: &str) -> Result<(), WriteError> {
@@ -632,45 +675,67 @@ impl Store {
         self.unflushed.write().publish(seq, records, rows);
     }
 
-    /// (events committed since the checkpoint, records and rows held in memory).
+    /// (events committed since the last checkpoint step, records and rows held in memory).
     pub(crate) fn unflushed_size(&self) -> (u64, usize) {
         let unflushed = self.unflushed.read();
-        (unflushed.events_since_checkpoint(), unflushed.entries())
+        (unflushed.events_since_step(), unflushed.entries())
     }
 
-    /// Writes every unflushed record and row to its table and moves the stored checkpoint to the last published
-    /// event, in one durable transaction, then runs `also` in it (a view rebuild, given that event). One at a
-    /// time. The entries stay in memory until [`Store::forget_flushed`].
+    /// A checkpoint step: writes the next `1 / steps` of the unflushed records and rows (`None`: all of them)
+    /// to their tables, in key order, and moves the stored checkpoint to what the tables then hold, in one
+    /// durable transaction; then runs `also` in it (a view rebuild, given the last published event, which
+    /// with `None` is the checkpoint). One at a time. The entries stay in memory until
+    /// [`Store::forget_flushed`].
     pub(crate) fn checkpoint_with<T>(
         &self,
+        steps: Option<usize>,
         mut also: impl FnMut(&mut RwTxn<'_>, u64) -> Result<T, WriteError>,
     ) -> Result<T, Error> {
         let _one = self.checkpointing.lock();
+        let step = self.next_step(steps);
+        let value = self.write(|txn| {
+            self.write_step(txn, &step)?;
+            also(txn, step.seq)
+        })?;
+        self.stepped(&step);
+        Ok(value)
+    }
+
+    /// The next checkpoint step, to write in a transaction of the caller's (a batch's commit), or `None` while
+    /// another checkpoint runs. The caller holds the guard until [`Store::stepped`].
+    pub(crate) fn try_step(&self, steps: usize) -> Option<(parking_lot::MutexGuard<'_, ()>, CheckpointStep)> {
+        let one = self.checkpointing.try_lock()?;
+        Some((one, self.next_step(Some(steps))))
+    }
+
+    fn next_step(&self, steps: Option<usize>) -> CheckpointStep {
         // A consistent cut: publishing takes the write lock, so these are the records and rows of the events
         // up to `seq`, whatever commits after.
-        let (entries, seq) = {
-            let unflushed = self.unflushed.read();
-            (unflushed.to_write(), unflushed.seq)
-        };
-        let value = self.write(|txn| {
-            let stored = read_checkpoint(&self.meta, txn)?;
-            assert!(stored <= seq, "the checkpoint moves forward: stored {stored}, now {seq}");
-            for (is_row, key, bytes) in &entries {
-                if *is_row {
-                    let index = u16::from_be_bytes([key[0], key[1]]);
-                    self.view_table_at(index).put(txn, &key[2..], bytes)?;
-                } else {
-                    self.aggregates.put(txn, key, bytes)?;
-                }
+        let unflushed = self.unflushed.read();
+        let (entries, checkpoint_seq) = unflushed.next_step(steps);
+        CheckpointStep { entries, checkpoint_seq, seq: unflushed.seq }
+    }
+
+    /// Writes a checkpoint step's entries and moves the stored checkpoint, in `txn`.
+    pub(crate) fn write_step(&self, txn: &mut RwTxn<'_>, step: &CheckpointStep) -> Result<(), WriteError> {
+        let stored = read_checkpoint(&self.meta, txn)?;
+        let checkpoint_seq = step.checkpoint_seq;
+        assert!(stored <= checkpoint_seq, "the checkpoint moves forward: stored {stored}, now {checkpoint_seq}");
+        for (is_row, key, bytes, _) in &step.entries {
+            if *is_row {
+                let index = u16::from_be_bytes([key[0], key[1]]);
+                self.view_table_at(index).put(txn, &key[2..], bytes)?;
+            } else {
+                self.aggregates.put(txn, key, bytes)?;
             }
-            let value = also(txn, seq)?;
-            self.meta.put(txn, META_CHECKPOINT, &seq.to_le_bytes())?;
-            Ok(value)
-        })?;
-        let mut unflushed = self.unflushed.write();
-        assert!(unflushed.checkpoint_seq <= seq);
-        unflushed.checkpoint_seq = seq;
-        Ok(value)
+        }
+        self.meta.put(txn, META_CHECKPOINT, &checkpoint_seq.to_le_bytes())?;
+        Ok(())
+    }
+
+    /// The transaction that wrote a step committed.
+    pub(crate) fn stepped(&self, step: &CheckpointStep) {
+        self.unflushed.write().stepped(&step.entries, step.checkpoint_seq, step.seq);
     }
 
     /// Drops the entries the tables hold since the last checkpoint, once no transaction is open (one opened
@@ -692,11 +757,7 @@ impl Store {
     /// After replaying the events after the stored checkpoint into the tables (recovery, in the transaction
     /// that moved it to `seq`): nothing is unflushed.
     pub(crate) fn recovered(&self, seq: u64) {
-        let mut unflushed = self.unflushed.write();
-        unflushed.records.clear();
-        unflushed.rows.clear();
-        unflushed.checkpoint_seq = seq;
-        unflushed.seq = seq;
+        self.unflushed.write().reset(seq, seq);
     }
 
     /// A reader's view of the unflushed entries: (the checkpoint they start from, their last event).
@@ -705,16 +766,12 @@ impl Store {
         (unflushed.checkpoint_seq, unflushed.seq)
     }
 
-    /// For a reader beside the store's owner, whose checkpoint moved past the entries it replayed: drops them
-    /// all and starts again from `checkpoint_seq`, once no transaction of this process is open (waits up to
-    /// `wait`). Returns whether it did.
+    /// For a reader beside the store's owner: drops the entries it replayed and starts again from the owner's
+    /// `checkpoint_seq`, once no transaction of this process is open (waits up to `wait`). Returns whether it
+    /// did.
     pub(crate) fn reset_unflushed(&self, checkpoint_seq: u64, wait: std::time::Duration) -> bool {
         let Some(_gate) = self.gate.try_write_for(wait) else { return false };
-        let mut unflushed = self.unflushed.write();
-        unflushed.records.clear();
-        unflushed.rows.clear();
-        unflushed.checkpoint_seq = checkpoint_seq;
-        unflushed.seq = checkpoint_seq;
+        self.unflushed.write().reset(checkpoint_seq, checkpoint_seq);
         true
     }
 
@@ -758,6 +815,14 @@ fn read_checkpoint(meta: &Table, txn: &RoTxn) -> Result<u64, Error> {
             at: "checkpoint".into(),
             message: format!("{} bytes, expected 8", bytes.len()),
         }),
+    }
+}
+
+fn short_row(view: &str, key: &[u8], value: &[u8]) -> Error {
+    Error::Corrupt {
+        table: "view",
+        at: format!("{view} {key:02x?}"),
+        message: format!("a stored row of {} bytes, without its last event", value.len()),
     }
 }
 

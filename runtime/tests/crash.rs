@@ -249,6 +249,10 @@ fn check(path: &std::path::Path, acked: &[u64]) -> Result<(), String> {
     if settled.len() != sent.len() {
         return Err(format!("{} transfers settled, {} sent", settled.len(), sent.len()));
     }
+    let stats = engine.stats();
+    if stats.checkpoints == 0 || stats.failed_checkpoints > 0 {
+        return Err(format!("checkpoint steps: {} written, {} failed", stats.checkpoints, stats.failed_checkpoints));
+    }
     engine.shutdown();
     Ok(())
 }

@@ -362,12 +362,16 @@ fn frequent_checkpoints_under_concurrent_writers_keep_records_and_rows_exact() -
     assert_eq!(stats.failed_checkpoints, 0);
     let before = seen(&engine, &accounts)?;
     engine.verify()?;
-    // The rows as folded batch by batch and written out at checkpoints are those of a fold of the whole log.
-    engine.rebuild_view("account-activity")?;
-    assert_eq!(seen(&engine, &accounts)?, before);
+    // A crash between steps: the tables hold every event up to the checkpoint and some records and rows hold
+    // later ones; reopening replays the log after the checkpoint, each event only where it is missing.
     engine.abandon();
     let engine = Engine::<ledger::Ledger>::open(dir.path(), config)?;
+    assert!(engine.recovered_events() > 0);
     assert_eq!(seen(&engine, &accounts)?, before);
     engine.verify()?;
+    // The rows as folded batch by batch, written out step by step and replayed are those of a fold of the
+    // whole log.
+    engine.rebuild_view("account-activity")?;
+    assert_eq!(seen(&engine, &accounts)?, before);
     Ok(())
 }

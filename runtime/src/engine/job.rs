@@ -221,6 +221,8 @@ pub(super) struct ViewRows {
 struct RowSlot {
     key: Vec<u8>,
     row: Row,
+    /// The last event folded into the row (stored with it: a replay skips the events a row holds).
+    seq: u64,
     changed: bool,
 }
 
@@ -275,10 +277,10 @@ impl ViewRows {
     }
 
     /// Adds a row for the lookup key, changed.
-    fn insert(&mut self, row: Row) -> u32 {
+    fn insert(&mut self, row: Row, seq: u64) -> u32 {
         let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 view rows in memory");
         self.index.insert(self.lookup.clone(), slot);
-        self.slots.push(RowSlot { key: self.lookup.clone(), row, changed: true });
+        self.slots.push(RowSlot { key: self.lookup.clone(), row, seq, changed: true });
         self.changed.push(slot);
         slot
     }
@@ -298,16 +300,15 @@ impl ViewRows {
         let ViewRows { slots, changed, encoded, .. } = self;
         changed.sort_unstable_by(|a, b| slots[*a as usize].key.cmp(&slots[*b as usize].key));
         for &slot in changed.iter() {
-            let RowSlot { key, row, .. } = &slots[slot as usize];
+            let RowSlot { key, row, seq, .. } = &slots[slot as usize];
             let view = u16::from_be_bytes([key[0], key[1]]);
-            let bytes = match row {
-                Row::Encoded(bytes) => bytes,
-                Row::Decoded { row, encode_into } => {
-                    *encoded = encode_into(&**row, std::mem::take(encoded));
-                    &*encoded
-                }
-            };
-            store.view_table_at(view).put(txn, &key[2..], bytes)?;
+            encoded.clear();
+            match row {
+                Row::Encoded(bytes) => encoded.extend_from_slice(bytes),
+                Row::Decoded { row, encode_into } => *encoded = encode_into(&**row, std::mem::take(encoded)),
+            }
+            encoded.extend_from_slice(&seq.to_le_bytes());
+            store.view_table_at(view).put(txn, &key[2..], encoded)?;
         }
         Ok(())
     }
@@ -319,10 +320,13 @@ impl ViewRows {
         let ViewRows { slots, changed, staged, .. } = self;
         staged.clear();
         for &slot in changed.iter() {
-            let RowSlot { key, row, .. } = &slots[slot as usize];
-            staged.push_with(key, |out| match row {
-                Row::Encoded(bytes) => out.extend_from_slice(bytes),
-                Row::Decoded { row, encode_into } => *out = encode_into(&**row, std::mem::take(out)),
+            let RowSlot { key, row, seq, .. } = &slots[slot as usize];
+            staged.push_with(key, |out| {
+                match row {
+                    Row::Encoded(bytes) => out.extend_from_slice(bytes),
+                    Row::Decoded { row, encode_into } => *out = encode_into(&**row, std::mem::take(out)),
+                }
+                out.extend_from_slice(&seq.to_le_bytes());
             });
         }
     }
@@ -361,11 +365,37 @@ pub(super) struct TxnViews<'a, 't> {
     /// Rows are read through the unflushed ones (the writers, a recovery); a rebuild or a migration writes
     /// them all out first and reads the tables alone.
     pub(super) unflushed: bool,
+    /// The event being folded: each row written keeps it as its last.
+    pub(super) seq: u64,
+    /// Replaying the log after the checkpoint: a row that holds the event already (its last event is at or
+    /// after it) is left alone. A view's fold reads and writes one row, so this skips all it did to the row.
+    pub(super) replay: bool,
 }
 
 impl TxnViews<'_, '_> {
     fn index(&self, view: &'static str) -> Result<u16, ViewError> {
         self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })
+    }
+
+    /// Reads the stored row at the lookup key (through the unflushed rows or not): its bytes and last event.
+    fn read_stored(&self, view: &'static str, read: impl FnOnce(Option<(&[u8], u64)>)) -> Result<(), ViewError> {
+        let lookup = &self.rows.lookup;
+        let mut split = Ok(());
+        let read = |value: Option<&[u8]>| match value {
+            None => read(None),
+            Some(value) => match crate::store::split_row(value) {
+                Some(row) => read(Some(row)),
+                None => split = Err(format!("a stored row of {} bytes, without its last event", value.len())),
+            },
+        };
+        let found = if self.unflushed {
+            self.store.view_row_with(self.txn, lookup, read)
+        } else {
+            let index = u16::from_be_bytes([lookup[0], lookup[1]]);
+            self.store.view_table_at(index).get(self.txn, &lookup[2..]).map(read)
+        };
+        found.map_err(|error| ViewError { view, message: error.to_string() })?;
+        split.map_err(|message| ViewError { view, message })
     }
 
     fn check_key(view: &'static str, key: &[u8]) -> Result<(), ViewError> {
@@ -406,12 +436,7 @@ impl ViewTables for TxnViews<'_, '_> {
             }
             return Ok(());
         }
-        let found = if self.unflushed {
-            self.store.view_row_with(self.txn, lookup, &mut *read)
-        } else {
-            self.store.view_table_at(index).get(self.txn, key).map(read)
-        };
-        found.map_err(|error| ViewError { view, message: error.to_string() })
+        self.read_stored(view, |row| read(row.map(|(bytes, _)| bytes)))
     }
 
     fn put(&mut self, view: &'static str, key: &[u8], row: &[u8]) -> Result<(), ViewError> {
@@ -421,10 +446,16 @@ impl ViewTables for TxnViews<'_, '_> {
         let index = self.index(view)?;
         Self::check_key(view, key)?;
         self.rows.set_lookup(index, key);
+        let seq = self.seq;
         match self.rows.index.get(&self.rows.lookup[..]).copied() {
             Some(slot) => {
+                if self.replay && self.rows.slots[slot as usize].seq >= seq {
+                    return Ok(());
+                }
                 self.rows.mark_changed(slot);
-                match &mut self.rows.slots[slot as usize].row {
+                let entry = &mut self.rows.slots[slot as usize];
+                entry.seq = seq;
+                match &mut entry.row {
                     Row::Encoded(existing) => {
                         existing.clear();
                         existing.extend_from_slice(row);
@@ -433,7 +464,14 @@ impl ViewTables for TxnViews<'_, '_> {
                 }
             }
             None => {
-                self.rows.insert(Row::Encoded(row.to_vec()));
+                if self.replay {
+                    let mut holds = false;
+                    self.read_stored(view, |stored| holds = stored.is_some_and(|(_, last)| last >= seq))?;
+                    if holds {
+                        return Ok(());
+                    }
+                }
+                self.rows.insert(Row::Encoded(row.to_vec()), seq);
             }
         }
         Ok(())
@@ -454,10 +492,15 @@ impl ViewTables for TxnViews<'_, '_> {
         }
         let index = self.index(view)?;
         self.rows.set_lookup(index, key);
+        let seq = self.seq;
         let decode_error = |error: DecodeError| ViewError { view, message: error.to_string() };
         let slot = match self.rows.index.get(&self.rows.lookup[..]).copied() {
             Some(slot) => {
+                if self.replay && self.rows.slots[slot as usize].seq >= seq {
+                    return Ok(());
+                }
                 self.rows.mark_changed(slot);
+                self.rows.slots[slot as usize].seq = seq;
                 let entry = &mut self.rows.slots[slot as usize].row;
                 if let Row::Encoded(bytes) = entry {
                     *entry = Row::Decoded {
@@ -469,22 +512,19 @@ impl ViewTables for TxnViews<'_, '_> {
             }
             None => {
                 let mut decoded = None;
-                let decode = |row: Option<&[u8]>| {
+                let mut holds = false;
+                self.read_stored(view, |row| {
+                    holds = row.is_some_and(|(_, last)| last >= seq);
                     decoded = Some(match row {
-                        Some(bytes) => (codec.decode)(bytes).map_err(decode_error),
+                        Some((bytes, _)) => (codec.decode)(bytes).map_err(decode_error),
                         None => Ok((codec.default)()),
                     })
-                };
-                let found = if self.unflushed {
-                    self.store.view_row_with(self.txn, &self.rows.lookup, decode)
-                } else {
-                    self.store.view_table_at(index).get(self.txn, key).map(decode)
-                };
-                if let Err(error) = found {
-                    return Err(ViewError { view, message: error.to_string() }.into());
+                })?;
+                if self.replay && holds {
+                    return Ok(());
                 }
                 let row = decoded.expect("the row was read")?;
-                self.rows.insert(Row::Decoded { row, encode_into: codec.encode_into })
+                self.rows.insert(Row::Decoded { row, encode_into: codec.encode_into }, seq)
             }
         };
         let Row::Decoded { row, .. } = &mut self.rows.slots[slot as usize].row else { unreachable!("decoded above") };
@@ -743,8 +783,15 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         occurred_at: *occurred_at,
                         event_id: envelope.event_id,
                     };
-                    let mut views =
-                        TxnViews { store: cx.store, txn: cx.txn, rows: cx.views, only: None, unflushed: true };
+                    let mut views = TxnViews {
+                        store: cx.store,
+                        txn: cx.txn,
+                        rows: cx.views,
+                        only: None,
+                        unflushed: true,
+                        seq,
+                        replay: false,
+                    };
                     if let Err(error) = A::update_views(event, &ctx, &mut views) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }

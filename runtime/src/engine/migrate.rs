@@ -91,7 +91,9 @@ pub(super) fn migrate<D: Domain>(
             since = last.seq;
             for stored in &chunk {
                 let entry = registry.by_tag(stored.envelope.tag, stored.seq)?;
-                let mut tables = TxnViews { store, txn, rows: &mut rows, only: None, unflushed: false };
+                let seq = stored.seq;
+                let mut tables =
+                    TxnViews { store, txn, rows: &mut rows, only: None, unflushed: false, seq, replay: false };
                 if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                     return Err(WriteError::Other(Error::View(error.to_string())));
                 }

@@ -37,7 +37,7 @@ use crate::aggregate::{
 use crate::error::Error;
 use crate::format::{self, AggregateRecord, CommandOutcome, CommandRecord, EnvelopeRef, IdGenerator, StoredEvent};
 use crate::hash::{FastHasher, FastMap};
-use crate::store::{ReadTxn, Store, StoreConfig, ViewRow, WriteError};
+use crate::store::{Store, StoreConfig, ViewRow, WriteError};
 use crate::unflushed::Staged;
 use crate::value::Timestamp;
 
@@ -791,23 +791,24 @@ impl<D: Domain> Engine<D> {
     }
 
     /// A read transaction for reads of records and view rows: a reader beside the owner catches up first.
-    fn read(&self) -> Result<ReadTxn<'_>, Error> {
+    fn read(&self) -> Result<Reading<'_>, Error> {
         if self.inner.read_only {
             read_beside_owner(&self.inner)
         } else {
-            self.inner.store.read()
+            Ok(Reading { txn: self.inner.store.read()?, _turn: None })
         }
     }
 
     /// An instance's record and a read transaction whose log holds its events (see
     /// [`Store::aggregate_then_read`]).
-    fn record_then_read(&self, key: &[u8]) -> Result<(Option<AggregateRecord>, ReadTxn<'_>), Error> {
+    fn record_then_read(&self, key: &[u8]) -> Result<(Option<AggregateRecord>, Reading<'_>), Error> {
         if self.inner.read_only {
-            // Caught up to an event this transaction's log holds.
+            // Caught up to the last event this transaction's log holds.
             let txn = read_beside_owner(&self.inner)?;
             Ok((self.inner.store.aggregate(&txn, key)?, txn))
         } else {
-            self.inner.store.aggregate_then_read(key)
+            let (record, txn) = self.inner.store.aggregate_then_read(key)?;
+            Ok((record, Reading { txn, _turn: None }))
         }
     }
 
@@ -822,7 +823,7 @@ impl<D: Domain> Engine<D> {
         if self.inner.read_only {
             return Err(Error::ReadOnly { operation: "checkpointing" });
         }
-        checkpoint(&self.inner)?;
+        checkpoint(&self.inner, None)?;
         let txn = self.inner.store.read()?;
         self.inner.store.checkpoint_seq(&txn)
     }
@@ -1024,7 +1025,7 @@ impl<D: Domain> Engine<D> {
         // No commit publishes meanwhile (they take this lock to write, commit and publish), so the checkpoint
         // below holds every committed record and row, and the view is rebuilt from the same last event.
         let _commits = self.inner.view_rows.lock();
-        let read = store.checkpoint_with(|txn, checkpoint_seq| {
+        let read = store.checkpoint_with(None, |txn, checkpoint_seq| {
             store.clear_view(txn, view)?;
             let total = store.last_seq(txn)?;
             assert_eq!(total, checkpoint_seq, "every committed event is published while commits wait");
@@ -1037,7 +1038,9 @@ impl<D: Domain> Engine<D> {
                 since = last.seq;
                 for stored in &chunk {
                     let entry = self.inner.registry.by_tag(stored.envelope.tag, stored.seq)?;
-                    let mut tables = TxnViews { store, txn, rows: &mut rows, only: Some(view), unflushed: false };
+                    let (seq, only) = (stored.seq, Some(view));
+                    let mut tables =
+                        TxnViews { store, txn, rows: &mut rows, only, unflushed: false, seq, replay: false };
                     if let Err(error) = (entry.fold_views)(stored, &mut tables) {
                         return Err(WriteError::Other(Error::View(error.to_string())));
                     }
@@ -1126,7 +1129,7 @@ impl<D: Domain> Engine<D> {
         }
         if owner && !self.abandoned {
             // Reopening then replays nothing. Should this fail, the next open replays the log instead.
-            let _ = checkpoint(&self.inner);
+            let _ = checkpoint(&self.inner, None);
         }
     }
 

@@ -16,7 +16,8 @@ pub(super) struct Replayed {
 }
 
 /// Replays the events after `since`, up to the last one `txn` sees, onto the records (and, with `views`, the
-/// view rows) as `txn` and the unflushed entries hold them, which must be as of `since`.
+/// view rows) as `txn` and the unflushed entries hold them: each holds every event up to `since` and maybe
+/// later ones (a checkpoint step wrote it), which are skipped for it.
 pub(super) fn replay_after<D: Domain>(
     store: &Store,
     registry: &Registry<D>,
@@ -24,8 +25,8 @@ pub(super) fn replay_after<D: Domain>(
     since: u64,
     views: bool,
 ) -> Result<Replayed, Error> {
-    // Per instance: version, last event, encoded state.
-    let mut records: FastMap<Vec<u8>, (u64, u64, Vec<u8>)> = FastMap::default();
+    // Per instance: version, last event, encoded state, whether the replay changed it.
+    let mut records: FastMap<Vec<u8>, (u64, u64, Vec<u8>, bool)> = FastMap::default();
     let mut rows = ViewRows::new(0);
     let mut seq = since;
     let mut key = Vec::new();
@@ -37,16 +38,27 @@ pub(super) fn replay_after<D: Domain>(
         for stored in &chunk {
             let envelope = &stored.envelope;
             let entry = registry.by_tag(envelope.tag, stored.seq)?;
+            if views {
+                let (seq, replay) = (stored.seq, true);
+                let mut tables = TxnViews { store, txn, rows: &mut rows, only: None, unflushed: true, seq, replay };
+                if let Err(error) = (entry.fold_views)(stored, &mut tables) {
+                    return Err(Error::View(format!("replaying event {}: {error}", stored.seq)));
+                }
+            }
             key.clear();
             format::aggregate_key(envelope.tag, &envelope.key, &mut key);
             if !records.contains_key(&key) {
                 let record = match store.aggregate(txn, &key)? {
-                    Some(record) => (record.version, record.last_seq, record.state),
-                    None => (0, 0, Vec::new()),
+                    Some(record) => (record.version, record.last_seq, record.state, false),
+                    None => (0, 0, Vec::new(), false),
                 };
                 records.insert(key.clone(), record);
             }
-            let (version, last_seq, state) = records.get_mut(&key).expect("inserted above");
+            let (version, last_seq, state, changed) = records.get_mut(&key).expect("inserted above");
+            if *last_seq >= stored.seq {
+                // A checkpoint step wrote the record after this event.
+                continue;
+            }
             if envelope.version != *version + 1 || envelope.previous_seq != *last_seq {
                 return Err(Error::Corrupt {
                     table: "log",
@@ -60,16 +72,11 @@ pub(super) fn replay_after<D: Domain>(
             *state = (entry.apply_event)(stored, (*version > 0).then_some(&state[..]))?;
             *version = envelope.version;
             *last_seq = stored.seq;
-            if views {
-                let mut tables = TxnViews { store, txn, rows: &mut rows, only: None, unflushed: true };
-                if let Err(error) = (entry.fold_views)(stored, &mut tables) {
-                    return Err(Error::View(format!("replaying event {}: {error}", stored.seq)));
-                }
-            }
+            *changed = true;
         }
     }
     let mut staged = Staged::default();
-    for (key, (version, last_seq, state)) in &records {
+    for (key, (version, last_seq, state, _)) in records.iter().filter(|(_, record)| record.3) {
         staged.push_with(key, |out| format::encode_aggregate_into(*version, *last_seq, state, out));
     }
     rows.stage();
@@ -113,40 +120,55 @@ pub(super) fn write_replayed_after<D: Domain>(
 }
 
 /// How long a reader beside the owner waits for its own other reads to end before it drops the entries it
-/// replayed (the owner checkpointed past them).
+/// replayed (the owner's checkpoint moved past them).
 const RESET_WAIT: Duration = Duration::from_secs(10);
-/// Times a reader beside the owner catches up before giving up (the owner may checkpoint in between).
+/// Times a reader beside the owner tries to catch up before giving up (another read kept the store busy).
 const CATCH_UP_ROUNDS_MAX: u32 = 8;
+/// Entries a reader beside the owner keeps replayed, in multiples of `checkpoint_entries_max`, before it drops
+/// them and replays from the owner's checkpoint again.
+const READER_ENTRIES_FACTOR: usize = 4;
+
+/// A read transaction, and for a reader beside the owner, its turn: such a reader reads one at a time, each
+/// with the owner's records and rows replayed up to the last event its transaction sees.
+pub(super) struct Reading<'a> {
+    pub(super) txn: crate::store::ReadTxn<'a>,
+    pub(super) _turn: Option<parking_lot::MutexGuard<'a, ()>>,
+}
+
+impl<'a> std::ops::Deref for Reading<'a> {
+    type Target = crate::store::ReadTxn<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.txn
+    }
+}
 
 /// For a reader beside the owner: a read transaction, after replaying into memory the records and rows the
-/// owner committed since its checkpoint (it writes them behind the log, so the tables lag), checked to start
-/// from the checkpoint this transaction sees.
-pub(super) fn read_beside_owner<D: Domain>(inner: &Inner<D>) -> Result<crate::store::ReadTxn<'_>, Error> {
+/// owner committed and has not written out (it writes them behind the log, so its tables lag), up to the last
+/// event that transaction sees.
+pub(super) fn read_beside_owner<D: Domain>(inner: &Inner<D>) -> Result<Reading<'_>, Error> {
     let store = &inner.store;
     for _ in 0..CATCH_UP_ROUNDS_MAX {
-        {
-            let _one = inner.catching_up.lock();
-            let txn = store.read()?;
-            let checkpoint_seq = store.checkpoint_seq(&txn)?;
-            let (from_seq, replayed_seq) = store.unflushed_bounds();
-            if checkpoint_seq != from_seq {
-                drop(txn);
-                if !store.reset_unflushed(checkpoint_seq, RESET_WAIT) {
-                    return Err(Error::Store {
-                        message: "reads kept the store busy while it caught up; try again".into(),
-                    });
-                }
-                continue;
-            }
-            if store.last_seq(&txn)? > replayed_seq {
-                let replayed = replay_after(store, &inner.registry, &txn, replayed_seq, true)?;
-                store.publish(replayed.last_seq, &replayed.records, &replayed.rows);
-            }
-        }
+        let turn = inner.catching_up.lock();
         let txn = store.read()?;
-        if store.checkpoint_seq(&txn)? == store.unflushed_bounds().0 {
-            return Ok(txn);
+        let checkpoint_seq = store.checkpoint_seq(&txn)?;
+        let (_, replayed_seq) = store.unflushed_bounds();
+        let (_, entries) = store.unflushed_size();
+        // The owner wrote out more than was replayed here (its tables are newer than these entries), or the
+        // entries grew large: start again from its checkpoint.
+        if checkpoint_seq > replayed_seq
+            || entries > inner.config.checkpoint_entries_max as usize * READER_ENTRIES_FACTOR
+        {
+            drop(txn);
+            if !store.reset_unflushed(checkpoint_seq, RESET_WAIT) {
+                return Err(Error::Store { message: "reads kept the store busy while it caught up; try again".into() });
+            }
+            continue;
         }
+        if store.last_seq(&txn)? > replayed_seq {
+            let replayed = replay_after(store, &inner.registry, &txn, replayed_seq, true)?;
+            store.publish(replayed.last_seq, &replayed.records, &replayed.rows);
+        }
+        return Ok(Reading { txn, _turn: Some(turn) });
     }
-    Err(Error::Store { message: "the store's owner kept checkpointing while this reader caught up; try again".into() })
+    Err(Error::Store { message: "reads kept the store busy while it caught up; try again".into() })
 }

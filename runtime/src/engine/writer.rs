@@ -13,32 +13,55 @@ pub(super) type Answers = Sender<AnsweredBatch>;
 /// Batches a writer may have committed but not yet answered.
 pub(super) const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
 
-/// How long a checkpoint waits for read transactions that began before it (a partition deciding, an HTTP read)
-/// to end, so it can drop the entries it wrote out; if they last longer, the next checkpoint drops them.
+/// How long a checkpoint step waits, when many entries are held, for the read transactions that began before
+/// it (a partition deciding, a read) to end, so it can drop the entries it wrote out; otherwise it does not
+/// wait, and a later step drops them.
 pub(super) const FORGET_WAIT: Duration = Duration::from_millis(20);
 
 /// Unflushed entries, in multiples of `checkpoint_entries_max`, at which a writer whose checkpoints fail stops
 /// taking batches: fails them with the checkpoint's error (memory stays bounded; nothing is lost).
 const UNFLUSHED_ENTRIES_STOP_FACTOR: usize = 4;
 
-/// Writes the unflushed records and rows out (see `crate::unflushed`) and drops them from memory.
-pub(super) fn checkpoint<D: Domain>(inner: &Inner<D>) -> Result<(), Error> {
+/// Checkpoint steps in a cycle: each writes this fraction of the unflushed records and rows.
+pub(super) const CHECKPOINT_STEPS: usize = 16;
+
+/// A checkpoint step (`None`: every unflushed record and row at once): writes them out (see
+/// `crate::unflushed`) and drops them from memory.
+pub(super) fn checkpoint<D: Domain>(inner: &Inner<D>, steps: Option<usize>) -> Result<(), Error> {
     let started = Instant::now();
     let stats = &inner.stats;
-    if let Err(error) = inner.store.checkpoint_with(|_, _| Ok(())) {
+    // A panic here (a broken invariant) must not take the writer down with it: the checkpoint fails, the log
+    // holds everything, and the writer stops taking batches once too much is unflushed.
+    let stepped =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.store.checkpoint_with(steps, |_, _| Ok(()))))
+            .unwrap_or_else(|payload| {
+                Err(Error::Panicked { aggregate: "<checkpoint>", message: panic_message(payload.as_ref()) })
+            });
+    if let Err(error) = stepped {
         stats.failed_checkpoints.fetch_add(1, Ordering::Relaxed);
         return Err(error);
     }
-    inner.store.forget_flushed(FORGET_WAIT);
+    forget_flushed(inner);
     stats.checkpoints.fetch_add(1, Ordering::Relaxed);
     stats.checkpoint_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     Ok(())
 }
 
-/// Whether the unflushed records and rows make a checkpoint due.
+/// Drops what the tables now hold from memory. That waits for the read transactions open meanwhile (a
+/// partition deciding, a read); only worth waiting for when the entries held grow large.
+fn forget_flushed<D: Domain>(inner: &Inner<D>) {
+    let (_, entries) = inner.store.unflushed_size();
+    let wait = if entries >= inner.config.checkpoint_entries_max as usize { FORGET_WAIT } else { Duration::ZERO };
+    inner.store.forget_flushed(wait);
+}
+
+/// Whether a checkpoint step is due: one per `checkpoint_events_max / CHECKPOINT_STEPS` events (a cycle of
+/// steps goes through every unflushed entry, so the checkpoint trails the log by about `checkpoint_events_max`
+/// events), or one at once when too many entries are held.
 fn checkpoint_due<D: Domain>(inner: &Inner<D>) -> bool {
-    let (events, entries) = inner.store.unflushed_size();
-    events >= u64::from(inner.config.checkpoint_events_max) || entries >= inner.config.checkpoint_entries_max as usize
+    let (events_since_step, entries) = inner.store.unflushed_size();
+    let step_events = (u64::from(inner.config.checkpoint_events_max) / CHECKPOINT_STEPS as u64).max(1);
+    events_since_step >= step_events || entries >= inner.config.checkpoint_entries_max as usize
 }
 
 pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
@@ -108,7 +131,7 @@ pub(super) fn write_batches<D: Domain>(
         let (_, unflushed_entries) = inner.store.unflushed_size();
         if unflushed_entries >= config.checkpoint_entries_max as usize * UNFLUSHED_ENTRIES_STOP_FACTOR {
             // The checkpoints after each batch failed: try once more before taking on more.
-            if let Err(error) = checkpoint(inner) {
+            if let Err(error) = checkpoint(inner, None) {
                 answer(answers, batch, Some(error));
                 continue;
             }
@@ -133,10 +156,7 @@ pub(super) fn write_batches<D: Domain>(
         let (jobs, failure) = commit_together(inner, index, decided, &mut ids, &mut scratch);
         let failed = failure.is_some();
         answer(answers, jobs, failure);
-        if !failed && checkpoint_due(inner) {
-            // A failure is counted and tried again after the next batch; the log holds everything meanwhile.
-            let _ = checkpoint(inner);
-        }
+
         let mut cache = partition.cache.lock();
         if failed {
             // The cache ran ahead of the store (the committer drops it too, unless it panicked).
@@ -345,6 +365,9 @@ pub(super) fn commit_batches<D: Domain>(
     let mut progress_written = None;
     // The last event of the attempt that commits.
     let mut last_seq = 0;
+    // A checkpoint step, when one is due, rides along: its pages are synced with the batch's (see
+    // `crate::unflushed`). Copied before the write, so it holds what earlier commits published.
+    let mut step = if checkpoint_due(inner) { store.try_step(CHECKPOINT_STEPS) } else { None };
     // Bounded: each round fails one more command for good.
     let mut rounds_left: usize = batches.iter().map(|batch| batch.jobs.len()).sum();
     let result = loop {
@@ -388,6 +411,9 @@ pub(super) fn commit_batches<D: Domain>(
                 }
                 last_seq = next_seq - 1;
                 views.stage();
+                if let Some((_, step)) = &step {
+                    store.write_step(txn, step)?;
+                }
                 let handled = inner.progress.load(Ordering::Acquire);
                 if handled > inner.progress_stored.load(Ordering::Acquire) {
                     store.put_progress(txn, handled)?;
@@ -436,6 +462,12 @@ pub(super) fn commit_batches<D: Domain>(
         Ok(()) => {
             // Before anyone is answered, and under the view rows' lock, which orders publications like commits.
             store.publish(last_seq, records, &views.staged);
+            if let Some((one, step)) = step.take() {
+                store.stepped(&step);
+                drop(one);
+                stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                forget_flushed(inner);
+            }
             views.committed();
             drop(views);
             for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
