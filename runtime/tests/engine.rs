@@ -564,3 +564,47 @@ fn a_second_engine_on_a_store_is_refused_and_readers_work_beside_the_owner() -> 
     assert_eq!(seen, [(2, 2)]);
     Ok(())
 }
+
+#[test]
+fn a_store_of_format_1_is_upgraded_when_opened() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    for account in 1..=3u64 {
+        engine.execute::<Account>(account, AccountCommand::Open, CommandMeta::default())?;
+        for _ in 0..account {
+            engine.execute::<Account>(account, AccountCommand::Deposit { amount: money(2) }, CommandMeta::default())?;
+        }
+    }
+    let rows = engine.view_range(support::DEPOSITS_VIEW, &[], 10)?;
+    assert_eq!(rows.len(), 3);
+    let states: Vec<_> = (1..=3u64).map(|a| engine.state::<Account>(&a).map(|s| s.map(|s| s.version))).collect();
+    // Made into what format 1 wrote: every record and row in its table, rows without their last event.
+    engine.checkpoint()?;
+    let store = engine.store();
+    for (key, row) in &rows {
+        store.put_raw(support::DEPOSITS_VIEW, key, row)?;
+    }
+    store.put_raw("meta", b"format", &1u32.to_le_bytes())?;
+    store.put_raw("meta", b"checkpoint", &[0xff; 3])?;
+    drop(engine);
+    // Opened, it is upgraded: the rows read as before, and later deposits fold into them.
+    let engine = open(&dir, 1);
+    assert_eq!(engine.recovered_events(), 0);
+    assert_eq!(engine.view_range(support::DEPOSITS_VIEW, &[], 10)?, rows);
+    let again: Vec<_> = (1..=3u64).map(|a| engine.state::<Account>(&a).map(|s| s.map(|s| s.version))).collect();
+    assert_eq!(format!("{again:?}"), format!("{states:?}"));
+    engine.execute::<Account>(2, AccountCommand::Deposit { amount: money(2) }, CommandMeta::default())?;
+    let folded = engine.view_range(support::DEPOSITS_VIEW, &[], 10)?;
+    assert_ne!(folded, rows);
+    engine.rebuild_view(support::DEPOSITS_VIEW)?;
+    assert_eq!(engine.view_range(support::DEPOSITS_VIEW, &[], 10)?, folded);
+    engine.verify()?;
+    drop(engine);
+    // A store of format 2 (a development version) is refused, naming both formats.
+    let engine = open(&dir, 1);
+    engine.store().put_raw("meta", b"format", &2u32.to_le_bytes())?;
+    drop(engine);
+    let refused = Engine::<Demo>::open(dir.path(), test_config(1)).err();
+    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 3, .. })), "{refused:?}");
+    Ok(())
+}
