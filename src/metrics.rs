@@ -134,6 +134,23 @@ fn render_engines(out: &mut String, engines: &[EngineFigures]) {
                 writeln!(out, "anthill_writer_seconds_total{{domain=\"{}\",phase=\"{phase}\"}} {seconds:.6}", e.domain);
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP anthill_checkpoint_steps_total Checkpoint steps written (records and view rows written behind the log)."
+    );
+    let _ = writeln!(out, "# TYPE anthill_checkpoint_steps_total counter");
+    for e in engines {
+        let _ = writeln!(out, "anthill_checkpoint_steps_total{{domain=\"{}\"}} {}", e.domain, e.stats.checkpoints);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP anthill_failed_checkpoints_total Checkpoints that failed (tried again; the log holds everything)."
+    );
+    let _ = writeln!(out, "# TYPE anthill_failed_checkpoints_total counter");
+    for e in engines {
+        let _ =
+            writeln!(out, "anthill_failed_checkpoints_total{{domain=\"{}\"}} {}", e.domain, e.stats.failed_checkpoints);
+    }
     let _ = writeln!(out, "# HELP anthill_failed_batches_total Batches whose commit failed.");
     let _ = writeln!(out, "# TYPE anthill_failed_batches_total counter");
     for e in engines {

@@ -259,6 +259,9 @@ async fn openapi_metrics_and_auth() {
     assert!(text.contains("anthill_commit_seconds_count{domain=\"ledger\"} 2\n"), "{text}");
     assert!(text.contains("anthill_queue_depth{domain=\"ledger\"} 0\n"), "{text}");
     assert!(text.contains("# TYPE anthill_commit_seconds histogram\n"), "{text}");
+    // Two events are far from a checkpoint step (they come every 8,192 events by default).
+    assert!(text.contains("anthill_checkpoint_steps_total{domain=\"ledger\"} 0\n"), "{text}");
+    assert!(text.contains("anthill_failed_checkpoints_total{domain=\"ledger\"} 0\n"), "{text}");
     // Each phase of the writers took some time for those two batches.
     for phase in ["decide", "write", "commit"] {
         let prefix = format!("anthill_writer_seconds_total{{domain=\"ledger\",phase=\"{phase}\"}} ");
