@@ -56,7 +56,24 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
             if only.is_none() {
                 // Latency at half the load just measured, submitted at a fixed rate.
                 let rate = (run.per_second() / 2.0) as u64;
+                let before = engine.stats();
                 let paced = run_engine_paced(&engine, accounts, commands / 2, rate, 9).map_err(|e| e.to_string())?;
+                let after = engine.stats();
+                // Where the tail comes from: commits by duration (upper bounds in microseconds).
+                let commits: Vec<String> = anthill_runtime::engine::COMMIT_US_BUCKETS
+                    .iter()
+                    .map(|bound| bound.to_string())
+                    .chain(["more".to_owned()])
+                    .zip(after.commit_us_histogram.iter().zip(before.commit_us_histogram.iter()))
+                    .filter(|(_, (a, b))| *a > *b)
+                    .map(|(bound, (a, b))| format!("<={bound}: {}", a - b))
+                    .collect();
+                eprintln!(
+                    "paced, {partitions} partition(s): {} batches, {} checkpoint steps; commits {}",
+                    after.batches - before.batches,
+                    after.checkpoints - before.checkpoints,
+                    commits.join(", ")
+                );
                 println!(
                     "| {accounts} | engine, {partitions} partition(s), paced at {rate}/s | {:.0} | {} | {} | - |",
                     paced.per_second(),
