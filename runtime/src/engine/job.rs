@@ -181,6 +181,10 @@ pub(super) struct WriteCx<'a, 't> {
     /// Reused for every envelope.
     pub(super) buffer: &'a mut Vec<u8>,
     pub(super) views: &'a mut ViewRows,
+    /// Per aggregate tag, the events some process handles.
+    pub(super) handled: &'a [Vec<&'static str>],
+    /// The last event of this attempt some process handles (0: none).
+    pub(super) last_handled: &'a mut u64,
 }
 
 /// View rows in memory, decoded, for the writers: the rows the current write attempt changed (written to
@@ -774,6 +778,9 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         key: &self.record_key[2..],
                         event_name: crate::aggregate::EventName::name(event),
                     };
+                    if cx.handled[usize::from(self.tag)].contains(&envelope.event_name) {
+                        *cx.last_handled = seq;
+                    }
                     let buffer = &mut *cx.buffer;
                     A::with_encoded_event(event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
                     cx.store.append_event(cx.txn, seq, cx.buffer)?;

@@ -480,6 +480,12 @@ struct Inner<D: Domain> {
     catching_up: Mutex<()>,
     /// Events replayed into the tables when the store was opened (a crash left them unflushed).
     recovered_events: u64,
+    /// Per aggregate tag, the events some process handles.
+    handled_events: Vec<Vec<&'static str>>,
+    /// The last committed event some process handles (the last event at opening, for those before): the
+    /// process runner reads no further than the published events when none is after its progress. Raised
+    /// before the commit's records are published, and read after the published sequence number.
+    handled_through: AtomicU64,
 }
 
 #[derive(Default)]
@@ -676,6 +682,9 @@ impl<D: Domain> Engine<D> {
         }
         // The owner writes what a crash left unflushed; a reader catches up in memory before each read.
         let recovered_events = if start { recover(&store, &registry)? } else { 0 };
+        let last_seq_at_open = store.read().and_then(|txn| store.last_seq(&txn))?;
+        let handled_events: Vec<Vec<&'static str>> =
+            registry.entries.iter().map(|entry| entry.handled_events.clone()).collect();
         let mut receivers = Vec::new();
         let mut partitions = Vec::new();
         for _ in 0..config.partitions {
@@ -710,6 +719,8 @@ impl<D: Domain> Engine<D> {
             read_only: !start,
             catching_up: Mutex::new(()),
             recovered_events,
+            handled_events,
+            handled_through: AtomicU64::new(last_seq_at_open),
         });
         if !start {
             return Ok(Engine { inner, writers: Vec::new(), processes: None, lock: None, abandoned: false });

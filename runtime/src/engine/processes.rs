@@ -110,6 +110,17 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
             inner.progress.store(last, Ordering::Release);
             return Ok(true);
         }
+        // No event some process handles after the progress: move it to the published events unread. The
+        // published sequence number is read first: a commit raises `handled_through` before it publishes.
+        let (_, published) = store.unflushed_bounds();
+        if inner.handled_through.load(Ordering::SeqCst) <= progress.handled {
+            if published <= progress.handled {
+                return Ok(false);
+            }
+            progress.handled = published;
+            inner.progress.store(published, Ordering::Release);
+            return Ok(true);
+        }
         store.scan_events(&txn, progress.handled, inner.config.process_batch_max as usize, |event| {
             let entry = inner.registry.by_tag(event.envelope.tag, event.seq)?;
             // Only events some process handles (as the model's metadata lists them) are decoded.

@@ -363,8 +363,9 @@ pub(super) fn commit_batches<D: Domain>(
     let mut written_at = started;
     // The process runner's progress this commit stores, if it is ahead of the stored one (see `Inner`).
     let mut progress_written = None;
-    // The last event of the attempt that commits.
+    // The last event of the attempt that commits, and the last one some process handles.
     let mut last_seq = 0;
+    let mut last_handled = 0;
     // A checkpoint step, when one is due, rides along: its pages are synced with the batch's (see
     // `crate::unflushed`). Copied before the write, so it holds what earlier commits published.
     let mut step = if checkpoint_due(inner) { store.try_step(CHECKPOINT_STEPS) } else { None };
@@ -384,12 +385,25 @@ pub(super) fn commit_batches<D: Domain>(
                 }
                 views.begin(store);
                 records.clear();
+                last_handled = 0;
                 let mut next_seq = store.last_seq(txn)? + 1;
                 let views = &mut *views;
                 for (at, batch) in batches.iter_mut().enumerate() {
                     let cache = &mut *caches[at];
                     let dirty = &mut dirty[at];
-                    let mut cx = WriteCx { store, txn, cache, next_seq, now: batch.now, ids, dirty, buffer, views };
+                    let mut cx = WriteCx {
+                        store,
+                        txn,
+                        cache,
+                        next_seq,
+                        now: batch.now,
+                        ids,
+                        dirty,
+                        buffer,
+                        views,
+                        handled: &inner.handled_events,
+                        last_handled: &mut last_handled,
+                    };
                     for (index, job) in batch.jobs.iter_mut().enumerate() {
                         if let Err(error) = job.write(&mut cx) {
                             if let WriteError::Other(Error::View(message)) = &error {
@@ -460,6 +474,8 @@ pub(super) fn commit_batches<D: Domain>(
     stats.commit_us.fetch_add(commit_us, Ordering::Relaxed);
     match result {
         Ok(()) => {
+            // Before the publication, which the process runner reads first (see `Inner::handled_through`).
+            inner.handled_through.fetch_max(last_handled, Ordering::SeqCst);
             // Before anyone is answered, and under the view rows' lock, which orders publications like commits.
             store.publish(last_seq, records, &views.staged);
             if let Some((one, step)) = step.take() {
