@@ -55,13 +55,12 @@ fn run(commands: u64) -> Result<(), String> {
         let batches = (after.batches - before.batches).max(1);
         println!("| engine, {partitions} partition(s) | {per_second:.0} |");
         eprintln!(
-            "engine, {partitions} partition(s): {:.0} commands per batch; per batch: decide {} us, write {} us, commit {} us; {} checkpoints of {} us",
+            "engine, {partitions} partition(s): {:.0} commands per batch; per batch: decide {} us, write {} us, commit {} us; {} checkpoint steps",
             (after.commands - before.commands) as f64 / batches as f64,
             (after.decide_us - before.decide_us) / batches,
             (after.write_us - before.write_us) / batches,
             (after.commit_us - before.commit_us) / batches,
             after.checkpoints - before.checkpoints,
-            (after.checkpoint_us - before.checkpoint_us) / (after.checkpoints - before.checkpoints).max(1),
         );
     }
     Ok(())

@@ -24,15 +24,10 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 use crate::error::Error;
 use crate::format::{self, AggregateRecord, CommandRecord, StoredEvent, StoredEventRef};
-use crate::unflushed::{Staged, StepEntries, Unflushed};
+use crate::unflushed::{Staged, StepPlan, Unflushed};
 
-/// A checkpoint step: the entries it writes, the checkpoint that holds once they are written, and the last
-/// event published when they were copied.
-pub(crate) struct CheckpointStep {
-    entries: StepEntries,
-    checkpoint_seq: u64,
-    seq: u64,
-}
+/// A checkpoint step, planned (see [`StepPlan`]).
+pub(crate) type CheckpointStep = StepPlan;
 
 /// A view row as stored: the row's bytes, then the last event folded into it (`u64` little-endian), which a
 /// replay after a crash checks (see `crate::unflushed`). `None` if the value is too short to hold it.
@@ -711,9 +706,7 @@ impl Store {
     fn next_step(&self, steps: Option<usize>) -> CheckpointStep {
         // A consistent cut: publishing takes the write lock, so these are the records and rows of the events
         // up to `seq`, whatever commits after.
-        let unflushed = self.unflushed.read();
-        let (entries, checkpoint_seq) = unflushed.next_step(steps);
-        CheckpointStep { entries, checkpoint_seq, seq: unflushed.seq }
+        self.unflushed.read().next_step(steps)
     }
 
     /// Writes a checkpoint step's entries and moves the stored checkpoint, in `txn`.
@@ -735,7 +728,7 @@ impl Store {
 
     /// The transaction that wrote a step committed.
     pub(crate) fn stepped(&self, step: &CheckpointStep) {
-        self.unflushed.write().stepped(&step.entries, step.checkpoint_seq, step.seq);
+        self.unflushed.write().stepped(step);
     }
 
     /// Drops the entries the tables hold since the last checkpoint, once no transaction is open (one opened

@@ -16,35 +16,60 @@
 //! - an entry here is at least as new as the table's (it is published after its commit; it is forgotten only
 //!   once the tables hold it and no read transaction that could predate that is open).
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
 use crate::hash::FastMap;
 
-/// One record or row: its bytes as stored, the last commit that changed it, and since which event the tables
-/// lack its changes (0: they hold it).
+/// One record or row: its bytes as stored, the last commit that changed it, and whether the tables lack that.
 pub(crate) struct Entry {
     pub(crate) bytes: Vec<u8>,
     pub(crate) seq: u64,
-    pub(crate) dirty_since: u64,
+    pub(crate) dirty: bool,
 }
+
+/// A dirty entry's place in key order: (is a row, key). Records come before rows.
+type DirtyKey = (bool, Vec<u8>);
 
 /// Records (key: type tag and instance key) and rows (key: view index `u16` big-endian and row key; bytes:
 /// the row, then its last event as `u64` little-endian) committed and not yet written out, or written out and
 /// not yet forgotten.
+///
+/// Steps go through the dirty entries in key order, a cycle at a time. Every entry dirty when a cycle starts
+/// (`cycle_start_seq`) is written during that cycle (the steps pass every key), and an entry that becomes
+/// dirty later holds only later events; so when a cycle ends, the tables hold every event up to its start:
+/// that is the new checkpoint.
 #[derive(Default)]
 pub(crate) struct Unflushed {
     pub(crate) records: FastMap<Vec<u8>, Entry>,
     pub(crate) rows: FastMap<Vec<u8>, Entry>,
+    /// The dirty entries, in key order.
+    dirty: BTreeSet<DirtyKey>,
     /// The stored checkpoint as this process knows it.
     pub(crate) checkpoint_seq: u64,
     /// The last event whose records and rows are published (here or in the tables).
     pub(crate) seq: u64,
     /// `seq` at the last checkpoint step.
-    pub(crate) step_seq: u64,
-    /// Where the next step starts: after this key (rows after records).
-    cursor: Option<(bool, Vec<u8>)>,
+    step_seq: u64,
+    /// `seq` when the current cycle of steps started.
+    cycle_start_seq: u64,
+    /// The last key the current cycle wrote (`None`: the cycle starts at the first key).
+    cursor: Option<DirtyKey>,
 }
 
 /// What a checkpoint step writes: (is a row, key, bytes, the commit that last changed it).
 pub(crate) type StepEntries = Vec<(bool, Vec<u8>, Vec<u8>, u64)>;
+
+/// A checkpoint step, planned from a snapshot: what it writes and where the steps stand once it commits.
+pub(crate) struct StepPlan {
+    pub(crate) entries: StepEntries,
+    /// The checkpoint once the step is written.
+    pub(crate) checkpoint_seq: u64,
+    /// The last published event when the step was planned.
+    pub(crate) seq: u64,
+    cycle_start_seq: u64,
+    cursor: Option<DirtyKey>,
+}
 
 impl Unflushed {
     /// Entries held (records and rows), written out or not.
@@ -60,20 +85,21 @@ impl Unflushed {
     /// Takes the committed records and rows of the events after `self.seq` up to `seq`.
     pub(crate) fn publish(&mut self, seq: u64, records: &Staged, rows: &Staged) {
         assert!(seq >= self.seq, "published events come in log order: {seq} after {}", self.seq);
-        let first_seq = self.seq + 1;
-        for (map, staged) in [(&mut self.records, records), (&mut self.rows, rows)] {
+        for (is_row, map, staged) in [(false, &mut self.records, records), (true, &mut self.rows, rows)] {
             for (key, bytes) in staged.iter() {
                 match map.get_mut(key) {
                     Some(entry) => {
                         entry.bytes.clear();
                         entry.bytes.extend_from_slice(bytes);
                         entry.seq = seq;
-                        if entry.dirty_since == 0 {
-                            entry.dirty_since = first_seq;
+                        if !entry.dirty {
+                            entry.dirty = true;
+                            self.dirty.insert((is_row, key.to_vec()));
                         }
                     }
                     None => {
-                        map.insert(key.to_vec(), Entry { bytes: bytes.to_vec(), seq, dirty_since: first_seq });
+                        map.insert(key.to_vec(), Entry { bytes: bytes.to_vec(), seq, dirty: true });
+                        self.dirty.insert((is_row, key.to_vec()));
                     }
                 }
             }
@@ -81,75 +107,92 @@ impl Unflushed {
         self.seq = seq;
     }
 
-    /// The next checkpoint step: the next `1 / steps` of the dirty entries (all of them for `None`) in key
-    /// order after the cursor (wrapping around), copied, and the checkpoint that holds once they are written
-    /// (the event before the oldest change still missing from the tables).
-    pub(crate) fn next_step(&self, steps: Option<usize>) -> (StepEntries, u64) {
-        let mut dirty: Vec<(bool, &Vec<u8>, &Entry)> = Vec::new();
-        for (is_row, map) in [(false, &self.records), (true, &self.rows)] {
-            let entries = map.iter().filter(|(_, entry)| entry.dirty_since != 0);
-            dirty.extend(entries.map(|(key, entry)| (is_row, key, entry)));
-        }
+    /// Plans the next checkpoint step: the next `1 / steps` of the dirty entries (all of them for `None`) in
+    /// key order after the cursor, copied. When it reaches the last key, the cycle ends (the checkpoint moves
+    /// to its start) and the rest is taken from the first key on, in a new cycle.
+    pub(crate) fn next_step(&self, steps: Option<usize>) -> StepPlan {
         let count = match steps {
-            None => dirty.len(),
-            Some(steps) => dirty.len().div_ceil(steps.max(1)),
+            None => self.dirty.len(),
+            Some(steps) => self.dirty.len().div_ceil(steps.max(1)),
         };
-        let order = |a: &(bool, &Vec<u8>, &Entry), b: &(bool, &Vec<u8>, &Entry)| (a.0, a.1).cmp(&(b.0, b.1));
-        // After the cursor first, then from the start: a cycle of steps goes once through the key space.
-        let (mut after, mut before): (Vec<_>, Vec<_>) = match &self.cursor {
-            None => (dirty, Vec::new()),
-            Some((cursor_is_row, cursor)) => {
-                dirty.into_iter().partition(|(is_row, key, _)| (*is_row, *key) > (*cursor_is_row, cursor))
-            }
+        let copy = |(is_row, key): &DirtyKey| {
+            let map = if *is_row { &self.rows } else { &self.records };
+            let entry = map.get(key).expect("a dirty key has an entry");
+            (*is_row, key.clone(), entry.bytes.clone(), entry.seq)
         };
-        let mut chosen = Vec::with_capacity(count.min(after.len() + before.len()));
-        // The oldest change of the entries left dirty bounds the checkpoint.
-        let mut oldest_left = u64::MAX;
-        for part in [&mut after, &mut before] {
-            let take = (count - chosen.len()).min(part.len());
-            if take < part.len() {
-                part.select_nth_unstable_by(take, order);
-                let left = part[take..].iter().map(|(_, _, entry)| entry.dirty_since).min();
-                oldest_left = oldest_left.min(left.unwrap_or(u64::MAX));
-                part.truncate(take);
-            }
-            part.sort_unstable_by(order);
-            chosen.extend(
-                part.iter().map(|(is_row, key, entry)| (*is_row, (*key).clone(), entry.bytes.clone(), entry.seq)),
-            );
+        let after = match (&self.cursor, steps) {
+            (Some(cursor), Some(_)) => Bound::Excluded(cursor),
+            _ => Bound::Unbounded,
+        };
+        let mut entries: StepEntries = self.dirty.range((after, Bound::Unbounded)).take(count).map(copy).collect();
+        let mut plan = StepPlan {
+            entries: Vec::new(),
+            checkpoint_seq: self.checkpoint_seq,
+            seq: self.seq,
+            cycle_start_seq: self.cycle_start_seq,
+            cursor: entries.last().map(|(is_row, key, _, _)| (*is_row, key.clone())),
+        };
+        if steps.is_none() || self.dirty.is_empty() {
+            // Everything at once (or nothing left): the tables hold every event up to now.
+            plan.checkpoint_seq = self.seq;
+            plan.cycle_start_seq = self.seq;
+            plan.cursor = None;
+        } else if entries.len() < count || self.dirty.range((after, Bound::Unbounded)).nth(count).is_none() {
+            // The cycle reaches the last key: done. The next one starts now, from the first key.
+            plan.checkpoint_seq = self.cycle_start_seq;
+            plan.cycle_start_seq = self.seq;
+            let rest: StepEntries = match &plan.cursor {
+                None => self.dirty.iter().take(count - entries.len()).map(copy).collect(),
+                Some(end) => self
+                    .dirty
+                    .range((Bound::Unbounded, Bound::Excluded(end)))
+                    .take(count - entries.len())
+                    .filter(|key| entries.binary_search_by(|e| (e.0, &e.1).cmp(&(key.0, &key.1))).is_err())
+                    .map(copy)
+                    .collect(),
+            };
+            plan.cursor = rest.last().map(|(is_row, key, _, _)| (*is_row, key.clone()));
+            entries.extend(rest);
         }
-        (chosen, oldest_left.min(self.seq + 1) - 1)
+        plan.entries = entries;
+        plan
     }
 
-    /// A step that copied its entries when `step_seq` was the last published event committed: those no commit
-    /// changed since are clean; the others lack only what came after `step_seq`. The checkpoint moved.
-    pub(crate) fn stepped(&mut self, written: &StepEntries, checkpoint_seq: u64, step_seq: u64) {
-        for (is_row, key, _, seq) in written {
+    /// A step planned by [`Unflushed::next_step`] committed: the entries no commit changed since are clean,
+    /// and the cursor, the cycle and the checkpoint move.
+    pub(crate) fn stepped(&mut self, plan: &StepPlan) {
+        for (is_row, key, _, seq) in &plan.entries {
             let map = if *is_row { &mut self.rows } else { &mut self.records };
             if let Some(entry) = map.get_mut(key) {
-                entry.dirty_since = if entry.seq == *seq { 0 } else { step_seq + 1 };
+                if entry.seq == *seq && entry.dirty {
+                    entry.dirty = false;
+                    self.dirty.remove(&(*is_row, key.clone()));
+                }
             }
         }
-        assert!(checkpoint_seq >= self.checkpoint_seq, "the checkpoint moves forward");
-        self.checkpoint_seq = checkpoint_seq;
-        self.step_seq = self.step_seq.max(step_seq);
-        self.cursor = written.last().map(|(is_row, key, _, _)| (*is_row, key.clone()));
+        assert!(plan.checkpoint_seq >= self.checkpoint_seq, "the checkpoint moves forward");
+        self.checkpoint_seq = plan.checkpoint_seq;
+        self.step_seq = self.step_seq.max(plan.seq);
+        self.cycle_start_seq = plan.cycle_start_seq;
+        self.cursor = plan.cursor.clone();
     }
 
     /// Drops the entries the tables hold. The caller makes sure that no read transaction older than the step
     /// that wrote them is open (see `Store::forget_flushed`).
     pub(crate) fn forget_flushed(&mut self) {
-        self.records.retain(|_, entry| entry.dirty_since != 0);
-        self.rows.retain(|_, entry| entry.dirty_since != 0);
+        self.records.retain(|_, entry| entry.dirty);
+        self.rows.retain(|_, entry| entry.dirty);
     }
 
     /// Drops every entry: the tables hold everything up to `seq` (a recovery, a reset).
     pub(crate) fn reset(&mut self, checkpoint_seq: u64, seq: u64) {
         self.records.clear();
         self.rows.clear();
+        self.dirty.clear();
         self.checkpoint_seq = checkpoint_seq;
         self.seq = seq;
         self.step_seq = seq;
+        self.cycle_start_seq = seq;
         self.cursor = None;
     }
 
@@ -192,5 +235,56 @@ impl Staged {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries[..self.len].iter().map(|(key, bytes)| (&key[..], &bytes[..]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(keys: &[&str], bytes: &str) -> Staged {
+        let mut staged = Staged::default();
+        for key in keys {
+            staged.push_with(key.as_bytes(), |out| out.extend_from_slice(bytes.as_bytes()));
+        }
+        staged
+    }
+
+    /// Runs one step of `1 / steps` and returns (keys written, checkpoint after it).
+    fn step(unflushed: &mut Unflushed, steps: Option<usize>) -> (String, u64) {
+        let plan = unflushed.next_step(steps);
+        unflushed.stepped(&plan);
+        let keys: Vec<String> = plan.entries.iter().map(|(_, key, _, _)| String::from_utf8_lossy(key).into()).collect();
+        (keys.join(","), unflushed.checkpoint_seq)
+    }
+
+    #[test]
+    fn steps_go_through_the_dirty_keys_in_order_and_the_checkpoint_moves_to_a_finished_cycles_start() {
+        let mut unflushed = Unflushed::default();
+        unflushed.reset(0, 0);
+        let none = Staged::default();
+        unflushed.publish(10, &staged(&["a", "b", "c", "d", "e", "f"], "v1"), &none);
+        // A cycle started at 0: a third of the dirty keys per step, the checkpoint stays until it ends.
+        assert_eq!(step(&mut unflushed, Some(3)), ("a,b".into(), 0));
+        // Changed again after the cursor passed it: dirty, for the next cycle.
+        unflushed.publish(20, &staged(&["a"], "v2"), &none);
+        assert_eq!(step(&mut unflushed, Some(3)), ("c,d".into(), 0));
+        assert_eq!(step(&mut unflushed, Some(3)), ("e".into(), 0));
+        // The last key ends the cycle; the next starts at 20, from the first key.
+        assert_eq!(step(&mut unflushed, Some(3)), ("f".into(), 0));
+        // It ends too: every key dirty at its start (20) was written, so the tables hold every event to 20.
+        assert_eq!(step(&mut unflushed, Some(3)), ("a".into(), 20));
+        // Nothing dirty left: the tables hold everything published.
+        assert_eq!(step(&mut unflushed, Some(3)), ("".into(), 20));
+        // A step whose snapshot a later commit changed leaves that entry dirty.
+        unflushed.publish(30, &staged(&["b", "c"], "v3"), &none);
+        let plan = unflushed.next_step(Some(1));
+        unflushed.publish(40, &staged(&["c"], "v4"), &none);
+        unflushed.stepped(&plan);
+        assert_eq!(plan.checkpoint_seq, 20);
+        assert_eq!(step(&mut unflushed, None), ("c".into(), 40));
+        assert_eq!(unflushed.records.get(b"c".as_slice()).map(|e| e.bytes.clone()), Some(b"v4".to_vec()));
+        unflushed.forget_flushed();
+        assert_eq!(unflushed.entries(), 0);
     }
 }

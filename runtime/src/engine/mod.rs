@@ -537,8 +537,9 @@ pub struct Stats {
     pub decide_us: u64,
     pub write_us: u64,
     pub commit_us: u64,
-    /// Checkpoints written (records and view rows written out behind the log), the time they took, and those
-    /// that failed (they are tried again).
+    /// Checkpoint steps written (records and view rows written out behind the log; most ride along with a
+    /// batch's commit, whose time includes theirs), the time of those written on their own (a full checkpoint),
+    /// and those that failed (they are tried again).
     pub checkpoints: u64,
     pub checkpoint_us: u64,
     pub failed_checkpoints: u64,
