@@ -56,8 +56,8 @@ fn forget_flushed<D: Domain>(inner: &Inner<D>) {
 }
 
 /// Whether a checkpoint step is due: one per `checkpoint_events_max / CHECKPOINT_STEPS` events (a cycle of
-/// steps goes through every unflushed entry, so the checkpoint trails the log by about `checkpoint_events_max`
-/// events), or one at once when too many entries are held.
+/// steps goes through every unflushed entry, so the checkpoint trails the log by one to two cycles, about
+/// `checkpoint_events_max` events or twice that), or one at once when too many entries are held.
 fn checkpoint_due<D: Domain>(inner: &Inner<D>) -> bool {
     let (events_since_step, entries) = inner.store.unflushed_size();
     let step_events = (u64::from(inner.config.checkpoint_events_max) / CHECKPOINT_STEPS as u64).max(1);
