@@ -193,7 +193,16 @@ fn shutdown_erased<D: Domain>(engine: Box<dyn Any + Send + Sync>) {
 impl DomainEngine {
     /// Opens the engine of domain `D` on the store at `path`.
     pub fn open<D: Domain>(path: &Path, config: Config) -> Result<DomainEngine, Error> {
-        Ok(Self::erase::<D>(Engine::<D>::open(path, config)?))
+        let engine = Engine::<D>::open(path, config)?;
+        if engine.recovered_events() > 0 {
+            // The last run stopped without writing its records and view rows out (a crash, `kill -9`).
+            tracing::info!(
+                "{}: replayed {} events after the checkpoint into the records and views",
+                D::NAME,
+                engine.recovered_events()
+            );
+        }
+        Ok(Self::erase::<D>(engine))
     }
 
     /// Opens the store of domain `D` at `path` for reads only (see `Engine::open_read_only`).
