@@ -42,7 +42,12 @@ fn run(commands: u64) -> Result<(), String> {
     println!("| generated ledger, 10,000 accounts | commands/s |");
     println!("|---|---:|");
     println!("| raw heed loop | {:.0} |", raw_run.per_second());
-    for partitions in [1, 2] {
+    // `LEDGER_PARTITIONS=1` runs one count only (for a profile).
+    let counts: Vec<u32> = match std::env::var("LEDGER_PARTITIONS").ok().and_then(|v| v.parse().ok()) {
+        Some(count) => vec![count],
+        None => vec![1, 2],
+    };
+    for partitions in counts {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let engine =
             Engine::<ledger::Ledger>::open(dir.path(), engine_config(partitions)).map_err(|e| e.to_string())?;

@@ -359,6 +359,43 @@ fn a_full_map_at_its_maximum_fails_the_batch_cleanly() -> Result<(), Error> {
     Ok(())
 }
 
+/// A commit that fails has batches prepared behind it (the writers prepare the next batch while the last one
+/// commits): they come back and are decided again. Every command answered `Ok` is in the store, every one
+/// answered with an error is not, with 1 and 2 partitions.
+#[test]
+fn batches_queued_behind_a_failed_commit_are_decided_again() -> Result<(), Error> {
+    for partitions in [1, 2] {
+        batches_queued_behind_a_failed_commit_are_decided_again_with(partitions)?;
+    }
+    Ok(())
+}
+
+fn batches_queued_behind_a_failed_commit_are_decided_again_with(partitions: u32) -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let mut config = test_config(partitions);
+    config.store.map_size_max_bytes = 1 << 20;
+    config.batch_size_max = 64;
+    config.queue_depth_max = 32_768;
+    let engine = Engine::<Demo>::open(dir.path(), config)?;
+    const COMMANDS: u64 = 20_000;
+    // Many small batches in flight at once, so that some are queued behind the commit that fills the map.
+    let pending: Vec<_> = (0..COMMANDS)
+        .map(|id| engine.submit::<Account>(id, AccountCommand::Open, CommandMeta::default()))
+        .collect::<Result<_, _>>()?;
+    let answers: Vec<_> = pending.into_iter().map(|p| p.wait()).collect();
+    let accepted = answers.iter().filter(|answer| answer.is_ok()).count() as u64;
+    assert!(accepted > 0 && accepted < COMMANDS, "the map fills up part way: {accepted} accepted");
+    for (id, answer) in (0..COMMANDS).zip(&answers) {
+        match answer {
+            Ok(_) => assert!(engine.state::<Account>(&id)?.is_some(), "account {id} was answered as opened"),
+            Err(Error::MapFull { .. }) => assert!(engine.state::<Account>(&id)?.is_none(), "account {id} failed"),
+            Err(other) => panic!("account {id}: {other}"),
+        }
+    }
+    assert_eq!(engine.verify()?, (accepted, accepted));
+    Ok(())
+}
+
 #[test]
 fn a_long_queue_wait_sheds_load_with_a_retry_hint() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;

@@ -133,11 +133,19 @@ impl Cache {
         self.slots.clear();
     }
 
-    /// Drops entries until at most `len_max` remain. Only between batches: it moves entries between slots.
-    pub(super) fn evict_to(&mut self, len_max: usize) {
-        while self.slots.len() > len_max {
+    /// Drops entries until at most `len_max` remain, except those whose last event is after `committed_seq`
+    /// (a batch queued for its commit changed them: the store does not have them yet). Only between batches:
+    /// it moves entries between slots. Bounded: one pass over the slab.
+    pub(super) fn evict_to(&mut self, len_max: usize, committed_seq: u64) {
+        for _ in 0..self.slots.len() {
+            if self.slots.len() <= len_max {
+                break;
+            }
             let victim = self.evict_cursor % self.slots.len();
             self.evict_cursor = self.evict_cursor.wrapping_add(7_919);
+            if self.slots[victim].1.last_seq > committed_seq {
+                continue;
+            }
             let (key, _) = self.slots.swap_remove(victim);
             self.index.remove(&key);
             if let Some((moved, _)) = self.slots.get(victim) {
@@ -169,45 +177,72 @@ pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-pub(super) struct WriteCx<'a, 't> {
+/// What a batch's commands prepared for its commit: the log's new events and the command records, as bytes.
+#[derive(Default)]
+pub(super) struct Prepared {
+    /// The encoded events (envelope and event), back to back.
+    pub(super) events: Vec<u8>,
+    /// Where each event ends in `events`, in log order from the batch's first sequence number.
+    pub(super) event_ends: Vec<usize>,
+    /// Idempotency records: (command id, encoded record).
+    pub(super) commands: Vec<(u128, Vec<u8>)>,
+    /// The last event some process handles (0: none).
+    pub(super) last_handled: u64,
+}
+
+impl Prepared {
+    pub(super) fn clear(&mut self) {
+        self.events.clear();
+        self.event_ends.clear();
+        self.commands.clear();
+        self.last_handled = 0;
+    }
+}
+
+/// A partition's batch being prepared, after its decisions and before its commit: its sequence numbers are
+/// reserved (see `writer`), so it encodes its events and folds them into the view rows off the commit's path.
+pub(super) struct PrepareCx<'a, 't> {
     pub(super) store: &'a Store,
-    pub(super) txn: &'a mut RwTxn<'t>,
+    pub(super) txn: &'a RoTxn<'t>,
     pub(super) cache: &'a mut Cache,
     pub(super) next_seq: u64,
     pub(super) now: Timestamp,
     pub(super) ids: &'a mut IdGenerator,
-    /// Cache slots of the instances written in this attempt: their records are written once, at the end.
+    /// Cache slots of the instances written in this attempt: their records are encoded once, at the end.
     pub(super) dirty: &'a mut Vec<u32>,
-    /// Reused for every envelope.
+    /// Reused for every event.
     pub(super) buffer: &'a mut Vec<u8>,
     pub(super) views: &'a mut ViewRows,
     /// Per aggregate tag, the events some process handles.
     pub(super) handled: &'a [Vec<&'static str>],
-    /// The last event of this attempt some process handles (0: none).
-    pub(super) last_handled: &'a mut u64,
+    pub(super) out: &'a mut Prepared,
 }
 
-/// View rows in memory, decoded, for the writers: the rows the current write attempt changed (written to
-/// their tables once, at [`ViewRows::flush`], in key order: a hot row costs one B-tree write per batch, not one
-/// per event), and the rows committed before it, kept so that a row's first touch in a batch neither reads
-/// LMDB nor decodes. One per engine, shared by its writers; a rebuild or a migration uses its own, emptied
-/// after each flush.
+/// View rows in memory, decoded, for the writers: the rows the batch being prepared changed (encoded once per
+/// batch, [`ViewRows::stage_into`]: a hot row costs one encoding per batch, not one per event), and the rows
+/// earlier batches left, so that a row's first touch in a batch neither reads LMDB nor decodes. One per engine,
+/// shared by its writers, which prepare one batch at a time under its lock; a rebuild or a migration uses its
+/// own.
 ///
-/// Invariant: outside a write attempt, every row here equals the row in the committed view table. It holds
-/// because (1) the writers lock it for their whole write attempt and commit, which LMDB orders the same way;
-/// (2) an attempt that does not commit (a full map, a view that cannot fold, a panic, a failed commit) leaves
-/// `changed` or `flushed` set, and the next attempt drops every row first ([`ViewRows::begin`]); failures
-/// are rare, so forgetting everything is simpler than undoing; (3) the other writers of view tables (a
-/// rebuild, a migration) clear the tables they write, which [`Store::views_cleared`] counts: an attempt that
-/// sees another count drops every row too.
+/// Invariant: outside a preparation, every row here equals the stored row (in the committed table, or
+/// unflushed) once the batches prepared so far have committed, in the order they were prepared. It holds
+/// because (1) batches are prepared under this lock and committed in the order of their sequence numbers,
+/// reserved here (`next_seq`); (2) when a commit fails, the batches queued behind it come back and the
+/// commit queue's epoch moves: the next preparation sees another epoch and drops every row; (3) a preparation
+/// that fails (a view that cannot fold) waits for every prepared batch to commit, then drops every row; (4)
+/// the other writers of view tables (a rebuild, a migration) clear the tables they write, which
+/// [`Store::views_cleared`] counts: a preparation that sees another count drops every row too; (5) a row a
+/// queued batch changed is not evicted before that batch commits.
 pub(super) struct ViewRows {
     /// View index (`u16` big-endian) and key bytes, to the row's slot.
     index: FastMap<Vec<u8>, u32>,
     slots: Vec<RowSlot>,
     /// Slots the current attempt changed, each once.
     changed: Vec<u32>,
-    /// Rows were flushed and their transaction is not known to have committed ([`ViewRows::committed`]).
-    flushed: bool,
+    /// The commit queue's epoch these rows are about (see the invariant above).
+    pub(super) epoch: u64,
+    /// The sequence number the next prepared event gets.
+    pub(super) next_seq: u64,
     /// [`Store::views_cleared`] when the rows were read.
     views_cleared: u64,
     /// Rows kept between batches, at most (an eviction drops arbitrary rows down to three quarters of it).
@@ -218,8 +253,6 @@ pub(super) struct ViewRows {
     lookup: Vec<u8>,
     /// Reused to encode rows.
     encoded: Vec<u8>,
-    /// The changed rows of the current attempt, encoded ([`ViewRows::stage`]), published once it commits.
-    pub(super) staged: Staged,
 }
 
 struct RowSlot {
@@ -245,21 +278,22 @@ impl ViewRows {
             index: FastMap::default(),
             slots: Vec::new(),
             changed: Vec::new(),
-            flushed: false,
+            epoch: 0,
+            next_seq: 0,
             views_cleared: 0,
             rows_max,
             evict_cursor: 0,
             lookup: Vec::new(),
             encoded: Vec::new(),
-            staged: Staged::default(),
         }
     }
 
-    /// Starts a write attempt, inside its transaction: drops every row if the last attempt did not commit or
-    /// a view table was cleared since the rows were read.
+    /// Starts a preparation: drops every row if a view table was cleared since the rows were read. Only
+    /// while no prepared batch waits for its commit (those that clear tables wait for that).
     pub(super) fn begin(&mut self, store: &Store) {
+        assert!(self.changed.is_empty(), "a failed preparation drops its rows");
         let views_cleared = store.views_cleared();
-        if self.flushed || !self.changed.is_empty() || views_cleared != self.views_cleared {
+        if views_cleared != self.views_cleared {
             self.clear();
             self.views_cleared = views_cleared;
         }
@@ -270,8 +304,6 @@ impl ViewRows {
         self.index.clear();
         self.slots.clear();
         self.changed.clear();
-        self.staged.clear();
-        self.flushed = false;
     }
 
     fn set_lookup(&mut self, view: u16, key: &[u8]) {
@@ -300,7 +332,6 @@ impl ViewRows {
     /// Writes every changed row (in key order, which keeps the B-tree walks local). They count as changed
     /// until [`ViewRows::committed`].
     pub(super) fn flush(&mut self, store: &Store, txn: &mut RwTxn<'_>) -> Result<(), heed::Error> {
-        self.flushed = true;
         let ViewRows { slots, changed, encoded, .. } = self;
         changed.sort_unstable_by(|a, b| slots[*a as usize].key.cmp(&slots[*b as usize].key));
         for &slot in changed.iter() {
@@ -317,14 +348,15 @@ impl ViewRows {
         Ok(())
     }
 
-    /// Encodes every changed row into [`ViewRows::staged`] (the writers' rows are written behind the log: see
-    /// `crate::unflushed`). They count as changed until [`ViewRows::committed`].
-    pub(super) fn stage(&mut self) {
-        self.flushed = true;
-        let ViewRows { slots, changed, staged, .. } = self;
+    /// Encodes every changed row into `staged` (the writers' rows are written behind the log: see
+    /// `crate::unflushed`), then keeps at most `rows_max` rows, except those of batches after `committed_seq`
+    /// (queued for their commit: a later batch must find them here).
+    pub(super) fn stage_into(&mut self, staged: &mut Staged, committed_seq: u64) {
+        let ViewRows { slots, changed, .. } = self;
         staged.clear();
-        for &slot in changed.iter() {
-            let RowSlot { key, row, seq, .. } = &slots[slot as usize];
+        for slot in changed.drain(..) {
+            let RowSlot { key, row, seq, changed } = &mut slots[slot as usize];
+            *changed = false;
             staged.push_with(key, |out| {
                 match row {
                     Row::Encoded(bytes) => out.extend_from_slice(bytes),
@@ -333,20 +365,18 @@ impl ViewRows {
                 out.extend_from_slice(&seq.to_le_bytes());
             });
         }
-    }
-
-    /// The transaction that flushed the rows committed: they are the stored rows now. Keeps at most
-    /// `rows_max` of them.
-    pub(super) fn committed(&mut self) {
-        for slot in self.changed.drain(..) {
-            self.slots[slot as usize].changed = false;
-        }
-        self.flushed = false;
         if self.slots.len() > self.rows_max {
-            // Arbitrary rows: simple, and an evicted row is read from the store again.
-            while self.slots.len() > self.rows_max * 3 / 4 {
+            // Arbitrary rows: simple, and an evicted row is read from the store again. Bounded: one pass.
+            let target = self.rows_max * 3 / 4;
+            for _ in 0..self.slots.len() {
+                if self.slots.len() <= target {
+                    break;
+                }
                 let victim = self.evict_cursor % self.slots.len();
                 self.evict_cursor = self.evict_cursor.wrapping_add(7_919);
+                if self.slots[victim].seq > committed_seq {
+                    continue;
+                }
                 let removed = self.slots.swap_remove(victim);
                 self.index.remove(&removed.key);
                 if let Some(moved) = self.slots.get(victim) {
@@ -355,7 +385,6 @@ impl ViewRows {
             }
         }
         assert_eq!(self.index.len(), self.slots.len());
-        assert!(self.slots.len() <= self.rows_max);
     }
 }
 
@@ -550,8 +579,9 @@ pub(super) trait Job: Send {
     fn undecide(&mut self) -> bool;
     /// Fails the command for good with `error` (a view could not fold its events).
     fn fail(&mut self, error: Error);
-    /// Writes what was decided. May run more than once (after the map grows), each time from scratch.
-    fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError>;
+    /// Encodes what was decided for the commit and folds its events into the view rows. Runs again from
+    /// scratch when an attempt is dropped; fails only when a view cannot fold its events.
+    fn prepare(&mut self, cx: &mut PrepareCx<'_, '_>) -> Result<(), Error>;
     /// Leaves the answer; the caller is woken by [`Wake::wake`] on what it returns.
     fn finish(self: Box<Self>, failure: Option<Error>) -> Arc<dyn Wake>;
 }
@@ -748,7 +778,7 @@ impl<A: Aggregate> Job for CommandJob<A> {
         self.decided = Decided::Failed(error);
     }
 
-    fn write(&mut self, cx: &mut WriteCx<'_, '_>) -> Result<(), WriteError> {
+    fn prepare(&mut self, cx: &mut PrepareCx<'_, '_>) -> Result<(), Error> {
         let outcome = match &mut self.decided {
             Decided::Pending => unreachable!("a command is decided before it is written"),
             Decided::Failed(_) | Decided::Replayed(_) => return Ok(()),
@@ -779,11 +809,12 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         event_name: crate::aggregate::EventName::name(event),
                     };
                     if cx.handled[usize::from(self.tag)].contains(&envelope.event_name) {
-                        *cx.last_handled = seq;
+                        cx.out.last_handled = seq;
                     }
                     let buffer = &mut *cx.buffer;
                     A::with_encoded_event(event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
-                    cx.store.append_event(cx.txn, seq, cx.buffer)?;
+                    cx.out.events.extend_from_slice(cx.buffer);
+                    cx.out.event_ends.push(cx.out.events.len());
                     let ctx = EventContext {
                         id: &self.id,
                         version: version - 1,
@@ -800,7 +831,7 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         replay: false,
                     };
                     if let Err(error) = A::update_views(event, &ctx, &mut views) {
-                        return Err(WriteError::Other(Error::View(error.to_string())));
+                        return Err(Error::View(error.to_string()));
                     }
                     recorded.push(Recorded {
                         seq,
@@ -820,7 +851,7 @@ impl<A: Aggregate> Job for CommandJob<A> {
         };
         if let Some(command_id) = self.meta.command_id {
             let record = CommandRecord { tag: self.tag, key: self.record_key[2..].to_vec(), outcome };
-            cx.store.put_command(cx.txn, command_id, &format::encode_command(&record))?;
+            cx.out.commands.push((command_id, format::encode_command(&record)));
         }
         Ok(())
     }

@@ -470,10 +470,13 @@ struct Inner<D: Domain> {
     stats: StatsCounters,
     /// What opening the store migrated, if it was written by an earlier schema.
     migration: Option<Migration>,
-    /// Committed view rows, decoded, shared by the writers: locked for a writer's whole write and commit.
+    /// View rows, decoded, shared by the writers: locked while a writer prepares a batch.
     view_rows: Mutex<ViewRows>,
-    /// Where the writers' decided batches meet to be committed together.
-    combiner: Combiner,
+    /// Prepared batches on their way to the committer.
+    queue: CommitQueue,
+    /// Held by the committer from a transaction's start to its publication: while it is held elsewhere, every
+    /// committed event's records and rows are published.
+    commit_lock: Mutex<()>,
     /// Opened beside the store's owner: reads catch up with the log first (see `recovery::read_beside_owner`).
     read_only: bool,
     /// One catch-up at a time.
@@ -580,6 +583,13 @@ fn partition_of(name: &str, key: &[u8], partitions: usize) -> usize {
 }
 
 impl<D: Domain> Inner<D> {
+    /// Stops the writers' preparations and waits for every prepared batch to commit; then holds off commits.
+    fn quiesce(&self) -> (parking_lot::MutexGuard<'_, ViewRows>, parking_lot::MutexGuard<'_, ()>) {
+        let views = self.view_rows.lock();
+        self.queue.wait_idle();
+        (views, self.commit_lock.lock())
+    }
+
     fn submit<A: Aggregate>(&self, id: A::Id, command: A::Command, meta: CommandMeta) -> Result<Pending<A>, Error> {
         if self.closing.load(Ordering::Acquire) {
             return Err(Error::ShuttingDown);
@@ -700,7 +710,7 @@ impl<D: Domain> Engine<D> {
         let (commits, commits_receiver) = crossbeam_channel::bounded(1);
         // Bounded like the instance cache: about one row per hot instance and view.
         let view_rows = Mutex::new(ViewRows::new(config.cache_entries_max as usize));
-        let combiner = Combiner::new(config.partitions as usize);
+        let queue = CommitQueue::new(config.partitions as usize, last_seq_at_open);
         let inner = Arc::new(Inner {
             store,
             config,
@@ -714,7 +724,8 @@ impl<D: Domain> Engine<D> {
             progress: AtomicU64::new(0),
             progress_stored: AtomicU64::new(0),
             stats: StatsCounters::default(),
-            combiner,
+            queue,
+            commit_lock: Mutex::new(()),
             migration,
             view_rows,
             read_only: !start,
@@ -728,12 +739,27 @@ impl<D: Domain> Engine<D> {
         }
         let mut writers = Vec::new();
         for (index, receiver) in receivers.into_iter().enumerate() {
-            let inner = Arc::clone(&inner);
-            let spawned = std::thread::Builder::new()
-                .name(format!("anthill-writer-{index}"))
-                .spawn(move || run_writer(&inner, index, &receiver));
-            writers.push(spawned.map_err(|e| Error::Store { message: format!("cannot start a writer: {e}") })?);
+            inner.queue.state.lock().writers_running += 1;
+            let spawned = {
+                let inner = Arc::clone(&inner);
+                std::thread::Builder::new()
+                    .name(format!("anthill-writer-{index}"))
+                    .spawn(move || run_writer(&inner, index, &receiver))
+            };
+            match spawned {
+                Ok(writer) => writers.push(writer),
+                Err(error) => {
+                    inner.queue.state.lock().writers_running -= 1;
+                    return Err(Error::Store { message: format!("cannot start a writer: {error}") });
+                }
+            }
         }
+        // Joined after the writers (see `Engine::stop`): it ends once they have.
+        let committer = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new().name("anthill-committer".into()).spawn(move || run_committer(&inner))
+        };
+        writers.push(committer.map_err(|e| Error::Store { message: format!("cannot start the committer: {e}") })?);
         let processes = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
@@ -1034,9 +1060,9 @@ impl<D: Domain> Engine<D> {
         };
         const CHUNK_EVENTS_MAX: usize = 4096;
         let index = store.view_index(view).expect("the view was found above");
-        // No commit publishes meanwhile (they take this lock to write, commit and publish), so the checkpoint
-        // below holds every committed record and row, and the view is rebuilt from the same last event.
-        let _commits = self.inner.view_rows.lock();
+        // No batch is prepared or committed meanwhile, so the checkpoint below holds every committed record and
+        // row, the view is rebuilt from the same last event, and no queued batch folded the rows it replaces.
+        let _quiet = self.inner.quiesce();
         let read = store.checkpoint_with(None, |txn, checkpoint_seq| {
             store.clear_view(txn, view)?;
             let total = store.last_seq(txn)?;
@@ -1083,7 +1109,7 @@ impl<D: Domain> Engine<D> {
         let store = &self.inner.store;
         // Commits publish their records under this lock: while it is held, every committed event's records
         // are published. A reader beside the owner checks the events it caught up to.
-        let _commits = (!self.inner.read_only).then(|| self.inner.view_rows.lock());
+        let _commits = (!self.inner.read_only).then(|| self.inner.commit_lock.lock());
         let txn = self.read()?;
         let (_, published_seq) = store.unflushed_bounds();
         let mut events = 0u64;

@@ -79,8 +79,9 @@ pub(super) fn replay_after<D: Domain>(
     for (key, (version, last_seq, state, _)) in records.iter().filter(|(_, record)| record.3) {
         staged.push_with(key, |out| format::encode_aggregate_into(*version, *last_seq, state, out));
     }
-    rows.stage();
-    Ok(Replayed { records: staged, rows: std::mem::take(&mut rows.staged), last_seq: seq })
+    let mut staged_rows = Staged::default();
+    rows.stage_into(&mut staged_rows, seq);
+    Ok(Replayed { records: staged, rows: staged_rows, last_seq: seq })
 }
 
 /// Opening a store as its owner: replays the events after the stored checkpoint (a crash left them

@@ -1,4 +1,12 @@
-//! The writer loop: batches from a partition queue, decided, written and committed, then answered.
+//! The writers: per partition, a thread that takes batches from the partition's queue, decides them and
+//! prepares them (events encoded, views folded, records encoded); one committer thread that writes what the
+//! partitions prepared in one LMDB transaction, commits it, publishes it and hands it to be answered.
+//!
+//! A pipeline: a partition decides and prepares its next batch while the committer commits its last one (at
+//! most two of its batches are past preparation at a time). Sequence numbers are reserved when a batch is
+//! prepared, under the view rows' lock, so batches commit in the order they were prepared. A batch prepared
+//! ahead assumes the one before it commits; when a commit fails, the batches queued behind it come back to
+//! their partitions, which drop their caches and decide them again (the commit queue's epoch moves).
 
 use super::*;
 
@@ -67,6 +75,8 @@ fn checkpoint_due<D: Domain>(inner: &Inner<D>) -> bool {
 pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
     let (answers, answer_queue): (Answers, Receiver<AnsweredBatch>) =
         crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
+    // Counted out even when the writer unwinds: the committer ends once no writer runs.
+    let _running = Running(&inner.queue);
     std::thread::scope(move |scope| {
         // If the thread cannot start, its queue is dropped with it and `answer` answers on this thread.
         let _answerer =
@@ -76,9 +86,21 @@ pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &R
                 }
             });
         write_batches(inner, index, receiver, &answers);
-        // Closing the queue ends the answerer once it has answered everything; the scope then joins it.
+        // Closing the queue ends the answerer once it has answered everything (the committer holds a sender
+        // per queued batch); the scope then joins it.
         drop(answers);
     });
+}
+
+/// A writer thread, counted in [`QueueState::writers_running`] while it lives.
+struct Running<'a>(&'a CommitQueue);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        state.writers_running -= 1;
+        self.0.pushed.notify_all();
+    }
 }
 
 pub(super) fn write_batches<D: Domain>(
@@ -90,11 +112,21 @@ pub(super) fn write_batches<D: Domain>(
     let config = &inner.config;
     let batch_size_max = config.batch_size_max as usize;
     let partition = &inner.partitions[index];
-    let mut ids = IdGenerator::new();
-    let mut scratch = Scratch::default();
+    let mut writer = Writer {
+        inner,
+        index,
+        answers,
+        ids: IdGenerator::new(),
+        scratch: Scratch::default(),
+        cache_epoch: inner.queue.state.lock().epoch,
+    };
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
     loop {
         let mut batch = std::mem::take(&mut deferred);
+        if writer.epoch_moved() {
+            // A commit failed: take back this partition's batches that were queued behind it.
+            writer.resync(&mut partition.cache.lock(), &mut batch);
+        }
         if batch.is_empty() {
             match receiver.try_recv() {
                 Ok(job) => batch.push(job),
@@ -104,11 +136,18 @@ pub(super) fn write_batches<D: Domain>(
                         Ok(job) => batch.push(job),
                         Err(RecvTimeoutError::Timeout) => {
                             if inner.closing.load(Ordering::Acquire) && receiver.is_empty() {
-                                return;
+                                // Done once its batches are committed, unless some came back.
+                                writer.wait_in_flight(0);
+                                if !writer.epoch_moved() {
+                                    return;
+                                }
                             }
                             continue;
                         }
-                        Err(RecvTimeoutError::Disconnected) => return,
+                        Err(RecvTimeoutError::Disconnected) => {
+                            writer.wait_in_flight(0);
+                            return;
+                        }
                     }
                 }
             }
@@ -138,33 +177,24 @@ pub(super) fn write_batches<D: Domain>(
         }
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
-        // Deferred commands come from a batch no larger than this one may be.
-        assert!(batch.len() <= batch_size_max);
-        let decided = {
-            let mut cache = partition.cache.lock();
-            decide_batch(inner, index, batch, &mut cache, &mut deferred, &mut scratch)
-        };
-        let decided = match decided {
-            Ok(decided) => decided,
+        // Deferred commands come from a batch no larger than this one may be, and those taken back from the
+        // commit queue from one more.
+        assert!(batch.len() <= 2 * batch_size_max);
+        let mut cache = partition.cache.lock();
+        match decide_batch(inner, batch, &mut cache, &mut deferred, &mut writer.scratch) {
+            Ok(decided) => writer.prepare(&mut cache, decided, &mut deferred),
             Err(failed) => {
                 let (jobs, failure) = *failed;
                 answer(answers, jobs, failure);
                 continue;
             }
-        };
-        // A commit is durable when it returns (see `Store::open`): the batch is answered at once.
-        let (jobs, failure) = commit_together(inner, index, decided, &mut ids, &mut scratch);
-        let failed = failure.is_some();
-        answer(answers, jobs, failure);
-
-        let mut cache = partition.cache.lock();
-        if failed {
-            // The cache ran ahead of the store (the committer drops it too, unless it panicked).
-            cache.clear();
         }
+        // The batch before this one commits meanwhile (the pipeline's depth).
+        writer.wait_in_flight(1);
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
-            cache.evict_to(config.cache_entries_max as usize * 3 / 4);
+            let committed_seq = inner.queue.state.lock().committed_seq;
+            cache.evict_to(config.cache_entries_max as usize * 3 / 4, committed_seq);
         }
     }
 }
@@ -187,114 +217,444 @@ pub(super) fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option
 /// Reusable allocations of one writer.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// Per batch of a commit: the cache slots of the instances it wrote.
-    pub(super) dirty: Vec<Vec<u32>>,
+    /// The cache slots of the instances the batch being prepared wrote.
+    pub(super) dirty: Vec<u32>,
     pub(super) buffer: Vec<u8>,
-    /// The instance records of the current write attempt, published once it commits.
-    pub(super) records: Staged,
+    /// The command ids of the batch being decided.
     pub(super) command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
+    /// The command ids of the batch prepared before it (it may not have committed: a second command with one
+    /// of these ids waits for a later batch, which sees the first's record).
+    pub(super) command_ids_queued: HashSet<u128, BuildHasherDefault<FastHasher>>,
 }
 
-/// A partition's decided batch, waiting for a commit.
+/// A partition's decided batch, waiting for its preparation.
 pub(super) struct DecidedBatch {
-    pub(super) partition: usize,
     pub(super) jobs: Jobs,
     /// When the batch was decided: its commands' `now`, and their events' `recorded_at`.
     pub(super) now: Timestamp,
 }
 
-/// The writers' meeting point (flat combining): a writer that has decided a batch leaves it here, and if no
-/// writer is committing, commits every batch waiting, its own and the other partitions', in one transaction;
-/// otherwise it waits for its batch's result. So with several partitions, one decides while another's commit
-/// syncs (two partitions mostly take turns that way), and batches that wait for the same commit share the next
-/// one (one sync for all) instead of queueing one by one for LMDB's write lock. A committer writes another
-/// partition's batch with that partition's cache: its writer is waiting here meanwhile and does not touch it.
-pub(super) struct Combiner {
-    state: Mutex<CombinerState>,
-    /// Signalled after every commit.
-    committed: Condvar,
+/// What a prepared batch carries to the committer, and gets back for the next batch (its allocations).
+#[derive(Default)]
+pub(super) struct BatchBuffers {
+    pub(super) prepared: Prepared,
+    /// The records of the instances the batch changed, published once it commits.
+    pub(super) records: Staged,
+    /// The view rows the batch changed, published once it commits.
+    pub(super) rows: Staged,
 }
 
-struct CombinerState {
-    /// A writer is committing (and so holds the batches it took).
-    committing: bool,
-    /// At most one batch per partition: its writer waits for the result before it decides another.
-    waiting: Vec<DecidedBatch>,
-    /// Per partition, its batch's result, until its writer takes it.
-    results: Vec<Option<AnsweredBatch>>,
+/// A partition's batch, prepared and queued for its commit.
+pub(super) struct PreparedBatch {
+    pub(super) partition: usize,
+    /// The commit queue's epoch when it was prepared: a batch of an earlier epoch comes back.
+    pub(super) epoch: u64,
+    pub(super) jobs: Jobs,
+    /// Its events are `first_seq..=last_seq` (`last_seq` is `first_seq - 1` when it has none).
+    pub(super) first_seq: u64,
+    pub(super) last_seq: u64,
+    pub(super) buffers: BatchBuffers,
+    /// Where its partition's answers go.
+    pub(super) answers: Answers,
 }
 
-impl Combiner {
-    pub(super) fn new(partitions: usize) -> Self {
-        Combiner {
-            state: Mutex::new(CombinerState {
+/// Prepared batches on their way to the committer, and what the writers learn of their commits.
+pub(super) struct CommitQueue {
+    pub(super) state: Mutex<QueueState>,
+    /// Signalled when a batch is queued or a writer ends: wakes the committer.
+    pub(super) pushed: Condvar,
+    /// Signalled after every commit (or batch taken back): wakes the writers waiting for their batches.
+    pub(super) done: Condvar,
+}
+
+pub(super) struct QueueState {
+    /// In the order of their sequence numbers (they are queued under the view rows' lock).
+    pub(super) batches: Vec<PreparedBatch>,
+    /// The committer holds batches it took from the queue.
+    pub(super) committing: bool,
+    /// Moves when a commit fails: every batch prepared before comes back to its partition.
+    pub(super) epoch: u64,
+    /// The last committed event.
+    pub(super) committed_seq: u64,
+    /// Per partition, its batches queued or being committed.
+    pub(super) in_flight: Vec<usize>,
+    /// Per partition, commands of batches that came back, to decide again.
+    pub(super) taken_back: Vec<Jobs>,
+    /// Per partition, the allocations of its committed batches, for its next ones (at most two).
+    spare: Vec<Vec<BatchBuffers>>,
+    pub(super) writers_running: usize,
+}
+
+impl CommitQueue {
+    pub(super) fn new(partitions: usize, last_seq: u64) -> Self {
+        CommitQueue {
+            state: Mutex::new(QueueState {
+                batches: Vec::new(),
                 committing: false,
-                waiting: Vec::with_capacity(partitions),
-                results: (0..partitions).map(|_| None).collect(),
+                // The view rows start at epoch 0, so the first preparation takes its sequence numbers from here.
+                epoch: 1,
+                committed_seq: last_seq,
+                in_flight: vec![0; partitions],
+                taken_back: (0..partitions).map(|_| Vec::new()).collect(),
+                spare: (0..partitions).map(|_| Vec::new()).collect(),
+                writers_running: 0,
             }),
-            committed: Condvar::new(),
+            pushed: Condvar::new(),
+            done: Condvar::new(),
+        }
+    }
+
+    /// Waits until no batch is queued or being committed. Only under the view rows' lock, which keeps new
+    /// batches out.
+    pub(super) fn wait_idle(&self) {
+        let mut state = self.state.lock();
+        // Bounded: no batch is queued meanwhile, and the committer takes them all each round.
+        while !state.batches.is_empty() || state.committing {
+            self.done.wait(&mut state);
         }
     }
 }
 
-/// Commits the partition's decided batch, with whatever other partitions have waiting, and returns its jobs and
-/// the commit's failure, if any.
-pub(super) fn commit_together<D: Domain>(
-    inner: &Inner<D>,
+/// A partition's writer: its state across batches.
+struct Writer<'a, D: Domain> {
+    inner: &'a Inner<D>,
     index: usize,
-    batch: DecidedBatch,
-    ids: &mut IdGenerator,
-    scratch: &mut Scratch,
-) -> AnsweredBatch {
-    let combiner = &inner.combiner;
-    let mut state = combiner.state.lock();
-    assert!(state.results[index].is_none() && state.waiting.iter().all(|b| b.partition != index));
-    state.waiting.push(batch);
-    // Bounded: each round either takes this partition's result, commits (which answers every batch waiting,
-    // this one included), or waits for a commit in progress, after which one of the first two happens.
-    loop {
-        if let Some(result) = state.results[index].take() {
-            return result;
+    answers: &'a Answers,
+    ids: IdGenerator,
+    scratch: Scratch,
+    /// The commit queue's epoch the cache is about: when it moves, batches this partition queued may have
+    /// come back, and the cache ran ahead of them.
+    cache_epoch: u64,
+}
+
+impl<D: Domain> Writer<'_, D> {
+    fn epoch_moved(&self) -> bool {
+        self.inner.queue.state.lock().epoch != self.cache_epoch
+    }
+
+    /// Waits until at most `count` of this partition's batches are queued or being committed.
+    fn wait_in_flight(&self, count: usize) {
+        let queue = &self.inner.queue;
+        let mut state = queue.state.lock();
+        // Bounded: the committer takes every queued batch each round.
+        while state.in_flight[self.index] > count {
+            queue.done.wait(&mut state);
         }
-        if !state.committing {
-            state.committing = true;
-            let mut batches = std::mem::take(&mut state.waiting);
-            drop(state);
-            // Should committing panic (a broken invariant), the writers waiting for these batches still get an
-            // answer (their commands' replies, dropped with the batches, answer `ShuttingDown`).
-            let guard = CommitGuard { combiner, partitions: batches.iter().map(|batch| batch.partition).collect() };
-            let failure = commit_batches(inner, &mut batches, ids, scratch);
-            std::mem::forget(guard);
-            state = combiner.state.lock();
-            state.committing = false;
-            for batch in batches {
-                let slot = &mut state.results[batch.partition];
-                assert!(slot.is_none(), "a partition has one batch in a commit at a time");
-                *slot = Some((batch.jobs, failure.clone()));
+    }
+
+    /// After a failed commit: waits for this partition's batches, drops the cache, and puts the commands that
+    /// came back before `jobs`, all undecided (those that failed for good are answered).
+    fn resync(&mut self, cache: &mut Cache, jobs: &mut Jobs) {
+        self.wait_in_flight(0);
+        let mut all = {
+            let mut state = self.inner.queue.state.lock();
+            self.cache_epoch = state.epoch;
+            std::mem::take(&mut state.taken_back[self.index])
+        };
+        cache.clear();
+        self.scratch.command_ids_queued.clear();
+        all.append(jobs);
+        let mut failed = Vec::new();
+        for mut job in all {
+            if job.undecide() {
+                jobs.push(job);
+            } else {
+                failed.push(job);
             }
-            combiner.committed.notify_all();
-            continue;
         }
-        combiner.committed.wait(&mut state);
+        if !failed.is_empty() {
+            answer(self.answers, failed, None);
+        }
+    }
+
+    /// Fails a decided batch that cannot be prepared: its decisions are in the cache, so that goes.
+    fn fail(&mut self, cache: &mut Cache, jobs: Jobs, error: Error) {
+        self.wait_in_flight(0);
+        cache.clear();
+        answer(self.answers, jobs, Some(error));
+    }
+
+    /// Reserves the batch's sequence numbers, encodes its events, command records and instance records, folds
+    /// its events into the view rows, and queues it for the committer.
+    fn prepare(&mut self, cache: &mut Cache, mut decided: DecidedBatch, deferred: &mut Jobs) {
+        let inner = self.inner;
+        let store = &inner.store;
+        let queue = &inner.queue;
+        let started = Instant::now();
+        // Bounded: a round that does not queue the batch follows a failed commit (the epoch moved) or fails
+        // one more command for good.
+        loop {
+            if self.epoch_moved() {
+                self.resync(cache, &mut decided.jobs);
+                let jobs = std::mem::take(&mut decided.jobs);
+                match decide_batch(inner, jobs, cache, deferred, &mut self.scratch) {
+                    Ok(again) => decided = again,
+                    Err(failed) => {
+                        let (jobs, failure) = *failed;
+                        answer(self.answers, jobs, failure);
+                        return;
+                    }
+                }
+                continue;
+            }
+            let mut views = inner.view_rows.lock();
+            let (epoch, committed_seq, buffers) = {
+                let mut state = queue.state.lock();
+                let buffers = state.spare[self.index].pop().unwrap_or_default();
+                (state.epoch, state.committed_seq, buffers)
+            };
+            if epoch != self.cache_epoch {
+                continue;
+            }
+            if views.epoch != epoch {
+                // A commit failed: the rows may hold the folds of batches that came back.
+                views.clear();
+                views.epoch = epoch;
+                views.next_seq = committed_seq + 1;
+            }
+            views.begin(store);
+            let txn = match store.read() {
+                Ok(txn) => txn,
+                Err(error) => {
+                    drop(views);
+                    self.fail(cache, decided.jobs, error);
+                    return;
+                }
+            };
+            let BatchBuffers { mut prepared, mut records, mut rows } = buffers;
+            prepared.clear();
+            records.clear();
+            let first_seq = views.next_seq;
+            let Scratch { dirty, buffer, .. } = &mut self.scratch;
+            dirty.clear();
+            let mut cx = PrepareCx {
+                store,
+                txn: &txn,
+                cache,
+                next_seq: first_seq,
+                now: decided.now,
+                ids: &mut self.ids,
+                dirty,
+                buffer,
+                views: &mut views,
+                handled: &inner.handled_events,
+                out: &mut prepared,
+            };
+            let mut failed: Option<(usize, Error)> = None;
+            for (at, job) in decided.jobs.iter_mut().enumerate() {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.prepare(&mut cx)));
+                let error = match outcome {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(error)) => error,
+                    Err(payload) => Error::View(format!("a view's fold panicked: {}", panic_message(payload.as_ref()))),
+                };
+                failed = Some((at, error));
+                break;
+            }
+            let next_seq = cx.next_seq;
+            if failed.is_none() {
+                // Each touched instance's record once per batch, however many of its commands the batch held.
+                let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    for &slot in dirty.iter() {
+                        let (key, cached) = &mut cache.slots[slot as usize];
+                        let last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
+                        let state = (cached.encode)(&*cached.state);
+                        records
+                            .push_with(key, |out| format::encode_aggregate_into(cached.version, last_seq, &state, out));
+                        cached.last_seq = last_seq;
+                    }
+                }));
+                if let Err(payload) = encoded {
+                    // A broken invariant: nothing of this batch can be trusted, the rows included.
+                    drop(txn);
+                    queue.wait_idle();
+                    views.clear();
+                    views.epoch = 0;
+                    drop(views);
+                    let message = format!("while encoding a record: {}", panic_message(payload.as_ref()));
+                    self.fail(cache, decided.jobs, Error::Panicked { aggregate: "<batch>", message });
+                    return;
+                }
+            }
+            if let Some((at, error)) = failed {
+                // A view cannot fold this command's events (a column overflows, a key is too long): the command
+                // alone fails with that error. The rows hold this batch's folds so far and the cache its
+                // decisions: once every queued batch has committed (a later batch must not read a row an
+                // earlier one has not published), drop both and decide the rest again from the store.
+                drop(txn);
+                queue.wait_idle();
+                views.clear();
+                // Another epoch than any: the next round takes its sequence numbers from the committed log.
+                views.epoch = 0;
+                drop(views);
+                decided.jobs[at].fail(error);
+                if self.epoch_moved() {
+                    continue;
+                }
+                let txn = match store.read() {
+                    Ok(txn) => txn,
+                    Err(error) => {
+                        self.fail(cache, decided.jobs, error);
+                        return;
+                    }
+                };
+                let mut cx = DecideCx { store, txn: &txn, cache, now: decided.now, panicked: false };
+                decide_again(&mut cx, &mut decided.jobs);
+                continue;
+            }
+            drop(txn);
+            views.stage_into(&mut rows, committed_seq);
+            views.next_seq = next_seq;
+            let batch = PreparedBatch {
+                partition: self.index,
+                epoch,
+                jobs: decided.jobs,
+                first_seq,
+                last_seq: next_seq - 1,
+                buffers: BatchBuffers { prepared, records, rows },
+                answers: self.answers.clone(),
+            };
+            {
+                let mut state = queue.state.lock();
+                state.in_flight[self.index] += 1;
+                state.batches.push(batch);
+            }
+            queue.pushed.notify_one();
+            drop(views);
+            std::mem::swap(&mut self.scratch.command_ids, &mut self.scratch.command_ids_queued);
+            inner.stats.write_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            return;
+        }
     }
 }
 
-/// Ends a commit that unwinds: no writer is committing any more, and each partition whose batch it held gets
-/// an empty result with the error.
-struct CommitGuard<'a> {
-    combiner: &'a Combiner,
-    partitions: Vec<usize>,
+/// The committer: takes every batch the partitions queued, commits them in one transaction, publishes them,
+/// and hands them to their partitions' answerers. Ends once no writer runs and nothing is queued.
+pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
+    let queue = &inner.queue;
+    loop {
+        let (batches, epoch) = {
+            let mut state = queue.state.lock();
+            // Bounded: each wait ends with a batch, a writer's end, or a poll.
+            while state.batches.is_empty() {
+                if state.writers_running == 0 {
+                    return;
+                }
+                queue.pushed.wait_for(&mut state, WRITER_IDLE_POLL);
+            }
+            state.committing = true;
+            (std::mem::take(&mut state.batches), state.epoch)
+        };
+        // Prepared before a commit failed: they assumed what did not commit.
+        let (current, mut stale): (Vec<_>, Vec<_>) = batches.into_iter().partition(|batch| batch.epoch == epoch);
+        let failure = if current.is_empty() { None } else { commit_prepared(inner, &current) };
+        let last_seq = current.last().map(|batch| batch.last_seq);
+        let mut committed = Vec::with_capacity(current.len());
+        for batch in current {
+            answer(&batch.answers, batch.jobs, failure.clone());
+            committed.push((batch.partition, batch.buffers));
+        }
+        let mut state = queue.state.lock();
+        if failure.is_some() {
+            state.epoch += 1;
+            stale.append(&mut state.batches);
+        } else if let Some(last_seq) = last_seq {
+            state.committed_seq = last_seq;
+        }
+        for (partition, buffers) in committed {
+            state.in_flight[partition] -= 1;
+            if state.spare[partition].len() < 2 {
+                state.spare[partition].push(buffers);
+            }
+        }
+        for batch in stale {
+            state.in_flight[batch.partition] -= 1;
+            state.taken_back[batch.partition].extend(batch.jobs);
+        }
+        state.committing = false;
+        queue.done.notify_all();
+    }
 }
 
-impl Drop for CommitGuard<'_> {
-    fn drop(&mut self) {
-        let mut state = self.combiner.state.lock();
-        state.committing = false;
-        for &partition in &self.partitions {
-            let failure = Error::Panicked { aggregate: "<batch>", message: "while committing".into() };
-            state.results[partition] = Some((Vec::new(), Some(failure)));
+/// Writes the prepared batches (their events, in log order, and command records) in one LMDB transaction with
+/// a checkpoint step when one is due, commits it, and publishes their records and rows. Returns the failure,
+/// if any.
+fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &[PreparedBatch]) -> Option<Error> {
+    let store = &inner.store;
+    let started = Instant::now();
+    // Rebuilds and `verify` take this lock to see every committed event published.
+    let _commits = inner.commit_lock.lock();
+    // A checkpoint step, when one is due, rides along: its pages are synced with the batch's (see
+    // `crate::unflushed`). Copied before the write, so it holds what earlier commits published.
+    let mut step = if checkpoint_due(inner) { store.try_step(CHECKPOINT_STEPS) } else { None };
+    let mut progress_written = None;
+    let mut written_at = started;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.write(|txn| {
+            let mut next_seq = store.last_seq(txn)? + 1;
+            for batch in batches {
+                assert_eq!(batch.first_seq, next_seq, "prepared batches continue the log");
+                let prepared = &batch.buffers.prepared;
+                let mut start = 0;
+                for &end in &prepared.event_ends {
+                    store.append_event(txn, next_seq, &prepared.events[start..end])?;
+                    start = end;
+                    next_seq += 1;
+                }
+                assert_eq!(next_seq - 1, batch.last_seq);
+                for (command_id, record) in &prepared.commands {
+                    store.put_command(txn, *command_id, record)?;
+                }
+            }
+            if let Some((_, step)) = &step {
+                store.write_step(txn, step)?;
+            }
+            let handled = inner.progress.load(Ordering::Acquire);
+            if handled > inner.progress_stored.load(Ordering::Acquire) {
+                store.put_progress(txn, handled)?;
+                progress_written = Some(handled);
+            }
+            written_at = Instant::now();
+            Ok(())
+        })
+    }))
+    .unwrap_or_else(|payload| {
+        Err(Error::Panicked {
+            aggregate: "<batch>",
+            message: format!("while committing: {}", panic_message(payload.as_ref())),
+        })
+    });
+    let stats = &inner.stats;
+    stats.write_us.fetch_add(written_at.saturating_duration_since(started).as_micros() as u64, Ordering::Relaxed);
+    let commit_us = written_at.elapsed().as_micros() as u64;
+    stats.commit_us.fetch_add(commit_us, Ordering::Relaxed);
+    match result {
+        Ok(()) => {
+            // Before the publication, which the process runner reads first (see `Inner::handled_through`).
+            let last_handled = batches.iter().map(|batch| batch.buffers.prepared.last_handled).max().unwrap_or(0);
+            inner.handled_through.fetch_max(last_handled, Ordering::SeqCst);
+            // Before anyone is answered, in log order (this thread is the only one that commits batches).
+            for batch in batches {
+                store.publish(batch.last_seq, &batch.buffers.records, &batch.buffers.rows);
+            }
+            if let Some((one, step)) = step.take() {
+                store.stepped(&step);
+                drop(one);
+                stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                forget_flushed(inner);
+            }
+            if let Some(handled) = progress_written {
+                inner.progress_stored.fetch_max(handled, Ordering::AcqRel);
+            }
+            stats.record_batch(batches.iter().map(|batch| batch.jobs.len() as u64).sum(), commit_us);
+            // A full signal channel means the runner has a wake-up pending already.
+            let _ = inner.commits.try_send(());
+            None
         }
-        self.combiner.committed.notify_all();
+        Err(error) => {
+            stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+            Some(error)
+        }
     }
 }
 
@@ -302,7 +662,6 @@ impl Drop for CommitGuard<'_> {
 /// cannot be read.
 pub(super) fn decide_batch<D: Domain>(
     inner: &Inner<D>,
-    partition: usize,
     batch: Vec<Box<dyn Job>>,
     cache: &mut Cache,
     deferred: &mut Vec<Box<dyn Job>>,
@@ -320,9 +679,9 @@ pub(super) fn decide_batch<D: Domain>(
     scratch.command_ids.clear();
     let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
     for mut job in batch {
-        // A second command with the same id waits for the next batch, where it sees the first's record.
+        // A second command with the same id waits for a later batch, where it sees the first's record.
         if let Some(command_id) = job.command_id() {
-            if !scratch.command_ids.insert(command_id) {
+            if scratch.command_ids_queued.contains(&command_id) || !scratch.command_ids.insert(command_id) {
                 deferred.push(job);
                 continue;
             }
@@ -336,182 +695,7 @@ pub(super) fn decide_batch<D: Domain>(
         }
     }
     inner.stats.decide_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    Ok(DecidedBatch { partition, jobs: decided, now })
-}
-
-/// Writes the decided batches in one LMDB transaction and commits it; on success each touched instance's
-/// cache entry knows its last event. Returns the failure of the commit, if any (then every batch failed,
-/// and their partitions' caches are dropped).
-pub(super) fn commit_batches<D: Domain>(
-    inner: &Inner<D>,
-    batches: &mut [DecidedBatch],
-    ids: &mut IdGenerator,
-    scratch: &mut Scratch,
-) -> Option<Error> {
-    let store = &inner.store;
-    let started = Instant::now();
-    let Scratch { dirty, buffer, records, .. } = scratch;
-    if dirty.len() < batches.len() {
-        dirty.resize_with(batches.len(), Vec::new);
-    }
-    // The writers of these batches wait for this commit, so their caches are free (see `Combiner`); locked in
-    // partition order, and only here, so two committers could not deadlock either.
-    batches.sort_unstable_by_key(|batch| batch.partition);
-    let mut caches: Vec<_> = batches.iter().map(|batch| inner.partitions[batch.partition].cache.lock()).collect();
-    // Held for the whole write and commit (see `ViewRows`).
-    let mut views = inner.view_rows.lock();
-    let mut written_at = started;
-    // The process runner's progress this commit stores, if it is ahead of the stored one (see `Inner`).
-    let mut progress_written = None;
-    // The last event of the attempt that commits, and the last one some process handles.
-    let mut last_seq = 0;
-    let mut last_handled = 0;
-    // A checkpoint step, when one is due, rides along: its pages are synced with the batch's (see
-    // `crate::unflushed`). Copied before the write, so it holds what earlier commits published.
-    let mut step = if checkpoint_due(inner) { store.try_step(CHECKPOINT_STEPS) } else { None };
-    // Bounded: each round fails one more command for good.
-    let mut rounds_left: usize = batches.iter().map(|batch| batch.jobs.len()).sum();
-    let result = loop {
-        // The command whose events a view could not fold, if that is why the write failed: (batch, index).
-        let mut view_failure: Option<(usize, usize, Error)> = None;
-        // A panic while writing (in a view's fold, say) unwinds through the transaction, which aborts it.
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            store.write(|txn| {
-                // A retry (after the map grew) starts from the committed positions again.
-                for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
-                    for slot in dirty.drain(..) {
-                        cache.slot(slot).batch_last_seq = None;
-                    }
-                }
-                views.begin(store);
-                records.clear();
-                last_handled = 0;
-                let mut next_seq = store.last_seq(txn)? + 1;
-                let views = &mut *views;
-                for (at, batch) in batches.iter_mut().enumerate() {
-                    let cache = &mut *caches[at];
-                    let dirty = &mut dirty[at];
-                    let mut cx = WriteCx {
-                        store,
-                        txn,
-                        cache,
-                        next_seq,
-                        now: batch.now,
-                        ids,
-                        dirty,
-                        buffer,
-                        views,
-                        handled: &inner.handled_events,
-                        last_handled: &mut last_handled,
-                    };
-                    for (index, job) in batch.jobs.iter_mut().enumerate() {
-                        if let Err(error) = job.write(&mut cx) {
-                            if let WriteError::Other(Error::View(message)) = &error {
-                                view_failure = Some((at, index, Error::View(message.clone())));
-                            }
-                            return Err(error);
-                        }
-                    }
-                    next_seq = cx.next_seq;
-                    // Each touched instance's record once per batch, however many of its commands the batch
-                    // held; published after the commit and written behind the log (see `crate::unflushed`).
-                    for &slot in dirty.iter() {
-                        let (key, cached) = &cache.slots[slot as usize];
-                        let last_seq = cached.batch_last_seq.expect("a dirty instance has a last event in this batch");
-                        let state = (cached.encode)(&*cached.state);
-                        records
-                            .push_with(key, |out| format::encode_aggregate_into(cached.version, last_seq, &state, out));
-                    }
-                }
-                last_seq = next_seq - 1;
-                views.stage();
-                if let Some((_, step)) = &step {
-                    store.write_step(txn, step)?;
-                }
-                let handled = inner.progress.load(Ordering::Acquire);
-                if handled > inner.progress_stored.load(Ordering::Acquire) {
-                    store.put_progress(txn, handled)?;
-                    progress_written = Some(handled);
-                }
-                written_at = Instant::now();
-                Ok(())
-            })
-        }))
-        .unwrap_or_else(|payload| {
-            Err(Error::Panicked {
-                aggregate: "<batch>",
-                message: format!("while writing: {}", panic_message(payload.as_ref())),
-            })
-        });
-        match view_failure {
-            // A view cannot fold this command's events (a column overflows, a key is too long): the command
-            // alone fails with that error. Its instance's cached state already holds its events, and later
-            // commands of its batch were decided on that state: decide them again from the stored records,
-            // then write the batches again. Nothing of the failed attempt was committed.
-            Some((at, index, error)) if result.is_err() && rounds_left > 0 => {
-                rounds_left -= 1;
-                let batch = &mut batches[at];
-                batch.jobs[index].fail(error);
-                // The other batches keep their caches: forget what the failed attempt wrote for them.
-                for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
-                    for slot in dirty.drain(..) {
-                        cache.slot(slot).batch_last_seq = None;
-                    }
-                }
-                let txn = match store.read() {
-                    Ok(txn) => txn,
-                    Err(error) => break Err(error),
-                };
-                let mut cx = DecideCx { store, txn: &txn, cache: &mut caches[at], now: batch.now, panicked: false };
-                decide_again(&mut cx, &mut batch.jobs);
-            }
-            _ => break result,
-        }
-    };
-    let stats = &inner.stats;
-    stats.write_us.fetch_add(written_at.saturating_duration_since(started).as_micros() as u64, Ordering::Relaxed);
-    let commit_us = written_at.elapsed().as_micros() as u64;
-    stats.commit_us.fetch_add(commit_us, Ordering::Relaxed);
-    match result {
-        Ok(()) => {
-            // Before the publication, which the process runner reads first (see `Inner::handled_through`).
-            inner.handled_through.fetch_max(last_handled, Ordering::SeqCst);
-            // Before anyone is answered, and under the view rows' lock, which orders publications like commits.
-            store.publish(last_seq, records, &views.staged);
-            if let Some((one, step)) = step.take() {
-                store.stepped(&step);
-                drop(one);
-                stats.checkpoints.fetch_add(1, Ordering::Relaxed);
-                forget_flushed(inner);
-            }
-            views.committed();
-            drop(views);
-            for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
-                for slot in dirty.drain(..) {
-                    let cached = cache.slot(slot);
-                    cached.last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
-                }
-            }
-            if let Some(handled) = progress_written {
-                inner.progress_stored.fetch_max(handled, Ordering::AcqRel);
-            }
-            stats.record_batch(batches.iter().map(|batch| batch.jobs.len() as u64).sum(), commit_us);
-            // A full signal channel means the runner has a wake-up pending already.
-            let _ = inner.commits.try_send(());
-            None
-        }
-        Err(error) => {
-            // The caches ran ahead of the store; failures are rare, so forget them and reload from records.
-            for (cache, dirty) in caches.iter_mut().zip(dirty.iter_mut()) {
-                cache.clear();
-                dirty.clear();
-            }
-            views.clear();
-            drop(views);
-            inner.stats.failed_batches.fetch_add(1, Ordering::Relaxed);
-            Some(error)
-        }
-    }
+    Ok(DecidedBatch { jobs: decided, now })
 }
 
 /// Drops the cache and decides every command of the batch again from the stored records, except those that
