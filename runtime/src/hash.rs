@@ -38,3 +38,7 @@ impl Hasher for FastHasher {
 }
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A record or row key in the writers' maps: short keys (most are) live inside the map's own slots, so that
+/// comparing a probed key reads no other memory.
+pub(crate) type KeyBytes = smallvec::SmallVec<[u8; 24]>;

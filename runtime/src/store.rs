@@ -528,7 +528,7 @@ impl Store {
     ) -> Result<(), Error> {
         let mut unflushed: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = {
             let unflushed = self.unflushed.read();
-            unflushed.records.iter().map(|(key, entry)| (key.clone(), entry.bytes.clone())).collect()
+            unflushed.records.iter().map(|(key, entry)| (key.to_vec(), entry.bytes.clone())).collect()
         };
         let decode = |key: &[u8], bytes: &[u8]| {
             format::decode_aggregate(bytes).map_err(|e| Error::corrupt("aggregates", format!("{key:02x?}"), e))
@@ -666,7 +666,7 @@ impl Store {
 
     /// Publishes the records and rows a transaction committed, whose events end at `seq`: from now on reads
     /// see them. Called right after the commit, before anyone is answered.
-    pub(crate) fn publish(&self, seq: u64, records: &Staged, rows: &Staged) {
+    pub(crate) fn publish(&self, seq: u64, records: &mut Staged, rows: &mut Staged) {
         self.unflushed.write().publish(seq, records, rows);
     }
 

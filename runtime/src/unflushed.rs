@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
-use crate::hash::FastMap;
+use crate::hash::{FastMap, KeyBytes};
 
 /// One record or row: its bytes as stored, the last commit that changed it, and whether the tables lack that.
 pub(crate) struct Entry {
@@ -29,7 +29,7 @@ pub(crate) struct Entry {
 }
 
 /// A dirty entry's place in key order: (is a row, key). Records come before rows.
-type DirtyKey = (bool, Vec<u8>);
+type DirtyKey = (bool, KeyBytes);
 
 /// Records (key: type tag and instance key) and rows (key: view index `u16` big-endian and row key; bytes:
 /// the row, then its last event as `u64` little-endian) committed and not yet written out, or written out and
@@ -41,8 +41,8 @@ type DirtyKey = (bool, Vec<u8>);
 /// that is the new checkpoint.
 #[derive(Default)]
 pub(crate) struct Unflushed {
-    pub(crate) records: FastMap<Vec<u8>, Entry>,
-    pub(crate) rows: FastMap<Vec<u8>, Entry>,
+    pub(crate) records: FastMap<KeyBytes, Entry>,
+    pub(crate) rows: FastMap<KeyBytes, Entry>,
     /// The dirty entries, in key order.
     dirty: BTreeSet<DirtyKey>,
     /// The stored checkpoint as this process knows it.
@@ -58,7 +58,7 @@ pub(crate) struct Unflushed {
 }
 
 /// What a checkpoint step writes: (is a row, key, bytes, the commit that last changed it).
-pub(crate) type StepEntries = Vec<(bool, Vec<u8>, Vec<u8>, u64)>;
+pub(crate) type StepEntries = Vec<(bool, KeyBytes, Vec<u8>, u64)>;
 
 /// A checkpoint step, planned from a snapshot: what it writes and where the steps stand once it commits.
 pub(crate) struct StepPlan {
@@ -82,24 +82,25 @@ impl Unflushed {
         self.seq - self.step_seq
     }
 
-    /// Takes the committed records and rows of the events after `self.seq` up to `seq`.
-    pub(crate) fn publish(&mut self, seq: u64, records: &Staged, rows: &Staged) {
+    /// Takes the committed records and rows of the events after `self.seq` up to `seq`. Their bytes move here
+    /// (`staged` gets the replaced buffers back, for reuse).
+    pub(crate) fn publish(&mut self, seq: u64, records: &mut Staged, rows: &mut Staged) {
         assert!(seq >= self.seq, "published events come in log order: {seq} after {}", self.seq);
         for (is_row, map, staged) in [(false, &mut self.records, records), (true, &mut self.rows, rows)] {
-            for (key, bytes) in staged.iter() {
-                match map.get_mut(key) {
+            for (key, bytes) in staged.iter_mut() {
+                match map.get_mut(&key[..]) {
                     Some(entry) => {
-                        entry.bytes.clear();
-                        entry.bytes.extend_from_slice(bytes);
+                        std::mem::swap(&mut entry.bytes, bytes);
                         entry.seq = seq;
                         if !entry.dirty {
                             entry.dirty = true;
-                            self.dirty.insert((is_row, key.to_vec()));
+                            self.dirty.insert((is_row, KeyBytes::from_slice(key)));
                         }
                     }
                     None => {
-                        map.insert(key.to_vec(), Entry { bytes: bytes.to_vec(), seq, dirty: true });
-                        self.dirty.insert((is_row, key.to_vec()));
+                        let key = KeyBytes::from_slice(key);
+                        map.insert(key.clone(), Entry { bytes: std::mem::take(bytes), seq, dirty: true });
+                        self.dirty.insert((is_row, key));
                     }
                 }
             }
@@ -163,7 +164,7 @@ impl Unflushed {
     pub(crate) fn stepped(&mut self, plan: &StepPlan) {
         for (is_row, key, _, seq) in &plan.entries {
             let map = if *is_row { &mut self.rows } else { &mut self.records };
-            if let Some(entry) = map.get_mut(key) {
+            if let Some(entry) = map.get_mut(&key[..]) {
                 if entry.seq == *seq && entry.dirty {
                     entry.dirty = false;
                     self.dirty.remove(&(*is_row, key.clone()));
@@ -235,6 +236,11 @@ impl Staged {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries[..self.len].iter().map(|(key, bytes)| (&key[..], &bytes[..]))
+    }
+
+    /// The entries, with their bytes to take or swap.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&[u8], &mut Vec<u8>)> {
+        self.entries[..self.len].iter_mut().map(|(key, bytes)| (&key[..], bytes))
     }
 }
 

@@ -102,7 +102,7 @@ pub(super) fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec
 pub(super) struct Cache {
     /// Counts batches, so that checkpoints know when they are stale.
     pub(super) batch: u64,
-    pub(super) index: FastMap<Vec<u8>, u32>,
+    pub(super) index: FastMap<KeyBytes, u32>,
     pub(super) slots: Vec<(Vec<u8>, Cached)>,
     /// Where the next eviction starts: spreads evictions over the slab.
     pub(super) evict_cursor: usize,
@@ -115,7 +115,7 @@ impl Cache {
 
     pub(super) fn insert(&mut self, key: Vec<u8>, cached: Cached) -> u32 {
         let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 cached instances");
-        self.index.insert(key.clone(), slot);
+        self.index.insert(KeyBytes::from_slice(&key), slot);
         self.slots.push((key, cached));
         slot
     }
@@ -147,9 +147,9 @@ impl Cache {
                 continue;
             }
             let (key, _) = self.slots.swap_remove(victim);
-            self.index.remove(&key);
+            self.index.remove(&key[..]);
             if let Some((moved, _)) = self.slots.get(victim) {
-                let slot = self.index.get_mut(moved).expect("every cached instance is indexed");
+                let slot = self.index.get_mut(&moved[..]).expect("every cached instance is indexed");
                 *slot = victim as u32;
             }
         }
@@ -235,7 +235,7 @@ pub(super) struct PrepareCx<'a, 't> {
 /// queued batch changed is not evicted before that batch commits.
 pub(super) struct ViewRows {
     /// View index (`u16` big-endian) and key bytes, to the row's slot.
-    index: FastMap<Vec<u8>, u32>,
+    index: FastMap<KeyBytes, u32>,
     slots: Vec<RowSlot>,
     /// Slots the current attempt changed, each once.
     changed: Vec<u32>,
@@ -315,7 +315,7 @@ impl ViewRows {
     /// Adds a row for the lookup key, changed.
     fn insert(&mut self, row: Row, seq: u64) -> u32 {
         let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 view rows in memory");
-        self.index.insert(self.lookup.clone(), slot);
+        self.index.insert(KeyBytes::from_slice(&self.lookup), slot);
         self.slots.push(RowSlot { key: self.lookup.clone(), row, seq, changed: true });
         self.changed.push(slot);
         slot
@@ -378,9 +378,9 @@ impl ViewRows {
                     continue;
                 }
                 let removed = self.slots.swap_remove(victim);
-                self.index.remove(&removed.key);
+                self.index.remove(&removed.key[..]);
                 if let Some(moved) = self.slots.get(victim) {
-                    *self.index.get_mut(&moved.key).expect("every row in memory is indexed") = victim as u32;
+                    *self.index.get_mut(&moved.key[..]).expect("every row in memory is indexed") = victim as u32;
                 }
             }
         }

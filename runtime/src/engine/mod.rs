@@ -36,7 +36,7 @@ use crate::aggregate::{
 };
 use crate::error::Error;
 use crate::format::{self, AggregateRecord, CommandOutcome, CommandRecord, EnvelopeRef, IdGenerator, StoredEvent};
-use crate::hash::{FastHasher, FastMap};
+use crate::hash::{FastHasher, FastMap, KeyBytes};
 use crate::store::{Store, StoreConfig, ViewRow, WriteError};
 use crate::unflushed::Staged;
 use crate::value::Timestamp;

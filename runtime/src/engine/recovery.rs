@@ -166,8 +166,8 @@ pub(super) fn read_beside_owner<D: Domain>(inner: &Inner<D>) -> Result<Reading<'
             continue;
         }
         if store.last_seq(&txn)? > replayed_seq {
-            let replayed = replay_after(store, &inner.registry, &txn, replayed_seq, true)?;
-            store.publish(replayed.last_seq, &replayed.records, &replayed.rows);
+            let mut replayed = replay_after(store, &inner.registry, &txn, replayed_seq, true)?;
+            store.publish(replayed.last_seq, &mut replayed.records, &mut replayed.rows);
         }
         return Ok(Reading { txn, _turn: Some(turn) });
     }

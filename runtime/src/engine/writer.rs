@@ -546,8 +546,8 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
             (std::mem::take(&mut state.batches), state.epoch)
         };
         // Prepared before a commit failed: they assumed what did not commit.
-        let (current, mut stale): (Vec<_>, Vec<_>) = batches.into_iter().partition(|batch| batch.epoch == epoch);
-        let failure = if current.is_empty() { None } else { commit_prepared(inner, &current) };
+        let (mut current, mut stale): (Vec<_>, Vec<_>) = batches.into_iter().partition(|batch| batch.epoch == epoch);
+        let failure = if current.is_empty() { None } else { commit_prepared(inner, &mut current) };
         let last_seq = current.last().map(|batch| batch.last_seq);
         let mut committed = Vec::with_capacity(current.len());
         for batch in current {
@@ -579,7 +579,7 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
 /// Writes the prepared batches (their events, in log order, and command records) in one LMDB transaction with
 /// a checkpoint step when one is due, commits it, and publishes their records and rows. Returns the failure,
 /// if any.
-fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &[PreparedBatch]) -> Option<Error> {
+fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch]) -> Option<Error> {
     let store = &inner.store;
     let started = Instant::now();
     // Rebuilds and `verify` take this lock to see every committed event published.
@@ -592,7 +592,7 @@ fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &[PreparedBatch]) -> Op
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         store.write(|txn| {
             let mut next_seq = store.last_seq(txn)? + 1;
-            for batch in batches {
+            for batch in batches.iter() {
                 assert_eq!(batch.first_seq, next_seq, "prepared batches continue the log");
                 let prepared = &batch.buffers.prepared;
                 let mut start = 0;
@@ -634,8 +634,9 @@ fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &[PreparedBatch]) -> Op
             let last_handled = batches.iter().map(|batch| batch.buffers.prepared.last_handled).max().unwrap_or(0);
             inner.handled_through.fetch_max(last_handled, Ordering::SeqCst);
             // Before anyone is answered, in log order (this thread is the only one that commits batches).
-            for batch in batches {
-                store.publish(batch.last_seq, &batch.buffers.records, &batch.buffers.rows);
+            for batch in batches.iter_mut() {
+                let BatchBuffers { records, rows, .. } = &mut batch.buffers;
+                store.publish(batch.last_seq, records, rows);
             }
             if let Some((one, step)) = step.take() {
                 store.stepped(&step);
