@@ -268,12 +268,12 @@ mod tests {
     fn steps_go_through_the_dirty_keys_in_order_and_the_checkpoint_moves_to_a_finished_cycles_start() {
         let mut unflushed = Unflushed::default();
         unflushed.reset(0, 0);
-        let none = Staged::default();
-        unflushed.publish(10, &staged(&["a", "b", "c", "d", "e", "f"], "v1"), &none);
+        let mut none = Staged::default();
+        unflushed.publish(10, &mut staged(&["a", "b", "c", "d", "e", "f"], "v1"), &mut none);
         // A cycle started at 0: a third of the dirty keys per step, the checkpoint stays until it ends.
         assert_eq!(step(&mut unflushed, Some(3)), ("a,b".into(), 0));
         // Changed again after the cursor passed it: dirty, for the next cycle.
-        unflushed.publish(20, &staged(&["a"], "v2"), &none);
+        unflushed.publish(20, &mut staged(&["a"], "v2"), &mut none);
         assert_eq!(step(&mut unflushed, Some(3)), ("c,d".into(), 0));
         assert_eq!(step(&mut unflushed, Some(3)), ("e".into(), 0));
         // The last key ends the cycle; the next starts at 20, from the first key.
@@ -283,9 +283,9 @@ mod tests {
         // Nothing dirty left: the tables hold everything published.
         assert_eq!(step(&mut unflushed, Some(3)), ("".into(), 20));
         // A step whose snapshot a later commit changed leaves that entry dirty.
-        unflushed.publish(30, &staged(&["b", "c"], "v3"), &none);
+        unflushed.publish(30, &mut staged(&["b", "c"], "v3"), &mut none);
         let plan = unflushed.next_step(Some(1));
-        unflushed.publish(40, &staged(&["c"], "v4"), &none);
+        unflushed.publish(40, &mut staged(&["c"], "v4"), &mut none);
         unflushed.stepped(&plan);
         assert_eq!(plan.checkpoint_seq, 20);
         assert_eq!(step(&mut unflushed, None), ("c".into(), 40));
