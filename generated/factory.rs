@@ -5394,6 +5394,12 @@ pub mod stock_item {
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
         }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
+        }
         fn decode_state(
             bytes: &[u8],
         ) -> ::std::result::Result<State, ::anthill_runtime::DecodeError> {
@@ -7077,6 +7083,12 @@ pub mod order {
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
         }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
+        }
         fn decode_state(
             bytes: &[u8],
         ) -> ::std::result::Result<State, ::anthill_runtime::DecodeError> {
@@ -8406,6 +8418,12 @@ pub mod assembly_job {
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
         }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
+        }
         fn decode_state(
             bytes: &[u8],
         ) -> ::std::result::Result<State, ::anthill_runtime::DecodeError> {
@@ -9203,6 +9221,12 @@ pub mod machine {
         }
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
+        }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
         }
         fn decode_state(
             bytes: &[u8],

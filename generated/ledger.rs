@@ -4302,6 +4302,12 @@ pub mod account {
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
         }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
+        }
         fn decode_state(
             bytes: &[u8],
         ) -> ::std::result::Result<State, ::anthill_runtime::DecodeError> {
@@ -5948,6 +5954,12 @@ pub mod disbursement {
         }
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
+        }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
         }
         fn decode_state(
             bytes: &[u8],

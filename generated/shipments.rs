@@ -3682,6 +3682,12 @@ pub mod parcel {
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
         }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
+        }
         fn decode_state(
             bytes: &[u8],
         ) -> ::std::result::Result<State, ::anthill_runtime::DecodeError> {
@@ -4570,6 +4576,12 @@ pub mod route {
         }
         fn encode_state(state: &State) -> ::std::vec::Vec<u8> {
             ::anthill_runtime::codec::encode(state)
+        }
+        fn with_encoded_state(
+            state: &State,
+            use_bytes: &mut dyn ::std::ops::FnMut(&[u8]),
+        ) {
+            ::anthill_runtime::codec::with_encoded(state, |bytes| use_bytes(bytes))
         }
         fn decode_state(
             bytes: &[u8],

@@ -53,10 +53,12 @@ fn run(commands: u64) -> Result<(), String> {
             Engine::<ledger::Ledger>::open(dir.path(), engine_config(partitions)).map_err(|e| e.to_string())?;
         setup(&engine).map_err(|e| e.to_string())?;
         let before = engine.stats();
+        let cpu_before = thread_cpu_ms();
         let started = Instant::now();
         load(&engine, commands).map_err(|e| e.to_string())?;
         let per_second = commands as f64 / started.elapsed().as_secs_f64();
         let after = engine.stats();
+        let cpu_after = thread_cpu_ms();
         let batches = (after.batches - before.batches).max(1);
         println!("| engine, {partitions} partition(s) | {per_second:.0} |");
         eprintln!(
@@ -67,8 +69,41 @@ fn run(commands: u64) -> Result<(), String> {
             (after.commit_us - before.commit_us) / batches,
             after.checkpoints - before.checkpoints,
         );
+        // CPU time per 1,000 commands by thread kind: what each costs, whatever else the machine runs.
+        let per_thousand = |kind: &str| {
+            let used = cpu_after.iter().filter(|(name, _)| name.starts_with(kind)).map(|(_, ms)| ms).sum::<f64>()
+                - cpu_before.iter().filter(|(name, _)| name.starts_with(kind)).map(|(_, ms)| ms).sum::<f64>();
+            used * 1_000.0 / commands as f64
+        };
+        eprintln!(
+            "engine, {partitions} partition(s): CPU ms per 1,000 commands: writers {:.2}, committer {:.2}, answers {:.2}, whole process {:.2}",
+            per_thousand("anthill-writer"),
+            per_thousand("anthill-committ"),
+            per_thousand("anthill-answers"),
+            per_thousand("(process)"),
+        );
     }
     Ok(())
+}
+
+/// Per thread of this process: its name and the CPU time it used so far, in milliseconds, and the whole
+/// process's as `(process)` (Linux; empty elsewhere).
+fn thread_cpu_ms() -> Vec<(String, f64)> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    // USER_HZ is 100 on Linux: a tick is 10 ms.
+    let read = |path: std::path::PathBuf| -> Option<(String, f64)> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some((name.to_owned(), ticks * 10.0))
+    };
+    let mut threads: Vec<(String, f64)> = tasks.filter_map(|task| read(task.ok()?.path().join("stat"))).collect();
+    // The process's own line counts the threads that ended too (the clients).
+    if let Some((_, ms)) = read("/proc/self/stat".into()) {
+        threads.push(("(process)".to_owned(), ms));
+    }
+    threads
 }
 
 pub fn setup(engine: &Engine<ledger::Ledger>) -> Result<(), Error> {

@@ -274,6 +274,11 @@ pub trait Aggregate: Sized + Send + Sync + 'static {
     /// Validates the bytes before reading them.
     fn decode_event(bytes: &[u8]) -> Result<Self::Event, DecodeError>;
     fn encode_state(state: &Self::State) -> Vec<u8>;
+    /// Hands the state's bytes to `use_bytes`; generated code encodes into a reused buffer instead of
+    /// allocating as [`Aggregate::encode_state`] does.
+    fn with_encoded_state(state: &Self::State, use_bytes: &mut dyn FnMut(&[u8])) {
+        use_bytes(&Self::encode_state(state));
+    }
     /// Validates the bytes before reading them.
     fn decode_state(bytes: &[u8]) -> Result<Self::State, DecodeError>;
 

@@ -99,7 +99,8 @@ impl Unflushed {
                     }
                     None => {
                         let key = KeyBytes::from_slice(key);
-                        map.insert(key.clone(), Entry { bytes: std::mem::take(bytes), seq, dirty: true });
+                        // Copied, not taken: the staged buffer keeps its allocation for the next batch.
+                        map.insert(key.clone(), Entry { bytes: bytes.clone(), seq, dirty: true });
                         self.dirty.insert((is_row, key));
                     }
                 }

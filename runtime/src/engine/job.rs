@@ -11,7 +11,7 @@ pub(super) struct Cached {
     pub(super) last_seq: u64,
     /// The last event written for it in the current write attempt (becomes `last_seq` once committed).
     pub(super) batch_last_seq: Option<u64>,
-    pub(super) encode: fn(&(dyn Any + Send)) -> Vec<u8>,
+    pub(super) encode: EncodeState,
     /// For aggregates that decide in place ([`Aggregate::DECIDES_IN_PLACE`]): a [`Checkpoint`] of this
     /// instance's aggregate type, to restore the state when a command is refused after changing it.
     pub(super) checkpoint: Option<Box<dyn Any + Send>>,
@@ -23,7 +23,8 @@ impl Cached {
     }
 }
 
-pub(super) type EncodeState = fn(&(dyn Any + Send)) -> Vec<u8>;
+/// Hands an instance's encoded state to a closure.
+pub(super) type EncodeState = fn(&(dyn Any + Send), &mut dyn FnMut(&[u8]));
 
 /// The state of an instance before the current batch first changed it in place, and the events applied to it
 /// since: a command refused after changing the state in place is undone by going back to `state` and applying
@@ -92,8 +93,9 @@ impl<A: Aggregate> Checkpoint<A> {
     }
 }
 
-pub(super) fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send)) -> Vec<u8> {
-    A::encode_state(state.downcast_ref::<A::State>().expect("a cache entry holds the state of its tag's aggregate"))
+pub(super) fn encode_state_erased<A: Aggregate>(state: &(dyn Any + Send), use_bytes: &mut dyn FnMut(&[u8])) {
+    let state = state.downcast_ref::<A::State>().expect("a cache entry holds the state of its tag's aggregate");
+    A::with_encoded_state(state, use_bytes)
 }
 
 /// A writer's instances: a slab of entries and an index by record key. Commands remember their entry's slot

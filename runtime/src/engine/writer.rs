@@ -458,9 +458,12 @@ impl<D: Domain> Writer<'_, D> {
                     for &slot in dirty.iter() {
                         let (key, cached) = &mut cache.slots[slot as usize];
                         let last_seq = cached.batch_last_seq.take().expect("a dirty instance has a last event");
-                        let state = (cached.encode)(&*cached.state);
-                        records
-                            .push_with(key, |out| format::encode_aggregate_into(cached.version, last_seq, &state, out));
+                        let version = cached.version;
+                        records.push_with(key, |out| {
+                            (cached.encode)(&*cached.state, &mut |state| {
+                                format::encode_aggregate_into(version, last_seq, state, out)
+                            })
+                        });
                         cached.last_seq = last_seq;
                     }
                 }));
