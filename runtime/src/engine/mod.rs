@@ -16,7 +16,7 @@
 //! items and imports through `use super::*`.
 
 use std::any::{Any, TypeId};
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::Path;

@@ -120,13 +120,17 @@ pub(super) fn write_batches<D: Domain>(
         scratch: Scratch::default(),
         cache_epoch: inner.queue.state.lock().epoch,
     };
+    // Commands to decide before any new one from the queue: those a batch deferred (a second command with
+    // the same id) and those that came back from the commit queue, in the order they were submitted.
+    let mut carry: VecDeque<Box<dyn Job>> = VecDeque::new();
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
     loop {
-        let mut batch = std::mem::take(&mut deferred);
         if writer.epoch_moved() {
             // A commit failed: take back this partition's batches that were queued behind it.
-            writer.resync(&mut partition.cache.lock(), &mut batch);
+            writer.resync(&mut partition.cache.lock(), Vec::new(), &mut carry);
         }
+        let take = carry.len().min(batch_size_max);
+        let mut batch: Vec<Box<dyn Job>> = carry.drain(..take).collect();
         if batch.is_empty() {
             match receiver.try_recv() {
                 Ok(job) => batch.push(job),
@@ -177,12 +181,15 @@ pub(super) fn write_batches<D: Domain>(
         }
         let oldest = batch.iter().map(|job| job.enqueued_at()).min().expect("a batch is not empty");
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
-        // Deferred commands come from a batch no larger than this one may be, and those taken back from the
-        // commit queue from one more.
-        assert!(batch.len() <= 2 * batch_size_max);
+        assert!(batch.len() <= batch_size_max);
         let mut cache = partition.cache.lock();
-        match decide_batch(inner, batch, &mut cache, &mut deferred, &mut writer.scratch) {
-            Ok(decided) => writer.prepare(&mut cache, decided, &mut deferred),
+        let decided = decide_batch(inner, batch, &mut cache, &mut deferred, &mut writer.scratch);
+        // Deferred commands were taken from the front of `carry` or, once it was empty, from the queue.
+        for job in deferred.drain(..).rev() {
+            carry.push_front(job);
+        }
+        match decided {
+            Ok(decided) => writer.prepare(&mut cache, decided, &mut carry),
             Err(failed) => {
                 let (jobs, failure) = *failed;
                 answer(answers, jobs, failure);
@@ -343,8 +350,8 @@ impl<D: Domain> Writer<'_, D> {
     }
 
     /// After a failed commit: waits for this partition's batches, drops the cache, and puts the commands that
-    /// came back before `jobs`, all undecided (those that failed for good are answered).
-    fn resync(&mut self, cache: &mut Cache, jobs: &mut Jobs) {
+    /// came back, then `jobs`, all undecided, at the front of `carry` (those that failed for good are answered).
+    fn resync(&mut self, cache: &mut Cache, jobs: Jobs, carry: &mut VecDeque<Box<dyn Job>>) {
         self.wait_in_flight(0);
         let mut all = {
             let mut state = self.inner.queue.state.lock();
@@ -353,11 +360,11 @@ impl<D: Domain> Writer<'_, D> {
         };
         cache.clear();
         self.scratch.command_ids_queued.clear();
-        all.append(jobs);
+        all.extend(jobs);
         let mut failed = Vec::new();
-        for mut job in all {
+        for mut job in all.into_iter().rev() {
             if job.undecide() {
-                jobs.push(job);
+                carry.push_front(job);
             } else {
                 failed.push(job);
             }
@@ -376,26 +383,18 @@ impl<D: Domain> Writer<'_, D> {
 
     /// Reserves the batch's sequence numbers, encodes its events, command records and instance records, folds
     /// its events into the view rows, and queues it for the committer.
-    fn prepare(&mut self, cache: &mut Cache, mut decided: DecidedBatch, deferred: &mut Jobs) {
+    fn prepare(&mut self, cache: &mut Cache, mut decided: DecidedBatch, carry: &mut VecDeque<Box<dyn Job>>) {
         let inner = self.inner;
         let store = &inner.store;
         let queue = &inner.queue;
         let started = Instant::now();
-        // Bounded: a round that does not queue the batch follows a failed commit (the epoch moved) or fails
-        // one more command for good.
+        // Bounded: a round that does not queue the batch fails one more command for good.
         loop {
             if self.epoch_moved() {
-                self.resync(cache, &mut decided.jobs);
-                let jobs = std::mem::take(&mut decided.jobs);
-                match decide_batch(inner, jobs, cache, deferred, &mut self.scratch) {
-                    Ok(again) => decided = again,
-                    Err(failed) => {
-                        let (jobs, failure) = *failed;
-                        answer(self.answers, jobs, failure);
-                        return;
-                    }
-                }
-                continue;
+                // The batch was decided on a cache that ran ahead of a failed commit: decide it again, after
+                // the commands that came back.
+                self.resync(cache, decided.jobs, carry);
+                return;
             }
             let mut views = inner.view_rows.lock();
             let (epoch, committed_seq, buffers) = {
