@@ -88,7 +88,7 @@ impl Unflushed {
         assert!(seq >= self.seq, "published events come in log order: {seq} after {}", self.seq);
         for (is_row, map, staged) in [(false, &mut self.records, records), (true, &mut self.rows, rows)] {
             for (key, bytes) in staged.iter_mut() {
-                match map.get_mut(&key[..]) {
+                match map.get_mut(key) {
                     Some(entry) => {
                         std::mem::swap(&mut entry.bytes, bytes);
                         entry.seq = seq;
