@@ -787,13 +787,16 @@ impl<A: Aggregate> Job for CommandJob<A> {
             Decided::Rejected(rejection) => CommandOutcome::Rejected { code: rejection.code().to_owned() },
             Decided::Accepted { events, version_before, occurred_at, recorded } => {
                 recorded.clear();
+                // Moved into the answer: a preparation that fails is followed by deciding again.
+                let events = std::mem::take(events);
                 let first_seq = cx.next_seq;
                 let cached = cx.cache.slot(self.slot);
                 let mut previous_seq = cached.batch_last_seq.unwrap_or(cached.last_seq);
                 if !events.is_empty() && cached.batch_last_seq.is_none() {
                     cx.dirty.push(self.slot);
                 }
-                for (index, event) in events.iter().enumerate() {
+                let count = u32::try_from(events.len()).expect("a command emits fewer than 2^32 events");
+                for (index, event) in events.into_iter().enumerate() {
                     let seq = cx.next_seq;
                     cx.next_seq += 1;
                     let version = *version_before + index as u64 + 1;
@@ -808,13 +811,13 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         tag: self.tag,
                         aggregate: A::NAME,
                         key: &self.record_key[2..],
-                        event_name: crate::aggregate::EventName::name(event),
+                        event_name: crate::aggregate::EventName::name(&event),
                     };
                     if cx.handled[usize::from(self.tag)].contains(&envelope.event_name) {
                         cx.out.last_handled = seq;
                     }
                     let buffer = &mut *cx.buffer;
-                    A::with_encoded_event(event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
+                    A::with_encoded_event(&event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
                     cx.out.events.extend_from_slice(cx.buffer);
                     cx.out.event_ends.push(cx.out.events.len());
                     let ctx = EventContext {
@@ -832,22 +835,15 @@ impl<A: Aggregate> Job for CommandJob<A> {
                         seq,
                         replay: false,
                     };
-                    if let Err(error) = A::update_views(event, &ctx, &mut views) {
+                    if let Err(error) = A::update_views(&event, &ctx, &mut views) {
                         return Err(Error::View(error.to_string()));
                     }
-                    recorded.push(Recorded {
-                        seq,
-                        event_id: envelope.event_id,
-                        version,
-                        occurred_at: *occurred_at,
-                        event: event.clone(),
-                    });
+                    recorded.push(Recorded { seq, event_id: envelope.event_id, version, occurred_at: *occurred_at, event });
                     previous_seq = seq;
                 }
-                if !events.is_empty() {
+                if count > 0 {
                     cached.batch_last_seq = Some(previous_seq);
                 }
-                let count = u32::try_from(events.len()).expect("a command emits fewer than 2^32 events");
                 CommandOutcome::Accepted { first_seq, count, version: *version_before + u64::from(count) }
             }
         };
