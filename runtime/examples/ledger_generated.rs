@@ -130,10 +130,11 @@ pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error>
     let per_client = commands / CLIENTS as u64;
     let ids: Vec<ledger::AccountId> = (0..ACCOUNTS).map(id).collect();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..CLIENTS)
+        let handles: Vec<std::thread::ScopedJoinHandle<'_, Result<(), Error>>> = (0..CLIENTS)
             .map(|client| {
                 let ids = &ids;
-                scope.spawn(move || -> Result<(), Error> {
+                let thread = std::thread::Builder::new().name(format!("client-{client}"));
+                thread.spawn_scoped(scope, move || -> Result<(), Error> {
                     let mut zipf = Zipf::new(ACCOUNTS as usize, 1.0, 7 + client as u64);
                     let mut window: VecDeque<Pending<Account>> = VecDeque::with_capacity(WINDOW);
                     for _ in 0..per_client {
@@ -161,7 +162,8 @@ pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error>
                     Ok(())
                 })
             })
-            .collect();
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Store { message: format!("cannot start a client: {e}") })?;
         for handle in handles {
             handle.join().expect("a client panicked")?;
         }
