@@ -838,7 +838,13 @@ impl<A: Aggregate> Job for CommandJob<A> {
                     if let Err(error) = A::update_views(&event, &ctx, &mut views) {
                         return Err(Error::View(error.to_string()));
                     }
-                    recorded.push(Recorded { seq, event_id: envelope.event_id, version, occurred_at: *occurred_at, event });
+                    recorded.push(Recorded {
+                        seq,
+                        event_id: envelope.event_id,
+                        version,
+                        occurred_at: *occurred_at,
+                        event,
+                    });
                     previous_seq = seq;
                 }
                 if count > 0 {

@@ -3,15 +3,16 @@
 //!
 //! A command goes: caller -> partition queue (bounded; hashed by aggregate type and key) -> writer thread. The
 //! writer drains up to `batch_size_max` commands, decides each against its in-memory state (loading the stored
-//! record on a cache miss), then opens the single LMDB write transaction, appends the events, folds them into
-//! the views, writes each touched aggregate's record once and every command record, and commits. The callers
-//! are answered once the commit, which is durable when it returns (see `Store::open`), has returned. Answers
-//! are filled and callers woken on a separate thread per writer. Partitions decide in parallel and commit
-//! through a `Combiner`: one partition's commit syncs while another decides, and batches waiting for the same
-//! commit share the next one.
+//! record on a cache miss), then prepares the batch: reserves its sequence numbers, folds its events into the
+//! views, encodes its events, command records and each touched aggregate's record, and queues it for the
+//! committer thread, which appends the events and command records in one LMDB write transaction, commits,
+//! and publishes the records and rows. The callers are answered once the commit, which is durable when it
+//! returns (see `Store::open`), has returned. Answers are filled and callers woken on a separate thread per
+//! writer. A writer decides and prepares its next batch while the committer commits its last one; partitions
+//! decide in parallel, and the committer commits every batch queued in one transaction (see `writer`).
 //!
 //! Modules: `registry` (per aggregate type, monomorphized functions the engine calls by tag or name), `job`
-//! (type-erased commands, the writer's cache and the view rows in memory), `writer` (the batch loop),
+//! (type-erased commands, the writer's cache and the view rows in memory), `writer` (the writers and the committer),
 //! `processes` (the process runner); this file holds the public API and the reads. Submodules see this module's
 //! items and imports through `use super::*`.
 
@@ -441,8 +442,7 @@ impl<D: Domain> CommandVisitor for SubmitAny<'_, D> {
 
 struct Partition {
     sender: Sender<Box<dyn Job>>,
-    /// The partition's instances in memory: its writer's, and a committer's while that writer waits for it
-    /// (see `Combiner`).
+    /// The partition's instances in memory: only its writer's.
     cache: Mutex<Cache>,
     /// How long the oldest command of the writer's latest batch had waited, in microseconds: load shedding.
     queue_wait_us: AtomicU64,
