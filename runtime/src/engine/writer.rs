@@ -290,6 +290,8 @@ pub(super) struct QueueState {
     /// Per partition, the allocations of its committed batches, for its next ones (at most two).
     spare: Vec<Vec<BatchBuffers>>,
     pub(super) writers_running: usize,
+    /// The committer thread ended (a broken invariant panicked it): batches are refused, not queued.
+    committer_gone: bool,
 }
 
 impl CommitQueue {
@@ -305,6 +307,7 @@ impl CommitQueue {
                 taken_back: (0..partitions).map(|_| Vec::new()).collect(),
                 spare: (0..partitions).map(|_| Vec::new()).collect(),
                 writers_running: 0,
+                committer_gone: false,
             }),
             pushed: Condvar::new(),
             done: Condvar::new(),
@@ -518,8 +521,13 @@ impl<D: Domain> Writer<'_, D> {
             };
             {
                 let mut state = queue.state.lock();
-                state.in_flight[self.index] += 1;
-                state.batches.push(batch);
+                if state.committer_gone {
+                    drop(state);
+                    answer(self.answers, batch.jobs, Some(committer_gone()));
+                } else {
+                    state.in_flight[self.index] += 1;
+                    state.batches.push(batch);
+                }
             }
             queue.pushed.notify_one();
             drop(views);
@@ -534,6 +542,7 @@ impl<D: Domain> Writer<'_, D> {
 /// and hands them to their partitions' answerers. Ends once no writer runs and nothing is queued.
 pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
     let queue = &inner.queue;
+    let _gone = CommitterGone(queue);
     loop {
         let (batches, epoch) = {
             let mut state = queue.state.lock();
@@ -575,6 +584,31 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
         }
         state.committing = false;
         queue.done.notify_all();
+    }
+}
+
+/// The error of commands whose batch found the committer gone.
+fn committer_gone() -> Error {
+    Error::Panicked { aggregate: "<committer>", message: "the committer thread stopped".into() }
+}
+
+/// Set when the committer ends, also by a panic (a broken invariant): what is queued fails at once, later
+/// batches are refused, and no writer waits for a commit that cannot come.
+struct CommitterGone<'a>(&'a CommitQueue);
+
+impl Drop for CommitterGone<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock();
+        state.committer_gone = true;
+        state.committing = false;
+        state.epoch += 1;
+        let queued = std::mem::take(&mut state.batches);
+        state.in_flight.iter_mut().for_each(|count| *count = 0);
+        drop(state);
+        for batch in queued {
+            answer(&batch.answers, batch.jobs, Some(committer_gone()));
+        }
+        self.0.done.notify_all();
     }
 }
 
