@@ -472,10 +472,7 @@ impl<D: Domain> Writer<'_, D> {
                 if let Err(payload) = encoded {
                     // A broken invariant: nothing of this batch can be trusted, the rows included.
                     drop(txn);
-                    queue.wait_idle();
-                    views.clear();
-                    views.epoch = 0;
-                    drop(views);
+                    drop_rows(queue, views);
                     let message = format!("while encoding a record: {}", panic_message(payload.as_ref()));
                     self.fail(cache, decided.jobs, Error::Panicked { aggregate: "<batch>", message });
                     return;
@@ -487,11 +484,7 @@ impl<D: Domain> Writer<'_, D> {
                 // decisions: once every queued batch has committed (a later batch must not read a row an
                 // earlier one has not published), drop both and decide the rest again from the store.
                 drop(txn);
-                queue.wait_idle();
-                views.clear();
-                // Another epoch than any: the next round takes its sequence numbers from the committed log.
-                views.epoch = 0;
-                drop(views);
+                drop_rows(queue, views);
                 decided.jobs[at].fail(error);
                 if self.epoch_moved() {
                     continue;
@@ -536,6 +529,15 @@ impl<D: Domain> Writer<'_, D> {
             return;
         }
     }
+}
+
+/// After a preparation that failed part way: once every queued batch has committed (a later batch must not
+/// read a row an earlier one has not published), drops the view rows, whose epoch then matches none, so the
+/// next preparation takes its sequence numbers from the committed log.
+fn drop_rows(queue: &CommitQueue, mut views: parking_lot::MutexGuard<'_, ViewRows>) {
+    queue.wait_idle();
+    views.clear();
+    views.epoch = 0;
 }
 
 /// The committer: takes every batch the partitions queued, commits them in one transaction, publishes them,
