@@ -102,6 +102,74 @@ fn a_retried_command_returns_its_original_outcome_also_after_reopening() -> Resu
 }
 
 #[test]
+fn retries_racing_through_the_pipeline_run_each_command_once() -> Result<(), Error> {
+    for partitions in [1, 2] {
+        retries_racing_through_the_pipeline_run_each_command_once_with(partitions)?;
+    }
+    Ok(())
+}
+
+/// Four threads send the same 4,000 deposits (same ids), each in its own order and with many in flight, so a
+/// retry often meets its first copy in a batch queued or being committed.
+fn retries_racing_through_the_pipeline_run_each_command_once_with(partitions: u32) -> Result<(), Error> {
+    const ACCOUNTS: u64 = 16;
+    const DEPOSITS: u64 = 4_000;
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = Arc::new(open(&dir, partitions));
+    for account in 0..ACCOUNTS {
+        engine.execute::<Account>(account, AccountCommand::Open, CommandMeta::default())?;
+    }
+    let threads: Vec<_> = (0..4u64)
+        .map(|thread| {
+            let engine = engine.clone();
+            std::thread::spawn(move || -> Result<Vec<(u64, Outcome<Account>)>, Error> {
+                let mut outcomes = Vec::new();
+                let mut window = std::collections::VecDeque::new();
+                for n in 0..DEPOSITS {
+                    // Thread 0 goes forward, thread 1 backward, the others with a stride.
+                    let deposit = match thread {
+                        0 => n,
+                        1 => DEPOSITS - 1 - n,
+                        _ => (n * (2 * thread + 1)) % DEPOSITS,
+                    };
+                    let command = AccountCommand::Deposit { amount: money(1 + deposit as i64 % 3) };
+                    let meta = with_id(u128::from(deposit) + 1_000);
+                    window.push_back((deposit, engine.submit::<Account>(deposit % ACCOUNTS, command, meta)?));
+                    if window.len() >= 256 {
+                        let (deposit, pending) = window.pop_front().expect("the window is not empty");
+                        outcomes.push((deposit, pending.wait()?));
+                    }
+                }
+                for (deposit, pending) in window {
+                    outcomes.push((deposit, pending.wait()?));
+                }
+                Ok(outcomes)
+            })
+        })
+        .collect();
+    let mut first: std::collections::HashMap<u64, Outcome<Account>> = std::collections::HashMap::new();
+    for thread in threads {
+        for (deposit, outcome) in thread.join().expect("a depositing thread panicked")? {
+            // Every copy of a command has the outcome of the one that ran: the same events, the same numbers.
+            let earlier = first.entry(deposit).or_insert_with(|| outcome.clone());
+            assert_eq!(*earlier, outcome, "deposit {deposit}");
+        }
+    }
+    assert_eq!(first.len() as u64, DEPOSITS);
+    let mut total = 0;
+    for account in 0..ACCOUNTS {
+        let snapshot = engine.state::<Account>(&account)?.expect("the account exists");
+        // Its opening and each of its deposits, once.
+        assert_eq!(snapshot.version, 1 + DEPOSITS / ACCOUNTS, "account {account}");
+        total += snapshot.state.balance.mantissa();
+    }
+    let expected: i64 = (0..DEPOSITS).map(|deposit| money(1 + deposit as i64 % 3).mantissa()).sum();
+    assert_eq!(total, expected);
+    assert_eq!(engine.verify()?, (ACCOUNTS + DEPOSITS, ACCOUNTS));
+    Ok(())
+}
+
+#[test]
 fn every_event_names_its_command_also_without_an_idempotency_key() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     let engine = open(&dir, 1);

@@ -2,9 +2,10 @@
 //! prepares them (events encoded, views folded, records encoded); one committer thread that writes what the
 //! partitions prepared in one LMDB transaction, commits it, publishes it and hands it to be answered.
 //!
-//! A pipeline: a partition decides and prepares its next batch while the committer commits its last one (at
-//! most two of its batches are past preparation at a time). Sequence numbers are reserved when a batch is
-//! prepared, under the view rows' lock, so batches commit in the order they were prepared. A batch prepared
+//! A pipeline: a partition decides and prepares its next batches while the committer commits its last one, so
+//! that the commands that arrive during a commit join the next one (at most `IN_FLIGHT_BATCHES_MAX` of its
+//! batches are past preparation at a time). Sequence numbers are reserved when a batch is prepared, under the
+//! view rows' lock, so batches commit in the order they were prepared. A batch prepared
 //! ahead assumes the one before it commits; when a commit fails, the batches queued behind it come back to
 //! their partitions, which drop their caches and decide them again (the commit queue's epoch moves).
 
@@ -18,8 +19,20 @@ pub(super) type Jobs = Vec<Box<dyn Job>>;
 pub(super) type AnsweredBatch = (Jobs, Option<Error>);
 pub(super) type Answers = Sender<AnsweredBatch>;
 
+/// Allocations of committed batches a partition keeps for its next ones.
+const SPARE_BUFFERS_MAX: usize = 4;
+
 /// Batches a writer may have committed but not yet answered.
 pub(super) const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
+
+/// Batches of one partition queued or being committed, at most: bounds how far a writer runs ahead of the
+/// committer (and the memory of what it prepared).
+pub(super) const IN_FLIGHT_BATCHES_MAX: usize = 8;
+
+/// While one of its batches waits behind the commit in progress, a writer prepares the commands that arrived
+/// meanwhile this often, rather than once that commit ends: they join the same next commit, so a command waits
+/// for at most one commit besides its own. The interval bounds the batches (and their fixed costs) per commit.
+pub(super) const PREPARE_AHEAD_INTERVAL: Duration = Duration::from_micros(250);
 
 /// How long a checkpoint step waits, when many entries are held, for the read transactions that began before
 /// it (a partition deciding, a read) to end, so it can drop the entries it wrote out; otherwise it does not
@@ -196,8 +209,7 @@ pub(super) fn write_batches<D: Domain>(
                 continue;
             }
         }
-        // The batch before this one commits meanwhile (the pipeline's depth).
-        writer.wait_in_flight(1);
+        writer.wait_turn();
         if cache.len() > config.cache_entries_max as usize {
             // Evict arbitrary entries down to three quarters: simple, and the stored record reloads them.
             let committed_seq = inner.queue.state.lock().committed_seq;
@@ -228,10 +240,36 @@ pub(super) struct Scratch {
     pub(super) dirty: Vec<u32>,
     pub(super) buffer: Vec<u8>,
     /// The command ids of the batch being decided.
-    pub(super) command_ids: HashSet<u128, BuildHasherDefault<FastHasher>>,
-    /// The command ids of the batch prepared before it (it may not have committed: a second command with one
-    /// of these ids waits for a later batch, which sees the first's record).
-    pub(super) command_ids_queued: HashSet<u128, BuildHasherDefault<FastHasher>>,
+    pub(super) command_ids: CommandIds,
+    /// The command ids of each batch queued or being committed, oldest first (they may not have committed: a
+    /// second command with one of these ids waits for a later batch, which sees the first's record).
+    pub(super) command_ids_in_flight: VecDeque<CommandIds>,
+    /// Emptied sets, for later batches.
+    pub(super) command_ids_spare: Vec<CommandIds>,
+}
+
+pub(super) type CommandIds = HashSet<u128, BuildHasherDefault<FastHasher>>;
+
+impl Scratch {
+    /// Forgets the command ids of all but the last `in_flight` batches queued (the others have committed).
+    fn committed_but(&mut self, in_flight: usize) {
+        while self.command_ids_in_flight.len() > in_flight {
+            let mut ids = self.command_ids_in_flight.pop_front().expect("longer than `in_flight`");
+            ids.clear();
+            self.command_ids_spare.push(ids);
+        }
+    }
+
+    /// Whether a batch queued or being committed has a command with this id.
+    fn in_flight(&self, command_id: u128) -> bool {
+        self.command_ids_in_flight.iter().any(|ids| ids.contains(&command_id))
+    }
+
+    /// The batch just decided is queued: its command ids join those in flight.
+    fn queued(&mut self) {
+        let ids = std::mem::replace(&mut self.command_ids, self.command_ids_spare.pop().unwrap_or_default());
+        self.command_ids_in_flight.push_back(ids);
+    }
 }
 
 /// A partition's decided batch, waiting for its preparation.
@@ -287,7 +325,8 @@ pub(super) struct QueueState {
     pub(super) in_flight: Vec<usize>,
     /// Per partition, commands of batches that came back, to decide again.
     pub(super) taken_back: Vec<Jobs>,
-    /// Per partition, the allocations of its committed batches, for its next ones (at most two).
+    /// Per partition, the allocations of its committed batches, for its next ones (at most
+    /// `SPARE_BUFFERS_MAX`).
     spare: Vec<Vec<BatchBuffers>>,
     pub(super) writers_running: usize,
     /// The committer thread ended (a broken invariant panicked it): batches are refused, not queued.
@@ -342,6 +381,31 @@ impl<D: Domain> Writer<'_, D> {
         self.inner.queue.state.lock().epoch != self.cache_epoch
     }
 
+    /// After a batch is queued: waits until the commit in progress ends, or until `PREPARE_AHEAD_INTERVAL` has
+    /// passed while this partition has fewer than `IN_FLIGHT_BATCHES_MAX` batches in flight. Then forgets the
+    /// command ids of the batches that have committed.
+    fn wait_turn(&mut self) {
+        let queue = &self.inner.queue;
+        let deadline = Instant::now() + PREPARE_AHEAD_INTERVAL;
+        let mut state = queue.state.lock();
+        // Bounded: each wait ends with a commit or at the deadline, after which only a full pipeline waits.
+        loop {
+            let in_flight = state.in_flight[self.index];
+            let ahead = in_flight < IN_FLIGHT_BATCHES_MAX && Instant::now() >= deadline;
+            if in_flight <= 1 || ahead || state.committer_gone {
+                break;
+            }
+            if in_flight < IN_FLIGHT_BATCHES_MAX {
+                queue.done.wait_until(&mut state, deadline);
+            } else {
+                queue.done.wait(&mut state);
+            }
+        }
+        let in_flight = state.in_flight[self.index];
+        drop(state);
+        self.scratch.committed_but(in_flight);
+    }
+
     /// Waits until at most `count` of this partition's batches are queued or being committed.
     fn wait_in_flight(&self, count: usize) {
         let queue = &self.inner.queue;
@@ -362,7 +426,7 @@ impl<D: Domain> Writer<'_, D> {
             std::mem::take(&mut state.taken_back[self.index])
         };
         cache.clear();
-        self.scratch.command_ids_queued.clear();
+        self.scratch.committed_but(0);
         all.extend(jobs);
         let mut failed = Vec::new();
         for mut job in all.into_iter().rev() {
@@ -524,7 +588,7 @@ impl<D: Domain> Writer<'_, D> {
             }
             queue.pushed.notify_one();
             drop(views);
-            std::mem::swap(&mut self.scratch.command_ids, &mut self.scratch.command_ids_queued);
+            self.scratch.queued();
             inner.stats.write_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             return;
         }
@@ -576,7 +640,7 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
         }
         for (partition, buffers) in committed {
             state.in_flight[partition] -= 1;
-            if state.spare[partition].len() < 2 {
+            if state.spare[partition].len() < SPARE_BUFFERS_MAX {
                 state.spare[partition].push(buffers);
             }
         }
@@ -720,7 +784,7 @@ pub(super) fn decide_batch<D: Domain>(
     for mut job in batch {
         // A second command with the same id waits for a later batch, where it sees the first's record.
         if let Some(command_id) = job.command_id() {
-            if scratch.command_ids_queued.contains(&command_id) || !scratch.command_ids.insert(command_id) {
+            if scratch.in_flight(command_id) || !scratch.command_ids.insert(command_id) {
                 deferred.push(job);
                 continue;
             }
