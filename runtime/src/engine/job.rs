@@ -105,7 +105,7 @@ pub(super) struct Cache {
     /// Counts batches, so that checkpoints know when they are stale.
     pub(super) batch: u64,
     pub(super) index: FastMap<KeyBytes, u32>,
-    pub(super) slots: Vec<(Vec<u8>, Cached)>,
+    pub(super) slots: Vec<(KeyBytes, Cached)>,
     /// Where the next eviction starts: spreads evictions over the slab.
     pub(super) evict_cursor: usize,
 }
@@ -115,9 +115,9 @@ impl Cache {
         self.index.get(key).copied()
     }
 
-    pub(super) fn insert(&mut self, key: Vec<u8>, cached: Cached) -> u32 {
+    pub(super) fn insert(&mut self, key: KeyBytes, cached: Cached) -> u32 {
         let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 cached instances");
-        self.index.insert(KeyBytes::from_slice(&key), slot);
+        self.index.insert(key.clone(), slot);
         self.slots.push((key, cached));
         slot
     }
@@ -598,8 +598,9 @@ pub(super) enum Decided<A: Aggregate> {
 
 pub(super) struct CommandJob<A: Aggregate> {
     pub(super) tag: u16,
-    /// Tag and key bytes: the instance's record key and cache key.
-    pub(super) record_key: Vec<u8>,
+    /// Tag and key bytes: the instance's record key and cache key (inline when short, as most are: the
+    /// writer reads it without another cache miss).
+    pub(super) record_key: KeyBytes,
     pub(super) id: A::Id,
     pub(super) command: A::Command,
     pub(super) meta: CommandMeta,

@@ -582,6 +582,11 @@ fn partition_of(name: &str, key: &[u8], partitions: usize) -> usize {
     (hash % partitions as u64) as usize
 }
 
+thread_local! {
+    /// A submitting thread's buffer for encoding record keys (the job keeps them inline).
+    static KEY_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl<D: Domain> Inner<D> {
     /// Stops the writers' preparations and waits for every prepared batch to commit; then holds off commits.
     fn quiesce(&self) -> (parking_lot::MutexGuard<'_, ViewRows>, parking_lot::MutexGuard<'_, ()>) {
@@ -595,14 +600,17 @@ impl<D: Domain> Inner<D> {
             return Err(Error::ShuttingDown);
         }
         let tag = self.registry.by_type::<A>()?.tag;
-        let mut record_key = Vec::with_capacity(2 + 16);
-        format::aggregate_key(tag, &[], &mut record_key);
-        id.encode_key(&mut record_key);
-        if record_key.len() - 2 > crate::aggregate::KEY_BYTES_MAX {
-            return Err(Error::InvalidCommand {
-                message: format!("the key of `{}` is longer than 256 bytes", A::NAME),
-            });
-        }
+        let record_key = KEY_SCRATCH.with_borrow_mut(|encoded| {
+            encoded.clear();
+            format::aggregate_key(tag, &[], encoded);
+            id.encode_key(encoded);
+            if encoded.len() - 2 > crate::aggregate::KEY_BYTES_MAX {
+                return Err(Error::InvalidCommand {
+                    message: format!("the key of `{}` is longer than 256 bytes", A::NAME),
+                });
+            }
+            Ok(KeyBytes::from_slice(encoded))
+        })?;
         let partition = &self.partitions[partition_of(A::NAME, &record_key[2..], self.partitions.len())];
         let budget_us = self.config.latency_budget.as_micros() as u64;
         let waited_us = partition.queue_wait_us.load(Ordering::Relaxed);
