@@ -182,11 +182,17 @@ pub fn encode_event(envelope: &Envelope, event: &[u8]) -> Vec<u8> {
 
 /// Appends the stored form of an event to `out` (cleared first), so a writer can reuse one buffer.
 pub fn encode_event_into(envelope: &EnvelopeRef<'_>, event: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    append_event(envelope, event, out);
+}
+
+/// Appends an encoded event (as [`encode_event_into`] writes it) to `out`: a batch's events, back to back.
+pub fn append_event(envelope: &EnvelopeRef<'_>, event: &[u8], out: &mut Vec<u8>) {
     assert!(envelope.aggregate.len() <= AGGREGATE_NAME_BYTES_MAX);
     assert!(envelope.event_name.len() <= AGGREGATE_NAME_BYTES_MAX);
     assert!(envelope.key.len() <= usize::from(u16::MAX));
     let event_len = u32::try_from(event.len()).expect("an event larger than 4 GiB");
-    out.clear();
+    let start = out.len();
     out.reserve(130 + envelope.aggregate.len() + envelope.key.len() + envelope.event_name.len() + event.len());
     out.push(FORMAT_VERSION as u8);
     out.extend_from_slice(&envelope.event_id.to_le_bytes());
@@ -205,7 +211,7 @@ pub fn encode_event_into(envelope: &EnvelopeRef<'_>, event: &[u8], out: &mut Vec
     out.extend_from_slice(envelope.event_name.as_bytes());
     out.extend_from_slice(&event_len.to_le_bytes());
     out.extend_from_slice(event);
-    seal_in_place(out, 0);
+    seal_in_place(out, start);
 }
 
 pub fn decode_event(seq: u64, bytes: &[u8]) -> Result<StoredEvent, DecodeError> {

@@ -212,8 +212,6 @@ pub(super) struct PrepareCx<'a, 't> {
     pub(super) ids: &'a mut IdGenerator,
     /// Cache slots of the instances written in this attempt: their records are encoded once, at the end.
     pub(super) dirty: &'a mut Vec<u32>,
-    /// Reused for every event.
-    pub(super) buffer: &'a mut Vec<u8>,
     pub(super) views: &'a mut ViewRows,
     /// Per aggregate tag, the events some process handles.
     pub(super) handled: &'a [Vec<&'static str>],
@@ -785,6 +783,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
         let outcome = match &mut self.decided {
             Decided::Pending => unreachable!("a command is decided before it is written"),
             Decided::Failed(_) | Decided::Replayed(_) => return Ok(()),
+            // Its record is all a rejected command writes, and only with an idempotency key.
+            Decided::Rejected(_) if self.meta.command_id.is_none() => return Ok(()),
             Decided::Rejected(rejection) => CommandOutcome::Rejected { code: rejection.code().to_owned() },
             Decided::Accepted { events, version_before, occurred_at, recorded } => {
                 recorded.clear();
@@ -817,9 +817,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
                     if cx.handled[usize::from(self.tag)].contains(&envelope.event_name) {
                         cx.out.last_handled = seq;
                     }
-                    let buffer = &mut *cx.buffer;
-                    A::with_encoded_event(&event, &mut |bytes| format::encode_event_into(&envelope, bytes, buffer));
-                    cx.out.events.extend_from_slice(cx.buffer);
+                    let events_out = &mut cx.out.events;
+                    A::with_encoded_event(&event, &mut |bytes| format::append_event(&envelope, bytes, events_out));
                     cx.out.event_ends.push(cx.out.events.len());
                     let ctx = EventContext {
                         id: &self.id,

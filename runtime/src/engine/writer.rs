@@ -238,7 +238,6 @@ pub(super) fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option
 pub(super) struct Scratch {
     /// The cache slots of the instances the batch being prepared wrote.
     pub(super) dirty: Vec<u32>,
-    pub(super) buffer: Vec<u8>,
     /// The command ids of the batch being decided.
     pub(super) command_ids: CommandIds,
     /// The command ids of each batch queued or being committed, oldest first (they may not have committed: a
@@ -491,7 +490,7 @@ impl<D: Domain> Writer<'_, D> {
             prepared.clear();
             records.clear();
             let first_seq = views.next_seq;
-            let Scratch { dirty, buffer, .. } = &mut self.scratch;
+            let Scratch { dirty, .. } = &mut self.scratch;
             dirty.clear();
             let mut cx = PrepareCx {
                 store,
@@ -501,7 +500,6 @@ impl<D: Domain> Writer<'_, D> {
                 now: decided.now,
                 ids: &mut self.ids,
                 dirty,
-                buffer,
                 views: &mut views,
                 handled: &inner.handled_events,
                 out: &mut prepared,
