@@ -170,6 +170,50 @@ fn retries_racing_through_the_pipeline_run_each_command_once_with(partitions: u3
 }
 
 #[test]
+fn a_writer_that_stops_fails_its_queued_commands_and_refuses_new_ones() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let mut config = test_config(1);
+    config.batch_size_max = 16;
+    // As a broken invariant would: the writer thread panics outside the code that catches commands' panics.
+    config.fault_writer_panic_at_batch = 3;
+    let engine = Engine::<Demo>::open(dir.path(), config)?;
+    let pending: Vec<_> =
+        (0..2_000u64).map(|n| engine.submit::<Account>(n, AccountCommand::Open, CommandMeta::default())).collect();
+    // Every command gets an answer, soon: waiting is done on another thread, so a missing answer fails the
+    // test instead of hanging it.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let answers: Vec<_> = pending.into_iter().map(|p| p.and_then(|p| p.wait())).collect();
+        let _ = sender.send(answers);
+    });
+    let answers = receiver.recv_timeout(Duration::from_secs(30)).expect("every command is answered");
+    let writer_gone =
+        Error::Panicked { aggregate: "<writer>", message: "the partition's writer thread stopped".into() };
+    let (mut accepted, mut refused) = (0, 0);
+    for answer in &answers {
+        match answer {
+            Ok(_) => accepted += 1,
+            Err(error) if *error == writer_gone => refused += 1,
+            // The commands of the batch the writer held when it stopped.
+            Err(Error::ShuttingDown) => {}
+            Err(other) => panic!("unexpected answer: {other}"),
+        }
+    }
+    // The first two batches committed; most commands were queued behind the third or came later.
+    assert!(accepted > 0 && accepted <= 32, "{accepted} accepted");
+    let accepted = accepted as u64;
+    assert!(refused >= 2_000 - 48, "{refused} refused");
+    assert_eq!(
+        engine.submit::<Account>(5_000, AccountCommand::Open, CommandMeta::default()).map(|_| ()),
+        Err(writer_gone)
+    );
+    // What the answers said is what the store holds.
+    assert_eq!(engine.verify()?.0, accepted);
+    engine.shutdown();
+    Ok(())
+}
+
+#[test]
 fn every_event_names_its_command_also_without_an_idempotency_key() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     let engine = open(&dir, 1);

@@ -87,6 +87,10 @@ pub struct Config {
     /// refuses any schema change; `Some` migrates the store on open when every changed stored event has an
     /// upcaster (states and views are rebuilt), and refuses it otherwise, naming each uncovered event.
     pub upcasters: Option<crate::upcast::Upcasters>,
+    /// Tests only: each writer panics (as a broken invariant would) when it has taken this many batches
+    /// (0: never).
+    #[cfg(feature = "fault-injection")]
+    pub fault_writer_panic_at_batch: u64,
 }
 
 impl Default for Config {
@@ -104,6 +108,8 @@ impl Default for Config {
             checkpoint_entries_max: 131_072,
             store: StoreConfig::default(),
             upcasters: None,
+            #[cfg(feature = "fault-injection")]
+            fault_writer_panic_at_batch: 0,
         }
     }
 }
@@ -442,6 +448,11 @@ impl<D: Domain> CommandVisitor for SubmitAny<'_, D> {
 
 struct Partition {
     sender: Sender<Box<dyn Job>>,
+    /// The queue's other end, beside the writer's: should the writer thread stop (a broken invariant), what is
+    /// queued is drained through it and failed, not left waiting.
+    receiver: Receiver<Box<dyn Job>>,
+    /// The writer thread stopped: new commands are refused, and any that slipped in are failed.
+    writer_gone: AtomicBool,
     /// The partition's instances in memory: only its writer's.
     cache: Mutex<Cache>,
     /// How long the oldest command of the writer's latest batch had waited, in microseconds: load shedding.
@@ -612,6 +623,9 @@ impl<D: Domain> Inner<D> {
             Ok(KeyBytes::from_slice(encoded))
         })?;
         let partition = &self.partitions[partition_of(A::NAME, &record_key[2..], self.partitions.len())];
+        if partition.writer_gone.load(Ordering::SeqCst) {
+            return Err(writer_gone());
+        }
         let budget_us = self.config.latency_budget.as_micros() as u64;
         let waited_us = partition.queue_wait_us.load(Ordering::Relaxed);
         if waited_us > budget_us {
@@ -636,7 +650,14 @@ impl<D: Domain> Inner<D> {
             slot: u32::MAX,
         };
         match partition.sender.try_send(Box::new(job)) {
-            Ok(()) => Ok(pending),
+            Ok(()) => {
+                // Paired with `WriterGone::drop`, which sets the flag and then drains: either it drains this
+                // command, or this sees the flag and drains it here.
+                if partition.writer_gone.load(Ordering::SeqCst) {
+                    fail_queued(partition);
+                }
+                Ok(pending)
+            }
             Err(TrySendError::Full(_)) => Err(Error::Overloaded { retry_after_ms: budget_us / 1000 + 1 }),
             Err(TrySendError::Disconnected(_)) => Err(Error::ShuttingDown),
         }
@@ -710,6 +731,8 @@ impl<D: Domain> Engine<D> {
             let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth_max as usize);
             partitions.push(Partition {
                 sender,
+                receiver: receiver.clone(),
+                writer_gone: AtomicBool::new(false),
                 cache: Mutex::new(Cache::default()),
                 queue_wait_us: AtomicU64::new(0),
             });

@@ -86,6 +86,7 @@ fn checkpoint_due<D: Domain>(inner: &Inner<D>) -> bool {
 }
 
 pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &Receiver<Box<dyn Job>>) {
+    let _gone = WriterGone(&inner.partitions[index]);
     let (answers, answer_queue): (Answers, Receiver<AnsweredBatch>) =
         crossbeam_channel::bounded(ANSWER_QUEUE_BATCHES_MAX);
     // Counted out even when the writer unwinds: the committer ends once no writer runs.
@@ -103,6 +104,35 @@ pub(super) fn run_writer<D: Domain>(inner: &Inner<D>, index: usize, receiver: &R
         // per queued batch); the scope then joins it.
         drop(answers);
     });
+}
+
+/// The error of commands whose partition's writer thread stopped.
+pub(super) fn writer_gone() -> Error {
+    Error::Panicked { aggregate: "<writer>", message: "the partition's writer thread stopped".into() }
+}
+
+/// Fails every command queued for a partition whose writer is gone. Bounded: the queue is bounded, and new
+/// commands are refused once the flag is set.
+pub(super) fn fail_queued(partition: &Partition) {
+    let mut jobs = Vec::new();
+    while let Ok(job) = partition.receiver.try_recv() {
+        jobs.push(job);
+    }
+    answer_all(jobs, Some(&writer_gone()));
+}
+
+/// Should the writer thread unwind (a broken invariant), the commands queued for it fail at once, and later
+/// ones are refused, rather than waiting for an answer until the engine is dropped. (Those it held are
+/// answered as they drop; batches it queued for the committer still commit.)
+struct WriterGone<'a>(&'a Partition);
+
+impl Drop for WriterGone<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.writer_gone.store(true, Ordering::SeqCst);
+            fail_queued(self.0);
+        }
+    }
 }
 
 /// A writer thread, counted in [`QueueState::writers_running`] while it lives.
@@ -137,6 +167,8 @@ pub(super) fn write_batches<D: Domain>(
     // the same id) and those that came back from the commit queue, in the order they were submitted.
     let mut carry: VecDeque<Box<dyn Job>> = VecDeque::new();
     let mut deferred: Vec<Box<dyn Job>> = Vec::new();
+    #[cfg(feature = "fault-injection")]
+    let mut batches_taken = 0u64;
     loop {
         if writer.epoch_moved() {
             // A commit failed: take back this partition's batches that were queued behind it.
@@ -182,6 +214,13 @@ pub(super) fn write_batches<D: Domain>(
                     Ok(job) => batch.push(job),
                     Err(_) => break,
                 }
+            }
+        }
+        #[cfg(feature = "fault-injection")]
+        {
+            batches_taken += 1;
+            if batches_taken == config.fault_writer_panic_at_batch {
+                panic!("fault injection: the writer panics at batch {batches_taken}");
             }
         }
         let (_, unflushed_entries) = inner.store.unflushed_size();
