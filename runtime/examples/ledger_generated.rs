@@ -42,6 +42,11 @@ fn run(commands: u64) -> Result<(), String> {
     println!("| generated ledger, 10,000 accounts | commands/s |");
     println!("|---|---:|");
     println!("| raw heed loop | {:.0} |", raw_run.per_second());
+    // The same, also keeping the model's view row per account: the work the generated ledger does.
+    let rows_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut raw = Raw::open(rows_dir.path(), ACCOUNTS).map_err(|e| e.to_string())?;
+    let raw_rows_run = raw.run_with_rows(ACCOUNTS, commands, 7).map_err(|e| e.to_string())?;
+    println!("| raw heed loop, with the view rows | {:.0} |", raw_rows_run.per_second());
     // `LEDGER_PARTITIONS=1` runs one count only (for a profile).
     let counts: Vec<u32> = match std::env::var("LEDGER_PARTITIONS").ok().and_then(|v| v.parse().ok()) {
         Some(count) => vec![count],

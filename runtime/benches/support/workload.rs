@@ -151,12 +151,17 @@ pub fn run_engine(engine: &Engine<Demo>, accounts: u64, commands: u64, seed: u64
 
 /// The baseline: the same work in one thread, by hand, on heed: balances in a HashMap, each batch appends
 /// its events (similar envelope size) to a log keyed by big-endian sequence number, writes each touched
-/// account's record once, and commits durably.
+/// account's record once, and commits durably. [`Raw::run_with_rows`] also keeps a view row per account
+/// (deposits, withdrawals, money in and out: the generated ledger's `account-activity`), written once per
+/// batch like the records.
 pub struct Raw {
     env: heed::Env,
     log: heed::Database<heed::types::Bytes, heed::types::Bytes>,
     accounts: heed::Database<heed::types::Bytes, heed::types::Bytes>,
+    activity: heed::Database<heed::types::Bytes, heed::types::Bytes>,
     balances: HashMap<u64, i64>,
+    /// Per account: deposits, withdrawals, money in, money out.
+    rows: HashMap<u64, [i64; 4]>,
     next_seq: u64,
 }
 
@@ -170,12 +175,22 @@ impl Raw {
         let mut txn = env.write_txn()?;
         let log = env.create_database(&mut txn, Some("log"))?;
         let accounts_db = env.create_database(&mut txn, Some("accounts"))?;
+        let activity = env.create_database(&mut txn, Some("activity"))?;
         txn.commit()?;
         let balances = (0..accounts).map(|a| (a, 50_000)).collect();
-        Ok(Raw { env, log, accounts: accounts_db, balances, next_seq: 1 })
+        Ok(Raw { env, log, accounts: accounts_db, activity, balances, rows: HashMap::new(), next_seq: 1 })
     }
 
     pub fn run(&mut self, accounts: u64, commands: u64, seed: u64) -> Result<Run, heed::Error> {
+        self.run_inner(accounts, commands, seed, false)
+    }
+
+    /// [`Raw::run`], also keeping the view rows.
+    pub fn run_with_rows(&mut self, accounts: u64, commands: u64, seed: u64) -> Result<Run, heed::Error> {
+        self.run_inner(accounts, commands, seed, true)
+    }
+
+    fn run_inner(&mut self, accounts: u64, commands: u64, seed: u64, rows: bool) -> Result<Run, heed::Error> {
         let mut zipf = Zipf::new(accounts as usize, 1.0, seed);
         let started = Instant::now();
         let mut done = 0;
@@ -197,6 +212,12 @@ impl Raw {
                     continue;
                 }
                 *balance += delta;
+                if rows {
+                    let row = self.rows.entry(account).or_default();
+                    let (count, total) = if delta >= 0 { (0, 2) } else { (1, 3) };
+                    row[count] += 1;
+                    row[total] += delta.abs();
+                }
                 envelope[..8].copy_from_slice(&account.to_le_bytes());
                 envelope[8..16].copy_from_slice(&delta.to_le_bytes());
                 self.log.put_with_flags(&mut txn, heed::PutFlags::APPEND, &self.next_seq.to_be_bytes(), &envelope)?;
@@ -208,6 +229,16 @@ impl Raw {
                 key.extend_from_slice(&account.to_be_bytes());
                 let record = [self.balances[account].to_le_bytes(), self.next_seq.to_le_bytes()].concat();
                 self.accounts.put(&mut txn, &key, &record)?;
+                if rows {
+                    key[1] = 1;
+                    let row = &self.rows[account];
+                    let mut bytes = Vec::with_capacity(40);
+                    for value in row {
+                        bytes.extend_from_slice(&value.to_le_bytes());
+                    }
+                    bytes.extend_from_slice(&self.next_seq.to_le_bytes());
+                    self.activity.put(&mut txn, &key, &bytes)?;
+                }
             }
             txn.commit()?;
             done += batch;
