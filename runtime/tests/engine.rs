@@ -101,12 +101,14 @@ fn a_retried_command_returns_its_original_outcome_also_after_reopening() -> Resu
     Ok(())
 }
 
+/// Runs `test` with 1 partition, then with 2.
+fn with_1_and_2_partitions(test: fn(u32) -> Result<(), Error>) -> Result<(), Error> {
+    [1, 2].into_iter().try_for_each(test)
+}
+
 #[test]
 fn retries_racing_through_the_pipeline_run_each_command_once() -> Result<(), Error> {
-    for partitions in [1, 2] {
-        retries_racing_through_the_pipeline_run_each_command_once_with(partitions)?;
-    }
-    Ok(())
+    with_1_and_2_partitions(retries_racing_through_the_pipeline_run_each_command_once_with)
 }
 
 /// Four threads send the same 4,000 deposits (same ids), each in its own order and with many in flight, so a
@@ -476,10 +478,7 @@ fn a_full_map_at_its_maximum_fails_the_batch_cleanly() -> Result<(), Error> {
 /// answered with an error is not, with 1 and 2 partitions.
 #[test]
 fn batches_queued_behind_a_failed_commit_are_decided_again() -> Result<(), Error> {
-    for partitions in [1, 2] {
-        batches_queued_behind_a_failed_commit_are_decided_again_with(partitions)?;
-    }
-    Ok(())
+    with_1_and_2_partitions(batches_queued_behind_a_failed_commit_are_decided_again_with)
 }
 
 fn batches_queued_behind_a_failed_commit_are_decided_again_with(partitions: u32) -> Result<(), Error> {
