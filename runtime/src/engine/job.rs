@@ -256,7 +256,8 @@ pub(super) struct ViewRows {
 }
 
 struct RowSlot {
-    key: Vec<u8>,
+    /// View index and row key (inline when short, as most are).
+    key: KeyBytes,
     row: Row,
     /// The last event folded into the row (stored with it: a replay skips the events a row holds).
     seq: u64,
@@ -315,8 +316,9 @@ impl ViewRows {
     /// Adds a row for the lookup key, changed.
     fn insert(&mut self, row: Row, seq: u64) -> u32 {
         let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 view rows in memory");
-        self.index.insert(KeyBytes::from_slice(&self.lookup), slot);
-        self.slots.push(RowSlot { key: self.lookup.clone(), row, seq, changed: true });
+        let key = KeyBytes::from_slice(&self.lookup);
+        self.index.insert(key.clone(), slot);
+        self.slots.push(RowSlot { key, row, seq, changed: true });
         self.changed.push(slot);
         slot
     }
