@@ -30,9 +30,10 @@ pub(super) const ANSWER_QUEUE_BATCHES_MAX: usize = 4;
 pub(super) const IN_FLIGHT_BATCHES_MAX: usize = 8;
 
 /// While one of its batches waits behind the commit in progress, a writer prepares the commands that arrived
-/// meanwhile this often, rather than once that commit ends: they join the same next commit, so a command waits
-/// for at most one commit besides its own. The interval bounds the batches (and their fixed costs) per commit.
-pub(super) const PREPARE_AHEAD_INTERVAL: Duration = Duration::from_micros(250);
+/// meanwhile once that commit is this far through (in 64ths of an average round of the committer), rather than
+/// once it ends: they join the next commit with the waiting batch, so a command waits for little more than one
+/// commit besides its own. Once per such interval: the batches (and their fixed costs) per commit stay few.
+pub(super) const PREPARE_AHEAD_AT_64THS: u64 = 48;
 
 /// How long a checkpoint step waits, when many entries are held, for the read transactions that began before
 /// it (a partition deciding, a read) to end, so it can drop the entries it wrote out; otherwise it does not
@@ -277,6 +278,8 @@ pub(super) fn answer(answers: &Answers, jobs: Vec<Box<dyn Job>>, failure: Option
 pub(super) struct Scratch {
     /// The cache slots of the instances the batch being prepared wrote.
     pub(super) dirty: Vec<u32>,
+    /// When this writer last prepared ahead, and during which commit (see [`QueueState::commits`]).
+    pub(super) prepared_ahead: Option<(u64, Instant)>,
     /// The command ids of the batch being decided.
     pub(super) command_ids: CommandIds,
     /// The command ids of each batch queued or being committed, oldest first (they may not have committed: a
@@ -355,6 +358,12 @@ pub(super) struct QueueState {
     pub(super) batches: Vec<PreparedBatch>,
     /// The committer holds batches it took from the queue.
     pub(super) committing: bool,
+    /// When the committer took them (meaningful while `committing`).
+    pub(super) commit_started: Instant,
+    /// Rounds of the committer done: the one in progress is told apart by this count.
+    pub(super) commits: u64,
+    /// A round of the committer (commit, publication, hand-over), on average: microseconds, a moving average.
+    pub(super) commit_us_avg: u64,
     /// Moves when a commit fails: every batch prepared before comes back to its partition.
     pub(super) epoch: u64,
     /// The last committed event.
@@ -377,6 +386,9 @@ impl CommitQueue {
             state: Mutex::new(QueueState {
                 batches: Vec::new(),
                 committing: false,
+                commit_started: Instant::now(),
+                commits: 0,
+                commit_us_avg: 0,
                 // The view rows start at epoch 0, so the first preparation takes its sequence numbers from here.
                 epoch: 1,
                 committed_seq: last_seq,
@@ -419,22 +431,32 @@ impl<D: Domain> Writer<'_, D> {
         self.inner.queue.state.lock().epoch != self.cache_epoch
     }
 
-    /// After a batch is queued: waits until the commit in progress ends, or until `PREPARE_AHEAD_INTERVAL` has
-    /// passed while this partition has fewer than `IN_FLIGHT_BATCHES_MAX` batches in flight. Then forgets the
-    /// command ids of the batches that have committed.
+    /// After a batch is queued: while one of this partition's batches waits behind the commit in progress,
+    /// waits until that commit ends or is far enough through to prepare ahead (see `PREPARE_AHEAD_AT_64THS`;
+    /// then again after as long, should the commit take longer than usual), with fewer than
+    /// `IN_FLIGHT_BATCHES_MAX` batches in flight. Then forgets the command ids of the batches that have
+    /// committed.
     fn wait_turn(&mut self) {
         let queue = &self.inner.queue;
-        let deadline = Instant::now() + PREPARE_AHEAD_INTERVAL;
         let mut state = queue.state.lock();
-        // Bounded: each wait ends with a commit or at the deadline, after which only a full pipeline waits.
+        // Bounded: each wait ends when a commit starts or ends, or at a deadline, after which the writer goes.
         loop {
             let in_flight = state.in_flight[self.index];
-            let ahead = in_flight < IN_FLIGHT_BATCHES_MAX && Instant::now() >= deadline;
-            if in_flight <= 1 || ahead || state.committer_gone {
+            if in_flight <= 1 || state.committer_gone {
                 break;
             }
-            if in_flight < IN_FLIGHT_BATCHES_MAX {
-                queue.done.wait_until(&mut state, deadline);
+            if in_flight < IN_FLIGHT_BATCHES_MAX && state.committing {
+                let interval = Duration::from_micros(state.commit_us_avg * PREPARE_AHEAD_AT_64THS / 64);
+                let from = match self.scratch.prepared_ahead {
+                    Some((commit, at)) if commit == state.commits => at,
+                    _ => state.commit_started,
+                };
+                let now = Instant::now();
+                if now >= from + interval {
+                    self.scratch.prepared_ahead = Some((state.commits, now));
+                    break;
+                }
+                queue.done.wait_until(&mut state, from + interval);
             } else {
                 queue.done.wait(&mut state);
             }
@@ -657,6 +679,9 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
                 queue.pushed.wait_for(&mut state, WRITER_IDLE_POLL);
             }
             state.committing = true;
+            state.commit_started = Instant::now();
+            // Writers waiting to prepare ahead time it from here.
+            queue.done.notify_all();
             (std::mem::take(&mut state.batches), state.epoch)
         };
         // Prepared before a commit failed: they assumed what did not commit.
@@ -686,6 +711,9 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
             state.taken_back[batch.partition].extend(batch.jobs);
         }
         state.committing = false;
+        state.commits += 1;
+        let round_us = state.commit_started.elapsed().as_micros().min(u128::from(u32::MAX)) as u64;
+        state.commit_us_avg = (state.commit_us_avg * 7 + round_us) / 8;
         queue.done.notify_all();
     }
 }
