@@ -5,9 +5,9 @@
 //! A pipeline: a partition decides and prepares its next batches while the committer commits its last one, so
 //! that the commands that arrive during a commit join the next one (at most `IN_FLIGHT_BATCHES_MAX` of its
 //! batches are past preparation at a time). Sequence numbers are reserved when a batch is prepared, under the
-//! view rows' lock, so batches commit in the order they were prepared. A batch prepared
-//! ahead assumes the one before it commits; when a commit fails, the batches queued behind it come back to
-//! their partitions, which drop their caches and decide them again (the commit queue's epoch moves).
+//! view rows' lock, so batches commit in the order they were prepared. A batch prepared ahead assumes the ones
+//! before it commit; when a commit fails, the batches queued behind it come back to their partitions, which
+//! drop their caches and decide them again (the commit queue's epoch moves).
 
 use super::*;
 
@@ -349,7 +349,8 @@ pub(super) struct CommitQueue {
     pub(super) state: Mutex<QueueState>,
     /// Signalled when a batch is queued or a writer ends: wakes the committer.
     pub(super) pushed: Condvar,
-    /// Signalled after every commit (or batch taken back): wakes the writers waiting for their batches.
+    /// Signalled when a commit starts and after every commit (or batch taken back): wakes the writers waiting
+    /// for their batches or for the moment to prepare ahead.
     pub(super) done: Condvar,
 }
 
