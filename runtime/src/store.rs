@@ -569,13 +569,7 @@ impl Store {
 
     /// The view's position among the store's views.
     pub(crate) fn view_index(&self, view: &str) -> Option<u16> {
-        // The generated code passes the very `&'static str` the store was opened with: pointers first.
-        let same = |name: &&str| std::ptr::eq(name.as_ptr(), view.as_ptr()) && name.len() == view.len();
-        let position = match self.views.iter().position(|(name, _)| same(name)) {
-            Some(position) => Some(position),
-            None => self.views.iter().position(|(name, _)| *name == view),
-        };
-        position.and_then(|i| u16::try_from(i).ok())
+        self.views.iter().position(|(name, _)| *name == view).and_then(|i| u16::try_from(i).ok())
     }
 
     pub(crate) fn view_table_at(&self, index: u16) -> &Table {
