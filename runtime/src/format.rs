@@ -289,6 +289,104 @@ pub fn decode_event_ref(seq: u64, bytes: &[u8]) -> Result<StoredEventRef<'_>, De
     Ok(StoredEventRef { seq, envelope, event })
 }
 
+/// The first byte of a log entry that packs several events. An event record starts with its format version
+/// (`FORMAT_VERSION`), so an entry holding one event as it is (as every entry of a store of format 3 does)
+/// cannot be mistaken for a pack.
+pub const LOG_PACK_TAG: u8 = 0xEA;
+
+/// A pack grows to at most this many bytes: LMDB keeps a value this small in its leaf page (a larger one goes
+/// to overflow pages, which must be found in contiguous runs), so two packs fill a 4 KiB page.
+pub const LOG_PACK_BYTES_MAX: usize = 2_000;
+
+/// A pack's tag and event count (`u16` little-endian).
+pub const LOG_PACK_HEADER_BYTES: usize = 3;
+
+/// Each packed event's length prefix (`u32` little-endian).
+pub const LOG_PACK_LENGTH_BYTES: usize = 4;
+
+/// The event records of one log entry, its framing checked: a single record, or a pack
+/// (`[LOG_PACK_TAG][count u16]`, then `count` times `[length u32][event record]`, nothing after). Each record
+/// is still checked by [`decode_event_ref`].
+#[derive(Clone, Debug)]
+pub struct LogEntry<'a> {
+    /// The records not yet visited: a single one, or the rest of a pack.
+    rest: &'a [u8],
+    remaining: u16,
+    packed: bool,
+}
+
+impl<'a> LogEntry<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<LogEntry<'a>, DecodeError> {
+        if bytes.is_empty() {
+            return Err(DecodeError::new("log entry: empty"));
+        }
+        if bytes[0] != LOG_PACK_TAG {
+            return Ok(LogEntry { rest: bytes, remaining: 1, packed: false });
+        }
+        let broken = |what: &str| DecodeError::new(format!("log pack: {what}"));
+        let header = bytes.get(..LOG_PACK_HEADER_BYTES).ok_or_else(|| broken("truncated header"))?;
+        let count = u16::from_le_bytes([header[1], header[2]]);
+        if count == 0 {
+            return Err(broken("no events"));
+        }
+        let rest = &bytes[LOG_PACK_HEADER_BYTES..];
+        // Bounded by `count`: every length is checked against the bytes left, and they must end together.
+        let mut left = rest;
+        for _ in 0..count {
+            let length = left.get(..LOG_PACK_LENGTH_BYTES).ok_or_else(|| broken("truncated length"))?;
+            let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
+            left = left[LOG_PACK_LENGTH_BYTES..].get(length..).ok_or_else(|| broken("an event runs past the end"))?;
+        }
+        if !left.is_empty() {
+            return Err(broken(&format!("{} trailing bytes", left.len())));
+        }
+        Ok(LogEntry { rest, remaining: count, packed: true })
+    }
+
+    /// How many events the entry holds.
+    pub fn len(&self) -> u64 {
+        u64::from(self.remaining)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+impl<'a> Iterator for LogEntry<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        if !self.packed {
+            return Some(std::mem::take(&mut self.rest));
+        }
+        // `parse` checked the framing.
+        let (length, rest) = self.rest.split_at(LOG_PACK_LENGTH_BYTES);
+        let length = u32::from_le_bytes([length[0], length[1], length[2], length[3]]) as usize;
+        let (record, rest) = rest.split_at(length);
+        self.rest = rest;
+        Some(record)
+    }
+}
+
+/// Appends to `out` the pack of `records` (at least two, at most `u16::MAX`), for [`LogEntry::parse`].
+pub fn append_log_pack<'a>(records: impl ExactSizeIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+    let count = u16::try_from(records.len()).expect("at most u16::MAX events in a pack");
+    assert!(count >= 2, "a pack holds two events or more");
+    out.push(LOG_PACK_TAG);
+    out.extend_from_slice(&count.to_le_bytes());
+    for record in records {
+        assert_eq!(record.first(), Some(&(FORMAT_VERSION as u8)), "a pack holds event records");
+        let length = u32::try_from(record.len()).expect("an event record larger than 4 GiB");
+        out.extend_from_slice(&length.to_le_bytes());
+        out.extend_from_slice(record);
+    }
+}
+
 /// The per-aggregate record: current state and where its history ends. Written once per batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AggregateRecord {
@@ -462,6 +560,35 @@ mod tests {
             key: b"ann".to_vec(),
             event_name: "opened".into(),
         }
+    }
+
+    #[test]
+    fn log_packs_round_trip_and_broken_framing_is_refused() {
+        let records: Vec<Vec<u8>> = (0..3).map(|n| encode_event(&sample(), &vec![n; n as usize * 7])).collect();
+        let mut pack = Vec::new();
+        append_log_pack(records.iter().map(Vec::as_slice), &mut pack);
+        let entry = LogEntry::parse(&pack).expect("a fresh pack parses");
+        assert_eq!(entry.len(), 3);
+        assert_eq!(entry.collect::<Vec<_>>(), records.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        // A single record is an entry of one.
+        let single = LogEntry::parse(&records[0]).expect("a record is an entry");
+        assert_eq!(single.collect::<Vec<_>>(), vec![records[0].as_slice()]);
+        // Cut anywhere, the framing no longer adds up.
+        for cut in 0..pack.len() {
+            assert!(LogEntry::parse(&pack[..cut]).is_err(), "cut at {cut} accepted");
+        }
+        let mut longer = pack.clone();
+        longer.push(0);
+        assert_eq!(LogEntry::parse(&longer).unwrap_err().to_string(), "log pack: 1 trailing bytes");
+        let mut fewer = pack.clone();
+        fewer[1] = 2;
+        assert!(LogEntry::parse(&fewer).unwrap_err().to_string().contains("trailing bytes"));
+        let mut none = pack.clone();
+        none[1] = 0;
+        assert_eq!(LogEntry::parse(&none).unwrap_err().to_string(), "log pack: no events");
+        let mut overrun = pack.clone();
+        overrun[LOG_PACK_HEADER_BYTES + 3] = 0x7f;
+        assert_eq!(LogEntry::parse(&overrun).unwrap_err().to_string(), "log pack: an event runs past the end");
     }
 
     #[test]

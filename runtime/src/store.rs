@@ -66,14 +66,16 @@ const META_PROGRESS: &[u8] = b"process-progress";
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 
-/// The layout of the store as a whole (the meta record's `format`). Version 3 writes records and view rows
-/// behind the log, keeps the `checkpoint` they all hold, and stores each view row with the last event folded
-/// into it. A version 1 store wrote them with every batch: it is opened as checkpointed at its last event, its
-/// rows are rewritten with that event, and it is marked version 3 (a version 1 binary then refuses it, rather
-/// than read records that lag the log). Version 2 (records behind the log in hashed stripes, rows without
+/// The layout of the store as a whole (the meta record's `format`). Version 4 packs consecutive events into
+/// one log entry (see [`Store::append_events`]). Version 3 writes records and view rows behind the log, keeps
+/// the `checkpoint` they all hold, and stores each view row with the last event folded into it; its log holds
+/// one event per entry, which version 4 reads as it is, so a version 3 store is only marked version 4 when
+/// opened (a version 3 binary then refuses it, rather than misread its packs). A version 1 store wrote records
+/// and rows with every batch: it is opened as checkpointed at its last event, its rows are rewritten with that
+/// event, and it is marked version 4 too. Version 2 (records behind the log in hashed stripes, rows without
 /// their event) lived one day in development and is refused. Records the runtime encodes carry their own
 /// version ([`format::FORMAT_VERSION`]).
-pub const STORE_FORMAT_VERSION: u32 = 3;
+pub const STORE_FORMAT_VERSION: u32 = 4;
 
 /// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
 /// or why not (see [`crate::schema::upcast_plan`]).
@@ -229,6 +231,7 @@ impl Store {
                 let stored = <[u8; 4]>::try_from(bytes).map(u32::from_le_bytes).unwrap_or(u32::MAX);
                 if stored == 1 {
                     // Version 1 wrote every record and row with its batch: they hold the whole log.
+                    // Its log holds one event per entry.
                     let last_seq = match log.last(&wtxn)? {
                         None => 0,
                         Some((key, _)) => seq_from_key(key)?,
@@ -244,6 +247,8 @@ impl Store {
                         }
                     }
                     meta.put(&mut wtxn, META_CHECKPOINT, &last_seq.to_le_bytes())?;
+                    meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
+                } else if stored == 3 {
                     meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
                 } else if stored != STORE_FORMAT_VERSION {
                     return Err(Error::IncompatibleFormat { path: shown, stored, supported: STORE_FORMAT_VERSION });
@@ -407,17 +412,26 @@ impl Store {
     pub fn last_seq(&self, txn: &RoTxn) -> Result<u64, Error> {
         match self.log.last(txn)? {
             None => Ok(0),
-            Some((key, _)) => seq_from_key(key),
+            Some((key, bytes)) => {
+                let first = seq_from_key(key)?;
+                Ok(first + log_entry(first, bytes)?.len() - 1)
+            }
+        }
+    }
+
+    /// The log entry that holds event `seq` if there is one: the last entry starting at or before it, as
+    /// (its first event's sequence number, its bytes).
+    fn log_entry_at<'txn>(&self, txn: &'txn RoTxn, seq: u64) -> Result<Option<(u64, &'txn [u8])>, Error> {
+        match self.log.get_lower_than_or_equal_to(txn, &seq.to_be_bytes())? {
+            None => Ok(None),
+            Some((key, bytes)) => Ok(Some((seq_from_key(key)?, bytes))),
         }
     }
 
     pub fn event(&self, txn: &RoTxn, seq: u64) -> Result<Option<StoredEvent>, Error> {
-        match self.log.get(txn, &seq.to_be_bytes())? {
-            None => Ok(None),
-            Some(bytes) => {
-                format::decode_event(seq, bytes).map(Some).map_err(|e| Error::corrupt("log", seq.to_string(), e))
-            }
-        }
+        let Some((first, bytes)) = self.log_entry_at(txn, seq)? else { return Ok(None) };
+        let Some(record) = log_entry(first, bytes)?.nth((seq - first) as usize) else { return Ok(None) };
+        format::decode_event(seq, record).map(Some).map_err(|e| Error::corrupt("log", seq.to_string(), e))
     }
 
     /// Up to `limit` events after `since`, in order, checked to be gapless.
@@ -439,32 +453,104 @@ impl Store {
         limit: usize,
         mut visit: impl FnMut(StoredEventRef<'_>) -> Result<(), Error>,
     ) -> Result<u64, Error> {
-        let start = since.saturating_add(1).to_be_bytes();
-        let range = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded);
-        let mut last = since;
-        for (expected, entry) in (since.saturating_add(1)..).zip(self.log.range(txn, &range)?.take(limit)) {
-            let (key, bytes) = entry?;
-            let seq = seq_from_key(key)?;
-            if seq != expected {
-                return Err(Error::Corrupt {
-                    table: "log",
-                    at: expected.to_string(),
-                    message: format!("the log has a gap: event {expected} is missing, next is {seq}"),
-                });
+        let mut expected = since.saturating_add(1);
+        // The entry holding the first event wanted may start before it.
+        let start = match self.log_entry_at(txn, expected)? {
+            Some((first, _)) => first,
+            None => expected,
+        };
+        let start_key = start.to_be_bytes();
+        let range = (std::ops::Bound::Included(&start_key[..]), std::ops::Bound::Unbounded);
+        let mut visited = 0;
+        // Bounded by `limit`: each entry visits at least one event, or is the first one, which may end before.
+        for entry in self.log.range(txn, &range)? {
+            if visited >= limit {
+                break;
             }
-            visit(format::decode_event_ref(seq, bytes).map_err(|e| Error::corrupt("log", seq.to_string(), e))?)?;
-            last = seq;
+            let (key, bytes) = entry?;
+            let first = seq_from_key(key)?;
+            let skip = if first == start { expected.saturating_sub(first) } else { 0 };
+            if first + skip != expected {
+                let message = if first > expected {
+                    format!("the log has a gap: event {expected} is missing, next is {first}")
+                } else {
+                    format!("the log's entries overlap: an entry starts at {first}, after event {}", expected - 1)
+                };
+                return Err(Error::Corrupt { table: "log", at: expected.to_string(), message });
+            }
+            for record in log_entry(first, bytes)?.skip(skip as usize) {
+                if visited >= limit {
+                    break;
+                }
+                let event = format::decode_event_ref(expected, record)
+                    .map_err(|e| Error::corrupt("log", expected.to_string(), e))?;
+                visit(event)?;
+                expected += 1;
+                visited += 1;
+            }
         }
-        Ok(last)
+        Ok(expected - 1)
     }
 
-    pub fn append_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), heed::Error> {
-        self.log.put_with_flags(txn, PutFlags::APPEND, &seq.to_be_bytes(), bytes)
+    /// Appends events `first_seq..` to the log: their records are `bytes` cut at `ends` (each record's end).
+    /// Consecutive records are packed into entries of up to `LOG_PACK_BYTES_MAX` bytes, each keyed by its first
+    /// event, so the log takes one LMDB append per pack instead of one per event; a record that fills a pack
+    /// alone is stored as it is. `pack` is a reusable buffer.
+    pub fn append_events(
+        &self,
+        txn: &mut RwTxn,
+        first_seq: u64,
+        bytes: &[u8],
+        ends: &[usize],
+        pack: &mut Vec<u8>,
+    ) -> Result<(), heed::Error> {
+        let record = |index: usize| &bytes[if index == 0 { 0 } else { ends[index - 1] }..ends[index]];
+        let mut index = 0;
+        // Bounded: each round stores at least one record.
+        while index < ends.len() {
+            let mut size = format::LOG_PACK_HEADER_BYTES + format::LOG_PACK_LENGTH_BYTES + record(index).len();
+            let mut end = index + 1;
+            while end < ends.len() && end - index < usize::from(u16::MAX) {
+                let grown = size + format::LOG_PACK_LENGTH_BYTES + record(end).len();
+                if grown > format::LOG_PACK_BYTES_MAX {
+                    break;
+                }
+                size = grown;
+                end += 1;
+            }
+            let key = (first_seq + index as u64).to_be_bytes();
+            if end - index == 1 {
+                self.log.put_with_flags(txn, PutFlags::APPEND, &key, record(index))?;
+            } else {
+                pack.clear();
+                format::append_log_pack((index..end).map(record), pack);
+                debug_assert_eq!(pack.len(), size);
+                self.log.put_with_flags(txn, PutFlags::APPEND, &key, pack)?;
+            }
+            index = end;
+        }
+        Ok(())
     }
 
     /// Overwrites a stored event: only a migration does this, rewriting an event an upcaster changed.
-    pub fn replace_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), heed::Error> {
-        self.log.put(txn, &seq.to_be_bytes(), bytes)
+    pub fn replace_event(&self, txn: &mut RwTxn, seq: u64, bytes: &[u8]) -> Result<(), WriteError> {
+        let missing = || Error::Corrupt { table: "log", at: seq.to_string(), message: "no such event".into() };
+        let (first, entry) = self.log_entry_at(txn, seq)?.ok_or_else(missing)?;
+        let records = log_entry(first, entry)?;
+        let index = (seq - first) as usize;
+        if index as u64 >= records.len() {
+            return Err(missing().into());
+        }
+        if records.len() == 1 {
+            self.log.put(txn, &first.to_be_bytes(), bytes)?;
+            return Ok(());
+        }
+        let mut pack = Vec::with_capacity(entry.len() + bytes.len());
+        let replaced: Vec<&[u8]> =
+            records.enumerate().map(|(at, record)| if at == index { bytes } else { record }).collect();
+        format::append_log_pack(replaced.into_iter(), &mut pack);
+        self.log.put(txn, &first.to_be_bytes(), &pack)?;
+        Ok(())
     }
 
     /// Every aggregate record's key, for a migration that rewrites them all (not for hot paths).
@@ -819,10 +905,195 @@ fn short_row(view: &str, key: &[u8], value: &[u8]) -> Error {
     }
 }
 
+/// The records of the log entry whose first event is `first`.
+fn log_entry(first: u64, bytes: &[u8]) -> Result<format::LogEntry<'_>, Error> {
+    format::LogEntry::parse(bytes).map_err(|e| Error::corrupt("log", first.to_string(), e))
+}
+
 fn seq_from_key(key: &[u8]) -> Result<u64, Error> {
     <[u8; 8]>::try_from(key).map(u64::from_be_bytes).map_err(|_| Error::Corrupt {
         table: "log",
         at: format!("{key:02x?}"),
         message: "a log key is not 8 bytes".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::EnvelopeRef;
+    use crate::value::Timestamp;
+
+    /// An event record whose payload is `payload_bytes` long (the record adds about 110 bytes).
+    fn record(seq: u64, payload_bytes: usize) -> Vec<u8> {
+        let envelope = EnvelopeRef {
+            event_id: u128::from(seq),
+            command_id: 0,
+            correlation_id: 0,
+            recorded_at: Timestamp::from_micros(1),
+            occurred_at: Timestamp::from_micros(1),
+            version: 1,
+            previous_seq: 0,
+            tag: 1,
+            aggregate: "account",
+            key: b"k",
+            event_name: "deposited",
+        };
+        let mut out = Vec::new();
+        format::encode_event_into(&envelope, &vec![seq as u8; payload_bytes], &mut out);
+        out
+    }
+
+    /// Writes the log in batches (`batches`: payload sizes, commas within a batch, spaces between; a batch
+    /// after a `|` is written as format 3 did, one event per entry), checks every read (each event, and scans
+    /// from every point with several limits) against the events written, and compares the entries, as
+    /// `first+count`, with `expected`.
+    fn check(batches: &str, expected: &str) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(dir.path(), StoreConfig::default(), "test", 1, &[], &[]).expect("a new store");
+        let written = write(&store, batches);
+        let txn = store.read().expect("a read transaction");
+        let last = written.len() as u64;
+        assert_eq!(store.last_seq(&txn).expect("the last event"), last);
+        for seq in 0..=last + 1 {
+            let event = store.event(&txn, seq).expect("an event read");
+            let wanted = seq.checked_sub(1).and_then(|at| written.get(at as usize));
+            assert_eq!(event.map(|e| e.envelope.event_id), wanted.map(|_| u128::from(seq)), "event {seq}");
+        }
+        for since in 0..=last {
+            for limit in [1, 2, 3, 1000] {
+                let mut seen = Vec::new();
+                let end = store
+                    .scan_events(&txn, since, limit, |e| {
+                        seen.push(e.seq);
+                        Ok(())
+                    })
+                    .expect("a scan");
+                let wanted: Vec<u64> = (since + 1..=last).take(limit).collect();
+                assert_eq!(seen, wanted, "since {since}, limit {limit}");
+                assert_eq!(end, wanted.last().copied().unwrap_or(since));
+            }
+        }
+        assert_eq!(entries(&store, &txn), expected);
+    }
+
+    /// The log's entries, as `first+count`.
+    fn entries(store: &Store, txn: &RoTxn) -> String {
+        let mut entries = Vec::new();
+        for entry in store.log.iter(txn).expect("the log") {
+            let (key, bytes) = entry.expect("an entry");
+            let first = seq_from_key(key).expect("a key");
+            entries.push(format!("{first}+{}", log_entry(first, bytes).expect("an entry").len()));
+        }
+        entries.join(" ")
+    }
+
+    /// Appends the batches and returns the records written, in log order.
+    fn write(store: &Store, batches: &str) -> Vec<Vec<u8>> {
+        let mut written: Vec<Vec<u8>> = Vec::new();
+        let mut pack = Vec::new();
+        for batch in batches.split(' ') {
+            let (legacy, sizes) = match batch.strip_prefix('|') {
+                Some(sizes) => (true, sizes),
+                None => (false, batch),
+            };
+            let first_seq = written.len() as u64 + 1;
+            let records: Vec<Vec<u8>> = sizes
+                .split(',')
+                .enumerate()
+                .map(|(at, size)| record(first_seq + at as u64, size.parse().expect("a size")))
+                .collect();
+            store
+                .write(|txn| {
+                    if legacy {
+                        for (at, record) in records.iter().enumerate() {
+                            let key = (first_seq + at as u64).to_be_bytes();
+                            store.log.put_with_flags(txn, PutFlags::APPEND, &key, record)?;
+                        }
+                    } else {
+                        let bytes = records.concat();
+                        let ends: Vec<usize> = records
+                            .iter()
+                            .scan(0, |end, record| Some(*end + record.len()).inspect(|e| *end = *e))
+                            .collect();
+                        store.append_events(txn, first_seq, &bytes, &ends, &mut pack)?;
+                    }
+                    Ok(())
+                })
+                .expect("appended");
+            written.extend(records);
+        }
+        written
+    }
+
+    #[test]
+    fn the_log_packs_consecutive_events_and_reads_them_back_at_any_point() {
+        // 125-byte records (4 more for the length each): 15 per 2,000-byte pack.
+        check("10", "1+1");
+        check("10,10,10", "1+3");
+        check("10,10 10,10,10", "1+2 3+3");
+        check(&vec!["10"; 40].join(","), "1+15 16+15 31+10");
+        // A record too large to share a pack is stored as it is, and a pack ends before it.
+        check("10,10,1900,10", "1+2 3+1 4+1");
+        check("3000", "1+1");
+        // A log written by format 3 (one event per entry), continued with packs.
+        check("|10,10,10 10,10", "1+1 2+1 3+1 4+2");
+    }
+
+    #[test]
+    fn an_upcast_event_is_replaced_inside_its_pack() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(dir.path(), StoreConfig::default(), "test", 1, &[], &[]).expect("a new store");
+        write(&store, "10,10,10 2500 |10");
+        for (seq, payload_bytes) in [(2, 40), (4, 5), (5, 3000)] {
+            store.write(|txn| store.replace_event(txn, seq, &record(seq, payload_bytes))).expect("replaced");
+        }
+        let missing = store.write(|txn| store.replace_event(txn, 6, &record(6, 1))).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            Error::Corrupt { table: "log", at: "6".into(), message: "no such event".into() }.to_string()
+        );
+        let txn = store.read().expect("a read transaction");
+        assert_eq!(entries(&store, &txn), "1+3 4+1 5+1");
+        let sizes: Vec<usize> =
+            store.events_after(&txn, 0, 10).expect("the log").iter().map(|e| e.event.len()).collect();
+        assert_eq!(sizes, [10, 40, 10, 5, 3000]);
+    }
+
+    #[test]
+    fn a_gap_or_an_overlap_in_the_log_is_reported() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(dir.path(), StoreConfig::default(), "test", 1, &[], &[]).expect("a new store");
+        write(&store, "10,10,10 10,10");
+        let scan = |since| {
+            let txn = store.read().expect("a read transaction");
+            store.scan_events(&txn, since, 100, |_| Ok(())).map_err(|e| e.to_string())
+        };
+        assert_eq!(scan(0), Ok(5));
+        // The second pack moved one event on: event 4 is missing.
+        let txn = store.read().expect("a read transaction");
+        let second = store.log.get(&txn, &4u64.to_be_bytes()).expect("a read").expect("the second pack").to_vec();
+        drop(txn);
+        store
+            .write(|txn| {
+                store.log.delete(txn, &4u64.to_be_bytes())?;
+                Ok(store.log.put(txn, &5u64.to_be_bytes(), &second)?)
+            })
+            .expect("moved");
+        let gap = "the log has a gap: event 4 is missing, next is 5";
+        assert!(scan(0).unwrap_err().contains(gap), "{:?}", scan(0));
+        assert!(scan(3).unwrap_err().contains(gap));
+        // Moved back one too far: it overlaps the first pack.
+        store
+            .write(|txn| {
+                store.log.delete(txn, &5u64.to_be_bytes())?;
+                Ok(store.log.put(txn, &3u64.to_be_bytes(), &second)?)
+            })
+            .expect("moved");
+        assert!(scan(0).unwrap_err().contains("the log's entries overlap: an entry starts at 3, after event 3"));
+        // Damaged framing is reported with the entry, never read as events.
+        store.write(|txn| Ok(store.log.put(txn, &3u64.to_be_bytes(), &second[..second.len() - 1])?)).expect("cut");
+        let txn = store.read().expect("a read transaction");
+        assert!(store.event(&txn, 3).unwrap_err().to_string().contains("log pack: an event runs past the end"));
+    }
 }

@@ -753,6 +753,6 @@ fn a_store_of_format_1_is_upgraded_when_opened() -> Result<(), Error> {
     engine.store().put_raw("meta", b"format", &2u32.to_le_bytes())?;
     drop(engine);
     let refused = Engine::<Demo>::open(dir.path(), test_config(1)).err();
-    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 3, .. })), "{refused:?}");
+    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 4, .. })), "{refused:?}");
     Ok(())
 }

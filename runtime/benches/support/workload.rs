@@ -248,28 +248,42 @@ impl Raw {
     }
 }
 
-/// `commands` commands at a fixed rate (an open loop: submission does not wait for answers), from `CLIENTS`
-/// threads; each command's latency is from its submission to its durable answer.
+/// How long a paced run submits before its latencies count: the first moments after a closed-loop run or
+/// the setup (cold view rows, a checkpoint cycle of new keys) are not the steady state the figure is about.
+pub const PACED_WARMUP: Duration = Duration::from_millis(500);
+
+/// Latencies of a paced run: after the warm-up (in `run`), and of every command.
+pub struct PacedRun {
+    pub run: Run,
+    pub latency_us_p99_with_warmup: u64,
+}
+
+/// `commands` commands (after `PACED_WARMUP` at the same rate) submitted at a fixed rate by `CLIENTS`
+/// threads (open loop), each with a waiter thread recording each command's latency, from just before its
+/// submission to its durable answer.
 pub fn run_engine_paced(
     engine: &Engine<Demo>,
     accounts: u64,
     commands: u64,
     rate_per_second: u64,
     seed: u64,
-) -> Result<Run, Error> {
-    let per_client = commands / CLIENTS as u64;
+) -> Result<PacedRun, Error> {
+    let warmup_commands = (rate_per_second as f64 * PACED_WARMUP.as_secs_f64()) as u64;
+    let per_client = (commands + warmup_commands) / CLIENTS as u64;
+    let warmup_per_client = warmup_commands / CLIENTS as u64;
     let client_rate = (rate_per_second / CLIENTS as u64).max(1) as f64;
-    let started = Instant::now();
-    let mut latencies: Vec<u64> = std::thread::scope(|scope| {
+    let mut started = Instant::now();
+    // (latency, counts): counts is false during the warm-up.
+    let mut latencies: Vec<(u64, bool)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..CLIENTS)
             .map(|client| {
-                scope.spawn(move || -> Result<Vec<u64>, Error> {
-                    let (sender, receiver) = crossbeam_channel::bounded::<(Instant, Pending<Account>)>(1 << 16);
-                    let waiter = std::thread::spawn(move || -> Result<Vec<u64>, Error> {
-                        let mut latencies = Vec::new();
-                        for (at, pending) in receiver {
+                scope.spawn(move || -> Result<(Vec<(u64, bool)>, Instant), Error> {
+                    let (sender, receiver) = crossbeam_channel::bounded::<(Instant, bool, Pending<Account>)>(1 << 16);
+                    let waiter = std::thread::spawn(move || -> Result<Vec<(u64, bool)>, Error> {
+                        let mut latencies = Vec::with_capacity(per_client as usize);
+                        for (at, counts, pending) in receiver {
                             pending.wait()?;
-                            latencies.push(at.elapsed().as_micros() as u64);
+                            latencies.push((at.elapsed().as_micros() as u64, counts));
                         }
                         Ok(latencies)
                     });
@@ -282,24 +296,38 @@ pub fn run_engine_paced(
                             std::thread::sleep(due - now);
                         }
                         let (account, command) = next_command(&mut zipf);
+                        let at = Instant::now();
                         let pending = engine.submit::<Account>(account, command, CommandMeta::default())?;
-                        if sender.send((Instant::now(), pending)).is_err() {
+                        if sender.send((at, i >= warmup_per_client, pending)).is_err() {
                             break;
                         }
                     }
                     drop(sender);
-                    waiter.join().expect("a waiter panicked")
+                    let measured_from = begin + Duration::from_secs_f64(warmup_per_client as f64 / client_rate);
+                    Ok((waiter.join().expect("a waiter panicked")?, measured_from))
                 })
             })
             .collect();
         let mut all = Vec::new();
         for handle in handles {
-            all.extend(handle.join().expect("a client panicked")?);
+            let (latencies, measured_from) = handle.join().expect("a client panicked")?;
+            started = started.max(measured_from);
+            all.extend(latencies);
         }
         Ok::<_, Error>(all)
     })?;
     let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
-    Ok(Run { commands: per_client * CLIENTS as u64, elapsed, latency_us_p50: at(0.5), latency_us_p99: at(0.99) })
+    let mut every: Vec<u64> = latencies.iter().map(|&(latency, _)| latency).collect();
+    every.sort_unstable();
+    latencies.retain(|&(_, counts)| counts);
+    let mut measured: Vec<u64> = latencies.into_iter().map(|(latency, _)| latency).collect();
+    measured.sort_unstable();
+    let at = |sorted: &[u64], q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    let run = Run {
+        commands: measured.len() as u64,
+        elapsed,
+        latency_us_p50: at(&measured, 0.5),
+        latency_us_p99: at(&measured, 0.99),
+    };
+    Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99) })
 }

@@ -669,6 +669,8 @@ fn drop_rows(queue: &CommitQueue, mut views: parking_lot::MutexGuard<'_, ViewRow
 pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
     let queue = &inner.queue;
     let _gone = CommitterGone(queue);
+    // Where the log's packs are built (see `Store::append_events`), reused.
+    let mut pack = Vec::with_capacity(format::LOG_PACK_BYTES_MAX);
     loop {
         let (batches, epoch) = {
             let mut state = queue.state.lock();
@@ -687,7 +689,7 @@ pub(super) fn run_committer<D: Domain>(inner: &Inner<D>) {
         };
         // Prepared before a commit failed: they assumed what did not commit.
         let (mut current, mut stale): (Vec<_>, Vec<_>) = batches.into_iter().partition(|batch| batch.epoch == epoch);
-        let failure = if current.is_empty() { None } else { commit_prepared(inner, &mut current) };
+        let failure = if current.is_empty() { None } else { commit_prepared(inner, &mut current, &mut pack) };
         let last_seq = current.last().map(|batch| batch.last_seq);
         let mut committed = Vec::with_capacity(current.len());
         for batch in current {
@@ -747,7 +749,7 @@ impl Drop for CommitterGone<'_> {
 /// Writes the prepared batches (their events, in log order, and command records) in one LMDB transaction with
 /// a checkpoint step when one is due, commits it, and publishes their records and rows. Returns the failure,
 /// if any.
-fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch]) -> Option<Error> {
+fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch], pack: &mut Vec<u8>) -> Option<Error> {
     let store = &inner.store;
     let started = Instant::now();
     // Rebuilds and `verify` take this lock to see every committed event published.
@@ -763,12 +765,8 @@ fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch]) -
             for batch in batches.iter() {
                 assert_eq!(batch.first_seq, next_seq, "prepared batches continue the log");
                 let prepared = &batch.buffers.prepared;
-                let mut start = 0;
-                for &end in &prepared.event_ends {
-                    store.append_event(txn, next_seq, &prepared.events[start..end])?;
-                    start = end;
-                    next_seq += 1;
-                }
+                store.append_events(txn, next_seq, &prepared.events, &prepared.event_ends, pack)?;
+                next_seq += prepared.event_ends.len() as u64;
                 assert_eq!(next_seq - 1, batch.last_seq);
                 for (command_id, record) in &prepared.commands {
                     store.put_command(txn, *command_id, record)?;
