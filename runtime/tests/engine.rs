@@ -714,7 +714,7 @@ fn a_second_engine_on_a_store_is_refused_and_readers_work_beside_the_owner() -> 
 }
 
 #[test]
-fn a_store_of_format_1_is_upgraded_when_opened() -> Result<(), Error> {
+fn stores_of_formats_1_and_3_are_upgraded_when_opened() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     let engine = open(&dir, 1);
     for account in 1..=3u64 {
@@ -745,6 +745,14 @@ fn a_store_of_format_1_is_upgraded_when_opened() -> Result<(), Error> {
     let folded = engine.view_range(support::DEPOSITS_VIEW, &[], 10)?;
     assert_ne!(folded, rows);
     engine.rebuild_view(support::DEPOSITS_VIEW)?;
+    assert_eq!(engine.view_range(support::DEPOSITS_VIEW, &[], 10)?, folded);
+    engine.verify()?;
+    drop(engine);
+    // A store of format 3 (one event per log entry) opens: its log reads as it is.
+    let engine = open(&dir, 1);
+    engine.store().put_raw("meta", b"format", &3u32.to_le_bytes())?;
+    drop(engine);
+    let engine = open(&dir, 1);
     assert_eq!(engine.view_range(support::DEPOSITS_VIEW, &[], 10)?, folded);
     engine.verify()?;
     drop(engine);
