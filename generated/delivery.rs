@@ -3649,10 +3649,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.day.is_none() || ctx.occurred_at >= row.day_at {
                                 row.day = ::std::option::Option::Some(event.day.clone());
@@ -3716,10 +3715,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.bookings = ::anthill_runtime::value::Num::add(
                                 row.bookings,
@@ -3763,10 +3761,9 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.small_van_stops = ::anthill_runtime::value::Num::add(
                                 row.small_van_stops,
@@ -3782,10 +3779,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DayTotals::key_bytes(&event.day);
-                    super::views::DayTotals::update_at(
+                    super::views::DayTotals::update(
                         tables,
-                        &key,
+                        &event.day,
                         &mut |row| {
                             row.bookings = ::anthill_runtime::value::Num::add(
                                 row.bookings,
@@ -3828,10 +3824,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.bookings = ::anthill_runtime::value::Num::add(
                                 row.bookings,
@@ -3881,10 +3876,9 @@ pub mod slot {
                     if !event.small_van {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.small_van_stops = ::anthill_runtime::value::Num::add(
                                 row.small_van_stops,
@@ -3900,10 +3894,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DayTotals::key_bytes(&event.day);
-                    super::views::DayTotals::update_at(
+                    super::views::DayTotals::update(
                         tables,
-                        &key,
+                        &event.day,
                         &mut |row| {
                             row.bookings = ::anthill_runtime::value::Num::add(
                                 row.bookings,
@@ -3952,10 +3945,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.van_stops_limit.is_none()
                                 || ctx.occurred_at >= row.van_stops_limit_at
@@ -4009,10 +4001,9 @@ pub mod slot {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::SlotCounters::key_bytes(&(*ctx.id));
-                    super::views::SlotCounters::update_at(
+                    super::views::SlotCounters::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             let position = row
                                 .overbookings_at
@@ -4290,10 +4281,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::SlotId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -4380,6 +4368,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::SlotId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -4428,10 +4429,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &::std::string::String) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -4518,6 +4516,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &::std::string::String,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }

@@ -2544,10 +2544,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.order);
-                    super::views::OrderFills::update_at(
+                    super::views::OrderFills::update(
                         tables,
-                        &key,
+                        &event.order,
                         &mut |row| {
                             row.placed = ::anthill_runtime::value::Num::add(
                                 row.placed,
@@ -2565,10 +2564,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::Tape::key_bytes(&(*ctx.id));
-                    super::views::Tape::update_at(
+                    super::views::Tape::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.last_price.is_none()
                                 || ctx.occurred_at >= row.last_price_at
@@ -2629,10 +2627,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.maker);
-                    super::views::OrderFills::update_at(
+                    super::views::OrderFills::update(
                         tables,
-                        &key,
+                        &event.maker,
                         &mut |row| {
                             row.filled = ::anthill_runtime::value::Num::add(
                                 row.filled,
@@ -2648,10 +2645,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.taker);
-                    super::views::OrderFills::update_at(
+                    super::views::OrderFills::update(
                         tables,
-                        &key,
+                        &event.taker,
                         &mut |row| {
                             row.filled = ::anthill_runtime::value::Num::add(
                                 row.filled,
@@ -2667,10 +2663,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::TraderPositions::key_bytes(&event.buyer);
-                    super::views::TraderPositions::update_at(
+                    super::views::TraderPositions::update(
                         tables,
-                        &key,
+                        &event.buyer,
                         &mut |row| {
                             row.bought = ::anthill_runtime::value::Num::add(
                                 row.bought,
@@ -2690,10 +2685,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::TraderPositions::key_bytes(&event.seller);
-                    super::views::TraderPositions::update_at(
+                    super::views::TraderPositions::update(
                         tables,
-                        &key,
+                        &event.seller,
                         &mut |row| {
                             row.sold = ::anthill_runtime::value::Num::add(
                                 row.sold,
@@ -2715,10 +2709,9 @@ pub mod order_book {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderFills::key_bytes(&event.order);
-                    super::views::OrderFills::update_at(
+                    super::views::OrderFills::update(
                         tables,
-                        &key,
+                        &event.order,
                         &mut |row| {
                             row.cancelled = ::anthill_runtime::value::Num::add(
                                 row.cancelled,
@@ -2934,10 +2927,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::StockId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -3024,6 +3014,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::StockId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -3061,10 +3064,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::OrderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -3151,6 +3151,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::OrderId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -3188,10 +3201,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::TraderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -3278,6 +3288,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::TraderId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }

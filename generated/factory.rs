@@ -5182,10 +5182,9 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    super::views::StockMovements::update_at(
+                    super::views::StockMovements::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.received = ::anthill_runtime::value::Num::add(
                                 row.received,
@@ -5203,10 +5202,9 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    super::views::StockMovements::update_at(
+                    super::views::StockMovements::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.picked = ::anthill_runtime::value::Num::add(
                                 row.picked,
@@ -5224,10 +5222,9 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    super::views::StockMovements::update_at(
+                    super::views::StockMovements::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.consumed = ::anthill_runtime::value::Num::add(
                                 row.consumed,
@@ -5245,10 +5242,9 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    super::views::StockMovements::update_at(
+                    super::views::StockMovements::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.written_off = ::anthill_runtime::value::Num::add(
                                 row.written_off,
@@ -5276,10 +5272,9 @@ pub mod stock_item {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::StockMovements::key_bytes(&(*ctx.id));
-                    super::views::StockMovements::update_at(
+                    super::views::StockMovements::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.back_orders = ::anthill_runtime::value::Num::add(
                                 row.back_orders,
@@ -6802,10 +6797,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.items_added = ::anthill_runtime::value::Num::add(
                                 row.items_added,
@@ -6823,10 +6817,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.items_reserved = ::anthill_runtime::value::Num::add(
                                 row.items_reserved,
@@ -6844,10 +6837,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.items_dropped = ::anthill_runtime::value::Num::add(
                                 row.items_dropped,
@@ -6865,10 +6857,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -6896,10 +6887,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.units_picked = ::anthill_runtime::value::Num::add(
                                 row.units_picked,
@@ -6917,10 +6907,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -6940,10 +6929,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -6971,10 +6959,9 @@ pub mod order {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::OrderProgress::key_bytes(&(*ctx.id));
-                    super::views::OrderProgress::update_at(
+                    super::views::OrderProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -9095,10 +9082,9 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
-                    super::views::MachineHealth::update_at(
+                    super::views::MachineHealth::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.jobs = ::anthill_runtime::value::Num::add(
                                 row.jobs,
@@ -9116,10 +9102,9 @@ pub mod machine {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::MachineHealth::key_bytes(&(*ctx.id));
-                    super::views::MachineHealth::update_at(
+                    super::views::MachineHealth::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.breakdowns = ::anthill_runtime::value::Num::add(
                                 row.breakdowns,
@@ -9330,10 +9315,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::Sku) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -9420,6 +9402,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::Sku,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -9478,10 +9473,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::OrderId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -9568,6 +9560,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::OrderId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -9608,10 +9613,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::MachineId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -9698,6 +9700,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::MachineId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }

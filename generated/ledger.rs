@@ -4003,10 +4003,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.last_owner.is_none()
                                 || ctx.occurred_at >= row.last_owner_at
@@ -4028,10 +4027,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.deposits = ::anthill_runtime::value::Num::add(
                                 row.deposits,
@@ -4053,10 +4051,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.withdrawals = ::anthill_runtime::value::Num::add(
                                 row.withdrawals,
@@ -4078,10 +4075,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.overdrafts = ::anthill_runtime::value::Num::add(
                                 row.overdrafts,
@@ -4099,10 +4095,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.total_out = ::anthill_runtime::value::Num::add(
                                 row.total_out,
@@ -4120,10 +4115,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.total_in = ::anthill_runtime::value::Num::add(
                                 row.total_in,
@@ -4141,10 +4135,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.total_in = ::anthill_runtime::value::Num::add(
                                 row.total_in,
@@ -4162,10 +4155,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.total_out = ::anthill_runtime::value::Num::add(
                                 row.total_out,
@@ -4183,10 +4175,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.total_in = ::anthill_runtime::value::Num::add(
                                 row.total_in,
@@ -4204,10 +4195,9 @@ pub mod account {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::AccountActivity::key_bytes(&(*ctx.id));
-                    super::views::AccountActivity::update_at(
+                    super::views::AccountActivity::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.total_in = ::anthill_runtime::value::Num::add(
                                 row.total_in,
@@ -5770,10 +5760,9 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    super::views::DisbursementProgress::update_at(
+                    super::views::DisbursementProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.lines = ::anthill_runtime::value::Num::add(
                                 row.lines,
@@ -5791,10 +5780,9 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    super::views::DisbursementProgress::update_at(
+                    super::views::DisbursementProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.confirmed = ::anthill_runtime::value::Num::add(
                                 row.confirmed,
@@ -5816,10 +5804,9 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    super::views::DisbursementProgress::update_at(
+                    super::views::DisbursementProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.refused = ::anthill_runtime::value::Num::add(
                                 row.refused,
@@ -5841,10 +5828,9 @@ pub mod disbursement {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DisbursementProgress::key_bytes(&(*ctx.id));
-                    super::views::DisbursementProgress::update_at(
+                    super::views::DisbursementProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.finished_at.is_none()
                                 || ctx.occurred_at >= row.finished_at_at
@@ -6075,10 +6061,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::AccountId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -6165,6 +6148,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::AccountId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -6214,10 +6210,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::DisbursementId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -6304,6 +6297,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::DisbursementId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }

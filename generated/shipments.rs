@@ -3211,10 +3211,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    super::views::ParcelTracking::update_at(
+                    super::views::ParcelTracking::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -3234,10 +3233,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    super::views::ParcelTracking::update_at(
+                    super::views::ParcelTracking::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -3293,10 +3291,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DepotActivity::key_bytes(&event.depot);
-                    super::views::DepotActivity::update_at(
+                    super::views::DepotActivity::update(
                         tables,
-                        &key,
+                        &event.depot,
                         &mut |row| {
                             row.arrivals = ::anthill_runtime::value::Num::add(
                                 row.arrivals,
@@ -3341,10 +3338,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    super::views::ParcelTracking::update_at(
+                    super::views::ParcelTracking::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -3400,10 +3396,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::DepotActivity::key_bytes(&event.depot);
-                    super::views::DepotActivity::update_at(
+                    super::views::DepotActivity::update(
                         tables,
-                        &key,
+                        &event.depot,
                         &mut |row| {
                             row.loads = ::anthill_runtime::value::Num::add(
                                 row.loads,
@@ -3440,10 +3435,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    super::views::ParcelTracking::update_at(
+                    super::views::ParcelTracking::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -3495,10 +3489,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    super::views::ParcelTracking::update_at(
+                    super::views::ParcelTracking::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -3550,10 +3543,9 @@ pub mod parcel {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::ParcelTracking::key_bytes(&(*ctx.id));
-                    super::views::ParcelTracking::update_at(
+                    super::views::ParcelTracking::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.status.is_none() || ctx.occurred_at >= row.status_at {
                                 row.status = ::std::option::Option::Some(
@@ -4408,10 +4400,9 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    super::views::RouteProgress::update_at(
+                    super::views::RouteProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             if row.planned_stops.is_none()
                                 || ctx.occurred_at >= row.planned_stops_at
@@ -4433,10 +4424,9 @@ pub mod route {
                     (),
                     ::anthill_runtime::aggregate::FoldError,
                 > {
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    super::views::RouteProgress::update_at(
+                    super::views::RouteProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.stops = ::anthill_runtime::value::Num::add(
                                 row.stops,
@@ -4457,10 +4447,9 @@ pub mod route {
                     if !event.delivered {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    super::views::RouteProgress::update_at(
+                    super::views::RouteProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.delivered = ::anthill_runtime::value::Num::add(
                                 row.delivered,
@@ -4479,10 +4468,9 @@ pub mod route {
                     if !(!event.delivered) {
                         return ::std::result::Result::Ok(());
                     }
-                    let key = super::views::RouteProgress::key_bytes(&(*ctx.id));
-                    super::views::RouteProgress::update_at(
+                    super::views::RouteProgress::update(
                         tables,
-                        &key,
+                        &(*ctx.id),
                         &mut |row| {
                             row.attempted = ::anthill_runtime::value::Num::add(
                                 row.attempted,
@@ -4684,10 +4672,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::ParcelId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -4774,6 +4759,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::ParcelId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -4831,10 +4829,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::DepotId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -4921,6 +4916,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::DepotId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }
@@ -4964,10 +4972,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::RouteId) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -5054,6 +5059,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::RouteId,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }

@@ -28,6 +28,32 @@ pub trait Key: Clone + Eq + Ord + Hash + fmt::Debug + fmt::Display + Send + Sync
     fn parse_key(text: &str) -> Result<Self, KeyError>;
 }
 
+/// A view row's key as stored: a `1` byte (it keeps an empty string a valid LMDB key), then the key's
+/// order-preserving bytes. Generated `key_bytes` calls this.
+pub fn view_key_bytes<K: Key>(key: &K) -> Vec<u8> {
+    // One allocation for most keys (the byte, then the key, grown only for long keys).
+    let mut bytes = Vec::with_capacity(32);
+    bytes.push(1u8);
+    key.encode_key(&mut bytes);
+    bytes
+}
+
+/// Runs `use_key` with the row key of [`view_key_bytes`], built in a per-thread buffer: a view's fold runs
+/// once per event in the writer, and this spares it an allocation each time. Re-entered (a fold that folds
+/// another row inside), the inner call builds its key in a fresh buffer.
+pub fn with_view_key<K: Key, T>(key: &K, use_key: impl FnOnce(&[u8]) -> T) -> T {
+    thread_local! {
+        static VIEW_KEY: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut bytes = VIEW_KEY.take();
+    bytes.clear();
+    bytes.push(1u8);
+    key.encode_key(&mut bytes);
+    let out = use_key(&bytes);
+    VIEW_KEY.set(bytes);
+    out
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyError {
     pub expected: &'static str,
@@ -494,6 +520,19 @@ impl FoldError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_view_key_built_in_the_per_thread_buffer_is_the_stored_key_also_when_nested() {
+        let outer = "ann".to_owned();
+        let inner = "a much longer key than the outer one, so the buffers differ".to_owned();
+        let (outer_bytes, inner_bytes) = with_view_key(&outer, |key| {
+            let inner_bytes = with_view_key(&inner, <[u8]>::to_vec);
+            (key.to_vec(), inner_bytes)
+        });
+        assert_eq!(outer_bytes, view_key_bytes(&outer));
+        assert_eq!(inner_bytes, view_key_bytes(&inner));
+        assert_eq!(with_view_key(&outer, <[u8]>::to_vec), [&[1u8][..], b"ann"].concat());
+    }
 
     #[test]
     fn integer_keys_sort_like_their_bytes() {

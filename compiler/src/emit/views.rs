@@ -68,11 +68,7 @@ impl Emitter<'_> {
                     /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
                     /// byte keeps an empty string a valid LMDB key).
                     pub fn key_bytes(key: &#key) -> ::std::vec::Vec<u8> {
-                        // One allocation for most keys (the byte, then the key, grown only for long keys).
-                        let mut bytes = ::std::vec::Vec::with_capacity(32);
-                        bytes.push(1u8);
-                        ::anthill_runtime::Key::encode_key(key, &mut bytes);
-                        bytes
+                        ::anthill_runtime::aggregate::view_key_bytes(key)
                     }
 
                     /// A stored row, validated.
@@ -144,6 +140,15 @@ impl Emitter<'_> {
                         fold: &mut dyn FnMut(&mut Self) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
                     ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                         ::anthill_runtime::codec::update_row(tables, Self::NAME, key, &Self::CODEC, fold)
+                    }
+
+                    /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+                    pub fn update(
+                        tables: &mut dyn ::anthill_runtime::ViewTables,
+                        key: &#key,
+                        fold: &mut dyn FnMut(&mut Self) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+                    ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+                        ::anthill_runtime::aggregate::with_view_key(key, |key| Self::update_at(tables, key, fold))
                     }
                 }
             }
@@ -289,8 +294,7 @@ impl Emitter<'_> {
                     parts.push(quote! {
                         (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
                             #filter
-                            let key = super::views::#row_ty::key_bytes(#key);
-                            super::views::#row_ty::update_at(tables, &key, &mut |row| {
+                            super::views::#row_ty::update(tables, #key, &mut |row| {
                                 #(#updates)*
                                 ::std::result::Result::Ok(())
                             })?;

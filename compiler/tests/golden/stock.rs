@@ -1056,10 +1056,9 @@ pub mod item {
     ) -> ::std::result::Result<(), ::anthill_runtime::ViewError> {
         if let Event::Reserved(event) = event {
             (|| -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
-                let key = super::views::Reservations::key_bytes(&(*ctx.id));
-                super::views::Reservations::update_at(
+                super::views::Reservations::update(
                     tables,
-                    &key,
+                    &(*ctx.id),
                     &mut |row| {
                         row.count = ::anthill_runtime::value::Num::add(row.count, 1u64)?;
                         row.reserved = ::anthill_runtime::value::Num::add(
@@ -1800,10 +1799,7 @@ pub mod views {
         /// The row's key as stored: a `1` byte, then the key's order-preserving bytes (the first
         /// byte keeps an empty string a valid LMDB key).
         pub fn key_bytes(key: &super::Sku) -> ::std::vec::Vec<u8> {
-            let mut bytes = ::std::vec::Vec::with_capacity(32);
-            bytes.push(1u8);
-            ::anthill_runtime::Key::encode_key(key, &mut bytes);
-            bytes
+            ::anthill_runtime::aggregate::view_key_bytes(key)
         }
         /// A stored row, validated.
         pub fn decode(
@@ -1890,6 +1886,19 @@ pub mod views {
                 key,
                 &Self::CODEC,
                 fold,
+            )
+        }
+        /// Folds into the row for `key`, as [`Self::update_at`] does, without allocating its key.
+        pub fn update(
+            tables: &mut dyn ::anthill_runtime::ViewTables,
+            key: &super::Sku,
+            fold: &mut dyn FnMut(
+                &mut Self,
+            ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError>,
+        ) -> ::std::result::Result<(), ::anthill_runtime::aggregate::FoldError> {
+            ::anthill_runtime::aggregate::with_view_key(
+                key,
+                |key| Self::update_at(tables, key, fold),
             )
         }
     }

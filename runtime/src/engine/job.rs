@@ -409,7 +409,8 @@ pub(super) struct TxnViews<'a, 't> {
 
 impl TxnViews<'_, '_> {
     fn index(&self, view: &'static str) -> Result<u16, ViewError> {
-        self.store.view_index(view).ok_or(ViewError { view, message: "no such view".into() })
+        // `ok_or_else`: the error's message is not built (allocated) for every row the writer folds.
+        self.store.view_index(view).ok_or_else(|| ViewError { view, message: "no such view".into() })
     }
 
     /// Reads the stored row at the lookup key (through the unflushed rows or not): its bytes and last event.
