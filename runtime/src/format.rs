@@ -562,6 +562,60 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Bytes read from disk: whatever they are, a log entry parses or is refused, never panics, and what
+        /// parses accounts for every byte.
+        #[test]
+        fn any_bytes_are_an_entry_or_an_error(mut bytes in proptest::collection::vec(0u8..=255, 0..64), packed: bool) {
+            if packed && bytes.len() >= LOG_PACK_HEADER_BYTES {
+                // A small count and small lengths where lengths go, so that some inputs frame exactly.
+                bytes[0] = LOG_PACK_TAG;
+                let exact = bytes[1] % 2 == 0;
+                bytes[2] = 0;
+                let (mut at, mut frames, mut framed) = (LOG_PACK_HEADER_BYTES, 0u8, LOG_PACK_HEADER_BYTES);
+                while at + LOG_PACK_LENGTH_BYTES <= bytes.len() {
+                    bytes[at] %= 8;
+                    bytes[at + 1..at + LOG_PACK_LENGTH_BYTES].fill(0);
+                    at += LOG_PACK_LENGTH_BYTES + usize::from(bytes[at]);
+                    if at <= bytes.len() {
+                        frames += 1;
+                        framed = at;
+                    }
+                }
+                if exact {
+                    // Every frame complete and counted: the success path.
+                    bytes[1] = frames;
+                    bytes.truncate(framed);
+                } else {
+                    bytes[1] %= 4;
+                }
+            }
+            if let Ok(entry) = LogEntry::parse(&bytes) {
+                let count = entry.len();
+                let records: Vec<&[u8]> = entry.collect();
+                proptest::prop_assert_eq!(records.len() as u64, count);
+                let framing = if bytes[0] == LOG_PACK_TAG {
+                    LOG_PACK_HEADER_BYTES + LOG_PACK_LENGTH_BYTES * records.len()
+                } else {
+                    0
+                };
+                proptest::prop_assert_eq!(framing + records.iter().map(|r| r.len()).sum::<usize>(), bytes.len());
+            }
+        }
+
+        #[test]
+        fn packs_of_any_records_read_back(payloads in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..40), 2..12)) {
+            let records: Vec<Vec<u8>> = payloads.iter().map(|p| encode_event(&sample(), p)).collect();
+            let mut pack = Vec::new();
+            append_log_pack(records.iter().map(Vec::as_slice), &mut pack);
+            let entry = LogEntry::parse(&pack).expect("a pack parses");
+            let read: Vec<&[u8]> = entry.collect();
+            proptest::prop_assert_eq!(read, records.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn log_packs_round_trip_and_broken_framing_is_refused() {
         let records: Vec<Vec<u8>> = (0..3).map(|n| encode_event(&sample(), &vec![n; n as usize * 7])).collect();
