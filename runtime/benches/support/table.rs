@@ -27,9 +27,9 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
     println!("| accounts | runner | commands/s | p50 latency (us) | p99 latency (us) | commands/batch |");
     println!("|---:|---|---:|---:|---:|---:|");
     for &accounts in account_counts {
+        let raw_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut raw = Raw::open(raw_dir.path(), accounts).map_err(|e| e.to_string())?;
         if only.is_none() {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            let mut raw = Raw::open(dir.path(), accounts).map_err(|e| e.to_string())?;
             let run = raw.run(accounts, commands, 7).map_err(|e| e.to_string())?;
             println!("| {accounts} | raw heed loop | {:.0} | - | - | 4096 |", run.per_second());
         }
@@ -81,6 +81,17 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
                     paced.run.latency_us_p50,
                     paced.run.latency_us_p99
                 );
+                if partitions == 1 {
+                    // The floor at the same load: the raw loop fed at the same rate, in the same minute.
+                    let floor = raw.run_paced(accounts, commands, rate, 9).map_err(|e| e.to_string())?;
+                    println!(
+                        "| {accounts} | raw heed loop, paced at {rate}/s (p99 with the warm-up: {} us) | {:.0} | {} | {} | - |",
+                        floor.latency_us_p99_with_warmup,
+                        floor.run.per_second(),
+                        floor.run.latency_us_p50,
+                        floor.run.latency_us_p99
+                    );
+                }
             }
             if partitions == 1 && only.is_none() {
                 reads_while_writing(&engine, accounts, commands)?;

@@ -192,60 +192,131 @@ impl Raw {
 
     fn run_inner(&mut self, accounts: u64, commands: u64, seed: u64, rows: bool) -> Result<Run, heed::Error> {
         let mut zipf = Zipf::new(accounts as usize, 1.0, seed);
+        let mut scratch = RawScratch::default();
         let started = Instant::now();
         let mut done = 0;
-        let mut envelope = vec![0u8; 110];
-        let mut touched: HashMap<u64, ()> = HashMap::new();
         while done < commands {
             let batch = (commands - done).min(u64::from(BATCH_SIZE_MAX));
-            let mut txn = self.env.write_txn()?;
-            touched.clear();
-            for _ in 0..batch {
-                let (account, command) = next_command(&mut zipf);
-                let delta = match command {
-                    AccountCommand::Withdraw { amount } => -amount.mantissa(),
-                    AccountCommand::Deposit { amount } => amount.mantissa(),
-                    _ => 0,
-                };
-                let balance = self.balances.entry(account).or_default();
-                if *balance + delta < 0 {
-                    continue;
-                }
-                *balance += delta;
-                if rows {
-                    let row = self.rows.entry(account).or_default();
-                    let (count, total) = if delta >= 0 { (0, 2) } else { (1, 3) };
-                    row[count] += 1;
-                    row[total] += delta.abs();
-                }
-                envelope[..8].copy_from_slice(&account.to_le_bytes());
-                envelope[8..16].copy_from_slice(&delta.to_le_bytes());
-                self.log.put_with_flags(&mut txn, heed::PutFlags::APPEND, &self.next_seq.to_be_bytes(), &envelope)?;
-                self.next_seq += 1;
-                touched.insert(account, ());
-            }
-            for account in touched.keys() {
-                let mut key = vec![0, 0];
-                key.extend_from_slice(&account.to_be_bytes());
-                let record = [self.balances[account].to_le_bytes(), self.next_seq.to_le_bytes()].concat();
-                self.accounts.put(&mut txn, &key, &record)?;
-                if rows {
-                    key[1] = 1;
-                    let row = &self.rows[account];
-                    let mut bytes = Vec::with_capacity(40);
-                    for value in row {
-                        bytes.extend_from_slice(&value.to_le_bytes());
-                    }
-                    bytes.extend_from_slice(&self.next_seq.to_le_bytes());
-                    self.activity.put(&mut txn, &key, &bytes)?;
-                }
-            }
-            txn.commit()?;
+            self.commit_batch(&mut zipf, batch, rows, &mut scratch)?;
             done += batch;
         }
         let elapsed = started.elapsed();
         Ok(Run { commands, elapsed, latency_us_p50: 0, latency_us_p99: 0 })
     }
+
+    /// The latency floor at a given load: the same loop (without view rows), fed at a fixed rate. Each batch
+    /// takes every command that has arrived by then (up to `BATCH_SIZE_MAX`) and commits durably; a command's
+    /// latency runs from its arrival to the end of that commit. One thread, no channels, no answers: what
+    /// the disk and the work cost alone. The first `PACED_WARMUP` does not count, as for the engine.
+    pub fn run_paced(
+        &mut self,
+        accounts: u64,
+        commands: u64,
+        rate_per_second: u64,
+        seed: u64,
+    ) -> Result<PacedRun, heed::Error> {
+        let mut zipf = Zipf::new(accounts as usize, 1.0, seed);
+        let mut scratch = RawScratch::default();
+        let warmup_commands = (rate_per_second as f64 * PACED_WARMUP.as_secs_f64()) as u64;
+        let total = commands + warmup_commands;
+        let arrival = |i: u64| Duration::from_secs_f64(i as f64 / rate_per_second as f64);
+        let mut every = Vec::with_capacity(total as usize);
+        let mut measured = Vec::with_capacity(commands as usize);
+        let begin = Instant::now();
+        let mut done = 0;
+        // Bounded: every round commits at least one command or sleeps until the next one arrives.
+        while done < total {
+            let now = begin.elapsed();
+            let arrived = ((now.as_secs_f64() * rate_per_second as f64) as u64 + 1).min(total);
+            if arrived <= done {
+                let next = arrival(done);
+                if next > now + Duration::from_micros(200) {
+                    std::thread::sleep(next - now);
+                }
+                continue;
+            }
+            let batch = (arrived - done).min(u64::from(BATCH_SIZE_MAX));
+            self.commit_batch(&mut zipf, batch, false, &mut scratch)?;
+            let committed = begin.elapsed();
+            for i in done..done + batch {
+                let latency_us = committed.saturating_sub(arrival(i)).as_micros() as u64;
+                every.push(latency_us);
+                if i >= warmup_commands {
+                    measured.push(latency_us);
+                }
+            }
+            done += batch;
+        }
+        let elapsed = begin.elapsed().saturating_sub(arrival(warmup_commands));
+        every.sort_unstable();
+        measured.sort_unstable();
+        let at = |sorted: &[u64], q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+        let run = Run { commands, elapsed, latency_us_p50: at(&measured, 0.5), latency_us_p99: at(&measured, 0.99) };
+        Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99) })
+    }
+
+    /// Decides `batch` commands of the stream, appends their events, writes each touched account's record
+    /// (and view row) once, and commits durably.
+    fn commit_batch(
+        &mut self,
+        zipf: &mut Zipf,
+        batch: u64,
+        rows: bool,
+        scratch: &mut RawScratch,
+    ) -> Result<(), heed::Error> {
+        let RawScratch { envelope, touched } = scratch;
+        envelope.resize(110, 0);
+        let mut txn = self.env.write_txn()?;
+        touched.clear();
+        for _ in 0..batch {
+            let (account, command) = next_command(zipf);
+            let delta = match command {
+                AccountCommand::Withdraw { amount } => -amount.mantissa(),
+                AccountCommand::Deposit { amount } => amount.mantissa(),
+                _ => 0,
+            };
+            let balance = self.balances.entry(account).or_default();
+            if *balance + delta < 0 {
+                continue;
+            }
+            *balance += delta;
+            if rows {
+                let row = self.rows.entry(account).or_default();
+                let (count, total) = if delta >= 0 { (0, 2) } else { (1, 3) };
+                row[count] += 1;
+                row[total] += delta.abs();
+            }
+            envelope[..8].copy_from_slice(&account.to_le_bytes());
+            envelope[8..16].copy_from_slice(&delta.to_le_bytes());
+            self.log.put_with_flags(&mut txn, heed::PutFlags::APPEND, &self.next_seq.to_be_bytes(), envelope)?;
+            self.next_seq += 1;
+            touched.insert(account, ());
+        }
+        for account in touched.keys() {
+            let mut key = vec![0, 0];
+            key.extend_from_slice(&account.to_be_bytes());
+            let record = [self.balances[account].to_le_bytes(), self.next_seq.to_le_bytes()].concat();
+            self.accounts.put(&mut txn, &key, &record)?;
+            if rows {
+                key[1] = 1;
+                let row = &self.rows[account];
+                let mut bytes = Vec::with_capacity(40);
+                for value in row {
+                    bytes.extend_from_slice(&value.to_le_bytes());
+                }
+                bytes.extend_from_slice(&self.next_seq.to_le_bytes());
+                self.activity.put(&mut txn, &key, &bytes)?;
+            }
+        }
+        txn.commit()
+    }
+}
+
+/// The raw loop's reused buffers.
+#[derive(Default)]
+struct RawScratch {
+    envelope: Vec<u8>,
+    touched: HashMap<u64, ()>,
 }
 
 /// How long a paced run submits before its latencies count: the first moments after a closed-loop run or
