@@ -57,7 +57,10 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
             );
             if only.is_none() {
                 // Latency at half the load just measured, submitted at a fixed rate, after a warm-up.
-                let rate = (run.per_second() / 2.0) as u64;
+                let rate = std::env::var("LEDGER_PACED_RATE")
+                    .ok()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or((run.per_second() / 2.0) as u64);
                 let before = engine.stats();
                 let paced = run_engine_paced(&engine, accounts, commands, rate, 9).map_err(|e| e.to_string())?;
                 let after = engine.stats();
