@@ -1,7 +1,10 @@
 //! The ledger benchmark on the real generated code (`generated/ledger.rs`, the bundled model) instead of the
 //! hand-written stand-in: 10,000 accounts, Zipf-skewed, 60% deposits and 40% withdrawals checked against the
-//! balance and overdraft limit, next to the raw heed loop in the same run.
+//! balance and overdraft limit, next to the raw heed loop in the same run. Then the latency when commands come
+//! at a fixed rate, half the throughput just measured and `TARGET_HALF_LOAD`, next to the raw loop doing the
+//! same work fed at the same rate (the floor).
 //! `cargo run --release -p anthill-runtime --example ledger_generated -- [commands]`
+//! `LEDGER_PACED_RATE` paces at that rate only; `LEDGER_PACED_SECONDS` sets how long a paced run is measured.
 
 // Not every generated item is used here.
 #[allow(dead_code)]
@@ -19,9 +22,12 @@ use anthill_runtime::engine::{CommandMeta, Engine, Pending};
 use anthill_runtime::error::Error;
 use anthill_runtime::Decimal;
 use ledger::account::{commands, Account, Command};
-use workload::{engine_config, Raw, Zipf, CLIENTS, WINDOW};
+use workload::{engine_config, paced_commands, paced_rate, run_paced, PacedRun, Raw, Zipf, CLIENTS, WINDOW};
 
 pub const ACCOUNTS: u64 = 10_000;
+
+/// Half the load of issue 4's throughput target (500,000 commands/s), where its p99 target applies.
+pub const TARGET_HALF_LOAD: u64 = 250_000;
 
 pub fn main() {
     let commands = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(400_000u64);
@@ -44,8 +50,8 @@ fn run(commands: u64) -> Result<(), String> {
     println!("| raw heed loop | {:.0} |", raw_run.per_second());
     // The same, also keeping the model's view row per account: the work the generated ledger does.
     let rows_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut raw = Raw::open(rows_dir.path(), ACCOUNTS).map_err(|e| e.to_string())?;
-    let raw_rows_run = raw.run_with_rows(ACCOUNTS, commands, 7).map_err(|e| e.to_string())?;
+    let mut raw_rows = Raw::open(rows_dir.path(), ACCOUNTS).map_err(|e| e.to_string())?;
+    let raw_rows_run = raw_rows.run_with_rows(ACCOUNTS, commands, 7).map_err(|e| e.to_string())?;
     println!("| raw heed loop, with the view rows | {:.0} |", raw_rows_run.per_second());
     // `LEDGER_PARTITIONS=1` runs one count only (for a profile).
     let counts: Vec<u32> = match std::env::var("LEDGER_PARTITIONS").ok().and_then(|v| v.parse().ok()) {
@@ -87,8 +93,61 @@ fn run(commands: u64) -> Result<(), String> {
             per_thousand("anthill-answers"),
             per_thousand("(process)"),
         );
+        // Latency at a fixed rate: half the throughput just measured, and half the target's load.
+        let rates = match std::env::var("LEDGER_PACED_RATE") {
+            Ok(_) => vec![paced_rate(per_second)],
+            Err(_) => vec![paced_rate(per_second), TARGET_HALF_LOAD],
+        };
+        for rate in rates {
+            let paced_count = paced_commands(rate);
+            let paced = paced_run(&engine, paced_count, rate).map_err(|e| e.to_string())?;
+            print_paced(&format!("engine, {partitions} partition(s)"), rate, &paced);
+            if partitions == 1 {
+                let floor = raw_rows.run_paced(ACCOUNTS, paced_count, rate, 9, true).map_err(|e| e.to_string())?;
+                print_paced("raw heed loop, with the view rows", rate, &floor);
+            }
+        }
     }
     Ok(())
+}
+
+fn print_paced(runner: &str, rate: u64, paced: &PacedRun) {
+    let refused = if paced.refused > 0 { format!(", {} refused as overloaded", paced.refused) } else { String::new() };
+    println!(
+        "| {runner}, paced at {rate}/s: p50 {} us, p99 {} us (with the warm-up: {} us){refused} | {:.0} |",
+        paced.run.latency_us_p50,
+        paced.run.latency_us_p99,
+        paced.latency_us_p99_with_warmup,
+        paced.run.per_second()
+    );
+}
+
+/// The workload's commands submitted at `rate` (see `workload::run_paced`).
+fn paced_run(engine: &Engine<ledger::Ledger>, commands: u64, rate: u64) -> Result<PacedRun, Error> {
+    let ids: Vec<ledger::AccountId> = (0..ACCOUNTS).map(id).collect();
+    run_paced(
+        ACCOUNTS,
+        commands,
+        rate,
+        9,
+        |zipf| {
+            let (account, command) = next_command(zipf);
+            engine.submit::<Account>(ids[account].clone(), command, CommandMeta::default())
+        },
+        |pending| pending.wait().map(drop),
+    )
+}
+
+/// The workload's next command: an account (Zipf-skewed) and a deposit, or a withdrawal 40% of the time.
+fn next_command(zipf: &mut Zipf) -> (usize, Command) {
+    let account = zipf.sample() as usize;
+    let amount = Decimal::from_mantissa(100 * (1 + (zipf.next_u64() % 50) as i64));
+    let command = if zipf.next_u64() % 100 < 40 {
+        Command::Withdraw(commands::Withdraw { amount })
+    } else {
+        Command::Deposit(commands::Deposit { amount })
+    };
+    (account, command)
 }
 
 /// Per thread of this process: its name and the CPU time it used so far, in milliseconds, and the whole
@@ -148,13 +207,7 @@ pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error>
                                 p.wait()?;
                             }
                         }
-                        let account = zipf.sample() as usize;
-                        let amount = Decimal::from_mantissa(100 * (1 + (zipf.next_u64() % 50) as i64));
-                        let command = if zipf.next_u64() % 100 < 40 {
-                            Command::Withdraw(commands::Withdraw { amount })
-                        } else {
-                            Command::Deposit(commands::Deposit { amount })
-                        };
+                        let (account, command) = next_command(&mut zipf);
                         window.push_back(engine.submit::<Account>(
                             ids[account].clone(),
                             command,

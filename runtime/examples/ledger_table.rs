@@ -5,7 +5,7 @@
 //! `LEDGER_REOPEN_EVENTS=10000000` also builds a store of that many events and times reopen + first command.
 //! `LEDGER_PARTITIONS=1` runs only the engine with that many partitions (for profiling).
 //! `LEDGER_PACED_RATE=400000` paces at that rate instead of half the throughput just measured (to compare
-//! versions at one load).
+//! versions at one load); `LEDGER_PACED_SECONDS=4` sets how long a paced run is measured (4 s by default).
 
 //! This one uses the system allocator; `ledger_table_mimalloc` the same with mimalloc.
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anthill_runtime::engine::{CommandMeta, Engine};
 use workload::{
-    engine_config, money, run_engine, run_engine_paced, setup_engine, Account, AccountCommand, Demo, Raw, Zipf,
+    engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced, setup_engine, Account, AccountCommand, Demo, Raw, Zipf,
 };
 
 /// Runs the table with the arguments of the process.
@@ -57,12 +57,10 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
             );
             if only.is_none() {
                 // Latency at half the load just measured, submitted at a fixed rate, after a warm-up.
-                let rate = std::env::var("LEDGER_PACED_RATE")
-                    .ok()
-                    .and_then(|r| r.parse().ok())
-                    .unwrap_or((run.per_second() / 2.0) as u64);
+                let rate = paced_rate(run.per_second());
+                let paced_count = paced_commands(rate);
                 let before = engine.stats();
-                let paced = run_engine_paced(&engine, accounts, commands, rate, 9).map_err(|e| e.to_string())?;
+                let paced = run_engine_paced(&engine, accounts, paced_count, rate, 9).map_err(|e| e.to_string())?;
                 let after = engine.stats();
                 // Where the tail comes from: commits by duration (upper bounds in microseconds).
                 let commits: Vec<String> = anthill_runtime::engine::COMMIT_US_BUCKETS
@@ -74,9 +72,10 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
                     .map(|(bound, (a, b))| format!("<={bound}: {}", a - b))
                     .collect();
                 eprintln!(
-                    "paced, {partitions} partition(s): {} batches, {} checkpoint steps; commits {}",
+                    "paced, {partitions} partition(s): {} batches, {} checkpoint steps, {} commands refused as overloaded; commits {}",
                     after.batches - before.batches,
                     after.checkpoints - before.checkpoints,
+                    paced.refused,
                     commits.join(", ")
                 );
                 println!(
@@ -88,7 +87,7 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
                 );
                 if let (1, Some(raw)) = (partitions, raw.as_mut()) {
                     // The floor at the same load: the raw loop fed at the same rate, in the same minute.
-                    let floor = raw.run_paced(accounts, commands, rate, 9).map_err(|e| e.to_string())?;
+                    let floor = raw.run_paced(accounts, paced_count, rate, 9, false).map_err(|e| e.to_string())?;
                     println!(
                         "| {accounts} | raw heed loop, paced at {rate}/s (p99 with the warm-up: {} us) | {:.0} | {} | {} | - |",
                         floor.latency_us_p99_with_warmup,

@@ -204,7 +204,7 @@ impl Raw {
         Ok(Run { commands, elapsed, latency_us_p50: 0, latency_us_p99: 0 })
     }
 
-    /// The latency floor at a given load: the same loop (without view rows), fed at a fixed rate. Each batch
+    /// The latency floor at a given load: the same loop (with the view rows if `rows`), fed at a fixed rate. Each batch
     /// takes every command that has arrived by then (up to `BATCH_SIZE_MAX`) and commits durably; a command's
     /// latency runs from its arrival to the end of that commit. One thread, no channels, no answers: what
     /// the disk and the work cost alone. The first `PACED_WARMUP` does not count, as for the engine.
@@ -214,6 +214,7 @@ impl Raw {
         commands: u64,
         rate_per_second: u64,
         seed: u64,
+        rows: bool,
     ) -> Result<PacedRun, heed::Error> {
         let mut zipf = Zipf::new(accounts as usize, 1.0, seed);
         let mut scratch = RawScratch::default();
@@ -236,7 +237,7 @@ impl Raw {
                 continue;
             }
             let batch = (arrived - done).min(u64::from(BATCH_SIZE_MAX));
-            self.commit_batch(&mut zipf, batch, false, &mut scratch)?;
+            self.commit_batch(&mut zipf, batch, rows, &mut scratch)?;
             let committed = begin.elapsed();
             for i in done..done + batch {
                 let latency_us = committed.saturating_sub(arrival(i)).as_micros() as u64;
@@ -252,7 +253,7 @@ impl Raw {
         measured.sort_unstable();
         let at = |sorted: &[u64], q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
         let run = Run { commands, elapsed, latency_us_p50: at(&measured, 0.5), latency_us_p99: at(&measured, 0.99) };
-        Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99) })
+        Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99), refused: 0 })
     }
 
     /// Decides `batch` commands of the stream, appends their events, writes each touched account's record
@@ -323,15 +324,41 @@ struct RawScratch {
 /// the setup (cold view rows, a checkpoint cycle of new keys) are not the steady state the figure is about.
 pub const PACED_WARMUP: Duration = Duration::from_millis(500);
 
-/// Latencies of a paced run: after the warm-up (in `run`), and of every command.
+/// How long a paced run's latencies are measured, after its warm-up: long enough that one stall of the
+/// disk or of the machine does not decide the p99 alone. `LEDGER_PACED_SECONDS` overrides it.
+pub const PACED_MEASURED: Duration = Duration::from_secs(4);
+
+/// The commands a paced run at `rate_per_second` measures: `PACED_MEASURED` (or `LEDGER_PACED_SECONDS`) of them.
+pub fn paced_commands(rate_per_second: u64) -> u64 {
+    let seconds = std::env::var("LEDGER_PACED_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(PACED_MEASURED.as_secs_f64());
+    (rate_per_second as f64 * seconds).max(1.0) as u64
+}
+
+/// The paced rate: `LEDGER_PACED_RATE` if set, else half of `per_second` (the throughput just measured).
+pub fn paced_rate(per_second: f64) -> u64 {
+    std::env::var("LEDGER_PACED_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or((per_second / 2.0) as u64).max(1)
+}
+
+/// Latencies of a paced run: after the warm-up (in `run`), and of every command answered.
 pub struct PacedRun {
     pub run: Run,
     pub latency_us_p99_with_warmup: u64,
+    /// Commands the engine refused as `Overloaded` (load shedding); their latencies are not in `run`.
+    pub refused: u64,
 }
 
-/// `commands` commands (after `PACED_WARMUP` at the same rate) submitted at a fixed rate by `CLIENTS`
-/// threads (open loop), each with a waiter thread recording each command's latency, from just before its
-/// submission to its durable answer.
+/// What one paced client saw: (latency, counts) per command answered (counts is false during the warm-up),
+/// when its measured part began, and how many of its commands were refused.
+struct ClientRun {
+    latencies: Vec<(u64, bool)>,
+    measured_from: Instant,
+    refused: u64,
+}
+
+/// Commands of the stand-in ledger submitted at a fixed rate: [`run_paced`] with the `demo` aggregate.
 pub fn run_engine_paced(
     engine: &Engine<Demo>,
     accounts: u64,
@@ -339,51 +366,88 @@ pub fn run_engine_paced(
     rate_per_second: u64,
     seed: u64,
 ) -> Result<PacedRun, Error> {
+    run_paced(
+        accounts,
+        commands,
+        rate_per_second,
+        seed,
+        |zipf| {
+            let (account, command) = next_command(zipf);
+            engine.submit::<Account>(account, command, CommandMeta::default())
+        },
+        |pending| pending.wait().map(drop),
+    )
+}
+
+/// `commands` commands (after `PACED_WARMUP` at the same rate) submitted at a fixed rate by `CLIENTS`
+/// threads (open loop: a late answer does not delay the next submission), each with a waiter thread that
+/// waits for each answer in order. A command's latency runs from when it was due (or from its submission,
+/// if that came earlier) to its durable answer: a client the machine ran late counts against the figure,
+/// as the raw loop's arrivals do (no coordinated omission).
+pub fn run_paced<P: Send + 'static>(
+    accounts: u64,
+    commands: u64,
+    rate_per_second: u64,
+    seed: u64,
+    submit: impl Fn(&mut Zipf) -> Result<P, Error> + Sync,
+    wait: fn(P) -> Result<(), Error>,
+) -> Result<PacedRun, Error> {
     let warmup_commands = (rate_per_second as f64 * PACED_WARMUP.as_secs_f64()) as u64;
     let per_client = (commands + warmup_commands) / CLIENTS as u64;
     let warmup_per_client = warmup_commands / CLIENTS as u64;
     let client_rate = (rate_per_second / CLIENTS as u64).max(1) as f64;
     let mut started = Instant::now();
+    let mut refused = 0;
     // (latency, counts): counts is false during the warm-up.
     let mut latencies: Vec<(u64, bool)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..CLIENTS)
             .map(|client| {
-                scope.spawn(move || -> Result<(Vec<(u64, bool)>, Instant), Error> {
-                    let (sender, receiver) = crossbeam_channel::bounded::<(Instant, bool, Pending<Account>)>(1 << 16);
+                let submit = &submit;
+                scope.spawn(move || -> Result<ClientRun, Error> {
+                    let (sender, receiver) = crossbeam_channel::bounded::<(Instant, bool, P)>(1 << 16);
                     let waiter = std::thread::spawn(move || -> Result<Vec<(u64, bool)>, Error> {
                         let mut latencies = Vec::with_capacity(per_client as usize);
-                        for (at, counts, pending) in receiver {
-                            pending.wait()?;
-                            latencies.push((at.elapsed().as_micros() as u64, counts));
+                        for (since, counts, pending) in receiver {
+                            wait(pending)?;
+                            latencies.push((since.elapsed().as_micros() as u64, counts));
                         }
                         Ok(latencies)
                     });
                     let mut zipf = Zipf::new(accounts as usize, 1.0, seed ^ ((client as u64 + 1) * 0x9e37_79b9));
                     let begin = Instant::now();
+                    let mut refused = 0;
                     for i in 0..per_client {
                         let due = begin + Duration::from_secs_f64(i as f64 / client_rate);
                         let now = Instant::now();
                         if due > now + Duration::from_micros(200) {
                             std::thread::sleep(due - now);
                         }
-                        let (account, command) = next_command(&mut zipf);
-                        let at = Instant::now();
-                        let pending = engine.submit::<Account>(account, command, CommandMeta::default())?;
-                        if sender.send((at, i >= warmup_per_client, pending)).is_err() {
+                        let since = due.min(Instant::now());
+                        let pending = match submit(&mut zipf) {
+                            Ok(pending) => pending,
+                            // Shed by the engine's latency budget or full queue: counted, not waited for.
+                            Err(Error::Overloaded { .. }) => {
+                                refused += 1;
+                                continue;
+                            }
+                            Err(error) => return Err(error),
+                        };
+                        if sender.send((since, i >= warmup_per_client, pending)).is_err() {
                             break;
                         }
                     }
                     drop(sender);
                     let measured_from = begin + Duration::from_secs_f64(warmup_per_client as f64 / client_rate);
-                    Ok((waiter.join().expect("a waiter panicked")?, measured_from))
+                    Ok(ClientRun { latencies: waiter.join().expect("a waiter panicked")?, measured_from, refused })
                 })
             })
             .collect();
         let mut all = Vec::new();
         for handle in handles {
-            let (latencies, measured_from) = handle.join().expect("a client panicked")?;
-            started = started.max(measured_from);
-            all.extend(latencies);
+            let client = handle.join().expect("a client panicked")?;
+            started = started.max(client.measured_from);
+            all.extend(client.latencies);
+            refused += client.refused;
         }
         Ok::<_, Error>(all)
     })?;
@@ -400,5 +464,5 @@ pub fn run_engine_paced(
         latency_us_p50: at(&measured, 0.5),
         latency_us_p99: at(&measured, 0.99),
     };
-    Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99) })
+    Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99), refused })
 }
