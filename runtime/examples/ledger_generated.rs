@@ -81,11 +81,7 @@ fn run(commands: u64) -> Result<(), String> {
             after.checkpoints - before.checkpoints,
         );
         // CPU time per 1,000 commands by thread kind: what each costs, whatever else the machine runs.
-        let per_thousand = |kind: &str| {
-            let used = cpu_after.iter().filter(|(name, _)| name.starts_with(kind)).map(|(_, ms)| ms).sum::<f64>()
-                - cpu_before.iter().filter(|(name, _)| name.starts_with(kind)).map(|(_, ms)| ms).sum::<f64>();
-            used * 1_000.0 / commands as f64
-        };
+        let per_thousand = |kind: &str| cpu_ms_used(&cpu_before, &cpu_after, kind) * 1_000.0 / commands as f64;
         eprintln!(
             "engine, {partitions} partition(s): CPU ms per 1,000 commands: writers {:.2}, committer {:.2}, answers {:.2}, whole process {:.2}",
             per_thousand("anthill-writer"),
@@ -100,8 +96,21 @@ fn run(commands: u64) -> Result<(), String> {
         };
         for rate in rates {
             let paced_count = paced_commands(rate);
+            let cpu_before = thread_cpu_ms();
+            let started = Instant::now();
             let paced = paced_run(&engine, paced_count, rate).map_err(|e| e.to_string())?;
+            let wall_ms = started.elapsed().as_secs_f64() * 1_000.0;
+            let cpu_after = thread_cpu_ms();
             print_paced(&format!("engine, {partitions} partition(s)"), rate, &paced);
+            // How busy the 2 cores were; the load generator's clients and waiters count in the whole process.
+            let cores = |kind: &str| cpu_ms_used(&cpu_before, &cpu_after, kind) / wall_ms;
+            eprintln!(
+                "engine, {partitions} partition(s), paced at {rate}/s: cores used: writers {:.2}, committer {:.2}, answers {:.2}, whole process {:.2}",
+                cores("anthill-writer"),
+                cores("anthill-committ"),
+                cores("anthill-answers"),
+                cores("(process)")
+            );
             if partitions == 1 {
                 let floor = raw_rows.run_paced(ACCOUNTS, paced_count, rate, 9, true).map_err(|e| e.to_string())?;
                 print_paced("raw heed loop, with the view rows", rate, &floor);
@@ -148,6 +157,13 @@ fn next_command(zipf: &mut Zipf) -> (usize, Command) {
         Command::Deposit(commands::Deposit { amount })
     };
     (account, command)
+}
+
+/// CPU milliseconds the threads whose names start with `kind` used between two `thread_cpu_ms` readings.
+fn cpu_ms_used(before: &[(String, f64)], after: &[(String, f64)], kind: &str) -> f64 {
+    let sum =
+        |cpu: &[(String, f64)]| cpu.iter().filter(|(name, _)| name.starts_with(kind)).map(|(_, ms)| ms).sum::<f64>();
+    sum(after) - sum(before)
 }
 
 /// Per thread of this process: its name and the CPU time it used so far, in milliseconds, and the whole

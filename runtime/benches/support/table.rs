@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use anthill_runtime::engine::{CommandMeta, Engine};
 use workload::{
-    engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced, setup_engine, Account, AccountCommand, Demo, Raw, Zipf,
+    engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced, setup_engine, Account,
+    AccountCommand, Demo, Raw, Zipf,
 };
 
 /// Runs the table with the arguments of the process.
