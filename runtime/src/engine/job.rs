@@ -793,6 +793,8 @@ impl<A: Aggregate> Job for CommandJob<A> {
                 recorded.clear();
                 // Moved into the answer: a preparation that fails is followed by deciding again.
                 let events = std::mem::take(events);
+                // One allocation of the right size (growing from empty would allocate room for four).
+                recorded.reserve_exact(events.len());
                 let first_seq = cx.next_seq;
                 let cached = cx.cache.slot(self.slot);
                 let mut previous_seq = cached.batch_last_seq.unwrap_or(cached.last_seq);
