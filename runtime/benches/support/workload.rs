@@ -204,10 +204,10 @@ impl Raw {
         Ok(Run { commands, elapsed, latency_us_p50: 0, latency_us_p99: 0 })
     }
 
-    /// The latency floor at a given load: the same loop (with the view rows if `rows`), fed at a fixed rate. Each batch
-    /// takes every command that has arrived by then (up to `BATCH_SIZE_MAX`) and commits durably; a command's
-    /// latency runs from its arrival to the end of that commit. One thread, no channels, no answers: what
-    /// the disk and the work cost alone. The first `PACED_WARMUP` does not count, as for the engine.
+    /// The latency floor at a given load: the same loop (with the view rows if `rows`), fed at a fixed rate.
+    /// Each batch takes every command that has arrived by then (up to `BATCH_SIZE_MAX`) and commits durably; a
+    /// command's latency runs from its arrival to the end of that commit. One thread, no channels, no answers:
+    /// what the disk and the work cost alone. The first `PACED_WARMUP` does not count, as for the engine.
     pub fn run_paced(
         &mut self,
         accounts: u64,
