@@ -72,6 +72,27 @@ fn shipments_workload_runs_and_verifies() {
 }
 
 #[test]
+fn a_paced_run_submits_on_schedule_and_reports_its_rate() {
+    // 2,000 commands at 4,000/s: the last one is due 499.75 ms after the start, so the run cannot be shorter
+    // (unpaced, this run takes a small fraction of that).
+    let options =
+        options(&["ledger", "--commands", "2000", "--accounts", "1000", "--progress", "none", "--rate", "4000"]);
+    let report = bench::run(&options).unwrap_or_else(|e| panic!("ledger: {e}"));
+    let text = report.render();
+    assert_eq!(report.tally.answered(), COMMANDS, "{text}");
+    assert!(report.ok(), "{text}");
+    assert!(report.elapsed >= std::time::Duration::from_micros(499_750), "{text}");
+    assert!(text.contains("paced at 4,000/s"), "{text}");
+}
+
+#[test]
+fn a_rate_is_refused_over_http() {
+    let options = options(&["ledger", "--http", "http://127.0.0.1:9", "--rate", "1000", "--progress", "none"]);
+    let error = bench::run(&options).map(|_| ()).unwrap_err();
+    assert!(error.contains("--rate paces in-process runs"), "{error}");
+}
+
+#[test]
 fn the_same_seed_sends_the_same_commands() {
     use bench::Workload;
     let mut a = bench::ledger::LedgerWorkload::new(7, 100);

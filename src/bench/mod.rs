@@ -50,6 +50,11 @@ pub struct Options {
     /// Commands in flight (in-process runs): submitted and not yet answered.
     #[arg(long, default_value_t = 16_384)]
     pub window: usize,
+    /// Submit at this fixed rate, in commands per second (in-process runs), instead of as fast as `--window`
+    /// allows: an open loop, whose latencies run from when each command was due, as a client sees them (a
+    /// late submission counts against it). `--window` still bounds the commands in flight.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
     /// The store's folder (in-process runs); it must be empty or absent. Default: a fresh temporary folder,
     /// removed afterwards.
     #[arg(long)]
@@ -153,7 +158,8 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
     /// HTTP status codes (HTTP runs only).
     pub statuses: BTreeMap<u16, u64>,
-    /// Submission to durable answer, in microseconds, in answer order.
+    /// Submission (in a paced run: when the command was due) to durable answer, in microseconds, in answer
+    /// order.
     pub latencies_us: Vec<u32>,
 }
 
@@ -464,10 +470,22 @@ pub fn run(options: &Options) -> Result<Report, String> {
 
 fn run_workload<W: Workload>(workload: W, options: &Options) -> Result<Report, String> {
     match &options.http {
+        Some(_) if options.rate.is_some() => {
+            Err("--rate paces in-process runs; with --http, --connections and --batch set the load".into())
+        }
         Some(url) => http::run(workload, url, options),
         None => run_in_process(workload, options),
     }
 }
+
+/// When command `index` of a run paced at `rate` per second is due, from the run's start.
+fn due_after(index: u64, rate: u64) -> Duration {
+    Duration::from_secs_f64(index as f64 / rate as f64)
+}
+
+/// A paced submitter sleeps until a command is due only when it is at least this early: shorter sleeps
+/// oversleep by more than they wait.
+const PACED_SLEEP_MIN: Duration = Duration::from_micros(200);
 
 /// The engine settings of an in-process run: queues deep enough for the window plus the processes'
 /// commands, and a latency budget the closed loop never trips (the window bounds the load instead).
@@ -574,10 +592,18 @@ fn run_in_process<W: Workload>(mut workload: W, options: &Options) -> Result<Rep
             progress.finish();
             tally
         });
-        for _ in 0..options.commands {
+        for index in 0..options.commands {
             let step = workload.next();
             let label = step.label;
-            let at = Instant::now();
+            let mut at = Instant::now();
+            if let Some(rate) = options.rate {
+                // Open loop: the latency runs from when the command was due, or from its submission if early.
+                let due = started + due_after(index, rate);
+                if due > at + PACED_SLEEP_MIN {
+                    std::thread::sleep(due - at);
+                }
+                at = due.min(Instant::now());
+            }
             let pending = submit(&engine, step);
             if sender.send((at, label, pending)).is_err() {
                 break;
@@ -619,8 +645,12 @@ fn run_in_process<W: Workload>(mut workload: W, options: &Options) -> Result<Rep
     Ok(Report {
         domain: W::D::NAME.to_owned(),
         mode: format!(
-            "in-process, {} commands, seed {}, {}{} partition(s), window {}, batch max {}",
+            "in-process, {} commands{}, seed {}, {}{} partition(s), window {}, batch max {}",
             group(options.commands),
+            match options.rate {
+                Some(rate) => format!(" paced at {}/s (latency from when each was due)", group(rate)),
+                None => String::new(),
+            },
             options.seed,
             if W::D::NAME == "exchange" {
                 format!("{} book(s), ", group(u64::from(options.books)))
