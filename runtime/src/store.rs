@@ -65,17 +65,24 @@ const META_FINGERPRINT: &[u8] = b"fingerprint";
 const META_PROGRESS: &[u8] = b"process-progress";
 const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
+/// The first event whose process reactions are sent with time-prefixed command ids (`u64` little-endian).
+const META_REACTION_IDS: &[u8] = b"reaction-ids-time-prefixed-from";
 
-/// The layout of the store as a whole (the meta record's `format`). Version 4 packs consecutive events into
+/// The layout of the store as a whole (the meta record's `format`). Version 5 sends process reactions with
+/// time-prefixed command ids ([`crate::aggregate::time_prefixed_command_id`]), so their idempotency records
+/// are not random inserts, for the events from the one its meta record `reaction-ids-time-prefixed-from`
+/// names: 1 in a store created with version 5; one past the last event in an older store when it is marked
+/// version 5, because the process runner may send the reactions to its earlier events again, and they must
+/// keep the ids they were first sent with (or they would run twice). Version 4 packs consecutive events into
 /// one log entry (see [`Store::append_events`]). Version 3 writes records and view rows behind the log, keeps
 /// the `checkpoint` they all hold, and stores each view row with the last event folded into it; its log holds
-/// one event per entry, which version 4 reads as it is, so a version 3 store is only marked version 4 when
-/// opened (a version 3 binary then refuses it, rather than misread its packs). A version 1 store wrote records
-/// and rows with every batch: it is opened as checkpointed at its last event, its rows are rewritten with that
-/// event, and it is marked version 4 too. Version 2 (records behind the log in hashed stripes, rows without
+/// one event per entry, which version 4 reads as it is, so a version 3 store is only marked version 4 (now 5)
+/// when opened (a version 3 binary then refuses it, rather than misread its packs). A version 1 store wrote
+/// records and rows with every batch: it is opened as checkpointed at its last event, its rows are rewritten
+/// with that event, and it is marked the current version too. Version 2 (records behind the log in hashed stripes, rows without
 /// their event) lived one day in development and is refused. Records the runtime encodes carry their own
 /// version ([`format::FORMAT_VERSION`]).
-pub const STORE_FORMAT_VERSION: u32 = 4;
+pub const STORE_FORMAT_VERSION: u32 = 5;
 
 /// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
 /// or why not (see [`crate::schema::upcast_plan`]).
@@ -105,6 +112,9 @@ pub struct Store {
     /// Counts the view tables cleared: a copy of view rows kept outside the store (the writers' row cache)
     /// taken at another count may hold rows the store no longer has.
     views_cleared: AtomicU64,
+    /// The first event whose process reactions are sent with time-prefixed command ids (see
+    /// `STORE_FORMAT_VERSION`).
+    reaction_ids_time_prefixed_from: u64,
 }
 
 /// A read transaction: a consistent snapshot that never blocks writers.
@@ -226,6 +236,7 @@ impl Store {
                 meta.put(&mut wtxn, META_FINGERPRINT, &fingerprint.to_le_bytes())?;
                 meta.put(&mut wtxn, META_SCHEMA, schema.join("\n").as_bytes())?;
                 meta.put(&mut wtxn, META_CHECKPOINT, &0u64.to_le_bytes())?;
+                meta.put(&mut wtxn, META_REACTION_IDS, &1u64.to_le_bytes())?;
             }
             Some(bytes) => {
                 let stored = <[u8; 4]>::try_from(bytes).map(u32::from_le_bytes).unwrap_or(u32::MAX);
@@ -247,8 +258,18 @@ impl Store {
                         }
                     }
                     meta.put(&mut wtxn, META_CHECKPOINT, &last_seq.to_le_bytes())?;
+                    meta.put(&mut wtxn, META_REACTION_IDS, &(last_seq + 1).to_le_bytes())?;
                     meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
-                } else if stored == 3 {
+                } else if stored == 3 || stored == 4 {
+                    // Reactions to the events it holds keep their hashed ids (see `STORE_FORMAT_VERSION`).
+                    let last_seq = match log.last(&wtxn)? {
+                        None => 0,
+                        Some((key, bytes)) => {
+                            let first = seq_from_key(key)?;
+                            first + log_entry(first, bytes)?.len() - 1
+                        }
+                    };
+                    meta.put(&mut wtxn, META_REACTION_IDS, &(last_seq + 1).to_le_bytes())?;
                     meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
                 } else if stored != STORE_FORMAT_VERSION {
                     return Err(Error::IncompatibleFormat { path: shown, stored, supported: STORE_FORMAT_VERSION });
@@ -295,6 +316,7 @@ impl Store {
             }
         }
         let checkpoint_seq = read_checkpoint(&meta, &wtxn)?;
+        let reaction_ids_time_prefixed_from = read_u64(&meta, &wtxn, META_REACTION_IDS)?;
         wtxn.commit()?;
         let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
         // LMDB maps an existing file at least at the size recorded in it, which may be larger than asked.
@@ -316,8 +338,15 @@ impl Store {
             commands,
             views: view_tables,
             views_cleared: AtomicU64::new(0),
+            reaction_ids_time_prefixed_from,
         };
         Ok((store, evolving))
+    }
+
+    /// The first event whose process reactions are sent with time-prefixed command ids
+    /// ([`crate::aggregate::time_prefixed_command_id`]); the reactions to earlier ones keep their hashed ids.
+    pub fn reaction_ids_time_prefixed_from(&self) -> u64 {
+        self.reaction_ids_time_prefixed_from
     }
 
     /// Records the schema the store now holds (the last step of a migration, in its transaction).
@@ -887,11 +916,17 @@ impl Store {
 }
 
 fn read_checkpoint(meta: &Table, txn: &RoTxn) -> Result<u64, Error> {
-    match meta.get(txn, META_CHECKPOINT)? {
-        None => Err(Error::Corrupt { table: "meta", at: "checkpoint".into(), message: "missing".into() }),
+    read_u64(meta, txn, META_CHECKPOINT)
+}
+
+/// A `u64` meta record, which must be there.
+fn read_u64(meta: &Table, txn: &RoTxn, key: &[u8]) -> Result<u64, Error> {
+    let at = || String::from_utf8_lossy(key).into_owned();
+    match meta.get(txn, key)? {
+        None => Err(Error::Corrupt { table: "meta", at: at(), message: "missing".into() }),
         Some(bytes) => <[u8; 8]>::try_from(bytes).map(u64::from_le_bytes).map_err(|_| Error::Corrupt {
             table: "meta",
-            at: "checkpoint".into(),
+            at: at(),
             message: format!("{} bytes, expected 8", bytes.len()),
         }),
     }

@@ -282,6 +282,76 @@ fn transfers_complete_or_refund_across_partitions_and_resume_after_restart() -> 
     Ok(())
 }
 
+/// Sends transfer `transfer` of 10 from account 20 to 21, waits for its reaction, and returns the reaction's
+/// (hashed, time-prefixed) command ids.
+fn transfer_reaction_ids(engine: &Engine<Demo>, transfer: u64) -> Result<(u128, u128), Error> {
+    let send = AccountCommand::SendTransfer { transfer, to: 21, amount: money(10) };
+    let event_id = match engine.execute::<Account>(20, send, CommandMeta::default())? {
+        Outcome::Accepted { events, .. } => events[0].event_id,
+        Outcome::Rejected(rejection) => panic!("transfer {transfer} refused: {rejection:?}"),
+    };
+    assert!(engine.wait_for_processes(Duration::from_secs(10))?);
+    let hashed = anthill_runtime::derive_command_id(event_id, "transfer", 0);
+    Ok((hashed, anthill_runtime::time_prefixed_command_id(event_id, hashed)))
+}
+
+/// Whether the store holds an idempotency record for `command_id`.
+fn recorded(engine: &Engine<Demo>, command_id: u128) -> Result<bool, Error> {
+    let txn = engine.store().read()?;
+    Ok(engine.store().command(&txn, command_id)?.is_some())
+}
+
+fn balance_of_21(engine: &Engine<Demo>) -> Result<Option<support::Money>, Error> {
+    Ok(engine.state::<Account>(&21)?.map(|s| s.state.balance))
+}
+
+#[test]
+fn reactions_are_recorded_under_time_prefixed_ids_and_keep_their_first_ids_across_the_upgrade() -> Result<(), Error> {
+    let setup = |engine: &Engine<Demo>| -> Result<(), Error> {
+        for id in [20, 21] {
+            engine.execute::<Account>(id, AccountCommand::Open, CommandMeta::default())?;
+        }
+        engine.execute::<Account>(20, AccountCommand::Deposit { amount: money(100) }, CommandMeta::default())?;
+        Ok(())
+    };
+    // A new store: every reaction's idempotency record is under its time-prefixed id.
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    setup(&engine)?;
+    let (hashed, prefixed) = transfer_reaction_ids(&engine, 1)?;
+    assert!(recorded(&engine, prefixed)? && !recorded(&engine, hashed)?);
+    drop(engine);
+
+    // A store written by a format 4 binary: hashed ids (what reopening with this meta record does).
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    engine.store().put_raw("meta", b"reaction-ids-time-prefixed-from", &u64::MAX.to_le_bytes())?;
+    drop(engine);
+    let engine = open(&dir, 1);
+    setup(&engine)?;
+    let (hashed, prefixed) = transfer_reaction_ids(&engine, 2)?;
+    assert!(recorded(&engine, hashed)? && !recorded(&engine, prefixed)?);
+    assert_eq!(balance_of_21(&engine)?, Some(money(10)));
+    drop(engine);
+    // Marked format 4, with the processes' progress back at the start so that the runner sends every
+    // reaction again once it is upgraded: the reaction to transfer 2 keeps its hashed id and runs once.
+    // (Written through a reader: a running engine's runner would store its progress again when it stops.)
+    let reader = Engine::<Demo>::open_read_only(dir.path(), test_config(1))?;
+    reader.store().put_raw("meta", b"format", &4u32.to_le_bytes())?;
+    reader.store().put_raw("meta", b"process-progress", &0u64.to_le_bytes())?;
+    drop(reader);
+    let engine = open(&dir, 1);
+    assert!(engine.wait_for_processes(Duration::from_secs(10))?);
+    assert_eq!(engine.process_error(), None);
+    assert_eq!(balance_of_21(&engine)?, Some(money(10)));
+    // The reactions to later events get time-prefixed ids.
+    let (hashed, prefixed) = transfer_reaction_ids(&engine, 3)?;
+    assert!(recorded(&engine, prefixed)? && !recorded(&engine, hashed)?);
+    assert_eq!(balance_of_21(&engine)?, Some(money(20)));
+    engine.verify()?;
+    Ok(())
+}
+
 #[test]
 fn views_follow_the_events_and_rebuild_to_the_same_rows() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
@@ -761,6 +831,6 @@ fn stores_of_formats_1_and_3_are_upgraded_when_opened() -> Result<(), Error> {
     engine.store().put_raw("meta", b"format", &2u32.to_le_bytes())?;
     drop(engine);
     let refused = Engine::<Demo>::open(dir.path(), test_config(1)).err();
-    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 4, .. })), "{refused:?}");
+    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 5, .. })), "{refused:?}");
     Ok(())
 }

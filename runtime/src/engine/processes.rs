@@ -121,6 +121,7 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
             inner.progress.store(published, Ordering::Release);
             return Ok(true);
         }
+        let time_prefixed_from = store.reaction_ids_time_prefixed_from();
         store.scan_events(&txn, progress.handled, inner.config.process_batch_max as usize, |event| {
             let entry = inner.registry.by_tag(event.envelope.tag, event.seq)?;
             // Only events some process handles (as the model's metadata lists them) are decoded.
@@ -129,9 +130,14 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
             }
             match (entry.react)(&event.to_owned()) {
                 Ok(reactions) => {
-                    let reactions = reactions
+                    let mut reactions = reactions
                         .downcast::<Vec<Reaction<D::Command>>>()
                         .expect("the registry checked that every aggregate belongs to this domain");
+                    if event.seq >= time_prefixed_from {
+                        for reaction in reactions.iter_mut() {
+                            time_prefix_ids(reaction, event.envelope.event_id);
+                        }
+                    }
                     round.extend(reactions.into_iter().map(|r| (r, event.envelope.correlation_id)));
                 }
                 // A process's arithmetic overflowed: reported, and nothing is sent for this event.
@@ -182,6 +188,16 @@ pub(super) fn process_round<D: Domain>(inner: &Inner<D>, progress: &mut Progress
         progress.stored_at = Instant::now();
     }
     Ok(true)
+}
+
+/// Gives a reaction, and the ones it sends if rejected, time-prefixed command ids (see
+/// [`crate::aggregate::time_prefixed_command_id`]): their idempotency records then land near each other.
+/// Bounded by the model: `on_rejected` nests as deep as its source does.
+fn time_prefix_ids<C>(reaction: &mut Reaction<C>, event_id: u128) {
+    reaction.command_id = crate::aggregate::time_prefixed_command_id(event_id, reaction.command_id);
+    for fallback in &mut reaction.on_rejected {
+        time_prefix_ids(fallback, event_id);
+    }
 }
 
 /// Errors a retry cannot fix (the reaction names an unknown aggregate, bad parameters...), as opposed to
