@@ -79,9 +79,9 @@ const META_REACTION_IDS: &[u8] = b"reaction-ids-time-prefixed-from";
 /// one event per entry, which version 4 reads as it is, so a version 3 store is only marked version 4 (now 5)
 /// when opened (a version 3 binary then refuses it, rather than misread its packs). A version 1 store wrote
 /// records and rows with every batch: it is opened as checkpointed at its last event, its rows are rewritten
-/// with that event, and it is marked the current version too. Version 2 (records behind the log in hashed stripes, rows without
-/// their event) lived one day in development and is refused. Records the runtime encodes carry their own
-/// version ([`format::FORMAT_VERSION`]).
+/// with that event, and it is marked the current version too. Version 2 (records behind the log in hashed
+/// stripes, rows without their event) lived one day in development and is refused. Records the runtime
+/// encodes carry their own version ([`format::FORMAT_VERSION`]).
 pub const STORE_FORMAT_VERSION: u32 = 5;
 
 /// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
