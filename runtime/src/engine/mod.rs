@@ -468,7 +468,8 @@ struct Inner<D: Domain> {
     closing: AtomicBool,
     /// Stops the process runner.
     processes_stop: AtomicBool,
-    /// Wakes the process runner after a commit (a bounded signal: one pending wake-up is enough).
+    /// Wakes the process runner after a commit holding an event some process handles (a bounded signal: one
+    /// pending wake-up is enough); otherwise the runner catches up with the log at its idle poll.
     commits: Sender<()>,
     /// The last error the process runner met (for operators and tests).
     process_error: Mutex<Option<Error>>,
