@@ -2,7 +2,8 @@
 //! hand-written stand-in: 10,000 accounts, Zipf-skewed, 60% deposits and 40% withdrawals checked against the
 //! balance and overdraft limit, next to the raw heed loop in the same run. Then the latency when commands come
 //! at a fixed rate, half the throughput just measured and `TARGET_HALF_LOAD`, next to the raw loop doing the
-//! same work fed at the same rate (the floor).
+//! same work fed at the same rate, and next to the disk's floors at that rate: the log's appends alone on
+//! LMDB, and a plain file's appends with one `fdatasync` a batch.
 //! `cargo run --release -p anthill-runtime --example ledger_generated -- [commands]`
 //! `LEDGER_PACED_RATE` paces at that rate only; `LEDGER_PACED_SECONDS` sets how long a paced run is measured.
 
@@ -22,7 +23,10 @@ use anthill_runtime::engine::{CommandMeta, Engine, Pending};
 use anthill_runtime::error::Error;
 use anthill_runtime::Decimal;
 use ledger::account::{commands, Account, Command};
-use workload::{engine_config, paced_commands, paced_rate, run_paced, PacedRun, Raw, Zipf, CLIENTS, WINDOW};
+use workload::{
+    engine_config, paced_commands, paced_file_floor, paced_log_floor, paced_rate, run_paced, PacedRun, Raw, Zipf,
+    CLIENTS, WINDOW,
+};
 
 pub const ACCOUNTS: u64 = 10_000;
 
@@ -114,6 +118,13 @@ fn run(commands: u64) -> Result<(), String> {
             if partitions == 1 {
                 let floor = raw_rows.run_paced(ACCOUNTS, paced_count, rate, 9, true).map_err(|e| e.to_string())?;
                 print_paced("raw heed loop, with the view rows", rate, &floor);
+                // What the disk alone gives at this rate: the log's appends on LMDB, and one file's appends.
+                let floor_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let log_only = paced_log_floor(floor_dir.path(), paced_count, rate).map_err(|e| e.to_string())?;
+                print_paced("LMDB log appends only", rate, &log_only);
+                let file_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let file_only = paced_file_floor(file_dir.path(), paced_count, rate).map_err(|e| e.to_string())?;
+                print_paced("file append + fdatasync", rate, &file_only);
             }
         }
     }

@@ -218,42 +218,7 @@ impl Raw {
     ) -> Result<PacedRun, heed::Error> {
         let mut zipf = Zipf::new(accounts as usize, 1.0, seed);
         let mut scratch = RawScratch::default();
-        let warmup_commands = (rate_per_second as f64 * PACED_WARMUP.as_secs_f64()) as u64;
-        let total = commands + warmup_commands;
-        let arrival = |i: u64| Duration::from_secs_f64(i as f64 / rate_per_second as f64);
-        let mut every = Vec::with_capacity(total as usize);
-        let mut measured = Vec::with_capacity(commands as usize);
-        let begin = Instant::now();
-        let mut done = 0;
-        // Bounded: every round commits at least one command or sleeps until the next one arrives.
-        while done < total {
-            let now = begin.elapsed();
-            let arrived = ((now.as_secs_f64() * rate_per_second as f64) as u64 + 1).min(total);
-            if arrived <= done {
-                let next = arrival(done);
-                if next > now + Duration::from_micros(200) {
-                    std::thread::sleep(next - now);
-                }
-                continue;
-            }
-            let batch = (arrived - done).min(u64::from(BATCH_SIZE_MAX));
-            self.commit_batch(&mut zipf, batch, rows, &mut scratch)?;
-            let committed = begin.elapsed();
-            for i in done..done + batch {
-                let latency_us = committed.saturating_sub(arrival(i)).as_micros() as u64;
-                every.push(latency_us);
-                if i >= warmup_commands {
-                    measured.push(latency_us);
-                }
-            }
-            done += batch;
-        }
-        let elapsed = begin.elapsed().saturating_sub(arrival(warmup_commands));
-        every.sort_unstable();
-        measured.sort_unstable();
-        let at = |sorted: &[u64], q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
-        let run = Run { commands, elapsed, latency_us_p50: at(&measured, 0.5), latency_us_p99: at(&measured, 0.99) };
-        Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99), refused: 0 })
+        paced_loop(commands, rate_per_second, |batch| self.commit_batch(&mut zipf, batch, rows, &mut scratch))
     }
 
     /// Decides `batch` commands of the stream, appends their events, writes each touched account's record
@@ -318,6 +283,98 @@ impl Raw {
 struct RawScratch {
     envelope: Vec<u8>,
     touched: HashMap<u64, ()>,
+}
+
+/// One thread fed at `rate_per_second`: each round takes every command that has arrived by then (up to
+/// `BATCH_SIZE_MAX`) and hands their count to `commit`, which makes them durable; a command's latency runs from
+/// its arrival to the end of that commit. The first `PACED_WARMUP` does not count, as for the engine.
+fn paced_loop<E>(
+    commands: u64,
+    rate_per_second: u64,
+    mut commit: impl FnMut(u64) -> Result<(), E>,
+) -> Result<PacedRun, E> {
+    let warmup_commands = (rate_per_second as f64 * PACED_WARMUP.as_secs_f64()) as u64;
+    let total = commands + warmup_commands;
+    let arrival = |i: u64| Duration::from_secs_f64(i as f64 / rate_per_second as f64);
+    let mut every = Vec::with_capacity(total as usize);
+    let mut measured = Vec::with_capacity(commands as usize);
+    let begin = Instant::now();
+    let mut done = 0;
+    // Bounded: every round commits at least one command or sleeps until the next one arrives.
+    while done < total {
+        let now = begin.elapsed();
+        let arrived = ((now.as_secs_f64() * rate_per_second as f64) as u64 + 1).min(total);
+        if arrived <= done {
+            let next = arrival(done);
+            if next > now + Duration::from_micros(200) {
+                std::thread::sleep(next - now);
+            }
+            continue;
+        }
+        let batch = (arrived - done).min(u64::from(BATCH_SIZE_MAX));
+        commit(batch)?;
+        let committed = begin.elapsed();
+        for i in done..done + batch {
+            let latency_us = committed.saturating_sub(arrival(i)).as_micros() as u64;
+            every.push(latency_us);
+            if i >= warmup_commands {
+                measured.push(latency_us);
+            }
+        }
+        done += batch;
+    }
+    let elapsed = begin.elapsed().saturating_sub(arrival(warmup_commands));
+    every.sort_unstable();
+    measured.sort_unstable();
+    let at = |sorted: &[u64], q: f64| sorted.get(((sorted.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    let run = Run { commands, elapsed, latency_us_p50: at(&measured, 0.5), latency_us_p99: at(&measured, 0.99) };
+    Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99), refused: 0 })
+}
+
+/// The bytes a floor run records per command: about a ledger event with its envelope.
+const FLOOR_EVENT_BYTES: usize = 110;
+
+/// The disk's floor on LMDB at a given load: [`paced_loop`] where a commit only appends the batch's events to
+/// a log, packed as the engine packs them (up to `LOG_PACK_BYTES_MAX` bytes an entry, keyed by the first
+/// sequence number), and syncs (LMDB's default: data pages, then the meta page). No state, no records, no
+/// rows: what any store on LMDB pays for a durable batch of events, and no more.
+pub fn paced_log_floor(path: &Path, commands: u64, rate_per_second: u64) -> Result<PacedRun, heed::Error> {
+    std::fs::create_dir_all(path)?;
+    let mut options = heed::EnvOpenOptions::new();
+    options.map_size(4 << 30).max_dbs(1);
+    // SAFETY: the floor run owns this directory and opens it once.
+    let env = unsafe { options.open(path) }?;
+    let mut txn = env.write_txn()?;
+    let log: heed::Database<heed::types::Bytes, heed::types::Bytes> = env.create_database(&mut txn, Some("log"))?;
+    txn.commit()?;
+    let per_pack = (anthill_runtime::format::LOG_PACK_BYTES_MAX / FLOOR_EVENT_BYTES).max(1) as u64;
+    let pack = vec![0xEA; per_pack as usize * FLOOR_EVENT_BYTES];
+    let mut next_seq = 1u64;
+    paced_loop(commands, rate_per_second, |batch| {
+        let mut txn = env.write_txn()?;
+        let mut left = batch;
+        while left > 0 {
+            let count = left.min(per_pack);
+            let bytes = &pack[..count as usize * FLOOR_EVENT_BYTES];
+            log.put_with_flags(&mut txn, heed::PutFlags::APPEND, &next_seq.to_be_bytes(), bytes)?;
+            next_seq += count;
+            left -= count;
+        }
+        txn.commit()
+    })
+}
+
+/// The disk's floor without LMDB: [`paced_loop`] where a commit appends the batch's events to a plain file and
+/// calls `fdatasync` once: a write-ahead log's one sync per batch, the least a durable answer costs here.
+pub fn paced_file_floor(path: &Path, commands: u64, rate_per_second: u64) -> std::io::Result<PacedRun> {
+    use std::io::Write;
+    std::fs::create_dir_all(path)?;
+    let mut file = std::fs::File::create(path.join("floor.log"))?;
+    let bytes = vec![0xEA; BATCH_SIZE_MAX as usize * FLOOR_EVENT_BYTES];
+    paced_loop(commands, rate_per_second, |batch| {
+        file.write_all(&bytes[..batch as usize * FLOOR_EVENT_BYTES])?;
+        file.sync_data()
+    })
 }
 
 /// How long a paced run submits before its latencies count: the first moments after a closed-loop run or
