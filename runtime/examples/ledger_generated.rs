@@ -118,10 +118,16 @@ fn run(commands: u64) -> Result<(), String> {
             if partitions == 1 {
                 let floor = raw_rows.run_paced(ACCOUNTS, paced_count, rate, 9, true).map_err(|e| e.to_string())?;
                 print_paced("raw heed loop, with the view rows", rate, &floor);
-                // What the disk alone gives at this rate: the log's appends on LMDB, and one file's appends.
+                // What the disk alone gives at this rate: the log's appends on LMDB, and one file's appends;
+                // and the CPU their syncs cost (the engine's threads are idle meanwhile).
                 let floor_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                let cpu_before = thread_cpu_ms();
+                let started = Instant::now();
                 let log_only = paced_log_floor(floor_dir.path(), paced_count, rate).map_err(|e| e.to_string())?;
+                let cores = cpu_ms_used(&cpu_before, &thread_cpu_ms(), "(process)")
+                    / (started.elapsed().as_secs_f64() * 1_000.0);
                 print_paced("LMDB log appends only", rate, &log_only);
+                eprintln!("LMDB log appends only, paced at {rate}/s: cores used: whole process {cores:.2}");
                 let file_dir = tempfile::tempdir().map_err(|e| e.to_string())?;
                 let file_only = paced_file_floor(file_dir.path(), paced_count, rate).map_err(|e| e.to_string())?;
                 print_paced("file append + fdatasync", rate, &file_only);
