@@ -47,6 +47,9 @@ pub const BATCH_BODY_BYTES_MAX: usize = 1024 * 1024;
 pub struct RequestMeta {
     /// From `Idempotency-Key`, hashed to 128 bits.
     pub command_id: Option<u128>,
+    /// The millisecond time of an `Idempotency-Key` that is a UUIDv7: the engine may record the command under
+    /// a time-prefixed id instead (see `anthill_runtime::key_time_prefixed_command_id`).
+    pub key_time_ms: Option<u64>,
     /// From `Expected-Version`.
     pub expected_version: Option<u64>,
 }
@@ -262,6 +265,25 @@ pub fn command_id_of(key: &str) -> u128 {
     hash
 }
 
+/// The 48-bit millisecond time of a key that is a UUIDv7 in its text form (`xxxxxxxx-xxxx-7xxx-Nxxx-xxxxxxxxxxxx`,
+/// hex digits in either case, `N` one of 8, 9, a, b); `None` for any other key.
+pub fn uuid_v7_time_ms(key: &str) -> Option<u64> {
+    let bytes = key.as_bytes();
+    if bytes.len() != 36 {
+        return None;
+    }
+    for (at, &byte) in bytes.iter().enumerate() {
+        let hyphen = matches!(at, 8 | 13 | 18 | 23);
+        if hyphen != (byte == b'-') || (!hyphen && !byte.is_ascii_hexdigit()) {
+            return None;
+        }
+    }
+    if bytes[14] != b'7' || !matches!(bytes[19].to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b') {
+        return None;
+    }
+    u64::from_str_radix(&format!("{}{}", &key[0..8], &key[9..13]), 16).ok()
+}
+
 fn request_meta(headers: &HeaderMap) -> Result<RequestMeta, ApiError> {
     let mut meta = RequestMeta::default();
     if let Some(value) = headers.get("idempotency-key") {
@@ -410,6 +432,7 @@ async fn send_command(
     if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         let body_text = String::from_utf8_lossy(&body);
         meta.command_id = Some(scoped_command_id(&domain, &aggregate, &id, &command, key, &body_text));
+        meta.key_time_ms = uuid_v7_time_ms(key);
     }
     let body = normalized.unwrap_or(body);
     // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
@@ -448,7 +471,7 @@ fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchIte
         )
     })?;
     find_command(meta_domain, &item.aggregate, &item.command)?;
-    let mut meta = RequestMeta { command_id: None, expected_version: item.expected_version };
+    let mut meta = RequestMeta { command_id: None, key_time_ms: None, expected_version: item.expected_version };
     let (body, body_text) = match item.body.take() {
         None | Some(Value::Null) => (Bytes::new(), String::new()),
         Some(mut value @ Value::Object(_)) => {
@@ -471,6 +494,7 @@ fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchIte
         }
         meta.command_id =
             Some(scoped_command_id(meta_domain.name, &item.aggregate, &item.id, &item.command, key, &body_text));
+        meta.key_time_ms = uuid_v7_time_ms(key);
     }
     Ok((item, body, meta))
 }
@@ -960,4 +984,31 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(key: &str, expected: Option<u64>) {
+        assert_eq!(uuid_v7_time_ms(key), expected, "{key}");
+    }
+
+    #[test]
+    fn uuid_v7_keys_give_their_millisecond_time_and_other_keys_none() {
+        check("0190a1b2-c3d4-7abc-8def-0123456789ab", Some(0x0190_a1b2_c3d4));
+        check("0190A1B2-C3D4-7ABC-BDEF-0123456789AB", Some(0x0190_a1b2_c3d4));
+        check("ffffffff-ffff-7fff-9fff-ffffffffffff", Some(0xffff_ffff_ffff));
+        // Another version, another variant, another length or layout, not hex.
+        check("0190a1b2-c3d4-4abc-8def-0123456789ab", None);
+        check("0190a1b2-c3d4-7abc-cdef-0123456789ab", None);
+        check("0190a1b2-c3d4-7abc-7def-0123456789ab", None);
+        check("0190a1b2c3d47abc8def0123456789ab", None);
+        check("0190a1b2-c3d4-7abc-8def-0123456789ab0", None);
+        check("0190a1b2c-3d4-7abc-8def-0123456789ab", None);
+        check("0190a1b2-c3d4-7abc-8def-0123456789ag", None);
+        check("+190a1b2-c3d4-7abc-8def-0123456789ab", None);
+        check("pay-7", None);
+        check("", None);
+    }
 }

@@ -234,7 +234,8 @@ fn aggregate_paths(domain: &DomainMeta, aggregate: &AggregateMeta, paths: &mut M
                 id_parameter(aggregate),
                 {"name": "Idempotency-Key", "in": "header", "required": false,
                  "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                 "description": "a retry of this request (same path and body) with the same key returns the first answer and runs nothing"},
+                 "description": "a retry of this request (same path and body) with the same key returns the first answer and runs nothing; \
+                                 a UUIDv7 key is cheapest to store (its records keep their time order), any other key is hashed"},
                 {"name": "Expected-Version", "in": "header", "required": false,
                  "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
                  "description": "refuse with 409 version-conflict unless the instance is at this version"}
@@ -290,7 +291,8 @@ fn batch_path(domain: &DomainMeta, paths: &mut Map<String, Value>) {
                     "body": body,
                     "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$",
                         "description": "as the Idempotency-Key header of the single route: a retry of this item \
-                                        (same command, instance and body) returns the first answer and runs nothing"},
+                                        (same command, instance and body) returns the first answer and runs nothing; \
+                                        a UUIDv7 key is cheapest to store"},
                     "expected_version": {"type": "integer", "minimum": 0, "maximum": u64::MAX,
                         "description": "as the Expected-Version header of the single route"}
                 }

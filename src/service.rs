@@ -104,6 +104,8 @@ pub struct DomainEngine {
     last_seq: LastSeqFn,
     rebuild_view: RebuildFn,
     figures: FiguresFn,
+    /// The store's `Store::key_ids_time_prefixed_from_ms`: fixed once the store is open.
+    key_ids_time_prefixed_from_ms: u64,
 }
 
 fn last_seq_erased<D: Domain>(engine: &dyn Any) -> Result<u64, Error> {
@@ -213,6 +215,7 @@ impl DomainEngine {
     fn erase<D: Domain>(engine: Engine<D>) -> DomainEngine {
         let mut collect = Collect(Vec::new());
         D::for_each_aggregate(&mut collect);
+        let key_ids_time_prefixed_from_ms = engine.store().key_ids_time_prefixed_from_ms();
         DomainEngine {
             meta: D::meta(),
             engine: Some(Box::new(engine)),
@@ -225,6 +228,7 @@ impl DomainEngine {
             last_seq: last_seq_erased::<D>,
             rebuild_view: rebuild_erased::<D>,
             figures: figures_erased::<D>,
+            key_ids_time_prefixed_from_ms,
         }
     }
 
@@ -354,11 +358,14 @@ impl Backend for Engines {
         meta: RequestMeta,
     ) -> Result<PendingReply, BackendError> {
         let d = self.domain(domain)?;
-        let meta = CommandMeta {
-            command_id: meta.command_id,
-            expected_version: meta.expected_version,
-            ..CommandMeta::default()
+        let command_id = match (meta.command_id, meta.key_time_ms) {
+            // A UUIDv7 key as new as the store's mapping: its records arrive in about the order of their ids.
+            (Some(hashed), Some(time_ms)) if time_ms >= d.key_ids_time_prefixed_from_ms => {
+                Some(anthill_runtime::key_time_prefixed_command_id(time_ms, hashed))
+            }
+            (command_id, _) => command_id,
         };
+        let meta = CommandMeta { command_id, expected_version: meta.expected_version, ..CommandMeta::default() };
         let pending = (d.submit)(d.engine()?, aggregate, id, command, body, meta).map_err(backend_error)?;
         let (domain, aggregate, id) = (d.meta.name, aggregate.to_owned(), id.to_owned());
         Ok(Box::pin(async move {

@@ -181,6 +181,74 @@ async fn a_retried_request_returns_the_first_answer_and_runs_once() {
     assert_eq!(state["version"], 2);
 }
 
+/// The `command_id` of the last event of `acc-1`, as the changes feed shows it.
+async fn last_command_id(s: &Server) -> String {
+    let (_, events) = s.call("GET", "/ledger/account/acc-1/events", &[], "").await;
+    let last = events["events"].as_array().and_then(|events| events.last()).cloned().unwrap_or_default();
+    let (_, feed) =
+        s.call("GET", &format!("/ledger/events?since={}", last["seq"].as_u64().unwrap() - 1), &[], "").await;
+    feed["events"][0]["command_id"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A deposit of 1 to `acc-1` under this idempotency key, sent twice: it must run once, and `expected_prefix`
+/// says what the first 12 hex digits of its command id are (`None`: anything but the key's).
+async fn deposit_twice(s: &Server, key: &str, balance: &str, expected_prefix: Option<&str>) {
+    let body = json!({"amount": 1}).to_string();
+    let first = s.call("POST", "/ledger/account/acc-1/deposit", &[JSON, ("idempotency-key", key)], &body).await;
+    let second = s.call("POST", "/ledger/account/acc-1/deposit", &[JSON, ("idempotency-key", key)], &body).await;
+    assert_eq!(first.0, StatusCode::OK, "{key}: {}", first.1);
+    assert_eq!(first, second, "{key}: the same answer");
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!(state["state"]["balance"], balance, "{key}: ran once: {state}");
+    let command_id = last_command_id(s).await.replace('-', "");
+    let key_prefix = key.replace('-', "")[..12].to_ascii_lowercase();
+    match expected_prefix {
+        Some(prefix) => assert_eq!(&command_id[..12], prefix, "{key}: {command_id}"),
+        None => assert_ne!(command_id[..12], key_prefix, "{key}: {command_id}"),
+    }
+}
+
+#[tokio::test]
+async fn uuid_v7_idempotency_keys_are_recorded_under_time_prefixed_ids_once_the_store_maps_them() {
+    let s = Server::start(vec![]);
+    s.post("/ledger/account/acc-1/open", json!({"owner": "ann", "overdraft-limit": 0})).await;
+    // A new store: a UUIDv7 key (either case) keeps its time prefix, so its record is not a random insert.
+    let v7 = "0190A1B2-C3D4-7abc-9def-0123456789ab";
+    deposit_twice(&s, v7, "1.00", Some("0190a1b2c3d4")).await;
+    // The same key for another request is another command, under another id with the same time prefix.
+    let (status, _) =
+        s.call("POST", "/ledger/account/acc-1/deposit", &[JSON, ("idempotency-key", v7)], "{\"amount\": 2}").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, state) = s.call("GET", "/ledger/account/acc-1", &[], "").await;
+    assert_eq!(state["state"]["balance"], "3.00", "{state}");
+    // Other keys are hashed: a UUIDv4, a UUIDv7 with a wrong variant, any string.
+    deposit_twice(&s, "0190a1b2-c3d4-4abc-9def-0123456789ab", "4.00", None).await;
+    deposit_twice(&s, "0190a1b2-c3d4-7abc-cdef-0123456789ab", "5.00", None).await;
+    deposit_twice(&s, "0190a1b2c3d4-7abc-9def-0123456789ab-", "6.00", None).await;
+    let dir = s.stop();
+
+    // The same store as an older format left it: marked format 6 on opening, its clients' UUIDv7 keys keep
+    // their hashed ids for a day (a request sent before the upgrade is retried with its old id), and
+    // newer ones are time-prefixed.
+    let store = dir.path().join("ledger");
+    let reader = anthill_runtime::engine::Engine::<anthill::ledger::Ledger>::open_read_only(
+        &store,
+        anthill_runtime::engine::Config::default(),
+    )
+    .expect("the store opens for reads");
+    reader.store().put_raw("meta", b"format", &5u32.to_le_bytes()).expect("the meta record is written");
+    drop(reader);
+    let s = Server::start_in(dir, vec![]);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let v7_at = |ms: u64| {
+        let h = format!("{ms:012x}");
+        format!("{}-{}-7000-8000-000000000001", &h[..8], &h[8..])
+    };
+    deposit_twice(&s, &v7_at(now_ms), "7.00", None).await;
+    let later = v7_at(now_ms + 2 * 24 * 60 * 60 * 1_000);
+    deposit_twice(&s, &later, "8.00", Some(&later.replace('-', "")[..12])).await;
+}
+
 #[tokio::test]
 async fn expected_versions_guard_read_then_write() {
     let s = Server::start(vec![]);

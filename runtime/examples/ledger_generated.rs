@@ -6,6 +6,7 @@
 //! LMDB, and a plain file's appends with one `fdatasync` a batch.
 //! `cargo run --release -p anthill-runtime --example ledger_generated -- [commands]`
 //! `LEDGER_PACED_RATE` paces at that rate only; `LEDGER_PACED_SECONDS` sets how long a paced run is measured.
+//! `LEDGER_COMMAND_IDS=time-ordered` or `random` gives the engine's commands idempotency keys (see `command_meta`).
 
 // Not every generated item is used here.
 #[allow(dead_code)]
@@ -19,7 +20,7 @@ pub mod workload;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use anthill_runtime::engine::{CommandMeta, Engine, Pending};
+use anthill_runtime::engine::{CommandMeta, Engine, Pending, Stats, COMMIT_US_BUCKETS};
 use anthill_runtime::error::Error;
 use anthill_runtime::Decimal;
 use ledger::account::{commands, Account, Command};
@@ -101,11 +102,18 @@ fn run(commands: u64) -> Result<(), String> {
         for rate in rates {
             let paced_count = paced_commands(rate);
             let cpu_before = thread_cpu_ms();
+            let stats_before = engine.stats();
             let started = Instant::now();
             let paced = paced_run(&engine, paced_count, rate).map_err(|e| e.to_string())?;
             let wall_ms = started.elapsed().as_secs_f64() * 1_000.0;
             let cpu_after = thread_cpu_ms();
+            let stats_after = engine.stats();
             print_paced(&format!("engine, {partitions} partition(s)"), rate, &paced);
+            print_batches(
+                &format!("engine, {partitions} partition(s), paced at {rate}/s"),
+                &stats_before,
+                &stats_after,
+            );
             // How busy the 2 cores were; the load generator's clients and waiters count in the whole process.
             let cores = |kind: &str| cpu_ms_used(&cpu_before, &cpu_after, kind) / wall_ms;
             eprintln!(
@@ -137,6 +145,30 @@ fn run(commands: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// What the batches of a run were like: their size, and how long their steps took (means), and how the
+/// commits' durations spread.
+fn print_batches(runner: &str, before: &Stats, after: &Stats) {
+    let batches = (after.batches - before.batches).max(1);
+    let histogram: Vec<String> = COMMIT_US_BUCKETS
+        .iter()
+        .map(|bound| format!("<={bound}"))
+        .chain(std::iter::once("more".to_owned()))
+        .zip(after.commit_us_histogram.iter().zip(before.commit_us_histogram.iter()))
+        .filter(|(_, (after, before))| *after > *before)
+        .map(|(bucket, (after, before))| format!("{bucket}: {}", after - before))
+        .collect();
+    eprintln!(
+        "{runner}: {} batches, {:.0} commands per batch; per batch: decide {} us, write {} us, commit {} us; {} checkpoint steps; commits by us: {}",
+        after.batches - before.batches,
+        (after.commands - before.commands) as f64 / batches as f64,
+        (after.decide_us - before.decide_us) / batches,
+        (after.write_us - before.write_us) / batches,
+        (after.commit_us - before.commit_us) / batches,
+        after.checkpoints - before.checkpoints,
+        histogram.join(", "),
+    );
+}
+
 fn print_paced(runner: &str, rate: u64, paced: &PacedRun) {
     let refused = if paced.refused > 0 { format!(", {} refused as overloaded", paced.refused) } else { String::new() };
     println!(
@@ -158,7 +190,7 @@ fn paced_run(engine: &Engine<ledger::Ledger>, commands: u64, rate: u64) -> Resul
         9,
         |zipf| {
             let (account, command) = next_command(zipf);
-            engine.submit::<Account>(ids[account].clone(), command, CommandMeta::default())
+            engine.submit::<Account>(ids[account].clone(), command, command_meta(zipf))
         },
         |pending| pending.wait().map(drop),
     )
@@ -244,7 +276,7 @@ pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error>
                         window.push_back(engine.submit::<Account>(
                             ids[account].clone(),
                             command,
-                            CommandMeta::default(),
+                            command_meta(&mut zipf),
                         )?);
                     }
                     for p in window {
@@ -261,3 +293,18 @@ pub fn load(engine: &Engine<ledger::Ledger>, commands: u64) -> Result<(), Error>
         Ok(())
     })
 }
+
+/// What the runs' commands carry as their idempotency key (`LEDGER_COMMAND_IDS`): none (the default), a
+/// time-ordered id (`time-ordered`: `new_id`, UUIDv7-like, as the HTTP server makes of a UUIDv7
+/// `Idempotency-Key`), or a random one (`random`: as a UUIDv4 key, or any other string, hashed).
+fn command_meta(zipf: &mut Zipf) -> CommandMeta {
+    let command_id = match COMMAND_IDS.get_or_init(|| std::env::var("LEDGER_COMMAND_IDS").unwrap_or_default()).as_str()
+    {
+        "time-ordered" => Some(anthill_runtime::engine::new_id()),
+        "random" => Some((u128::from(zipf.next_u64()) << 64) | u128::from(zipf.next_u64())),
+        _ => None,
+    };
+    CommandMeta { command_id, ..CommandMeta::default() }
+}
+
+static COMMAND_IDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();

@@ -11,9 +11,9 @@ pub mod testing;
 pub mod value;
 
 pub use aggregate::{
-    derive_command_id, time_prefixed_command_id, Aggregate, AggregateVisitor, CommandError, CommandId, CommandName,
-    CommandVisitor, Context, Domain, DomainCommand, DomainVisitor, EventContext, EventId, EventName, Key, KeyError,
-    Reaction, Refused, Rejection, ViewError, ViewTables,
+    derive_command_id, key_time_prefixed_command_id, time_prefixed_command_id, Aggregate, AggregateVisitor,
+    CommandError, CommandId, CommandName, CommandVisitor, Context, Domain, DomainCommand, DomainVisitor, EventContext,
+    EventId, EventName, Key, KeyError, Reaction, Refused, Rejection, ViewError, ViewTables,
 };
 pub use codec::DecodeError;
 pub use value::{ArithmeticError, Decimal, Timestamp};

@@ -67,8 +67,22 @@ const META_SCHEMA: &[u8] = b"schema";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 /// The first event whose process reactions are sent with time-prefixed command ids (`u64` little-endian).
 const META_REACTION_IDS: &[u8] = b"reaction-ids-time-prefixed-from";
+/// The Unix time in milliseconds from which a client's UUIDv7 idempotency key is recorded under a
+/// time-prefixed command id (`u64` little-endian; see [`Store::key_ids_time_prefixed_from_ms`]).
+const META_KEY_IDS: &[u8] = b"key-ids-time-prefixed-from-ms";
 
-/// The layout of the store as a whole (the meta record's `format`). Version 5 sends process reactions with
+/// How long after an upgrade to format 6 a client's UUIDv7 idempotency key starts to get a time-prefixed id:
+/// a request sent before the upgrade (whose key is older) and retried after it must keep its hashed id, and a
+/// client's clock may run ahead of the server's.
+pub const KEY_IDS_UPGRADE_MARGIN_MS: u64 = 24 * 60 * 60 * 1_000;
+
+/// The layout of the store as a whole (the meta record's `format`). Version 6 records, in the meta record
+/// `key-ids-time-prefixed-from-ms`, from when a client's idempotency key that is a UUIDv7 is recorded under a
+/// time-prefixed command id (the key's 48-bit millisecond time, then the low 80 bits of its hashed id: see
+/// [`Store::key_ids_time_prefixed_from_ms`]), so that such keys are not random inserts into `commands`: 0 in a
+/// store created with version 6; [`KEY_IDS_UPGRADE_MARGIN_MS`] after the moment an older store is marked
+/// version 6, so that a request sent before (its retry must keep the hashed id it was recorded under) is not
+/// taken for a new one. Version 5 sends process reactions with
 /// time-prefixed command ids ([`crate::aggregate::time_prefixed_command_id`]), so their idempotency records
 /// are not random inserts, for the events from the one its meta record `reaction-ids-time-prefixed-from`
 /// names: 1 in a store created with version 5; one past the last event in an older store when it is marked
@@ -76,13 +90,13 @@ const META_REACTION_IDS: &[u8] = b"reaction-ids-time-prefixed-from";
 /// keep the ids they were first sent with (or they would run twice). Version 4 packs consecutive events into
 /// one log entry (see [`Store::append_events`]). Version 3 writes records and view rows behind the log, keeps
 /// the `checkpoint` they all hold, and stores each view row with the last event folded into it; its log holds
-/// one event per entry, which version 4 reads as it is, so a version 3 store is only marked version 4 (now 5)
+/// one event per entry, which version 4 reads as it is, so a version 3 store is only marked version 4 (now 6)
 /// when opened (a version 3 binary then refuses it, rather than misread its packs). A version 1 store wrote
 /// records and rows with every batch: it is opened as checkpointed at its last event, its rows are rewritten
 /// with that event, and it is marked the current version too. Version 2 (records behind the log in hashed
 /// stripes, rows without their event) lived one day in development and is refused. Records the runtime
 /// encodes carry their own version ([`format::FORMAT_VERSION`]).
-pub const STORE_FORMAT_VERSION: u32 = 5;
+pub const STORE_FORMAT_VERSION: u32 = 6;
 
 /// Decides whether a store of another schema (its stored description given) is opened for migration: `Ok`,
 /// or why not (see [`crate::schema::upcast_plan`]).
@@ -115,6 +129,8 @@ pub struct Store {
     /// The first event whose process reactions are sent with time-prefixed command ids (see
     /// `STORE_FORMAT_VERSION`).
     reaction_ids_time_prefixed_from: u64,
+    /// See [`Store::key_ids_time_prefixed_from_ms`].
+    key_ids_time_prefixed_from_ms: u64,
 }
 
 /// A read transaction: a consistent snapshot that never blocks writers.
@@ -237,6 +253,7 @@ impl Store {
                 meta.put(&mut wtxn, META_SCHEMA, schema.join("\n").as_bytes())?;
                 meta.put(&mut wtxn, META_CHECKPOINT, &0u64.to_le_bytes())?;
                 meta.put(&mut wtxn, META_REACTION_IDS, &1u64.to_le_bytes())?;
+                meta.put(&mut wtxn, META_KEY_IDS, &0u64.to_le_bytes())?;
             }
             Some(bytes) => {
                 let stored = <[u8; 4]>::try_from(bytes).map(u32::from_le_bytes).unwrap_or(u32::MAX);
@@ -259,6 +276,7 @@ impl Store {
                     }
                     meta.put(&mut wtxn, META_CHECKPOINT, &last_seq.to_le_bytes())?;
                     meta.put(&mut wtxn, META_REACTION_IDS, &(last_seq + 1).to_le_bytes())?;
+                    meta.put(&mut wtxn, META_KEY_IDS, &key_ids_upgraded_from_ms().to_le_bytes())?;
                     meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
                 } else if stored == 3 || stored == 4 {
                     // Reactions to the events it holds keep their hashed ids (see `STORE_FORMAT_VERSION`).
@@ -270,6 +288,11 @@ impl Store {
                         }
                     };
                     meta.put(&mut wtxn, META_REACTION_IDS, &(last_seq + 1).to_le_bytes())?;
+                    meta.put(&mut wtxn, META_KEY_IDS, &key_ids_upgraded_from_ms().to_le_bytes())?;
+                    meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
+                } else if stored == 5 {
+                    // Its clients' keys keep their hashed ids for a while (see `STORE_FORMAT_VERSION`).
+                    meta.put(&mut wtxn, META_KEY_IDS, &key_ids_upgraded_from_ms().to_le_bytes())?;
                     meta.put(&mut wtxn, META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes())?;
                 } else if stored != STORE_FORMAT_VERSION {
                     return Err(Error::IncompatibleFormat { path: shown, stored, supported: STORE_FORMAT_VERSION });
@@ -317,6 +340,7 @@ impl Store {
         }
         let checkpoint_seq = read_checkpoint(&meta, &wtxn)?;
         let reaction_ids_time_prefixed_from = read_u64(&meta, &wtxn, META_REACTION_IDS)?;
+        let key_ids_time_prefixed_from_ms = read_u64(&meta, &wtxn, META_KEY_IDS)?;
         wtxn.commit()?;
         let config = StoreConfig { map_size_bytes, map_size_max_bytes, max_readers: config.max_readers };
         // LMDB maps an existing file at least at the size recorded in it, which may be larger than asked.
@@ -339,6 +363,7 @@ impl Store {
             views: view_tables,
             views_cleared: AtomicU64::new(0),
             reaction_ids_time_prefixed_from,
+            key_ids_time_prefixed_from_ms,
         };
         Ok((store, evolving))
     }
@@ -347,6 +372,13 @@ impl Store {
     /// ([`crate::aggregate::time_prefixed_command_id`]); the reactions to earlier ones keep their hashed ids.
     pub fn reaction_ids_time_prefixed_from(&self) -> u64 {
         self.reaction_ids_time_prefixed_from
+    }
+
+    /// The Unix time in milliseconds from which a client's idempotency key that is a UUIDv7 is recorded under
+    /// a time-prefixed command id ([`crate::aggregate::key_time_prefixed_command_id`]); a key with an earlier
+    /// time keeps its hashed id. 0 for a store created with format 6 (see `STORE_FORMAT_VERSION`).
+    pub fn key_ids_time_prefixed_from_ms(&self) -> u64 {
+        self.key_ids_time_prefixed_from_ms
     }
 
     /// Records the schema the store now holds (the last step of a migration, in its transaction).
@@ -920,6 +952,15 @@ fn read_checkpoint(meta: &Table, txn: &RoTxn) -> Result<u64, Error> {
 }
 
 /// A `u64` meta record, which must be there.
+/// `key-ids-time-prefixed-from-ms` for a store marked format 6 now: [`KEY_IDS_UPGRADE_MARGIN_MS`] from now.
+fn key_ids_upgraded_from_ms() -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_millis().min(u128::from(u64::MAX)) as u64)
+        .unwrap_or(0);
+    now_ms.saturating_add(KEY_IDS_UPGRADE_MARGIN_MS)
+}
+
 fn read_u64(meta: &Table, txn: &RoTxn, key: &[u8]) -> Result<u64, Error> {
     let at = || String::from_utf8_lossy(key).into_owned();
     match meta.get(txn, key)? {

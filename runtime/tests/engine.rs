@@ -306,6 +306,29 @@ fn balance_of_21(engine: &Engine<Demo>) -> Result<Option<support::Money>, Error>
 }
 
 #[test]
+fn client_key_ids_are_time_prefixed_from_the_start_in_a_new_store_and_a_day_after_an_upgrade() -> Result<(), Error> {
+    let now_ms = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+    };
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    assert_eq!(engine.store().key_ids_time_prefixed_from_ms(), 0);
+    // Marked format 6 when opened: from a day later on, and the moment stays where it was set.
+    engine.store().put_raw("meta", b"format", &5u32.to_le_bytes())?;
+    drop(engine);
+    let before_ms = now_ms();
+    let engine = open(&dir, 1);
+    let from_ms = engine.store().key_ids_time_prefixed_from_ms();
+    let margin_ms = anthill_runtime::store::KEY_IDS_UPGRADE_MARGIN_MS;
+    assert!((before_ms + margin_ms..=now_ms() + margin_ms).contains(&from_ms), "{from_ms}");
+    drop(engine);
+    std::thread::sleep(Duration::from_millis(5));
+    let engine = open(&dir, 1);
+    assert_eq!(engine.store().key_ids_time_prefixed_from_ms(), from_ms);
+    Ok(())
+}
+
+#[test]
 fn reactions_are_recorded_under_time_prefixed_ids_and_keep_their_first_ids_across_the_upgrade() -> Result<(), Error> {
     let setup = |engine: &Engine<Demo>| -> Result<(), Error> {
         for id in [20, 21] {
@@ -831,6 +854,6 @@ fn stores_of_formats_1_and_3_are_upgraded_when_opened() -> Result<(), Error> {
     engine.store().put_raw("meta", b"format", &2u32.to_le_bytes())?;
     drop(engine);
     let refused = Engine::<Demo>::open(dir.path(), test_config(1)).err();
-    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 5, .. })), "{refused:?}");
+    assert!(matches!(refused, Some(Error::IncompatibleFormat { stored: 2, supported: 6, .. })), "{refused:?}");
     Ok(())
 }
