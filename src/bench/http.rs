@@ -77,19 +77,57 @@ async fn connect(target: &Target) -> Result<Connection, String> {
     Ok(Connection { sender })
 }
 
+/// Which `Idempotency-Key` each command is sent with (`--idempotency-keys`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keys {
+    None,
+    UuidV7,
+    UuidV4,
+}
+
+impl Keys {
+    fn of(option: &str) -> Keys {
+        match option {
+            "uuid-v7" => Keys::UuidV7,
+            "uuid-v4" => Keys::UuidV4,
+            _ => Keys::None,
+        }
+    }
+
+    /// A fresh key of this kind, in the UUID text form; `None` for `Keys::None`.
+    fn next(self, rng: &mut super::rng::Rng) -> Option<String> {
+        let random = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+        let (version, time_ms) = match self {
+            Keys::None => return None,
+            Keys::UuidV7 => {
+                let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                (7u128, since.as_millis() & ((1 << 48) - 1))
+            }
+            Keys::UuidV4 => (4u128, random >> 80),
+        };
+        // Time (or random) 48 bits, version 4 bits, 12 random bits, variant `10`, 62 random bits.
+        let id =
+            (time_ms << 80) | (version << 76) | (random & (0xfff << 64)) | (0b10 << 62) | (random & ((1 << 62) - 1));
+        Some(crate::service::uuid_text(id))
+    }
+}
+
 /// Sends one command and reads its answer.
 async fn send(
     connection: &mut Connection,
     target: &Target,
     domain: &str,
     http: &super::HttpCommand,
+    key: Option<&str>,
 ) -> Result<(StatusCode, Bytes), String> {
     let uri = format!("/{domain}/{}/{}/{}", http.aggregate, encode_segment(&http.id), encode_segment(&http.command));
-    let request = Request::post(uri)
+    let mut request = Request::post(uri)
         .header(hyper::header::HOST, &target.authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(http.body.clone())))
-        .map_err(|e| format!("request: {e}"))?;
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = request.body(Full::new(Bytes::from(http.body.clone()))).map_err(|e| format!("request: {e}"))?;
     connection.sender.ready().await.map_err(|e| format!("connection: {e}"))?;
     let response = connection.sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
     let status = response.status();
@@ -107,6 +145,7 @@ async fn send_batch(
     target: &Target,
     domain: &str,
     commands: &[super::HttpCommand],
+    keys: &[Option<String>],
 ) -> Result<(StatusCode, Bytes), String> {
     let mut body = String::with_capacity(commands.iter().map(|c| c.body.len() + c.id.len() + 64).sum());
     body.push('[');
@@ -115,8 +154,12 @@ async fn send_batch(
             body.push(',');
         }
         let text = |s: &str| serde_json::Value::from(s).to_string();
+        let key = match keys.get(i).and_then(Option::as_deref) {
+            Some(key) => format!(",\"idempotency_key\":{}", text(key)),
+            None => String::new(),
+        };
         body.push_str(&format!(
-            "{{\"aggregate\":{},\"id\":{},\"command\":{},\"body\":{}}}",
+            "{{\"aggregate\":{},\"id\":{},\"command\":{},\"body\":{}{key}}}",
             text(c.aggregate),
             text(&c.id),
             text(&c.command),
@@ -187,16 +230,17 @@ struct Source<C> {
 async fn drive<C: Send + 'static>(
     target: Arc<Target>,
     domain: &'static str,
-    (connections, batch): (usize, usize),
+    (connections, batch, keys): (usize, usize, Keys),
     source: Arc<Mutex<Source<C>>>,
     to_http: fn(&C) -> super::HttpCommand,
     done: Arc<AtomicU64>,
 ) -> Tally {
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for task in 0..connections {
         let (target, source, done) = (Arc::clone(&target), Arc::clone(&source), Arc::clone(&done));
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
+            let mut key_rng = super::rng::Rng::new(0x6b65_7973 ^ task as u64);
             let mut connection: Option<Connection> = None;
             let mut failures = 0u32;
             loop {
@@ -208,6 +252,7 @@ async fn drive<C: Send + 'static>(
                     break;
                 }
                 let http: Vec<super::HttpCommand> = steps.iter().map(|step| to_http(&step.command)).collect();
+                let http_keys: Vec<Option<String>> = http.iter().map(|_| keys.next(&mut key_rng)).collect();
                 if connection.is_none() {
                     match connect(&target).await {
                         Ok(c) => connection = Some(c),
@@ -226,9 +271,9 @@ async fn drive<C: Send + 'static>(
                 let Some(open) = connection.as_mut() else { continue };
                 let started = Instant::now();
                 let result = if batch == 1 {
-                    send(open, &target, domain, &http[0]).await
+                    send(open, &target, domain, &http[0], http_keys[0].as_deref()).await
                 } else {
-                    send_batch(open, &target, domain, &http).await
+                    send_batch(open, &target, domain, &http, &http_keys).await
                 };
                 let latency = started.elapsed();
                 match result {
@@ -293,7 +338,8 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
     let mut probe = connect(&target).await.map_err(|e| format!("{url}: {e}"))?;
     drop(probe.sender.ready().await);
 
-    let shape = (options.connections, options.batch);
+    // The setup's commands go without keys; the measured ones with `--idempotency-keys`.
+    let shape = (options.connections, options.batch, Keys::None);
     let setup_started = Instant::now();
     let mut setup_commands = 0u64;
     for phase in workload.setup() {
@@ -335,6 +381,7 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
         progress.finish();
     });
     let started = Instant::now();
+    let shape = (options.connections, options.batch, Keys::of(&options.idempotency_keys));
     let tally = drive(Arc::clone(&target), domain, shape, source, W::http, Arc::clone(&done)).await;
     let elapsed = started.elapsed();
     ticker.abort();
@@ -342,7 +389,7 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
     Ok(Report {
         domain: domain.to_owned(),
         mode: format!(
-            "over HTTP at {url}, {} commands, seed {}, {} connections, {}",
+            "over HTTP at {url}, {} commands, seed {}, {} connections, {}{}",
             group(options.commands),
             options.seed,
             options.connections,
@@ -350,6 +397,10 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
                 "one command per request".to_owned()
             } else {
                 format!("up to {} commands per request (POST /{domain}/commands)", options.batch)
+            },
+            match Keys::of(&options.idempotency_keys) {
+                Keys::None => String::new(),
+                _ => format!(", idempotency keys: {}", options.idempotency_keys),
             }
         ),
         elapsed,
@@ -359,4 +410,23 @@ async fn run_async<W: Workload + 'static>(mut workload: W, url: &str, options: &
         batches: None,
         checks: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_fresh_uuids_of_their_version_and_only_v7_ones_carry_the_time() {
+        let mut rng = crate::bench::rng::Rng::new(1);
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let v7 = Keys::UuidV7.next(&mut rng).unwrap();
+        let time_ms = crate::http::uuid_v7_time_ms(&v7).unwrap_or_else(|| panic!("{v7} is a UUIDv7"));
+        assert!((now_ms..now_ms + 60_000).contains(&time_ms), "{v7}");
+        assert_ne!(Keys::UuidV7.next(&mut rng), Some(v7));
+        let v4 = Keys::UuidV4.next(&mut rng).unwrap();
+        assert_eq!((v4.len(), &v4[14..15], crate::http::uuid_v7_time_ms(&v4)), (36, "4", None), "{v4}");
+        assert!(matches!(&v4[19..20], "8" | "9" | "a" | "b"), "{v4}");
+        assert_eq!(Keys::None.next(&mut rng), None);
+    }
 }

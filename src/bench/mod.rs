@@ -75,6 +75,10 @@ pub struct Options {
     /// to the batch route `POST /{domain}/commands`, and each command's latency is its request's.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
+    /// The `Idempotency-Key` each measured command is sent with (with `--http`): none, a fresh UUIDv7 (kept in
+    /// its time order by the store) or a fresh UUIDv4 (hashed: a random insert into the idempotency table).
+    #[arg(long, default_value = "none", value_parser = ["none", "uuid-v7", "uuid-v4"])]
+    pub idempotency_keys: String,
     /// Progress display: auto (a bar when stderr is a terminal, plain lines otherwise), bar, lines or none.
     #[arg(long, default_value = "auto", value_parser = ["auto", "bar", "lines", "none"])]
     pub progress: String,
