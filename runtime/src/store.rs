@@ -704,6 +704,21 @@ impl Store {
         }
     }
 
+    /// The largest command id with an idempotency record, if any.
+    pub fn last_command_id(&self, txn: &RoTxn) -> Result<Option<u128>, Error> {
+        match self.commands.last(txn)? {
+            None => Ok(None),
+            Some((key, _)) => match <[u8; 16]>::try_from(key) {
+                Ok(bytes) => Ok(Some(u128::from_be_bytes(bytes))),
+                Err(_) => Err(Error::Corrupt {
+                    table: "commands",
+                    at: format!("{key:02x?}"),
+                    message: format!("a key of {} bytes, expected 16", key.len()),
+                }),
+            },
+        }
+    }
+
     pub fn put_command(&self, txn: &mut RwTxn, command_id: u128, bytes: &[u8]) -> Result<(), heed::Error> {
         self.commands.put(txn, &command_id.to_be_bytes(), bytes)
     }

@@ -101,6 +101,22 @@ fn a_retried_command_returns_its_original_outcome_also_after_reopening() -> Resu
     Ok(())
 }
 
+#[test]
+fn command_ids_below_at_and_above_the_largest_stored_one_are_each_run_once() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let engine = open(&dir, 1);
+    engine.execute::<Account>(1, AccountCommand::Open, with_id(500))?;
+    // (command id, balance after it): a new id below the largest stored one runs, the largest one replays
+    // (the open's outcome), a new one above it runs, and their retries replay.
+    let steps = [(400, 1), (500, 1), (600, 2), (400, 2), (600, 2), (599, 3), (601, 4), (599, 4)];
+    for (command_id, balance) in steps {
+        engine.execute::<Account>(1, AccountCommand::Deposit { amount: money(1) }, with_id(command_id))?;
+        let state = engine.state::<Account>(&1)?.expect("the account exists");
+        assert_eq!(state.state.balance, money(balance), "after {command_id}");
+    }
+    Ok(())
+}
+
 /// Runs `test` with 1 partition, then with 2.
 fn with_1_and_2_partitions(test: fn(u32) -> Result<(), Error>) -> Result<(), Error> {
     [1, 2].into_iter().try_for_each(test)

@@ -166,6 +166,28 @@ pub(super) struct DecideCx<'a> {
     pub(super) now: Timestamp,
     /// A command's code panicked: its instance's cached state may be half changed.
     pub(super) panicked: bool,
+    /// The largest command id `commands` holds in `txn`, once a command with an id asked (`None`: not yet).
+    commands_last: Option<Option<u128>>,
+}
+
+impl<'a> DecideCx<'a> {
+    pub(super) fn new(store: &'a Store, txn: &'a RoTxn<'a>, cache: &'a mut Cache, now: Timestamp) -> Self {
+        DecideCx { store, txn, cache, now, panicked: false, commands_last: None }
+    }
+
+    /// The idempotency record of `command_id` in `txn`. An id above every stored one has none, which the
+    /// table's last key (read once per transaction) tells without a lookup: time-ordered ids (UUIDv7 keys,
+    /// reactions) mostly are.
+    fn command(&mut self, command_id: u128) -> Result<Option<CommandRecord>, Error> {
+        let last = match self.commands_last {
+            Some(last) => last,
+            None => *self.commands_last.insert(self.store.last_command_id(self.txn)?),
+        };
+        if last.is_none_or(|last| command_id > last) {
+            return Ok(None);
+        }
+        self.store.command(self.txn, command_id)
+    }
 }
 
 /// The text of a panic's payload.
@@ -665,7 +687,7 @@ impl<A: Aggregate> CommandJob<A> {
 
     pub(super) fn decide_inner(&mut self, cx: &mut DecideCx<'_>) -> Result<Decided<A>, Error> {
         if let Some(command_id) = self.meta.command_id {
-            if let Some(record) = cx.store.command(cx.txn, command_id)? {
+            if let Some(record) = cx.command(command_id)? {
                 return self.replay(cx, command_id, record);
             }
         }

@@ -620,7 +620,7 @@ impl<D: Domain> Writer<'_, D> {
                         return;
                     }
                 };
-                let mut cx = DecideCx { store, txn: &txn, cache, now: decided.now, panicked: false };
+                let mut cx = DecideCx::new(store, &txn, cache, decided.now);
                 decide_again(&mut cx, &mut decided.jobs);
                 continue;
             }
@@ -849,7 +849,7 @@ pub(super) fn decide_batch<D: Domain>(
         Err(error) => return Err(Box::new((batch, Some(error)))),
     };
     scratch.command_ids.clear();
-    let mut cx = DecideCx { store, txn: &txn, cache, now, panicked: false };
+    let mut cx = DecideCx::new(store, &txn, cache, now);
     for mut job in batch {
         // A second command with the same id waits for a later batch, where it sees the first's record.
         if let Some(command_id) = job.command_id() {
