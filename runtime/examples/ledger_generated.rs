@@ -20,13 +20,13 @@ pub mod workload;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use anthill_runtime::engine::{CommandMeta, Engine, Pending, Stats, COMMIT_US_BUCKETS};
+use anthill_runtime::engine::{CommandMeta, Engine, Pending, Stats};
 use anthill_runtime::error::Error;
 use anthill_runtime::Decimal;
 use ledger::account::{commands, Account, Command};
 use workload::{
-    engine_config, paced_commands, paced_file_floor, paced_log_floor, paced_rate, run_paced, PacedRun, Raw, Zipf,
-    CLIENTS, WINDOW,
+    commits_by_duration, engine_config, paced_commands, paced_file_floor, paced_log_floor, paced_rate, run_paced,
+    PacedRun, Raw, Zipf, CLIENTS, WINDOW,
 };
 
 pub const ACCOUNTS: u64 = 10_000;
@@ -149,14 +149,6 @@ fn run(commands: u64) -> Result<(), String> {
 /// commits' durations spread.
 fn print_batches(runner: &str, before: &Stats, after: &Stats) {
     let batches = (after.batches - before.batches).max(1);
-    let histogram: Vec<String> = COMMIT_US_BUCKETS
-        .iter()
-        .map(|bound| format!("<={bound}"))
-        .chain(std::iter::once("more".to_owned()))
-        .zip(after.commit_us_histogram.iter().zip(before.commit_us_histogram.iter()))
-        .filter(|(_, (after, before))| *after > *before)
-        .map(|(bucket, (after, before))| format!("{bucket}: {}", after - before))
-        .collect();
     eprintln!(
         "{runner}: {} batches, {:.0} commands per batch; per batch: decide {} us, write {} us, commit {} us; {} checkpoint steps; commits by us: {}",
         after.batches - before.batches,
@@ -165,7 +157,7 @@ fn print_batches(runner: &str, before: &Stats, after: &Stats) {
         (after.write_us - before.write_us) / batches,
         (after.commit_us - before.commit_us) / batches,
         after.checkpoints - before.checkpoints,
-        histogram.join(", "),
+        commits_by_duration(before, after),
     );
 }
 

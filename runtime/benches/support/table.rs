@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anthill_runtime::engine::{CommandMeta, Engine};
 use workload::{
-    engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced, setup_engine, Account,
-    AccountCommand, Demo, Raw, Zipf,
+    commits_by_duration, engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced, setup_engine,
+    Account, AccountCommand, Demo, Raw, Zipf,
 };
 
 /// Runs the table with the arguments of the process.
@@ -64,20 +64,12 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
                 let paced = run_engine_paced(&engine, accounts, paced_count, rate, 9).map_err(|e| e.to_string())?;
                 let after = engine.stats();
                 // Where the tail comes from: commits by duration (upper bounds in microseconds).
-                let commits: Vec<String> = anthill_runtime::engine::COMMIT_US_BUCKETS
-                    .iter()
-                    .map(|bound| bound.to_string())
-                    .chain(["more".to_owned()])
-                    .zip(after.commit_us_histogram.iter().zip(before.commit_us_histogram.iter()))
-                    .filter(|(_, (a, b))| *a > *b)
-                    .map(|(bound, (a, b))| format!("<={bound}: {}", a - b))
-                    .collect();
                 eprintln!(
                     "paced, {partitions} partition(s): {} batches, {} checkpoint steps, {} commands refused as overloaded; commits {}",
                     after.batches - before.batches,
                     after.checkpoints - before.checkpoints,
                     paced.refused,
-                    commits.join(", ")
+                    commits_by_duration(&before, &after)
                 );
                 println!(
                     "| {accounts} | engine, {partitions} partition(s), paced at {rate}/s (p99 with the warm-up: {} us) | {:.0} | {} | {} | - |",

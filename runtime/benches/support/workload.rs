@@ -535,3 +535,17 @@ pub fn run_paced<P: Send + 'static>(
     };
     Ok(PacedRun { run, latency_us_p99_with_warmup: at(&every, 0.99), refused })
 }
+
+/// The commits between two readings of the engine's counters, by duration: `<=BOUND: COUNT` per bucket of
+/// [`anthill_runtime::engine::COMMIT_US_BUCKETS`] (upper bounds in microseconds) that got any.
+pub fn commits_by_duration(before: &anthill_runtime::engine::Stats, after: &anthill_runtime::engine::Stats) -> String {
+    let commits: Vec<String> = anthill_runtime::engine::COMMIT_US_BUCKETS
+        .iter()
+        .map(|bound| bound.to_string())
+        .chain(["more".to_owned()])
+        .zip(after.commit_us_histogram.iter().zip(before.commit_us_histogram.iter()))
+        .filter(|(_, (a, b))| *a > *b)
+        .map(|(bound, (a, b))| format!("<={bound}: {}", a - b))
+        .collect();
+    commits.join(", ")
+}
