@@ -94,6 +94,9 @@ fn run(commands: u64) -> Result<(), String> {
             per_thousand("anthill-answers"),
             per_thousand("(process)"),
         );
+        // What the store holds on disk by now (LMDB's file: pages in use and free ones).
+        let store_bytes = std::fs::metadata(dir.path().join("data.mdb")).map(|m| m.len()).unwrap_or(0);
+        eprintln!("engine, {partitions} partition(s): store file {:.1} MiB", store_bytes as f64 / (1 << 20) as f64);
         // Latency at a fixed rate: half the throughput just measured, and half the target's load.
         let rates = match std::env::var("LEDGER_PACED_RATE") {
             Ok(_) => vec![paced_rate(per_second)],

