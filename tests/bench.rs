@@ -93,6 +93,13 @@ fn a_rate_is_refused_over_http() {
 }
 
 #[test]
+fn idempotency_keys_are_refused_in_process() {
+    let options = options(&["ledger", "--idempotency-keys", "uuid-v7", "--progress", "none"]);
+    let error = bench::run(&options).map(|_| ()).unwrap_err();
+    assert!(error.contains("--idempotency-keys sets the keys of runs over HTTP"), "{error}");
+}
+
+#[test]
 fn the_same_seed_sends_the_same_commands() {
     use bench::Workload;
     let mut a = bench::ledger::LedgerWorkload::new(7, 100);

@@ -478,6 +478,9 @@ fn run_workload<W: Workload>(workload: W, options: &Options) -> Result<Report, S
             Err("--rate paces in-process runs; with --http, --connections and --batch set the load".into())
         }
         Some(url) => http::run(workload, url, options),
+        None if options.idempotency_keys != "none" => Err("--idempotency-keys sets the keys of runs over HTTP \
+             (--http); in process, the ledger_generated example measures them (LEDGER_COMMAND_IDS)"
+            .into()),
         None => run_in_process(workload, options),
     }
 }
