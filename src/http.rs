@@ -281,7 +281,9 @@ pub fn uuid_v7_time_ms(key: &str) -> Option<u64> {
     if bytes[14] != b'7' || !matches!(bytes[19].to_ascii_lowercase(), b'8' | b'9' | b'a' | b'b') {
         return None;
     }
-    u64::from_str_radix(&format!("{}{}", &key[0..8], &key[9..13]), 16).ok()
+    // The first 12 hex digits (the hyphen at 8 skipped), each checked above.
+    let digits = bytes[..8].iter().chain(&bytes[9..13]);
+    Some(digits.fold(0u64, |time, &digit| (time << 4) | u64::from((digit as char).to_digit(16).unwrap_or(0))))
 }
 
 fn request_meta(headers: &HeaderMap) -> Result<RequestMeta, ApiError> {
@@ -369,11 +371,15 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The command id of an idempotency key. A key names one request: scoped to its command, instance and body,
-/// so a key reused for another command, instance or body is another command, never the replay of an
-/// unrelated answer.
-fn scoped_command_id(domain: &str, aggregate: &str, id: &str, command: &str, key: &str, body_text: &str) -> u128 {
-    command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}\n{body_text}"))
+impl RequestMeta {
+    /// Takes an idempotency key, the same way for the single route and a batch's items. A key names one
+    /// request: its command id is scoped to its command, instance and body, so a key reused for another
+    /// command, instance or body is another command, never the replay of an unrelated answer. A UUIDv7 key
+    /// also gives its time (see `key_time_ms`).
+    fn set_key(&mut self, (domain, aggregate, id, command): (&str, &str, &str, &str), key: &str, body_text: &str) {
+        self.command_id = Some(command_id_of(&format!("{domain}/{aggregate}/{id}/{command}\n{key}\n{body_text}")));
+        self.key_time_ms = uuid_v7_time_ms(key);
+    }
 }
 
 /// Awaits a queued command's durable answer and records it in the metrics. The answer is the single route's
@@ -431,8 +437,7 @@ async fn send_command(
     let mut meta = request_meta(&headers)?;
     if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
         let body_text = String::from_utf8_lossy(&body);
-        meta.command_id = Some(scoped_command_id(&domain, &aggregate, &id, &command, key, &body_text));
-        meta.key_time_ms = uuid_v7_time_ms(key);
+        meta.set_key((&domain, &aggregate, &id, &command), key, &body_text);
     }
     let body = normalized.unwrap_or(body);
     // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
@@ -492,9 +497,7 @@ fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchIte
                 "1 to 128 visible ASCII bytes",
             ));
         }
-        meta.command_id =
-            Some(scoped_command_id(meta_domain.name, &item.aggregate, &item.id, &item.command, key, &body_text));
-        meta.key_time_ms = uuid_v7_time_ms(key);
+        meta.set_key((meta_domain.name, &item.aggregate, &item.id, &item.command), key, &body_text);
     }
     Ok((item, body, meta))
 }
