@@ -286,14 +286,13 @@ pub fn uuid_v7_time_ms(key: &str) -> Option<u64> {
     Some(digits.fold(0u64, |time, &digit| (time << 4) | u64::from((digit as char).to_digit(16).unwrap_or(0))))
 }
 
-fn request_meta(headers: &HeaderMap) -> Result<RequestMeta, ApiError> {
+/// The single route's meta: its `Idempotency-Key` (scoped to the route and `body`, see
+/// [`RequestMeta::set_key`]) and `Expected-Version` headers.
+fn request_meta(headers: &HeaderMap, route: (&str, &str, &str, &str), body: &[u8]) -> Result<RequestMeta, ApiError> {
     let mut meta = RequestMeta::default();
     if let Some(value) = headers.get("idempotency-key") {
-        let key =
-            value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= IDEMPOTENCY_KEY_BYTES_MAX).ok_or_else(|| {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "1 to 128 visible ASCII bytes")
-            })?;
-        meta.command_id = Some(command_id_of(key));
+        let key = checked_key(value.to_str().unwrap_or(""))?;
+        meta.set_key(route, key, &String::from_utf8_lossy(body));
     }
     if let Some(value) = headers.get("expected-version") {
         let version = value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
@@ -302,6 +301,15 @@ fn request_meta(headers: &HeaderMap) -> Result<RequestMeta, ApiError> {
         meta.expected_version = Some(version);
     }
     Ok(meta)
+}
+
+/// An idempotency key as the header and a batch item both take it: 1 to `IDEMPOTENCY_KEY_BYTES_MAX` visible
+/// ASCII bytes (space included).
+fn checked_key(key: &str) -> Result<&str, ApiError> {
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "1 to 128 visible ASCII bytes"));
+    }
+    Ok(key)
 }
 
 fn check_auth(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -434,11 +442,7 @@ async fn send_command(
             normalized = Some(Bytes::from(value.to_string()));
         }
     }
-    let mut meta = request_meta(&headers)?;
-    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
-        let body_text = String::from_utf8_lossy(&body);
-        meta.set_key((&domain, &aggregate, &id, &command), key, &body_text);
-    }
+    let meta = request_meta(&headers, (&domain, &aggregate, &id, &command), &body)?;
     let body = normalized.unwrap_or(body);
     // Queueing takes microseconds (never waits: a full queue is refused at once), so it runs here; the answer
     // is awaited without holding a thread.
@@ -490,13 +494,7 @@ fn check_item(meta_domain: &'static DomainMeta, item: Value) -> Result<(BatchIte
         }
     };
     if let Some(key) = &item.idempotency_key {
-        if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-idempotency-key",
-                "1 to 128 visible ASCII bytes",
-            ));
-        }
+        let key = checked_key(key)?;
         meta.set_key((meta_domain.name, &item.aggregate, &item.id, &item.command), key, &body_text);
     }
     Ok((item, body, meta))

@@ -9,7 +9,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     ("invalid-json", 400, "the body is not a JSON object"),
     ("invalid-id", 400, "the instance id in the path is not valid for the aggregate's key type"),
     ("invalid-query", 400, "a query parameter is malformed"),
-    ("invalid-idempotency-key", 400, "the Idempotency-Key header is empty or longer than 128 bytes"),
+    (
+        "invalid-idempotency-key",
+        400,
+        "the Idempotency-Key header (or a batch item's key) is empty, longer than 128 bytes, or not visible ASCII",
+    ),
     ("invalid-expected-version", 400, "the Expected-Version header is not an unsigned integer"),
     ("invalid-last-event-id", 400, "the Last-Event-ID header of an event stream is not a sequence number"),
     ("unauthorized", 401, "a bearer token is required"),
