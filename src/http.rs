@@ -307,7 +307,8 @@ fn request_meta(headers: &HeaderMap, route: (&str, &str, &str, &str), body: &[u8
 /// ASCII bytes (space included).
 fn checked_key(key: &str) -> Result<&str, ApiError> {
     if key.is_empty() || key.len() > IDEMPOTENCY_KEY_BYTES_MAX || !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", "1 to 128 visible ASCII bytes"));
+        let message = format!("1 to {IDEMPOTENCY_KEY_BYTES_MAX} visible ASCII bytes");
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", message));
     }
     Ok(key)
 }
