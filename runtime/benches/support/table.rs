@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anthill_runtime::engine::{CommandMeta, Engine};
 use workload::{
-    commits_by_duration, engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced, setup_engine,
-    Account, AccountCommand, Demo, Raw, Zipf,
+    commits_by_duration, deposits_key, engine_config, money, paced_commands, paced_rate, run_engine, run_engine_paced,
+    setup_engine, Account, AccountCommand, Demo, Raw, Zipf, DEPOSITS_VIEW,
 };
 
 /// Runs the table with the arguments of the process.
@@ -101,38 +101,68 @@ fn table(commands: u64, account_counts: &[u64]) -> Result<(), String> {
     Ok(())
 }
 
-/// One thread reads account states (each read its own read transaction) while the clients write.
+/// What the reader thread beside the writers does.
+#[derive(Clone, Copy)]
+enum ReadKind {
+    /// An account's state (each read its own read transaction).
+    State,
+    /// A range of the deposits view: up to `VIEW_RANGE_ROWS` rows from an account's key on.
+    ViewRange,
+}
+
+/// Rows per range read in [`ReadKind::ViewRange`], a page as an HTTP client would ask for.
+const VIEW_RANGE_ROWS: usize = 100;
+
+/// One thread reads (account states, then view ranges) while the clients write.
 fn reads_while_writing(engine: &Engine<Demo>, accounts: u64, commands: u64) -> Result<(), String> {
-    let stop = AtomicBool::new(false);
-    let reads = AtomicU64::new(0);
-    let started = Instant::now();
-    let run = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut zipf = Zipf::new(accounts as usize, 1.0, 99);
-            let mut count = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..1_000 {
-                    if let Ok(Some(snapshot)) = engine.state::<Account>(&zipf.sample()) {
-                        std::hint::black_box(snapshot);
-                        count += 1;
+    for (kind, seed) in [(ReadKind::State, 8), (ReadKind::ViewRange, 10)] {
+        let stop = AtomicBool::new(false);
+        let reads = AtomicU64::new(0);
+        let started = Instant::now();
+        let run = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut zipf = Zipf::new(accounts as usize, 1.0, 99);
+                let mut count = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..100 {
+                        let account = zipf.sample();
+                        let read = match kind {
+                            ReadKind::State => engine.state::<Account>(&account).map(|s| s.is_some()),
+                            ReadKind::ViewRange => engine
+                                .view_range(DEPOSITS_VIEW, &deposits_key(account), VIEW_RANGE_ROWS)
+                                .map(|rows| !rows.is_empty()),
+                        };
+                        if let Ok(found) = read {
+                            std::hint::black_box(found);
+                            count += 1;
+                        }
                     }
                 }
-            }
-            reads.store(count, Ordering::Relaxed);
-        });
-        let run = run_engine(engine, accounts, commands, 8);
-        stop.store(true, Ordering::Relaxed);
-        run
-    })
-    .map_err(|e| e.to_string())?;
-    let reads_per_second = reads.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    println!(
-        "| {accounts} | engine, 1 partition, with 1 reader thread | {:.0} | {} | {} | - |",
-        run.per_second(),
-        run.latency_us_p50,
-        run.latency_us_p99
-    );
-    println!("\nstate reads/s alongside those writes (1 thread): {reads_per_second:.0}\n");
+                reads.store(count, Ordering::Relaxed);
+            });
+            let run = run_engine(engine, accounts, commands, seed);
+            stop.store(true, Ordering::Relaxed);
+            run
+        })
+        .map_err(|e| e.to_string())?;
+        let reads_per_second = reads.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        let what = match kind {
+            ReadKind::State => "state reads",
+            ReadKind::ViewRange => "view range reads",
+        };
+        println!(
+            "| {accounts} | engine, 1 partition, with 1 thread doing {what} | {:.0} | {} | {} | - |",
+            run.per_second(),
+            run.latency_us_p50,
+            run.latency_us_p99
+        );
+        match kind {
+            ReadKind::State => println!("\nstate reads/s alongside those writes (1 thread): {reads_per_second:.0}\n"),
+            ReadKind::ViewRange => println!(
+                "\nview range reads/s ({VIEW_RANGE_ROWS} rows each) alongside those writes (1 thread): {reads_per_second:.0}\n"
+            ),
+        }
+    }
     Ok(())
 }
 

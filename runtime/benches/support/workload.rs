@@ -11,7 +11,8 @@ use anthill_runtime::error::Error;
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
-pub use support::{money, Account, AccountCommand, Demo};
+#[allow(unused_imports)] // each example uses its own part
+pub use support::{deposits_key, money, Account, AccountCommand, Demo, DEPOSITS_VIEW};
 
 /// Commands a client keeps in flight.
 pub const WINDOW: usize = 8_192;
