@@ -804,12 +804,12 @@ impl Store {
         let table = self.view_table_at(index);
         // An entry is forgotten only while no transaction is open (see `forget_flushed`), so a row missing here
         // is in the table as `txn` sees it, or was committed after `txn` began.
-        let unflushed = self.unflushed.read().rows_from(index, from);
+        let unflushed = self.unflushed.read().rows_from(index, from, limit);
         // LMDB refuses an empty key, so "from the start" is an unbounded range.
         let start = if from.is_empty() { std::ops::Bound::Unbounded } else { std::ops::Bound::Included(from) };
         let range = (start, std::ops::Bound::Unbounded);
         // Rows are never deleted, so the first `limit` of the merge are among the table's first `limit` and the
-        // unflushed ones; an unflushed row is the newer.
+        // first `limit` unflushed ones; an unflushed row is the newer.
         let mut rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = std::collections::BTreeMap::new();
         for entry in table.range(txn, &range)?.take(limit) {
             let (key, row) = entry?;
@@ -928,8 +928,7 @@ impl Store {
     /// Drops every unflushed row of view `index`: a rebuild has just written the view whole, newer than them.
     /// A read transaction that began before the rebuild may see the view as of the checkpoint before it.
     pub(crate) fn forget_view_rows(&self, index: u16) {
-        let prefix = index.to_be_bytes();
-        self.unflushed.write().rows.retain(|key, _| key[..2] != prefix);
+        self.unflushed.write().forget_rows_of(index);
     }
 
     /// After replaying the events after the stored checkpoint into the tables (recovery, in the transaction

@@ -45,6 +45,9 @@ pub(crate) struct Unflushed {
     pub(crate) rows: FastMap<KeyBytes, Entry>,
     /// The dirty entries, in key order.
     dirty: BTreeSet<DirtyKey>,
+    /// Every held row's key (dirty or not), in key order: a range read of a view walks its part of this
+    /// instead of every row held.
+    row_keys: BTreeSet<KeyBytes>,
     /// The stored checkpoint as this process knows it.
     pub(crate) checkpoint_seq: u64,
     /// The last event whose records and rows are published (here or in the tables).
@@ -101,6 +104,9 @@ impl Unflushed {
                         let key = KeyBytes::from_slice(key);
                         // Copied, not taken: the staged buffer keeps its allocation for the next batch.
                         map.insert(key.clone(), Entry { bytes: bytes.clone(), seq, dirty: true });
+                        if is_row {
+                            self.row_keys.insert(key.clone());
+                        }
                         self.dirty.insert((is_row, key));
                     }
                 }
@@ -183,13 +189,29 @@ impl Unflushed {
     /// that wrote them is open (see `Store::forget_flushed`).
     pub(crate) fn forget_flushed(&mut self) {
         self.records.retain(|_, entry| entry.dirty);
-        self.rows.retain(|_, entry| entry.dirty);
+        let row_keys = &mut self.row_keys;
+        self.rows.retain(|key, entry| {
+            if !entry.dirty {
+                row_keys.remove(key);
+            }
+            entry.dirty
+        });
+        debug_assert_eq!(self.row_keys.len(), self.rows.len(), "every held row has its key in order");
+    }
+
+    /// Drops every row of view `index`, dirty or not: a rebuild has written the view whole, newer than them.
+    pub(crate) fn forget_rows_of(&mut self, index: u16) {
+        let prefix = index.to_be_bytes();
+        self.rows.retain(|key, _| key[..2] != prefix);
+        self.row_keys.retain(|key| key[..2] != prefix);
+        self.dirty.retain(|(is_row, key)| !*is_row || key[..2] != prefix);
     }
 
     /// Drops every entry: the tables hold everything up to `seq` (a recovery, a reset).
     pub(crate) fn reset(&mut self, checkpoint_seq: u64, seq: u64) {
         self.records.clear();
         self.rows.clear();
+        self.row_keys.clear();
         self.dirty.clear();
         self.checkpoint_seq = checkpoint_seq;
         self.seq = seq;
@@ -198,14 +220,20 @@ impl Unflushed {
         self.cursor = None;
     }
 
-    /// Rows of view `index` with keys at or after `from` (row keys without the view index; values as stored),
-    /// unordered.
-    pub(crate) fn rows_from(&self, index: u16, from: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    /// The first `limit` rows of view `index` with keys at or after `from`, in key order (row keys without the
+    /// view index; values as stored).
+    pub(crate) fn rows_from(&self, index: u16, from: &[u8], limit: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let prefix = index.to_be_bytes();
-        self.rows
-            .iter()
-            .filter(|(key, _)| key[..2] == prefix && &key[2..] >= from)
-            .map(|(key, entry)| (key[2..].to_vec(), entry.bytes.clone()))
+        let mut start = KeyBytes::from_slice(&prefix);
+        start.extend_from_slice(from);
+        self.row_keys
+            .range(start..)
+            .take_while(|key| key[..2] == prefix)
+            .take(limit)
+            .map(|key| {
+                let entry = self.rows.get(key).expect("a held row's key has its row");
+                (key[2..].to_vec(), entry.bytes.clone())
+            })
             .collect()
     }
 }
@@ -293,5 +321,52 @@ mod tests {
         assert_eq!(unflushed.records.get(b"c".as_slice()).map(|e| e.bytes.clone()), Some(b"v4".to_vec()));
         unflushed.forget_flushed();
         assert_eq!(unflushed.entries(), 0);
+    }
+
+    /// The keys and bytes `rows_from` returns, as text.
+    fn rows_from(unflushed: &Unflushed, index: u16, from: &str, limit: usize) -> String {
+        let rows = unflushed.rows_from(index, from.as_bytes(), limit);
+        let rows: Vec<String> = rows
+            .iter()
+            .map(|(key, bytes)| format!("{}={}", String::from_utf8_lossy(key), String::from_utf8_lossy(bytes)))
+            .collect();
+        rows.join(",")
+    }
+
+    /// Row keys of view `index`: the view index, big-endian, then the row key.
+    fn row_keys(index: u16, keys: &[&str]) -> Vec<String> {
+        let prefix = String::from_utf8(index.to_be_bytes().to_vec()).expect("ASCII");
+        keys.iter().map(|key| format!("{prefix}{key}")).collect()
+    }
+
+    #[test]
+    fn range_reads_take_a_views_rows_in_key_order_from_a_key_up_to_a_limit() {
+        let mut unflushed = Unflushed::default();
+        unflushed.reset(0, 0);
+        let mut none = Staged::default();
+        let published: Vec<String> = [row_keys(1, &["d", "a", "c"]), row_keys(2, &["b"]), row_keys(0, &["z"])].concat();
+        let keys: Vec<&str> = published.iter().map(String::as_str).collect();
+        unflushed.publish(10, &mut none, &mut staged(&keys, "v1"));
+        assert_eq!(rows_from(&unflushed, 1, "", 10), "a=v1,c=v1,d=v1");
+        assert_eq!(rows_from(&unflushed, 1, "b", 10), "c=v1,d=v1");
+        assert_eq!(rows_from(&unflushed, 1, "c", 1), "c=v1");
+        assert_eq!(rows_from(&unflushed, 1, "e", 10), "");
+        assert_eq!(rows_from(&unflushed, 2, "", 10), "b=v1");
+        assert_eq!(rows_from(&unflushed, 3, "", 10), "");
+        // A row published again is read with its new bytes; one written out stays readable until forgotten.
+        let again = row_keys(1, &["c"]);
+        unflushed.publish(20, &mut none, &mut staged(&[again[0].as_str()], "v2"));
+        assert_eq!(rows_from(&unflushed, 1, "", 10), "a=v1,c=v2,d=v1");
+        step(&mut unflushed, None);
+        assert_eq!(rows_from(&unflushed, 1, "", 2), "a=v1,c=v2");
+        unflushed.forget_flushed();
+        assert_eq!(rows_from(&unflushed, 1, "", 10), "");
+        // A view's rows forgotten after a rebuild leave no dirty key behind for a step to find.
+        unflushed.publish(30, &mut none, &mut staged(&keys, "v3"));
+        unflushed.forget_rows_of(1);
+        assert_eq!(rows_from(&unflushed, 1, "", 10), "");
+        assert_eq!(rows_from(&unflushed, 2, "", 10), "b=v3");
+        let (written, _) = step(&mut unflushed, None);
+        assert_eq!(written, format!("{},{}", row_keys(0, &["z"])[0], row_keys(2, &["b"])[0]));
     }
 }
