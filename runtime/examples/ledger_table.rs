@@ -1,5 +1,5 @@
 //! Prints the ledger benchmark table: durable commands/s and latency for the engine (1 and 2 partitions) next
-//! to a raw heed loop doing the same work, state reads/s while writing, and reopen time.
+//! to a raw heed loop doing the same work, state reads/s and view range reads/s while writing, and reopen time.
 //!
 //! `cargo run --release -p anthill-runtime --example ledger_table -- [commands] [accounts...]`
 //! `LEDGER_REOPEN_EVENTS=10000000` also builds a store of that many events and times reopen + first command.
