@@ -779,6 +779,35 @@ fn a_panicking_command_fails_alone_and_leaves_no_trace() -> Result<(), Error> {
 }
 
 #[test]
+fn a_panicking_command_decided_while_a_batch_is_in_flight_keeps_that_batchs_changes() -> Result<(), Error> {
+    let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
+    let mut config = test_config(1);
+    // Each commit takes 200 ms longer, so the writer decides the second batch below while the first one,
+    // decided and prepared (in the writer's cache), is not yet in the store.
+    config.fault_commit_delay = Duration::from_millis(200);
+    let engine = Engine::<Demo>::open(dir.path(), config)?;
+    engine.execute::<Slot>(1, SlotCommand::Configure { capacity: 10 }, CommandMeta::default())?;
+    let first = engine.submit::<Slot>(1, SlotCommand::Book, CommandMeta::default())?;
+    std::thread::sleep(Duration::from_millis(50));
+    // The panic drops the writer's cache and decides the second batch again from the stored records: those
+    // must hold the first batch by then, or its booking is lost.
+    let second: Vec<_> = [SlotCommand::BookThenPanic, SlotCommand::Book]
+        .into_iter()
+        .map(|command| engine.submit::<Slot>(1, command, CommandMeta::default()))
+        .collect::<Result<_, _>>()?;
+    assert!(matches!(first.wait(), Ok(Outcome::Accepted { .. })));
+    let outcomes: Vec<_> = second.into_iter().map(|p| p.wait()).collect();
+    assert!(matches!(&outcomes[0], Err(Error::Panicked { aggregate: "slot", .. })), "{:?}", outcomes[0]);
+    assert!(matches!(outcomes[1], Ok(Outcome::Accepted { .. })), "{:?}", outcomes[1]);
+    let snapshot = engine.state::<Slot>(&1)?.expect("configured");
+    assert_eq!((snapshot.state.booked, snapshot.version), (2, 3));
+    let versions: Vec<u64> = engine.events::<Slot>(&1)?.iter().map(|event| event.version).collect();
+    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(engine.verify()?, (3, 1));
+    Ok(())
+}
+
+#[test]
 fn an_instance_history_reads_in_pages_back_to_its_first_event() -> Result<(), Error> {
     let dir = tempfile::tempdir().map_err(|e| Error::Store { message: e.to_string() })?;
     let engine = open(&dir, 2);

@@ -91,6 +91,10 @@ pub struct Config {
     /// (0: never).
     #[cfg(feature = "fault-injection")]
     pub fault_writer_panic_at_batch: u64,
+    /// Tests only: the committer waits this long before each commit, so that a test can decide a batch
+    /// while the one before it is still in flight.
+    #[cfg(feature = "fault-injection")]
+    pub fault_commit_delay: Duration,
 }
 
 impl Default for Config {
@@ -110,6 +114,8 @@ impl Default for Config {
             upcasters: None,
             #[cfg(feature = "fault-injection")]
             fault_writer_panic_at_batch: 0,
+            #[cfg(feature = "fault-injection")]
+            fault_commit_delay: Duration::ZERO,
         }
     }
 }

@@ -236,7 +236,7 @@ pub(super) fn write_batches<D: Domain>(
         partition.queue_wait_us.store(oldest.elapsed().as_micros() as u64, Ordering::Relaxed);
         assert!(batch.len() <= batch_size_max);
         let mut cache = partition.cache.lock();
-        let decided = decide_batch(inner, batch, &mut cache, &mut deferred, &mut writer.scratch);
+        let decided = decide_batch(inner, writer.index, batch, &mut cache, &mut deferred, &mut writer.scratch);
         // Deferred commands were taken from the front of `carry` or, once it was empty, from the queue.
         for job in deferred.drain(..).rev() {
             carry.push_front(job);
@@ -404,6 +404,16 @@ impl CommitQueue {
         }
     }
 
+    /// Waits until at most `count` of partition `partition`'s batches are queued or being committed.
+    pub(super) fn wait_in_flight(&self, partition: usize, count: usize) {
+        let mut state = self.state.lock();
+        // Bounded: the committer takes every queued batch each round (and should it stop, it zeroes the
+        // counts).
+        while state.in_flight[partition] > count {
+            self.done.wait(&mut state);
+        }
+    }
+
     /// Waits until no batch is queued or being committed. Only under the view rows' lock, which keeps new
     /// batches out.
     pub(super) fn wait_idle(&self) {
@@ -469,12 +479,7 @@ impl<D: Domain> Writer<'_, D> {
 
     /// Waits until at most `count` of this partition's batches are queued or being committed.
     fn wait_in_flight(&self, count: usize) {
-        let queue = &self.inner.queue;
-        let mut state = queue.state.lock();
-        // Bounded: the committer takes every queued batch each round.
-        while state.in_flight[self.index] > count {
-            queue.done.wait(&mut state);
-        }
+        self.inner.queue.wait_in_flight(self.index, count);
     }
 
     /// After a failed commit: waits for this partition's batches, drops the cache, and puts the commands that
@@ -751,6 +756,8 @@ impl Drop for CommitterGone<'_> {
 /// if any.
 fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch], pack: &mut Vec<u8>) -> Option<Error> {
     let store = &inner.store;
+    #[cfg(feature = "fault-injection")]
+    std::thread::sleep(inner.config.fault_commit_delay);
     let started = Instant::now();
     // Rebuilds and `verify` take this lock to see every committed event published.
     let _commits = inner.commit_lock.lock();
@@ -839,6 +846,7 @@ fn commit_prepared<D: Domain>(inner: &Inner<D>, batches: &mut [PreparedBatch], p
 /// cannot be read.
 pub(super) fn decide_batch<D: Domain>(
     inner: &Inner<D>,
+    partition: usize,
     batch: Vec<Box<dyn Job>>,
     cache: &mut Cache,
     deferred: &mut Vec<Box<dyn Job>>,
@@ -849,27 +857,56 @@ pub(super) fn decide_batch<D: Domain>(
     let started = Instant::now();
     let mut decided: Vec<Box<dyn Job>> = Vec::with_capacity(batch.len());
     cache.batch = cache.batch.wrapping_add(1);
-    let txn = match store.read() {
-        Ok(txn) => txn,
-        Err(error) => return Err(Box::new((batch, Some(error)))),
-    };
     scratch.command_ids.clear();
-    let mut cx = DecideCx::new(store, &txn, cache, now);
-    for mut job in batch {
-        // A second command with the same id waits for a later batch, where it sees the first's record.
-        if let Some(command_id) = job.command_id() {
-            if scratch.in_flight(command_id) || !scratch.command_ids.insert(command_id) {
-                deferred.push(job);
-                continue;
+    let mut jobs = batch.into_iter();
+    // Bounded: each round but the last ends at a command that panicked, which fails for good.
+    let mut again = false;
+    loop {
+        let txn = match store.read() {
+            Ok(txn) => txn,
+            Err(error) => {
+                if again {
+                    // The cache holds the decisions of the commands decided before the panic.
+                    cache.clear();
+                }
+                let mut batch = decided;
+                batch.extend(jobs);
+                return Err(Box::new((batch, Some(error))));
             }
-        }
-        job.decide(&mut cx);
-        decided.push(job);
-        // A command's code panicked and may have left its instance's state half changed (and earlier
-        // commands of this batch may have changed that state too): decide the batch so far again.
-        if cx.panicked {
+        };
+        let mut cx = DecideCx::new(store, &txn, cache, now);
+        if again {
             decide_again(&mut cx, &mut decided);
         }
+        for mut job in jobs.by_ref() {
+            // A second command with the same id waits for a later batch, where it sees the first's record.
+            if let Some(command_id) = job.command_id() {
+                if scratch.in_flight(command_id) || !scratch.command_ids.insert(command_id) {
+                    deferred.push(job);
+                    continue;
+                }
+            }
+            job.decide(&mut cx);
+            decided.push(job);
+            if cx.panicked {
+                break;
+            }
+        }
+        if !cx.panicked {
+            break;
+        }
+        // A command's code panicked and may have left its instance's state half changed (and earlier
+        // commands of this batch may have changed that state too): the cache goes, and the batch so far is
+        // decided again from the stored records. Those must hold every batch this partition decided before:
+        // first its batches queued or being committed commit (the cache ran ahead of the store by them;
+        // deciding again without them lost their changes: two bookings at one version, the first one's
+        // gone from the state), and without a transaction open, which a commit that grows the map waits
+        // for. Should one of them fail, the epoch moves and `Writer::prepare` decides this batch again
+        // after the commands that come back.
+        drop(txn);
+        inner.queue.wait_in_flight(partition, 0);
+        scratch.committed_but(0);
+        again = true;
     }
     inner.stats.decide_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     Ok(DecidedBatch { jobs: decided, now })
