@@ -47,6 +47,10 @@ pub fn check_domain(
         aggregates: Vec::new(),
         facts: Vec::new(),
         emit_facts: HashMap::new(),
+        poisoned: HashSet::new(),
+        commands_in_error: HashSet::new(),
+        errors_not_shown: 0,
+        unknown_types: HashMap::new(),
     };
     let mut domain = Domain {
         name: name(&header.name),
@@ -114,6 +118,17 @@ pub fn check_domain(
     domain.types = std::mem::take(&mut checker.types);
     domain.aggregates = std::mem::take(&mut checker.aggregates);
     let mut diagnostics = checker.diagnostics;
+    for (type_name, (index, more)) in checker.unknown_types {
+        if more > 0 {
+            let (uses, are) = if more == 1 { ("use", "is") } else { ("uses", "are") };
+            diagnostics[index].notes.push(format!("{more} more {uses} of `{type_name}` {are} not shown"));
+        }
+    }
+    // Errors not shown are consequences of one that is.
+    assert!(
+        checker.errors_not_shown == 0 || diagnostics.iter().any(Diagnostic::is_error),
+        "errors were left unreported without the one they follow from"
+    );
     if !diagnostics.iter().any(Diagnostic::is_error) {
         crate::lower::check_rust_names(&domain, &mut diagnostics);
     }
@@ -139,7 +154,8 @@ enum Ctx {
 
 struct Local {
     name: Name,
-    ty: Ty,
+    /// `None` when its value is in error (reported there): a use of it is not reported again.
+    ty: Option<Ty>,
     used: bool,
 }
 
@@ -171,11 +187,34 @@ struct Checker {
     /// Per event: the `lhs >= rhs` facts over state and event fields that hold at every place the event is
     /// emitted, so that its `on` handler knows the command's guards (`None`: not emitted yet).
     emit_facts: HashMap<(AggregateId, EventId), Vec<(Expr, Expr)>>,
+    /// Names of fields dropped because their type is in error (reported there): a use of one is not reported
+    /// again, so that one misspelt type gives one diagnostic, not one per use of its field.
+    poisoned: HashSet<String>,
+    /// Commands (aggregate and command index) with an error in their body or policies: what they can be
+    /// rejected with is not known, so a scenario expecting a rejection of one is not checked against it.
+    commands_in_error: HashSet<(u32, u32)>,
+    /// Uses of poisoned names and later uses of an unknown type: errors, but not reported again.
+    errors_not_shown: usize,
+    /// Per unknown type name: its first use's diagnostic (an index into `diagnostics`) and how many more
+    /// uses were not reported (a misspelt declaration would otherwise give one error per use).
+    unknown_types: HashMap<String, (usize, usize)>,
 }
 
 impl Checker {
     fn error(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Errors so far, those not shown again included.
+    fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count() + self.errors_not_shown
+    }
+
+    /// Whether `name` is a field dropped for an error in its type; a use of it counts as an error not shown.
+    fn poisoned(&mut self, name: &str) -> bool {
+        let poisoned = self.poisoned.contains(name);
+        self.errors_not_shown += usize::from(poisoned);
+        poisoned
     }
 
     fn unique<'a>(&mut self, seen: &mut HashMap<&'a str, Span>, ident: &'a ast::Ident, what: &str) -> bool {
@@ -426,6 +465,11 @@ impl Checker {
                         })
                     }
                     None => {
+                        if let Some((_, more)) = self.unknown_types.get_mut(&ident.name) {
+                            *more += 1;
+                            self.errors_not_shown += 1;
+                            return None;
+                        }
                         let help = match ident.name.as_str() {
                             "int" | "integer" | "number" => {
                                 Some("integers are sized: `u64`, `i64`, `u32`...".to_string())
@@ -447,6 +491,7 @@ impl Checker {
                                     )
                                 })),
                         );
+                        self.unknown_types.insert(ident.name.clone(), (self.diagnostics.len() - 1, 0));
                         None
                     }
                 }
@@ -489,8 +534,11 @@ impl Checker {
             if !self.unique(&mut seen, &f.name, "field") || self.reserved(&f.name, what) {
                 continue;
             }
-            if let Some(ty) = self.resolve_type(&f.ty) {
-                fields.push(Field { name: name(&f.name), ty, doc: doc(&f.doc), default: None });
+            match self.resolve_type(&f.ty) {
+                Some(ty) => fields.push(Field { name: name(&f.name), ty, doc: doc(&f.doc), default: None }),
+                None => {
+                    self.poisoned.insert(f.name.name.clone());
+                }
             }
         }
         fields

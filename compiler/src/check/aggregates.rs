@@ -142,6 +142,8 @@ impl Checker {
             };
             let policy = match &inv.policy {
                 None => Some(Policy::Strict),
+                // Whether it may be relaxed depends on the expression, whose error is reported already.
+                Some(p) if expr.is_none() && !matches!(p.kind, ast::PolicyKind::Strict) => None,
                 Some(p) => {
                     let mut scope = self.scope_for(Ctx::Policy, id);
                     scope.state = &state;
@@ -246,6 +248,7 @@ impl Checker {
         agg_decl: &ast::AggregateDecl,
     ) {
         let a = id.0 as usize;
+        let errors_before = self.error_count();
         let params = self.aggregates[a].commands[c].params.clone();
         let mut scope = self.scope_for(Ctx::Command, id);
         scope.state = state;
@@ -364,6 +367,9 @@ impl Checker {
             }
         }
 
+        if self.error_count() > errors_before {
+            self.commands_in_error.insert((id.0, c as u32));
+        }
         let command = &mut self.aggregates[a].commands[c];
         command.body = body;
         command.policies = policies;

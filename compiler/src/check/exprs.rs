@@ -274,7 +274,7 @@ impl Checker {
                     return None;
                 }
                 let depth = scope.locals.len();
-                scope.locals.push(Local { name: super::name(binding), ty: (*v).clone(), used: false });
+                scope.locals.push(Local { name: super::name(binding), ty: Some((*v).clone()), used: false });
                 let body = self.expr(body, Some(&v), scope);
                 self.pop_locals(scope, depth);
                 let ty = map.ty.clone();
@@ -415,6 +415,9 @@ impl Checker {
         let (mut expr, rest) = if first.name == "state" && path.len() >= 2 && !scope.state.is_empty() {
             let field = &path[1];
             let Some(i) = scope.state.iter().position(|f| f.name.dsl == field.name) else {
+                if self.poisoned(&field.name) {
+                    return None;
+                }
                 let help = super::hint(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()));
                 self.error(
                     Diagnostic::new(
@@ -446,6 +449,9 @@ impl Checker {
             let Some(i) = fields.iter().position(|f| f.name.dsl == segment.name) else {
                 let help = super::hint(&segment.name, fields.iter().map(|f| f.name.dsl.as_str()));
                 let record = self.types[id.0 as usize].name.dsl.clone();
+                if self.poisoned(&segment.name) {
+                    return None;
+                }
                 self.error(
                     Diagnostic::new(
                         codes::UNKNOWN_FIELD,
@@ -470,7 +476,11 @@ impl Checker {
         let n = ident.name.as_str();
         if let Some(local) = scope.locals.iter_mut().rev().find(|l| l.name.dsl == n) {
             local.used = true;
-            return Some(Expr { kind: ExprKind::Local(local.name.clone()), ty: local.ty.clone(), span });
+            let Some(ty) = local.ty.clone() else {
+                self.errors_not_shown += 1;
+                return None;
+            };
+            return Some(Expr { kind: ExprKind::Local(local.name.clone()), ty, span });
         }
         if let Some(i) = scope.params.iter().position(|f| f.name.dsl == n) {
             return Some(Expr { kind: ExprKind::Param(i), ty: scope.params[i].ty.clone(), span });
@@ -491,6 +501,9 @@ impl Checker {
             && matches!(scope.ctx, Ctx::Command | Ctx::Extern | Ctx::Policy | Ctx::Invariant | Ctx::Evolve)
         {
             return Some(Expr { kind: ExprKind::Version, ty: Ty::Int(IntTy::U64), span });
+        }
+        if self.poisoned(n) {
+            return None;
         }
         let visible = self.visible_names(scope);
         let help = if n == "now" || n == "occurred-at" {
@@ -521,8 +534,12 @@ impl Checker {
         if self.reserved(&b.name, "a binding") {
             return None;
         }
-        let value = value?;
-        scope.locals.push(Local { name: super::name(&b.name), ty: value.ty.clone(), used: false });
+        let Some(value) = value else {
+            // Still in scope, so that its uses are not reported as unknown names too.
+            scope.locals.push(Local { name: super::name(&b.name), ty: None, used: true });
+            return None;
+        };
+        scope.locals.push(Local { name: super::name(&b.name), ty: Some(value.ty.clone()), used: false });
         Some((super::name(&b.name), value))
     }
 
@@ -578,6 +595,10 @@ impl Checker {
         let mut ok = true;
         for init in inits {
             let Some(i) = decls.iter().position(|f| f.name.dsl == init.name.name) else {
+                ok = false;
+                if self.poisoned(&init.name.name) {
+                    continue;
+                }
                 let help = super::hint(&init.name.name, decls.iter().map(|f| f.name.dsl.as_str())).or_else(|| {
                     Some(format!(
                         "the fields of {what} are: {}",
@@ -593,7 +614,6 @@ impl Checker {
                     .label("unknown field")
                     .maybe_help(help),
                 );
-                ok = false;
                 continue;
             };
             if let Some(first) = given[i] {

@@ -82,6 +82,9 @@ impl Checker {
                     return None;
                 }
                 let Some(index) = scope.state.iter().position(|f| f.name.dsl == field.name) else {
+                    if self.poisoned(&field.name) {
+                        return None;
+                    }
                     let help = super::hint(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()))
                         .unwrap_or_else(|| "declare it in the aggregate's `(state ...)`".to_string());
                     self.error(
