@@ -50,7 +50,7 @@ pub fn check_domain(
         poisoned: HashSet::new(),
         commands_in_error: HashSet::new(),
         errors_not_shown: 0,
-        unknown_types: HashMap::new(),
+        unknown: HashMap::new(),
     };
     let mut domain = Domain {
         name: name(&header.name),
@@ -118,10 +118,10 @@ pub fn check_domain(
     domain.types = std::mem::take(&mut checker.types);
     domain.aggregates = std::mem::take(&mut checker.aggregates);
     let mut diagnostics = checker.diagnostics;
-    for (type_name, (index, more)) in checker.unknown_types {
+    for (index, unknown_name, more) in checker.unknown.into_values() {
         if more > 0 {
             let (uses, are) = if more == 1 { ("use", "is") } else { ("uses", "are") };
-            diagnostics[index].notes.push(format!("{more} more {uses} of `{type_name}` {are} not shown"));
+            diagnostics[index].notes.push(format!("{more} more {uses} of `{unknown_name}` {are} not shown"));
         }
     }
     // Errors not shown are consequences of one that is.
@@ -195,9 +195,10 @@ struct Checker {
     commands_in_error: HashSet<(u32, u32)>,
     /// Uses of poisoned names and later uses of an unknown type: errors, but not reported again.
     errors_not_shown: usize,
-    /// Per unknown type name: its first use's diagnostic (an index into `diagnostics`) and how many more
-    /// uses were not reported (a misspelt declaration would otherwise give one error per use).
-    unknown_types: HashMap<String, (usize, usize)>,
+    /// Per unknown name (by kind and scope, see [`Checker::unknown`]): the first use's diagnostic (an index
+    /// into `diagnostics`), the name, and how many more uses were not reported (a misspelt declaration would
+    /// otherwise give one error per use).
+    unknown: HashMap<String, (usize, String, usize)>,
 }
 
 impl Checker {
@@ -208,6 +209,18 @@ impl Checker {
     /// Errors so far, those not shown again included.
     fn error_count(&self) -> usize {
         self.diagnostics.iter().filter(|d| d.is_error()).count() + self.errors_not_shown
+    }
+
+    /// Reports a name that is not found, once per `key` (its kind and where it was looked up): later uses are
+    /// counted in a note on the first, since a misspelt declaration makes every one of them unknown.
+    fn unknown(&mut self, key: String, unknown_name: &str, diagnostic: Diagnostic) {
+        if let Some((_, _, more)) = self.unknown.get_mut(&key) {
+            *more += 1;
+            self.errors_not_shown += 1;
+            return;
+        }
+        self.unknown.insert(key, (self.diagnostics.len(), unknown_name.to_string(), 0));
+        self.error(diagnostic);
     }
 
     /// Whether `name` is a field dropped for an error in its type; a use of it counts as an error not shown.
@@ -465,11 +478,6 @@ impl Checker {
                         })
                     }
                     None => {
-                        if let Some((_, more)) = self.unknown_types.get_mut(&ident.name) {
-                            *more += 1;
-                            self.errors_not_shown += 1;
-                            return None;
-                        }
                         let help = match ident.name.as_str() {
                             "int" | "integer" | "number" => {
                                 Some("integers are sized: `u64`, `i64`, `u32`...".to_string())
@@ -481,7 +489,9 @@ impl Checker {
                             "str" | "text" => Some("did you mean `string`?".to_string()),
                             _ => hint(&ident.name, self.type_names()),
                         };
-                        self.error(
+                        self.unknown(
+                            format!("type {}", ident.name),
+                            &ident.name,
                             Diagnostic::new(codes::UNKNOWN_TYPE, ident.span, format!("unknown type `{}`", ident.name))
                                 .label("not a type")
                                 .maybe_help(help.or_else(|| {
@@ -491,7 +501,6 @@ impl Checker {
                                     )
                                 })),
                         );
-                        self.unknown_types.insert(ident.name.clone(), (self.diagnostics.len() - 1, 0));
                         None
                     }
                 }

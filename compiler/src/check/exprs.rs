@@ -382,7 +382,10 @@ impl Checker {
                     [id] => format!("enum `{}` has no variant `{}`", self.types[id.0 as usize].name.dsl, v.name),
                     _ => format!("no enum has a variant `{}`", v.name),
                 };
-                self.error(
+                let key = format!("variant {candidates:?} {}", v.name);
+                self.unknown(
+                    key,
+                    &format!("'{}", v.name),
                     Diagnostic::new(codes::UNKNOWN_VARIANT, span, what).label("unknown variant").maybe_help(help),
                 );
                 None
@@ -419,7 +422,9 @@ impl Checker {
                     return None;
                 }
                 let help = super::hint(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()));
-                self.error(
+                self.unknown(
+                    format!("name {:?} {}", scope.aggregate, field.name),
+                    &field.name,
                     Diagnostic::new(
                         codes::UNKNOWN_NAME,
                         field.span,
@@ -521,7 +526,9 @@ impl Checker {
             Ctx::Scenario => "in a scenario (values there are literals)",
             Ctx::Default => "in a default value (it must be a literal)",
         };
-        self.error(
+        self.unknown(
+            format!("name {:?} {n}", scope.aggregate),
+            n,
             Diagnostic::new(codes::UNKNOWN_NAME, span, format!("unknown name `{n}` {where_}"))
                 .label("not found")
                 .maybe_help(help),

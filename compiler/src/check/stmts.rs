@@ -87,7 +87,9 @@ impl Checker {
                     }
                     let help = super::hint(&field.name, scope.state.iter().map(|f| f.name.dsl.as_str()))
                         .unwrap_or_else(|| "declare it in the aggregate's `(state ...)`".to_string());
-                    self.error(
+                    self.unknown(
+                        format!("name {:?} {}", scope.aggregate, field.name),
+                        &field.name,
                         Diagnostic::new(
                             codes::UNKNOWN_STATE_FIELD,
                             field.span,
@@ -255,7 +257,9 @@ impl Checker {
             let names: Vec<&str> = self.aggregates.iter().map(|a| a.name.dsl.as_str()).collect();
             format!("the aggregates are: {}", names.join(", "))
         });
-        self.error(
+        self.unknown(
+            format!("aggregate {}", ident.name),
+            &ident.name,
             Diagnostic::new(codes::UNKNOWN_AGGREGATE, ident.span, format!("unknown aggregate `{}`", ident.name))
                 .label("no such aggregate")
                 .help(help),
@@ -282,7 +286,9 @@ impl Checker {
             (None, None) => format!("declare it in `{}`: `(event {} (FIELD TYPE)...)`", agg.name.dsl, ident.name),
         };
         let agg_name = agg.name.dsl.clone();
-        self.error(
+        self.unknown(
+            format!("event {} {}", aggregate.0, ident.name),
+            &ident.name,
             Diagnostic::new(
                 codes::UNKNOWN_EVENT,
                 ident.span,
@@ -314,7 +320,9 @@ impl Checker {
             ),
         };
         let agg_name = agg.name.dsl.clone();
-        self.error(
+        self.unknown(
+            format!("command {} {}", aggregate.0, ident.name),
+            &ident.name,
             Diagnostic::new(
                 codes::UNKNOWN_COMMAND,
                 ident.span,
