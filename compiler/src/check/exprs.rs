@@ -415,7 +415,9 @@ impl Checker {
 
     fn var(&mut self, path: &[ast::Ident], scope: &mut Scope, span: Span) -> Option<Expr> {
         let first = &path[0];
-        let (mut expr, rest) = if first.name == "state" && path.len() >= 2 && !scope.state.is_empty() {
+        // `state.FIELD` where there is a state (left empty when every field's type is in error).
+        let state_in_scope = !scope.state.is_empty() || path.get(1).is_some_and(|f| self.poisoned.contains(&f.name));
+        let (mut expr, rest) = if first.name == "state" && path.len() >= 2 && state_in_scope {
             let field = &path[1];
             let Some(i) = scope.state.iter().position(|f| f.name.dsl == field.name) else {
                 if self.poisoned(&field.name) {
