@@ -10,7 +10,6 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anthill_runtime::engine::{CommandMeta, Engine};
@@ -54,14 +53,7 @@ fn seed() -> u64 {
 }
 
 fn main() {
-    let result = match std::env::var(CHILD_ENV) {
-        Ok(path) => child(&path),
-        Err(_) => parent(),
-    };
-    if let Err(message) = result {
-        eprintln!("crash test failed: {message}");
-        std::process::exit(1);
-    }
+    support::child::main("crash test", CHILD_ENV, child, parent);
 }
 
 /// The child: sets up the accounts and the slot (idempotently), then runs commands until it is killed.
@@ -136,18 +128,11 @@ fn child_writer(engine: &Engine<Demo>, round: u64, thread: u64) {
 fn parent() -> Result<(), String> {
     let started = Instant::now();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut rng = Rng(seed());
     let mut acked_total = 0usize;
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .env(CHILD_ENV, dir.path())
-            .env("ANTHILL_CRASH_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start the child: {e}"))?;
-        let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+        let (mut child, stdout) =
+            support::child::spawn(CHILD_ENV, dir.path(), &[("ANTHILL_CRASH_ROUND", round.to_string())])?;
         let reader = std::thread::spawn(move || {
             let mut acked = Vec::new();
             let mut ready = false;

@@ -10,7 +10,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anthill_runtime::engine::{CommandMeta, Engine};
@@ -30,14 +29,7 @@ const AFTER_ROUNDS: u64 = 20;
 const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn main() {
-    let result = match std::env::var(CHILD_ENV) {
-        Ok(path) => child(&path),
-        Err(_) => parent(),
-    };
-    if let Err(message) = result {
-        eprintln!("disk full test failed: {message}");
-        std::process::exit(1);
-    }
+    support::child::main("disk full test", CHILD_ENV, child, parent);
 }
 
 /// Checkpoint steps every few batches, so that some of the failed commits carry one.
@@ -137,14 +129,7 @@ fn child(path: &str) -> Result<(), String> {
 fn parent() -> Result<(), String> {
     let started = Instant::now();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut child = Command::new(&exe)
-        .env(CHILD_ENV, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("cannot start the child: {e}"))?;
-    let stdout = child.stdout.take().ok_or("the child has no stdout")?;
+    let (mut child, stdout) = support::child::spawn(CHILD_ENV, dir.path(), &[])?;
     let reader = std::thread::spawn(move || {
         let (mut acked, mut failed, mut errors, mut done) = (Vec::new(), Vec::new(), Vec::new(), false);
         for line in BufReader::new(stdout).lines() {

@@ -6,6 +6,8 @@
 //! View `account-deposits`: per account, the number of deposits (and transfers received).
 #![allow(dead_code)]
 
+pub mod child;
+
 use anthill_runtime::meta::{AggregateMeta, DomainMeta, ProcessHandlerMeta, ProcessMeta, TypeMeta, ViewMeta};
 use anthill_runtime::value::ArithmeticError;
 use anthill_runtime::{
