@@ -167,15 +167,7 @@ fn check(path: &std::path::Path, acked: &[u64]) -> Result<(), String> {
     let engine = Engine::<Demo>::open(path, crash_config()).map_err(|e| format!("reopen: {e}"))?;
     let err = |e: Error| e.to_string();
     // Every acknowledged command is in the store.
-    {
-        let store = engine.store();
-        let txn = store.read().map_err(err)?;
-        for &id in acked {
-            if store.command(&txn, u128::from(id)).map_err(err)?.is_none() {
-                return Err(format!("acknowledged command {id:#x} is missing"));
-            }
-        }
-    }
+    support::child::check_commands(&engine, acked, &[])?;
     // Gapless log, and every stored state equals a fresh replay of its events.
     engine.verify().map_err(err)?;
     // The invariants.

@@ -179,21 +179,8 @@ fn parent() -> Result<(), String> {
 fn check(path: &std::path::Path, acked: &[u64], failed: &[u64]) -> Result<(), String> {
     let engine = Engine::<Demo>::open(path, config()).map_err(|e| format!("reopen: {e}"))?;
     let err = |e: Error| e.to_string();
-    {
-        let store = engine.store();
-        let txn = store.read().map_err(err)?;
-        for &id in acked {
-            if store.command(&txn, u128::from(id)).map_err(err)?.is_none() {
-                return Err(format!("acknowledged command {id:#x} is missing"));
-            }
-        }
-        // A command answered with the store's error was not committed: nothing of it is stored.
-        for &id in failed {
-            if store.command(&txn, u128::from(id)).map_err(err)?.is_some() {
-                return Err(format!("command {id:#x} failed, yet its record is stored"));
-            }
-        }
-    }
+    // Every acknowledged command is stored, and no failed one: a commit that failed wrote nothing.
+    support::child::check_commands(&engine, acked, failed)?;
     // Gapless log, and every stored state equals a fresh replay of its events.
     engine.verify().map_err(err)?;
     // Every acknowledged deposit, and nothing else, is in the balances: each account holds the sum of the

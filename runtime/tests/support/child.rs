@@ -36,3 +36,25 @@ pub fn spawn(child_env: &str, path: &Path, envs: &[(&str, String)]) -> Result<(C
     let stdout = child.stdout.take().ok_or("the child has no stdout")?;
     Ok((child, stdout))
 }
+
+/// Every command acknowledged to the child has its idempotency record in the store, and none answered with
+/// an error (`failed`) has: a failed commit writes nothing.
+pub fn check_commands<D: anthill_runtime::Domain>(
+    engine: &anthill_runtime::engine::Engine<D>,
+    acked: &[u64],
+    failed: &[u64],
+) -> Result<(), String> {
+    let store = engine.store();
+    let txn = store.read().map_err(|e| e.to_string())?;
+    for &id in acked {
+        if store.command(&txn, u128::from(id)).map_err(|e| e.to_string())?.is_none() {
+            return Err(format!("acknowledged command {id:#x} is missing"));
+        }
+    }
+    for &id in failed {
+        if store.command(&txn, u128::from(id)).map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("command {id:#x} failed, yet its record is stored"));
+        }
+    }
+    Ok(())
+}
