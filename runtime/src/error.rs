@@ -84,12 +84,55 @@ pub enum Error {
 
 impl From<heed::Error> for Error {
     fn from(error: heed::Error) -> Self {
-        Error::Store { message: error.to_string() }
+        // What an operator should look at: LMDB passes the system's error on, which says little by itself.
+        let hint = match &error {
+            heed::Error::Io(io) => match io.kind() {
+                std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::FileTooLarge => {
+                    Some("no space left for the store's file (a full disk, a quota or a file size limit)")
+                }
+                // LMDB reports a short write as EIO: what a disk that fills up in the middle of a write gives.
+                _ if io.raw_os_error() == Some(EIO) => Some("an I/O error, or a disk that filled up during a write"),
+                _ => None,
+            },
+            _ => None,
+        };
+        let message = match hint {
+            Some(hint) => format!("{error}: {hint}"),
+            None => error.to_string(),
+        };
+        Error::Store { message }
     }
 }
+
+/// `EIO`, the same on Linux and the BSDs.
+const EIO: i32 = 5;
 
 impl Error {
     pub(crate) fn corrupt(table: &'static str, at: impl Into<String>, error: DecodeError) -> Self {
         Error::Corrupt { table, at: at.into(), message: error.message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(os_error: i32, expected: &str) {
+        let error = Error::from(heed::Error::Io(std::io::Error::from_raw_os_error(os_error)));
+        let Error::Store { message } = error else { panic!("not a store error: {error:?}") };
+        assert!(message.ends_with(expected), "{message:?} does not end with {expected:?}");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_full_disk_is_named_in_the_store_error() {
+        // ENOSPC, EFBIG, EDQUOT and EIO as Linux numbers them.
+        check(28, "no space left for the store's file (a full disk, a quota or a file size limit)");
+        check(27, "no space left for the store's file (a full disk, a quota or a file size limit)");
+        check(122, "no space left for the store's file (a full disk, a quota or a file size limit)");
+        check(5, "an I/O error, or a disk that filled up during a write");
+        check(13, "Permission denied (os error 13)");
     }
 }
