@@ -193,7 +193,8 @@ struct Checker {
     /// Commands (aggregate and command index) with an error in their body or policies: what they can be
     /// rejected with is not known, so a scenario expecting a rejection of one is not checked against it.
     commands_in_error: HashSet<(u32, u32)>,
-    /// Uses of poisoned names and later uses of an unknown type: errors, but not reported again.
+    /// Errors not reported again: uses of a poisoned name or of a binding whose value failed, and the later
+    /// uses of an unknown name (counted in a note on the first).
     errors_not_shown: usize,
     /// Per unknown name (by kind and scope, see [`Checker::unknown`]): the first use's diagnostic (an index
     /// into `diagnostics`), the name, and how many more uses were not reported (a misspelt declaration would
